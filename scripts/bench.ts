@@ -1,0 +1,12 @@
+// `npm run bench -- <name> [flags]`: runs one of the project's benchmarks and prints its figures.
+const [name, ...rest] = process.argv.slice(2);
+const benches: Record<string, string> = {
+  ring: './bench-ring.js',
+};
+const file = name ? benches[name] : undefined;
+if (!file) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [flags]`);
+  process.exit(2);
+}
+const mod = (await import(file)) as { main(argv: string[]): Promise<void> };
+await mod.main(rest);

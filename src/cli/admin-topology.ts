@@ -1,0 +1,149 @@
+// `themis-admin topology plan|diff`: build a topology from the ring and show its balance;
+// list the ranges that change owner between two topologies.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { HashRing, DEFAULT_VNODES } from '../ring/ring.js';
+import { topologyFromRing } from '../topology/from-ring.js';
+import { diffTopologies } from '../topology/diff.js';
+import { measureBalance, type Balance } from '../topology/balance.js';
+import { parseTopology, serializeTopology } from '../topology/document.js';
+import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
+import { tokenHex } from '../hash.js';
+import { SeededRandom, systemRandom, type Random } from '../runtime.js';
+import { parseFlags, requireFlag, intFlag, UsageError } from './cli-common.js';
+
+export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
+        [--cluster NAME] [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
+        [--ranges] [--json] [--out FILE [--force]]
+  Builds the topology from the ThemisDB ring and prints each shard's share of the token
+  space and of a sample of random UUIDs. --out writes the topology document.
+themis-admin topology diff --from OLD.json --to NEW.json [--json]
+  Lists the token ranges whose owner changes between two topology documents.`;
+
+export async function topologyCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'plan') return plan(rest);
+  if (sub === 'diff') return diff(rest);
+  throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan or diff`);
+}
+
+function parseShards(list: string): string[] {
+  const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
+  if (ids.length === 0) throw new UsageError('--shards needs at least one shard id');
+  for (const id of ids) if (!SHARD_ID_RE.test(id)) throw new UsageError(`--shards: "${id}" is not a valid shard id (e.g. shard-001)`);
+  if (new Set(ids).size !== ids.length) throw new UsageError('--shards: shard ids must be unique');
+  return ids;
+}
+
+function parseEndpoints(list: string | undefined, ids: string[]): Record<string, ShardInfo> {
+  const out: Record<string, ShardInfo> = {};
+  for (const item of (list ?? '').split(',').filter(Boolean)) {
+    const [id, endpoint] = item.split('=');
+    if (!id || !endpoint || !ids.includes(id)) {
+      throw new UsageError(`--endpoints: "${item}" must be SHARD=HOST:PORT for a shard named in --shards`);
+    }
+    out[id] = { endpoint };
+  }
+  return out;
+}
+
+function plan(argv: string[]): void {
+  const { values } = parseFlags(argv, {
+    shards: { type: 'string' },
+    vnodes: { type: 'string' },
+    replicas: { type: 'string' },
+    cluster: { type: 'string' },
+    epoch: { type: 'string' },
+    endpoints: { type: 'string' },
+    sample: { type: 'string' },
+    seed: { type: 'string' },
+    ranges: { type: 'boolean' },
+    json: { type: 'boolean' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  const ids = parseShards(requireFlag(values.shards, 'shards', 'shard-001,shard-002,shard-003'));
+  if (values.out && !values.force && existsSync(values.out)) {
+    throw new UsageError(`--out ${values.out} already exists; pass --force to overwrite it`);
+  }
+  const vnodes = intFlag(values.vnodes, 'vnodes', DEFAULT_VNODES, 1, 10_000);
+  const replicas = intFlag(values.replicas, 'replicas', 0, 0, ids.length - 1);
+  const epoch = intFlag(values.epoch, 'epoch', 1, 0, Number.MAX_SAFE_INTEGER);
+  const sample = intFlag(values.sample, 'sample', 100_000, 0, 10_000_000);
+  const random: Random = values.seed === undefined ? systemRandom : new SeededRandom(intFlag(values.seed, 'seed', 0, 0, 2 ** 31));
+  let topology: Topology;
+  try {
+    topology = topologyFromRing(new HashRing(ids, vnodes), {
+      cluster: values.cluster ?? 'cluster-dev',
+      epoch,
+      replicas,
+      shards: parseEndpoints(values.endpoints, ids),
+    });
+  } catch (e) {
+    if (e instanceof TopologyError) throw new UsageError(e.message);
+    throw e;
+  }
+  const uuids = Array.from({ length: sample }, () => random.uuid());
+  const balance = measureBalance(topology, uuids);
+  if (values.out) {
+    writeFileSync(values.out, serializeTopology(topology), { flag: values.force ? 'w' : 'wx', mode: 0o644 });
+  }
+  if (values.json) {
+    const o = { cluster: topology.cluster, epoch: topology.epoch, vnodes, ranges: topology.ranges.length, balance, out: values.out ?? null };
+    process.stdout.write(JSON.stringify(o, null, 2) + '\n');
+    return;
+  }
+  if (values.ranges) {
+    for (const r of topology.ranges) {
+      process.stdout.write(`${tokenHex(r.start)}  ${tokenHex(r.end)}  ${r.owner}${r.replicas.length ? '  replicas=' + r.replicas.join(',') : ''}\n`);
+    }
+    process.stdout.write('\n');
+  }
+  process.stdout.write(formatBalance(topology, balance));
+  if (values.out) process.stdout.write(`wrote ${values.out} (epoch ${topology.epoch}, ${topology.ranges.length} ranges)\n`);
+}
+
+export function formatBalance(t: Topology, b: Balance): string {
+  const pct = (x: number) => (x * 100).toFixed(2).padStart(6) + '%';
+  const lines = [
+    `cluster ${t.cluster}, epoch ${t.epoch}: ${Object.keys(t.shards).length} shards × ${t.vnodes} vnodes → ${t.ranges.length} ranges`,
+    `${'shard'.padEnd(16)} ${'tokens'.padStart(7)} ${'keys'.padStart(7)} (of ${b.sampleSize} random UUIDs)`,
+  ];
+  if (b.shards.length <= 40) {
+    for (const s of b.shards) lines.push(`${s.shard.padEnd(16)} ${pct(s.tokenShare)} ${pct(s.keyShare)}`);
+  }
+  lines.push(
+    `token share: std dev ${pct(b.tokens.relStdDev)} of the mean, max/mean ${b.tokens.maxOverMean.toFixed(3)}`,
+    `key share:   std dev ${pct(b.keys.relStdDev)} of the mean, max/mean ${b.keys.maxOverMean.toFixed(3)}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+function readTopology(path: string, flag: string): Topology {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return parseTopology(text);
+  } catch (e) {
+    if (e instanceof TopologyError) throw new UsageError(`--${flag} ${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+function diff(argv: string[]): void {
+  const { values } = parseFlags(argv, { from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' } });
+  const before = readTopology(requireFlag(values.from, 'from', 'old.json'), 'from');
+  const after = readTopology(requireFlag(values.to, 'to', 'new.json'), 'to');
+  const moves = diffTopologies(before, after);
+  const moved = moves.reduce((a, m) => a + Number(m.end - m.start + 1n), 0) / 2 ** 64;
+  if (values.json) {
+    const rows = moves.map((m) => ({ start: tokenHex(m.start), end: tokenHex(m.end), from: m.from, to: m.to }));
+    process.stdout.write(JSON.stringify({ moves: rows, tokenShareMoved: moved }, null, 2) + '\n');
+    return;
+  }
+  for (const m of moves) process.stdout.write(`${tokenHex(m.start)}  ${tokenHex(m.end)}  ${m.from} → ${m.to}\n`);
+  process.stdout.write(`${moves.length} ranges change owner (${(moved * 100).toFixed(2)}% of the token space)\n`);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// `themis-admin`: the operator's cluster tool. Each command family lives in its own file;
+// this file only dispatches.
+import { runCli, UsageError } from './cli-common.js';
+import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
+
+const USAGE = `usage: themis-admin <command> …
+
+${TOPOLOGY_USAGE}
+`;
+
+await runCli('themis-admin', async () => {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'topology':
+      return topologyCommand(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+});
