@@ -14,6 +14,14 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, retryable: false, summary: 'No such path in the API.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
+  // Mesh checks on a signed request, in the order they run (ARCHITECTURE.md "Mesh protocol").
+  SIGNATURE_HEADERS_INVALID: { status: 400, retryable: false, summary: 'A signed-request header is missing or malformed.' },
+  IDENTITY_MISMATCH: { status: 401, retryable: false, summary: 'x-themis-shard-id or x-themis-cert-serial does not match the TLS peer certificate.' },
+  CAPABILITY_DENIED: { status: 403, retryable: false, summary: "The peer's certificate lacks the capability this operation needs." },
+  TIMESTAMP_OUT_OF_WINDOW: { status: 401, retryable: false, summary: 'x-themis-timestamp is more than the allowed skew (60 s) from this shard\'s clock.' },
+  SIGNATURE_INVALID: { status: 401, retryable: false, summary: 'The signature does not verify over the canonical string with the peer certificate key.' },
+  REPLAY_DETECTED: { status: 409, retryable: false, summary: 'This nonce was already used by this sender within the replay window.' },
+  NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },

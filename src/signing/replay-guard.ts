@@ -1,0 +1,86 @@
+// Replay protection: a nonce is remembered per sender for as long as its timestamp is
+// inside the acceptance window. Memory is bounded (lru-cache per sender, and a bounded
+// number of senders). Eviction never reopens a replay: when a still-valid nonce is evicted,
+// the sender's floor rises to its timestamp and older requests are refused (fail closed).
+import { LRUCache } from 'lru-cache';
+import { ThemisError } from '../errors.js';
+import type { Clock } from '../runtime.js';
+
+export interface ReplayGuardOptions {
+  /** Accepted clock skew either way, ms (default 60 000). */
+  windowMs?: number;
+  /** Nonces remembered per sender (default 200 000 ≈ 3 300 req/s for 60 s). */
+  maxNoncesPerSender?: number;
+  /** Senders tracked (default 4 096). */
+  maxSenders?: number;
+}
+
+interface SenderState {
+  nonces: LRUCache<string, number>;
+  /** Requests with a timestamp ≤ floor are refused: their nonces may have been evicted. */
+  floor: number;
+}
+
+export class ReplayGuard {
+  readonly windowMs: number;
+  private readonly maxNonces: number;
+  private readonly senders: LRUCache<string, SenderState>;
+  private globalFloor = -Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    opts: ReplayGuardOptions = {},
+  ) {
+    this.windowMs = opts.windowMs ?? 60_000;
+    this.maxNonces = opts.maxNoncesPerSender ?? 200_000;
+    // Evicting a whole sender forgets its nonces, so the global floor rises to the newest
+    // timestamp it still vouched for; with thousands of senders tracked this stays rare.
+    this.senders = new LRUCache<string, SenderState>({
+      max: opts.maxSenders ?? 4096,
+      dispose: (state, _sender, reason) => {
+        if (reason !== 'evict') return;
+        for (const ts of state.nonces.values()) this.globalFloor = Math.max(this.globalFloor, ts);
+      },
+    });
+  }
+
+  /** Throws TIMESTAMP_OUT_OF_WINDOW unless |now - timestamp| ≤ window. */
+  checkTimestamp(timestamp: number): void {
+    const skew = timestamp - this.clock.now();
+    if (Math.abs(skew) > this.windowMs) {
+      throw new ThemisError(
+        'TIMESTAMP_OUT_OF_WINDOW',
+        `request timestamp is ${Math.round(skew / 1000)} s from this shard's clock; allowed ±${this.windowMs / 1000} s`,
+      );
+    }
+  }
+
+  /**
+   * Records the nonce, or throws REPLAY_DETECTED if this sender used it within the window.
+   * Call only after the signature verified, so forged requests cannot fill the cache.
+   */
+  checkAndRemember(sender: string, nonce: string, timestamp: number): void {
+    const now = this.clock.now();
+    let state = this.senders.get(sender);
+    if (!state) {
+      const fresh: SenderState = { floor: -Infinity, nonces: undefined as unknown as LRUCache<string, number> };
+      fresh.nonces = new LRUCache<string, number>({
+        max: this.maxNonces,
+        perf: { now: () => this.clock.now() },
+        dispose: (ts, _nonce, reason) => {
+          if (reason === 'evict' && ts + this.windowMs >= this.clock.now()) fresh.floor = Math.max(fresh.floor, ts);
+        },
+      });
+      state = fresh;
+      this.senders.set(sender, state);
+    }
+    if (timestamp <= state.floor || timestamp <= this.globalFloor) {
+      throw new ThemisError('REPLAY_DETECTED', 'request is older than the replay cache can vouch for; send a fresh one');
+    }
+    if (state.nonces.has(nonce)) {
+      throw new ThemisError('REPLAY_DETECTED', 'nonce already used by this sender within the replay window');
+    }
+    // Remember until the timestamp can no longer pass checkTimestamp.
+    state.nonces.set(nonce, timestamp, { ttl: Math.max(1, timestamp + this.windowMs - now + 1) });
+  }
+}
