@@ -1,0 +1,104 @@
+// Reading a request body (HTTP/1.1 or HTTP/2) under a hard byte cap: a declared or streamed
+// size over the cap is refused with 413 as soon as it is known; the rest is never buffered.
+import type { IncomingMessage } from 'node:http';
+import { constants as http2constants, type Http2ServerRequest } from 'node:http2';
+import { ThemisError } from './errors.js';
+
+type Req = IncomingMessage | Http2ServerRequest;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * After a 413 the rest of the body is read and thrown away (never held), so that the client,
+ * which is usually still sending, can read the answer and keep its connection. Past another
+ * `budget` bytes the node stops listening: it closes the connection once the answer is out.
+ */
+function discardRest(req: Req, budget: number): void {
+  let discarded = 0;
+  const onData = (chunk: Buffer): void => {
+    discarded += chunk.length;
+    if (discarded > budget) {
+      req.off('data', onData);
+      req.pause();
+      if ('stream' in req) req.stream.close(http2constants.NGHTTP2_CANCEL);
+      else req.socket.destroySoon();
+    }
+  };
+  req.on('data', onData);
+  req.resume();
+}
+
+function tooLarge(limit: number): ThemisError {
+  return new ThemisError('PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, { limit_bytes: limit });
+}
+
+/** Reads the whole body as bytes, or throws PAYLOAD_TOO_LARGE once it passes `limit`. */
+export function readBody(req: Req, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    discardRest(req, limit);
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null, value?: Buffer): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        chunks.length = 0;
+        finish(tooLarge(limit));
+        discardRest(req, limit);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(null, Buffer.concat(chunks, size));
+    const onError = (err: Error): void => finish(err);
+    const onClose = (): void => finish(new Error('client closed the connection before the body ended'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** Reads and parses a JSON body; INVALID_JSON for bytes that are not UTF-8 JSON text. */
+export async function readJson(req: Req, limit: number): Promise<unknown> {
+  const bytes = await readBody(req, limit);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ThemisError('INVALID_JSON', 'request body is not valid UTF-8; send JSON text in UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const detail = (err as Error).message.slice(0, 120);
+    throw new ThemisError('INVALID_JSON', `request body is not valid JSON (${detail})`);
+  }
+}
+
+/** Reads a body that must be a JSON object; `code` names the error for a non-object. */
+export async function readJsonObject(
+  req: Req,
+  limit: number,
+  code: 'INVALID_BODY' | 'INVALID_QUERY',
+): Promise<Record<string, unknown>> {
+  const value = await readJson(req, limit);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ThemisError(code, 'request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,149 @@
+// The storage node's HTTP/1.1 server (node:http, keep-alive) and its router: a table of
+// paths → methods → handlers; handlers return answers or throw, respond.ts writes both.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { StorageConfig } from '../src/config/storage.js';
+import { ThemisError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+import type { Clock, Random } from '../src/runtime.js';
+import { readJsonObject } from '../src/http-body.js';
+import { ChangeWaiters, changefeed, parseChangefeedParams, systemTimers, type Timers } from './changefeed.js';
+import { deleteEntity, getEntity, postEntity, putEntity } from './entities.js';
+import { parseQuery, runQuery } from './query.js';
+import { sendAnswer, sendError, type Answer } from './respond.js';
+import { parseScanParams, scan } from './scan.js';
+import type { Store } from './store.js';
+import { parseVectorQuery, searchVectors } from './vector.js';
+
+export const VERSION = '0.1.0';
+/** Most blob bytes in one change-feed or scan page (one record always fits, whatever its size). */
+export const PAGE_BUDGET_BYTES = 32 * 1024 * 1024;
+
+interface Ctx {
+  req: IncomingMessage;
+  path: string;
+  query: URLSearchParams;
+  /** Raw (still percent-encoded) key segment of /entities/{key}. */
+  segment: string;
+  signal: AbortSignal;
+}
+
+type Handler = (ctx: Ctx) => Promise<Answer>;
+type Methods = Partial<Record<string, Handler>>;
+
+export interface StorageServer {
+  readonly server: Server;
+  /** The bound address; port is the real one when 0 was asked for. */
+  readonly address: { host: string; port: number };
+  /** Stops accepting, wakes long polls, finishes in-flight requests, closes the store. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface ServerDeps {
+  config: StorageConfig;
+  store: Store;
+  log: Logger;
+  clock: Clock;
+  random: Random;
+  timers?: Timers;
+}
+
+export async function startServer(deps: ServerDeps): Promise<StorageServer> {
+  const { config, store, log, clock, random } = deps;
+  const waiters = new ChangeWaiters(store.lastSeq, clock, deps.timers ?? systemTimers);
+  const unsubscribe = store.onCommit((seq) => waiters.committed(seq));
+  const body = (req: IncomingMessage, code: 'INVALID_BODY' | 'INVALID_QUERY') => readJsonObject(req, config.maxBodyBytes, code);
+  let closing = false;
+
+  const routes: Record<string, Methods> = {
+    '/health': {
+      GET: async () => ({ status: 200, body: { status: 'ok', service: 'themis-storage', version: VERSION, last_seq: store.lastSeq } }),
+    },
+    '/entities': {
+      GET: async (c) => scan(store, parseScanParams(c.query), PAGE_BUDGET_BYTES),
+      POST: async (c) => postEntity(store, await body(c.req, 'INVALID_BODY'), config.maxBlobBytes, random),
+    },
+    '/entities/{key}': {
+      GET: async (c) => getEntity(store, c.segment),
+      PUT: async (c) => putEntity(store, c.segment, () => body(c.req, 'INVALID_BODY'), config.maxBlobBytes),
+      DELETE: async (c) => deleteEntity(store, c.segment),
+    },
+    '/query': {
+      POST: async (c) => {
+        const q = parseQuery(await body(c.req, 'INVALID_QUERY'));
+        return { status: 200, body: await runQuery(q, store.entities(q.table)) };
+      },
+    },
+    '/vector/search': {
+      POST: async (c) => {
+        const q = parseVectorQuery(await body(c.req, 'INVALID_QUERY'));
+        return { status: 200, body: await searchVectors(q, store.entities(q.table)) };
+      },
+    },
+    '/changefeed': {
+      GET: async (c) => changefeed(store, waiters, parseChangefeedParams(c.query, config.maxLongPollMs), PAGE_BUDGET_BYTES, c.signal),
+    },
+  };
+
+  function route(ctx: Ctx, method: string): Handler {
+    let pattern = ctx.path;
+    if (ctx.path.startsWith('/entities/')) {
+      pattern = '/entities/{key}';
+      ctx.segment = ctx.path.slice('/entities/'.length);
+    }
+    const methods = Object.hasOwn(routes, pattern) ? routes[pattern] : undefined;
+    if (methods === undefined) throw new ThemisError('ROUTE_NOT_FOUND', `no route ${ctx.path.slice(0, 80)}; see docs/storage-api.md`);
+    const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
+    if (handler === undefined) {
+      const allow = Object.keys(methods).join(', ');
+      throw new ThemisError('METHOD_NOT_ALLOWED', `${method.slice(0, 16)} is not allowed here; use ${allow}`, { allow });
+    }
+    return handler;
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    try {
+      if (closing) throw new ThemisError('STORAGE_UNAVAILABLE', 'the storage node is shutting down');
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      const ctx: Ctx = { req, path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), segment: '', signal: abort.signal };
+      const answer = await route(ctx, req.method ?? 'GET')(ctx);
+      sendAnswer(req, res, answer, closing);
+    } catch (err) {
+      sendError(req, res, err, log, closing);
+    }
+  }
+
+  const server = createServer({ keepAlive: true, requestTimeout: 120_000, headersTimeout: 30_000 }, (req, res) => {
+    void serve(req, res);
+  });
+  server.keepAliveTimeout = 5_000;
+  // Malformed HTTP itself (bad request line, oversized headers) is left to node:http's own
+  // clientError handling: 400/431/408 and the connection closed.
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+
+  async function close(graceMs = 10_000): Promise<void> {
+    closing = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    waiters.close();
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(force);
+    unsubscribe();
+    await store.close();
+  }
+
+  return { server, address: { host: addr.address, port: addr.port }, close };
+}

@@ -1,0 +1,141 @@
+// Starts a real storage node (`node dist/storage-node/main.js`) as a child process on a
+// temporary data directory and port 0, and waits for its `{"event":"listening"}` line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const STORAGE_MAIN = fileURLToPath(new URL('../../dist/storage-node/main.js', import.meta.url));
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StorageProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stderr so far (its pino log). */
+  stderr(): string;
+  /** Sends `signal` and resolves when the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<Exit>;
+  /** SIGTERM and wait: a clean shutdown. */
+  stop(): Promise<Exit>;
+  /** Resolves when the process exits, however. */
+  readonly exited: Promise<Exit>;
+}
+
+export interface StartOptions {
+  /** Reuse a data directory (e.g. after a kill); default: a fresh temporary one. */
+  dataDir?: string;
+  /** Extra CLI arguments, e.g. ['--max-blob-bytes', '1024']. */
+  args?: string[];
+  /** Milliseconds to wait for the listening line; default 15000. */
+  timeoutMs?: number;
+}
+
+/** A fresh temporary directory; the caller removes it (see removeDir). */
+export function tempDataDir(prefix = 'themis-storage-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs the storage node with exactly `args` and collects its exit and output (for start-up failures). */
+export function runStorage(args: string[], timeoutMs = 15_000): Promise<Exit & { stdout: string; stderr: string }> {
+  requireBuild();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [STORAGE_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`themis-storage ${args.join(' ')} did not exit within ${timeoutMs} ms; stdout: ${stdout}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+function requireBuild(): void {
+  if (!existsSync(STORAGE_MAIN)) throw new Error(`${STORAGE_MAIN} is missing: build first with \`npx tsc -p .\` (npm test does)`);
+}
+
+export async function startStorage(opts: StartOptions = {}): Promise<StorageProcess> {
+  requireBuild();
+  const dataDir = opts.dataDir ?? tempDataDir();
+  const child = spawn(process.execPath, [STORAGE_MAIN, '--port', '0', '--data-dir', dataDir, ...(opts.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, THEMIS_LOG_LEVEL: process.env.THEMIS_LOG_LEVEL ?? 'info' },
+  });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`storage node did not print its listening line within ${opts.timeoutMs ?? 15_000} ms; stderr:\n${err}`));
+    }, opts.timeoutMs ?? 15_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{"event":"listening"'));
+      if (line !== undefined) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    void exited.then((e) => {
+      clearTimeout(timer);
+      reject(new Error(`storage node exited (${e.code ?? e.signal}) before listening; stderr:\n${err}`));
+    });
+  });
+
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<Exit> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    child,
+    stderr: () => err,
+    kill,
+    stop: () => kill('SIGTERM'),
+    exited,
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  /** The body parsed as JSON (undefined when it is not JSON). */
+  body: any;
+  text: string;
+}
+
+/** One HTTP call with fetch; an object body is sent as JSON, a string or Buffer as is. */
+export async function call(base: string, method: string, path: string, body?: unknown): Promise<Reply> {
+  const init: RequestInit = { method };
+  if (body !== undefined) init.body = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  const res = await fetch(base + path, init);
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
