@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+// `themis-pki`: the operator's certificate tool. Flags are parsed and checked here, passphrases
+// sourced, then src/pki/commands.ts does the work; every file written is printed (or --json).
+import { readFile } from 'node:fs/promises';
+import { ISSUER_OF, PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
+import {
+  createIntermediate, initRoot, issue, revoke, writeCrl,
+  type CommandResult, type PkiContext,
+} from '../pki/commands.js';
+import { parseReason } from '../pki/crl.js';
+import { invalid } from '../pki/errors.js';
+import { parseCapabilities, parseTokenRange } from '../pki/identity-extension.js';
+import { inspectFile, renderText } from '../pki/inspect.js';
+import { CA_KINDS, normalizeSerial, type CaKind, type LeafProfile } from '../pki/issue.js';
+import { parseKeyType } from '../pki/keys.js';
+import { PASSPHRASE_ENV, requirePassphrase } from '../pki/passphrase.js';
+import {
+  ALLOWED_CAPABILITIES, DEFAULT_SHARD_CAPABILITIES, clientProfile, operatorProfile, serverProfile, shardProfile,
+  type LeafProfileParams,
+} from '../pki/profiles.js';
+import { shown } from '../pki/write-plan.js';
+import { systemClock, systemRandom } from '../runtime.js';
+import { intFlag, parseFlags, requireFlag, runCli, UsageError, type Options } from './cli-common.js';
+
+const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full reference)
+
+  init-root            [--key-type T] [--days 7300] [--crl-days 365] [--cn NAME]
+  create-intermediate  --kind cluster|operator|client [--key-type T] [--days 1825] [--crl-days 30]
+                       [--cn NAME] [--root-key FILE] [--new-passphrase-file FILE]
+  issue-shard          --id shard-001 --cluster NAME --dc NAME --token-range START:END
+                       [--dns NAME]… [--ip ADDR]… [--capabilities read,write,replicate] [--role primary|replica]
+  issue-operator       --name NAME --capabilities rebalance,add_shard,… [--dc NAME]
+  issue-client         --name NAME --capabilities read,write [--dc NAME]
+  issue-server         [--name etcd] --dns NAME… | --ip ADDR…      (etcd's server certificate)
+     every issue-*:    [--key-type T] [--days 365] [--out DIR] [--ca-key FILE]
+                       [--encrypt-key] [--key-passphrase-file FILE]
+  revoke               --serial HEX [--reason keyCompromise|superseded|…]
+  crl                  --ca root|cluster|operator|client [--days N] [--ca-key FILE]
+  inspect              FILE…
+
+common flags: --dir DIR (default $THEMIS_PKI_DIR or ./pki)  --json  --force (overwrite existing files)
+key types: ecdsa-p256 (default), rsa2048, rsa3072, rsa4096
+CA key passphrase: --passphrase-file FILE, else $${PASSPHRASE_ENV.ca}, else a prompt on a terminal
+new intermediate key: --new-passphrase-file FILE, else $${PASSPHRASE_ENV.newCa}, else a prompt
+leaf key (--encrypt-key): --key-passphrase-file FILE, else $${PASSPHRASE_ENV.leafKey}, else a prompt
+`;
+
+const COMMON = {
+  dir: { type: 'string' },
+  json: { type: 'boolean' },
+  force: { type: 'boolean' },
+  'passphrase-file': { type: 'string' },
+} as const satisfies Options;
+
+const LEAF = {
+  ...COMMON,
+  'key-type': { type: 'string' },
+  days: { type: 'string' },
+  out: { type: 'string' },
+  'ca-key': { type: 'string' },
+  'encrypt-key': { type: 'boolean' },
+  'key-passphrase-file': { type: 'string' },
+  dc: { type: 'string' },
+  name: { type: 'string' },
+  capabilities: { type: 'string' },
+} as const satisfies Options;
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+function context(f: Flags): PkiContext {
+  const dir = (f.dir as string | undefined) ?? process.env.THEMIS_PKI_DIR ?? 'pki';
+  return { layout: new PkiLayout(dir), clock: systemClock, random: systemRandom, force: f.force === true };
+}
+
+function caPassphrase(f: Flags, ca: CaName): Promise<string> {
+  return requirePassphrase({
+    purpose: `the ${ca} CA key`,
+    fileFlag: '--passphrase-file',
+    file: f['passphrase-file'] as string | undefined,
+    envVar: PASSPHRASE_ENV.ca,
+    confirm: false,
+  });
+}
+
+/** Repeated flags and comma lists alike: --dns a --dns b,c → [a, b, c]. */
+function list(v: string | boolean | string[] | undefined): string[] {
+  if (v === undefined || typeof v === 'boolean') return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+function report(command: string, ctx: PkiContext, r: CommandResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ command, dir: ctx.layout.dir, ...r }, null, 2) + '\n');
+    return;
+  }
+  const out: string[] = r.written.map((w) => `wrote ${shown(w.path)} (${w.kind}, mode ${w.mode})`);
+  if (r.certificate) {
+    const c = r.certificate;
+    out.push(`certificate: ${c.subject}`, `  serial ${c.serial}, valid ${c.notBefore} … ${c.notAfter}`, `  issuer ${c.issuer}`);
+  }
+  if (r.crl) out.push(`crl: ${r.crl.ca} CA, number ${r.crl.crlNumber}, ${r.crl.revoked} revoked, next update ${r.crl.nextUpdate}`);
+  if (r.revocation) {
+    const v = r.revocation;
+    out.push(`revoked serial ${v.serial} (${v.reason}) with the ${v.ca} CA; publish it: themis-pki crl --ca ${v.ca}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function cmdInitRoot(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { ...COMMON, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' }, cn: { type: 'string' } });
+  const ctx = context(f);
+  const keyType = parseKeyType(f['key-type']);
+  const days = intFlag(f.days, 'days', 7300, 1, 36500);
+  const crlDays = intFlag(f['crl-days'], 'crl-days', 365, 1, 3650);
+  const passphrase = await requirePassphrase({ purpose: 'the new root CA key', fileFlag: '--passphrase-file', file: f['passphrase-file'], envVar: PASSPHRASE_ENV.ca, confirm: true });
+  report('init-root', ctx, await initRoot(ctx, { passphrase, keyType, days, crlDays, commonName: f.cn }), f.json === true);
+}
+
+async function cmdCreateIntermediate(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, {
+    ...COMMON, kind: { type: 'string' }, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' },
+    cn: { type: 'string' }, 'root-key': { type: 'string' }, 'new-passphrase-file': { type: 'string' },
+  });
+  const ctx = context(f);
+  const kind = requireFlag(f.kind, 'kind', 'cluster');
+  if (!(CA_KINDS as readonly string[]).includes(kind)) throw invalid('--kind', `"${kind}" must be one of ${CA_KINDS.join(', ')}`);
+  const keyType = parseKeyType(f['key-type']);
+  const days = intFlag(f.days, 'days', 1825, 1, 36500);
+  const crlDays = intFlag(f['crl-days'], 'crl-days', 30, 1, 3650);
+  await loadCaCert(ctx.layout, 'root');
+  const rootPassphrase = await caPassphrase(f, 'root');
+  const newSource = { purpose: `the new ${kind} CA key`, fileFlag: '--new-passphrase-file', file: f['new-passphrase-file'], envVar: PASSPHRASE_ENV.newCa, confirm: true };
+  const newPassphrase = await requirePassphrase(newSource);
+  const r = await createIntermediate(ctx, { kind: kind as CaKind, rootPassphrase, newPassphrase, rootKeyPath: f['root-key'], keyType, days, crlDays, commonName: f.cn });
+  report('create-intermediate', ctx, r, f.json === true);
+}
+
+async function cmdIssue(profile: LeafProfile, argv: string[]): Promise<void> {
+  const extra: Options =
+    profile === 'shard'
+      ? { id: { type: 'string' }, cluster: { type: 'string' }, dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true }, 'token-range': { type: 'string' }, role: { type: 'string' } }
+      : profile === 'server'
+        ? { dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true } }
+        : {};
+  const { values: f } = parseFlags(argv, { ...LEAF, ...extra }) as { values: Flags };
+  const ctx = context(f);
+  const s = (k: string) => f[k] as string | undefined;
+  let params: LeafProfileParams;
+  let name: string;
+  if (profile === 'shard') {
+    const id = requireFlag(s('id'), 'id', 'shard-001');
+    const caps = s('capabilities') === undefined ? DEFAULT_SHARD_CAPABILITIES : parseCapabilities(s('capabilities')!, '--capabilities', ALLOWED_CAPABILITIES.shard);
+    params = shardProfile({
+      id,
+      cluster: requireFlag(s('cluster'), 'cluster', 'cluster-prod'),
+      datacenter: requireFlag(s('dc'), 'dc', 'dc1'),
+      dns: list(f.dns),
+      ips: list(f.ip),
+      tokenRange: parseTokenRange(requireFlag(s('token-range'), 'token-range', '0x0000000000000000:0x3fffffffffffffff')),
+      capabilities: caps,
+      role: (s('role') ?? 'primary') as 'primary',
+    });
+    name = id;
+  } else if (profile === 'server') {
+    name = s('name') ?? 'etcd';
+    params = serverProfile({ name, dns: list(f.dns), ips: list(f.ip) });
+  } else {
+    name = requireFlag(s('name'), 'name', profile === 'operator' ? 'admin' : 'app1');
+    const caps = parseCapabilities(requireFlag(s('capabilities'), 'capabilities', profile === 'operator' ? 'view_topology' : 'read,write'), '--capabilities', ALLOWED_CAPABILITIES[profile]);
+    params = (profile === 'operator' ? operatorProfile : clientProfile)({ name, capabilities: caps, datacenter: s('dc') });
+  }
+  const keyType = parseKeyType(s('key-type'));
+  const days = intFlag(s('days'), 'days', 365, 1, 36500);
+  const ca = ISSUER_OF[profile];
+  await loadCaCert(ctx.layout, ca);
+  const passphrase = await caPassphrase(f, ca);
+  let keyPassphrase: string | undefined;
+  if (f['encrypt-key'] === true || s('key-passphrase-file') !== undefined) {
+    const source = { purpose: `the new ${profile} key`, fileFlag: '--key-passphrase-file', file: s('key-passphrase-file'), envVar: PASSPHRASE_ENV.leafKey, confirm: true };
+    keyPassphrase = await requirePassphrase(source);
+  }
+  const r = await issue(ctx, { params, name, caPassphrase: passphrase, caKeyPath: s('ca-key'), keyType, days, keyPassphrase, outDir: s('out') });
+  report(`issue-${profile}`, ctx, r, f.json === true);
+}
+
+async function cmdRevoke(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { ...COMMON, serial: { type: 'string' }, reason: { type: 'string' } });
+  const ctx = context(f);
+  const serial = normalizeSerial(requireFlag(f.serial, 'serial', '5f0c…(hex, as inspect prints it)'));
+  report('revoke', ctx, await revoke(ctx, { serial, reason: parseReason(f.reason) }), f.json === true);
+}
+
+async function cmdCrl(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { ...COMMON, ca: { type: 'string' }, days: { type: 'string' }, 'ca-key': { type: 'string' } });
+  const ctx = context(f);
+  const ca = requireFlag(f.ca, 'ca', 'cluster');
+  if (!['root', ...CA_KINDS].includes(ca)) throw invalid('--ca', `"${ca}" must be one of root, ${CA_KINDS.join(', ')}`);
+  const days = f.days === undefined ? undefined : intFlag(f.days, 'days', 30, 1, 3650);
+  await loadCaCert(ctx.layout, ca as CaName);
+  const passphrase = await caPassphrase(f, ca as CaName);
+  report('crl', ctx, await writeCrl(ctx, { ca: ca as CaName, passphrase, caKeyPath: f['ca-key'], days }), f.json === true);
+}
+
+async function cmdInspect(argv: string[]): Promise<void> {
+  const { values: f, positionals } = parseFlags(argv, { json: { type: 'boolean' } });
+  if (positionals.length === 0) throw new UsageError('inspect needs a FILE, e.g. themis-pki inspect pki/shards/shard-001/cert.pem');
+  const all = [];
+  for (const file of positionals) {
+    const data = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+      throw invalid(file, `cannot read (${e.code})`);
+    });
+    all.push({ file, items: inspectFile(data, file) });
+  }
+  if (f.json) process.stdout.write(JSON.stringify(positionals.length === 1 ? all[0] : all, null, 2) + '\n');
+  else process.stdout.write(all.map((a) => (all.length > 1 ? `== ${a.file}\n` : '') + renderText(a.items)).join('\n'));
+}
+
+await runCli('themis-pki', async () => {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'init-root':
+      return cmdInitRoot(rest);
+    case 'create-intermediate':
+      return cmdCreateIntermediate(rest);
+    case 'issue-shard':
+    case 'issue-operator':
+    case 'issue-client':
+    case 'issue-server':
+      return cmdIssue(cmd.slice('issue-'.length) as LeafProfile, rest);
+    case 'revoke':
+      return cmdRevoke(rest);
+    case 'crl':
+      return cmdCrl(rest);
+    case 'inspect':
+      return cmdInspect(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+});

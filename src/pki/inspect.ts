@@ -1,0 +1,126 @@
+// `themis-pki inspect`: what a certificate, chain, CRL or key file says, as a plain object for
+// --json and as readable text — subject, SANs, validity, serial and the decoded identity.
+import { X509Certificate as NodeX509, createHash, createPrivateKey } from 'node:crypto';
+import { parseCrl } from './crl.js';
+import { THEMIS_IDENTITY_OID, decodeIdentity, identityToJson } from './identity-extension.js';
+import { serialHex } from './issue.js';
+import { keyTypeOf } from './keys.js';
+import { bad, parseCertDer, parsePem } from './pem.js';
+import { x509 } from './x509.js';
+
+export type Inspected = Record<string, unknown> & { type: 'certificate' | 'crl' | 'private-key' };
+
+const KU_NAMES: Array<[number, string]> = Object.entries(x509.KeyUsageFlags)
+  .filter(([, v]) => typeof v === 'number')
+  .map(([k, v]) => [v as number, k]);
+const EKU_NAMES = new Map<string, string>(Object.entries(x509.ExtendedKeyUsage).map(([k, v]) => [v, k]));
+
+export function inspectCertificate(cert: x509.X509Certificate): Inspected {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = san ? san.names.items.map((n) => ({ type: n.type, value: n.value })) : [];
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  const der = Buffer.from(cert.rawData);
+  const ext = cert.extensions.find((e) => e.type === THEMIS_IDENTITY_OID);
+  let identity: unknown = null;
+  if (ext) {
+    try {
+      identity = identityToJson(decodeIdentity(new Uint8Array(ext.value)));
+    } catch (e) {
+      identity = { error: (e as Error).message };
+    }
+  }
+  let keyType: string;
+  try {
+    keyType = keyTypeOf(new NodeX509(der).publicKey, 'certificate');
+  } catch {
+    keyType = cert.publicKey.algorithm.name;
+  }
+  return {
+    type: 'certificate',
+    subject: cert.subject,
+    issuer: cert.issuer,
+    serial: serialHex(cert),
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    keyType,
+    ca: bc?.ca ?? false,
+    ...(bc?.pathLength !== undefined ? { pathLength: bc.pathLength } : {}),
+    keyUsage: ku ? KU_NAMES.filter(([bit]) => (ku.usages & bit) !== 0).map(([, n]) => n) : [],
+    extendedKeyUsage: eku ? eku.usages.map((u) => EKU_NAMES.get(String(u)) ?? String(u)) : [],
+    san: {
+      dns: names.filter((n) => n.type === 'dns').map((n) => n.value),
+      ip: names.filter((n) => n.type === 'ip').map((n) => n.value),
+      uri: names.filter((n) => n.type === 'url').map((n) => n.value),
+    },
+    identity,
+    sha256: createHash('sha256').update(der).digest('hex'),
+  };
+}
+
+/** Everything in one file: PEM blocks of certificates, CRLs and keys, or a single DER object. */
+export function inspectFile(data: Buffer, file: string): Inspected[] {
+  const text = data.toString('latin1');
+  if (!text.includes('-----BEGIN')) {
+    try {
+      return [inspectCertificate(new x509.X509Certificate(new Uint8Array(data)))];
+    } catch {
+      try {
+        return [inspectCrlDer(data, file)];
+      } catch {
+        throw bad(file, 'is neither PEM (no -----BEGIN line) nor a DER certificate or CRL');
+      }
+    }
+  }
+  return parsePem(text, file).map((b, i): Inspected => {
+    if (b.label === 'CERTIFICATE') return inspectCertificate(parseCertDer(b.der, file, `certificate ${i + 1}`));
+    if (b.label === 'X509 CRL') return inspectCrlDer(b.der, file);
+    if (b.label === 'ENCRYPTED PRIVATE KEY') return { type: 'private-key', encrypted: true };
+    if (b.label === 'PRIVATE KEY') {
+      let keyType: string;
+      try {
+        keyType = keyTypeOf(createPrivateKey({ key: b.der, format: 'der', type: 'pkcs8' }), file);
+      } catch (e) {
+        throw bad(file, `block ${i + 1} is not a valid private key (${(e as Error).message})`);
+      }
+      return { type: 'private-key', encrypted: false, keyType };
+    }
+    throw bad(file, `block ${i + 1} is a "${b.label}", which inspect does not read`);
+  });
+}
+
+function inspectCrlDer(der: Buffer, file: string): Inspected {
+  const crl = parseCrl(der, file);
+  return {
+    type: 'crl',
+    issuer: crl.issuer,
+    crlNumber: crl.crlNumber === undefined ? null : crl.crlNumber.toString(),
+    thisUpdate: crl.thisUpdate.toISOString(),
+    nextUpdate: crl.nextUpdate ? crl.nextUpdate.toISOString() : null,
+    revoked: [...crl.revoked].map(([serial, r]) => ({ serial, reason: r.reason, date: r.date.toISOString() })),
+  };
+}
+
+/** Indented "key: value" lines; arrays joined by ", ", nested objects indented. */
+export function renderText(items: Inspected[]): string {
+  const lines: string[] = [];
+  const put = (obj: Record<string, unknown>, indent: string) => {
+    for (const [k, v] of Object.entries(obj)) {
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        lines.push(`${indent}${k}:`);
+        put(v as Record<string, unknown>, indent + '  ');
+      } else if (Array.isArray(v) && v.some((x) => typeof x === 'object')) {
+        lines.push(`${indent}${k}:${v.length === 0 ? ' (none)' : ''}`);
+        for (const x of v) lines.push(`${indent}  - ${Object.entries(x as object).map(([a, b]) => `${a}=${String(b)}`).join(' ')}`);
+      } else {
+        lines.push(`${indent}${k}: ${Array.isArray(v) ? v.join(', ') || '(none)' : String(v)}`);
+      }
+    }
+  };
+  items.forEach((it, i) => {
+    if (items.length > 1) lines.push(`[${i + 1}] ${it.type}`);
+    put(it, items.length > 1 ? '  ' : '');
+  });
+  return lines.join('\n') + '\n';
+}
