@@ -24,6 +24,10 @@ export const ERRORS = {
   NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
+  NOT_IMPLEMENTED: { status: 501, retryable: false, summary: 'The sidecar does not serve this call yet.' },
+  UPSTREAM_PROTOCOL_ERROR: { status: 502, retryable: true, summary: 'The storage node or peer sidecar broke the exchange (reset, malformed answer, wrong identity).' },
+  UPSTREAM_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage node or peer sidecar that owns the key cannot be reached.' },
+  UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
 

@@ -1,0 +1,46 @@
+// The admin port: /metrics (Prometheus text), /healthz (the process answers) and /readyz
+// (certificate valid, topology loaded, local storage node answering).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export class AdminServer {
+  readonly server: http.Server;
+
+  constructor(registry: Registry, readiness: () => Promise<Readiness>) {
+    this.server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const reply = (status: number, body: string, type = 'application/json') => {
+        res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+      if (req.method !== 'GET') return reply(405, JSON.stringify({ error: true, code: 'METHOD_NOT_ALLOWED' }));
+      if (path === '/metrics') {
+        registry.metrics().then((text) => reply(200, text, registry.contentType), () => reply(500, '# metrics unavailable\n', 'text/plain'));
+      } else if (path === '/healthz') {
+        reply(200, JSON.stringify({ status: 'ok' }));
+      } else if (path === '/readyz') {
+        readiness().then((r) => reply(r.ready ? 200 : 503, JSON.stringify(r)), () => reply(503, JSON.stringify({ ready: false })));
+      } else {
+        reply(404, JSON.stringify({ error: true, code: 'ROUTE_NOT_FOUND' }));
+      }
+    });
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve(this.server.address() as AddressInfo));
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}

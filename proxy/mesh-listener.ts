@@ -1,0 +1,133 @@
+// The mesh port: HTTP/2 over TLS 1.3 only, client certificate required. Each session is
+// admitted once (peer-identity.ts) — refused ones are audited with their reason, counted
+// and destroyed before any stream is served. Supports live certificate rotation and cutting
+// the sessions of peers whose certificates were revoked.
+import http2, { type Http2SecureServer, type ServerHttp2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket, SecureContextOptions } from 'node:tls';
+import type { AuditSink } from '../src/audit/audit-log.js';
+import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
+import type { Logger } from '../src/log.js';
+import { admitPeer, type MeshPeer } from './peer-identity.js';
+import type { TlsMaterial } from './tls-material.js';
+
+export type MeshHandler = (req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer) => void;
+
+export function serverTlsOptions(m: TlsMaterial): SecureContextOptions & { minVersion: 'TLSv1.3'; maxVersion: 'TLSv1.3' } {
+  // setSecureContext() replaces the whole context, so this is the single source of all of it.
+  return { cert: m.certChain, key: m.keyPem, ca: m.ca, crl: [...m.crls], minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
+}
+
+export class MeshServer {
+  readonly server: Http2SecureServer;
+  private readonly peers = new WeakMap<ServerHttp2Session, MeshPeer>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+
+  constructor(
+    private material: TlsMaterial,
+    handler: MeshHandler,
+    private readonly audit: AuditSink,
+    private readonly metrics: SidecarMetrics,
+    private readonly log: Logger,
+  ) {
+    this.server = http2.createSecureServer({
+      ...serverTlsOptions(material),
+      requestCert: true,
+      // We verify in code (admit) to know and record why a peer is refused.
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      settings: { maxConcurrentStreams: 1000 },
+      // Small request/answer exchanges must not wait for Nagle's algorithm.
+      noDelay: true,
+    });
+    this.server.on('session', (session) => {
+      try {
+        this.admit(session);
+      } catch (err) {
+        // Untrusted input must never crash the process: refuse the session instead.
+        this.log.warn({ err }, 'error while admitting a mesh session');
+        session.destroy();
+      }
+    });
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const reason = err.code ?? 'tls_error';
+      this.refused(reason, err.message, socket.remoteAddress);
+    });
+    this.server.on('request', (req, res) => {
+      const peer = this.peers.get(req.stream.session as ServerHttp2Session);
+      if (!peer) {
+        req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      handler(req, res, peer);
+    });
+  }
+
+  private refused(reason: string, message: string, address?: string, serial?: string): void {
+    this.metrics.handshakes.inc({ result: 'failure', reason });
+    this.audit.record({ event: 'MTLS_CONNECTION_FAILED', reason, message, peer: { address, ...(serial ? { serial } : {}) } });
+    this.log.info({ reason, address, serial }, 'mesh connection refused');
+  }
+
+  private admit(session: ServerHttp2Session): void {
+    const socket = session.socket as TLSSocket;
+    const result = admitPeer(socket, this.material.verifier, this.material.issuerName);
+    if (!result.ok) {
+      this.refused(result.reason, result.message, socket.remoteAddress, result.serial);
+      session.destroy();
+      return;
+    }
+    const { peer } = result;
+    this.peers.set(session, peer);
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    this.metrics.handshakes.inc({ result: 'success', reason: 'ok' });
+    const days = (peer.notAfter.getTime() - Date.now()) / 86_400_000;
+    this.metrics.certExpiryDays.set({ shard_id: peer.identity.shardId || peer.subject }, Math.round(days * 100) / 100);
+    this.audit.record({
+      event: 'MTLS_CONNECTION_SUCCESS',
+      peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address },
+      kind: peer.kind,
+    });
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** New handshakes use `m`; existing sessions are left alone (see closeRevoked). */
+  rotate(m: TlsMaterial): void {
+    this.material = m;
+    this.server.setSecureContext(serverTlsOptions(m));
+  }
+
+  /** Destroys sessions whose peer certificate is now revoked; returns their serials. */
+  closeWhere(isRevoked: (serial: string) => boolean): string[] {
+    const cut: string[] = [];
+    for (const s of this.sessions) {
+      const p = this.peers.get(s);
+      if (p && isRevoked(p.serial)) {
+        cut.push(p.serial);
+        s.destroy();
+      }
+    }
+    return cut;
+  }
+
+  /** GOAWAY to every session, stop accepting; destroy what is left after drainMs. */
+  async close(drainMs = 0): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.sessions) s.close();
+    const timer = setTimeout(() => {
+      for (const s of this.sessions) s.destroy();
+    }, drainMs);
+    await closed;
+    clearTimeout(timer);
+  }
+}

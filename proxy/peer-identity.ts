@@ -1,0 +1,90 @@
+// Who is on the other end of a mesh connection, decided once per TLS session: the presented
+// chain is verified in code (root, CRL of every CA, validity, usage, identity extension) so
+// every refusal has a reason to log, audit and count. The result is reused for every stream.
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
+import type { ThemisIdentity } from '../src/pki/identity-extension.js';
+import type { PeerVerifier } from '../src/pki/verify.js';
+
+export type PeerKind = 'shard' | 'client' | 'operator';
+
+export interface MeshPeer {
+  readonly kind: PeerKind;
+  readonly identity: ThemisIdentity;
+  readonly serial: string;
+  readonly subject: string;
+  readonly notAfter: Date;
+  /** Made once per session: verifying signatures with it costs no parsing. */
+  readonly publicKey: KeyObject;
+  readonly address: string;
+}
+
+export type Admission = { ok: true; peer: MeshPeer } | { ok: false; reason: string; message: string; serial?: string };
+
+/** The presented chain, leaf first, as DER. */
+export function presentedChain(socket: TLSSocket): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let c = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  const seen = new Set<string>();
+  while (c && c.raw && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256);
+    out.push(new Uint8Array(c.raw));
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
+/**
+ * Verifies the TLS peer. `clusterIssuer` is the DER (hex) of the cluster CA's name: only
+ * certificates that CA issued may act as shards, whatever role their extension claims.
+ */
+export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssuer: string): Admission {
+  if (socket.getProtocol() !== 'TLSv1.3') return { ok: false, reason: 'tls_version', message: `protocol ${socket.getProtocol()} is not TLS 1.3` };
+  const chain = presentedChain(socket);
+  if (chain.length === 0) return { ok: false, reason: 'no_client_certificate', message: 'the client presented no certificate' };
+  const r = verifier.verify(chain, 'clientAuth');
+  if (!r.ok) return { ok: false, reason: r.reason, message: r.message, ...(r.serial ? { serial: r.serial } : {}) };
+  const { identity } = r.peer;
+  let kind: PeerKind;
+  if (identity.role === 'primary' || identity.role === 'replica') {
+    if (r.peer.issuerName !== clusterIssuer || !identity.shardId) {
+      return { ok: false, reason: 'wrong_issuer', message: `${r.peer.subject} claims a shard role but was not issued by the cluster CA`, serial: r.peer.serial };
+    }
+    kind = 'shard';
+  } else if (identity.role === 'client') {
+    kind = 'client';
+  } else {
+    kind = 'operator';
+  }
+  return {
+    ok: true,
+    peer: {
+      kind,
+      identity,
+      serial: r.peer.serial,
+      subject: r.peer.subject,
+      notAfter: r.peer.notAfter,
+      publicKey: new X509Certificate(Buffer.from(chain[0]!)).publicKey,
+      address: `${socket.remoteAddress}:${socket.remotePort}`,
+    },
+  };
+}
+
+/**
+ * For outgoing sessions: the server must present a valid chain for exactly the shard the
+ * topology names, issued by the cluster CA. Returns its serial; throws with the reason.
+ */
+export function verifyServerCert(cert: DetailedPeerCertificate, expectedShard: string, verifier: PeerVerifier, clusterIssuer: string): string {
+  const chain: Uint8Array[] = [];
+  const seen = new Set<string>();
+  for (let c: DetailedPeerCertificate | undefined = cert; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+    seen.add(c.fingerprint256);
+    chain.push(new Uint8Array(c.raw));
+  }
+  const r = verifier.verify(chain, 'serverAuth');
+  if (!r.ok) throw new Error(`peer certificate refused: ${r.reason}: ${r.message}`);
+  if (r.peer.identity.shardId !== expectedShard || r.peer.issuerName !== clusterIssuer) {
+    throw new Error(`peer presented a certificate for "${r.peer.identity.shardId || r.peer.subject}", expected shard ${expectedShard}`);
+  }
+  return r.peer.serial;
+}

@@ -1,0 +1,44 @@
+// The set of peer sessions: one per (shard, endpoint), created on demand, replaced when a
+// topology moves a shard to another endpoint, and cut when a peer's certificate is revoked.
+import { PeerSession, type PeerSessionOptions } from './peer-session.js';
+
+export class PeerPool {
+  private readonly sessions = new Map<string, PeerSession>();
+
+  constructor(private readonly opts: PeerSessionOptions) {}
+
+  get(shardId: string, endpoint: string): PeerSession {
+    const existing = this.sessions.get(shardId);
+    if (existing && existing.endpoint === endpoint) return existing;
+    existing?.close();
+    const s = new PeerSession(shardId, endpoint, this.opts);
+    this.sessions.set(shardId, s);
+    return s;
+  }
+
+  /** Drops sessions whose peer certificate serial is revoked; returns the shards affected. */
+  resetWhere(isRevoked: (serialHex: string) => boolean): string[] {
+    const cut: string[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.peerSerial !== undefined && isRevoked(s.peerSerial)) {
+        s.reset('peer certificate revoked');
+        cut.push(s.shardId);
+      }
+    }
+    return cut;
+  }
+
+  /** Moves every peer to a new session with the current credentials (after rotation). */
+  rollAll(): void {
+    for (const s of this.sessions.values()) s.roll();
+  }
+
+  states(): Record<string, string> {
+    return Object.fromEntries([...this.sessions].map(([k, s]) => [k, s.state]));
+  }
+
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,198 @@
+// One long-lived, multiplexed HTTP/2 mTLS session to one peer sidecar. Connects on first
+// use, reconnects lazily after failures with exponential back-off (fails fast while backing
+// off), and checks that the server is the shard the topology names before any request.
+import http2, { type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
+import tls, { type TLSSocket, type PeerCertificate } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { ThemisError } from '../src/errors.js';
+import type { Clock } from '../src/runtime.js';
+import type { Logger } from '../src/log.js';
+import { EMPTY_SHA256 } from '../src/signing/canonical.js';
+import type { RequestSigner } from '../src/signing/sign.js';
+import { TimeoutError, upstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+
+export interface ClientTls {
+  /** Our certificate chain (leaf first) and key. */
+  cert: string;
+  key: string | Buffer;
+  /** Trusted root(s) and the current CRL of every CA. */
+  ca: string;
+  crl: string[];
+  /** Signs requests with the key of exactly this certificate. */
+  signer: RequestSigner;
+}
+
+export interface PeerSessionOptions {
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** Read at every (re)connect, so rotated credentials apply to new sessions. */
+  tls: () => ClientTls;
+  /** Throws unless the presented certificate is `expectedShard`'s; returns its serial (hex). */
+  verifyServer: (cert: PeerCertificate, expectedShard: string) => string;
+  clock: Clock;
+  log: Logger;
+}
+
+type State = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
+
+export class PeerSession implements Upstream {
+  readonly name: string;
+  state: State = 'idle';
+  /** Serial of the peer's certificate on the current session. */
+  peerSerial: string | undefined;
+  private session: ClientHttp2Session | undefined;
+  /** Each session's signer: the serial and key of the certificate that session presented. */
+  private readonly signers = new WeakMap<ClientHttp2Session, RequestSigner>();
+  private readonly retired = new WeakSet<ClientHttp2Session>();
+  private connecting: Promise<ClientHttp2Session> | undefined;
+  private failures = 0;
+  private retryAt = 0;
+
+  constructor(
+    readonly shardId: string,
+    readonly endpoint: string,
+    private readonly opts: PeerSessionOptions,
+  ) {
+    this.name = `peer ${shardId} (${endpoint})`;
+  }
+
+  private transition(to: State, why: string): void {
+    if (this.state === to) return;
+    this.opts.log.debug({ peer: this.shardId, from: this.state, to, why }, 'peer session state');
+    this.state = to;
+  }
+
+  private connect(): Promise<ClientHttp2Session> {
+    if (this.state === 'closed') return Promise.reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} is closed`));
+    if (this.state === 'backoff' && this.opts.clock.monotonic() < this.retryAt) {
+      return Promise.reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} is unavailable; retrying after back-off`, { upstream: this.name }));
+    }
+    this.transition('connecting', 'request needs a session');
+    const { signer, ...creds } = this.opts.tls();
+    this.connecting = new Promise<ClientHttp2Session>((resolve, reject) => {
+      let expectedError: Error | undefined;
+      const tlsOptions: tls.ConnectionOptions = {
+        ...creds,
+        minVersion: 'TLSv1.3',
+        maxVersion: 'TLSv1.3',
+        servername: `${this.shardId}.themis.local`,
+        checkServerIdentity: (_host, cert) => {
+          try {
+            this.peerSerial = this.opts.verifyServer(cert, this.shardId);
+            return undefined;
+          } catch (e) {
+            expectedError = e as Error;
+            return e as Error;
+          }
+        },
+        ALPNProtocols: ['h2'],
+      };
+      const session = http2.connect(`https://${this.endpoint}`, {
+        peerMaxConcurrentStreams: 1000,
+        createConnection: (authority: URL) => {
+          const socket = tls.connect({ ...tlsOptions, host: authority.hostname, port: Number(authority.port) });
+          // Small request/answer exchanges must not wait for Nagle's algorithm.
+          socket.setNoDelay(true);
+          return socket;
+        },
+      });
+      const timer = setTimeout(() => session.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), this.opts.connectTimeoutMs);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        this.session = session;
+        this.signers.set(session, signer);
+        this.failures = 0;
+        this.transition('ready', 'connected');
+        resolve(session);
+      });
+      session.once('error', (err) => {
+        clearTimeout(timer);
+        this.opts.log.warn({ peer: this.shardId, err: (expectedError ?? err).message }, 'peer session failed');
+        reject(expectedError ? new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${this.name}: ${expectedError.message}`, { upstream: this.name }) : upstreamError(err, this.name));
+      });
+      session.once('close', () => {
+        clearTimeout(timer);
+        // Only the loss of the current session matters; a rolled-over one just ends.
+        if (this.retired.has(session) || (this.session !== undefined && this.session !== session)) return;
+        this.session = undefined;
+        if (this.state !== 'closed') this.enterBackoff('session closed');
+      });
+      session.on('goaway', () => {
+        if (this.session === session) this.session = undefined;
+      });
+      // The session must not keep the process alive on its own.
+      (session.socket as TLSSocket | undefined)?.unref?.();
+    }).finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private enterBackoff(why: string): void {
+    this.failures++;
+    const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(this.failures - 1, 16));
+    // A clean close after a healthy session (e.g. a peer restart) retries at once.
+    this.retryAt = this.opts.clock.monotonic() + (this.failures === 1 && why === 'session closed' ? 0 : delay);
+    this.transition('backoff', why);
+  }
+
+  private async ready(): Promise<ClientHttp2Session> {
+    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    return this.connecting ?? this.connect();
+  }
+
+  async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    const session = await this.ready();
+    const signed = this.signers.get(session)!.headers(r.method, r.path, r.contentSha256 ?? EMPTY_SHA256);
+    return new Promise((resolve, reject) => {
+      const headers: OutgoingHttpHeaders = { ...r.headers, ...signed, ':method': r.method, ':path': r.path };
+      const bodyless = r.body === undefined || (Buffer.isBuffer(r.body) && r.body.length === 0);
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = session.request(headers, { endStream: bodyless });
+      } catch (err) {
+        reject(upstreamError(err, this.name));
+        return;
+      }
+      stream.setTimeout(this.opts.requestTimeoutMs, () => stream.destroy(new TimeoutError('timeout')));
+      stream.once('error', (err) => reject(upstreamError(err, this.name)));
+      stream.once('response', (h) => {
+        const status = Number(h[':status']);
+        resolve({ status, headers: h as never, body: stream });
+      });
+      if (!bodyless) {
+        if (Buffer.isBuffer(r.body)) stream.end(r.body);
+        else (r.body as Readable).pipe(stream);
+      }
+    });
+  }
+
+  /** Closes the session (GOAWAY) and refuses further use. */
+  close(): void {
+    this.transition('closed', 'closed by owner');
+    this.session?.close();
+  }
+
+  /**
+   * Lets the current session finish its streams (GOAWAY) while new requests open a new one —
+   * with the credentials in force now. Used after certificate rotation.
+   */
+  roll(): void {
+    const s = this.session;
+    this.session = undefined;
+    if (s) {
+      this.retired.add(s);
+      s.close();
+    }
+  }
+
+  /** Drops the current session (e.g. its peer was revoked); the next request reconnects. */
+  reset(why: string): void {
+    const s = this.session;
+    this.session = undefined;
+    s?.destroy();
+    this.opts.log.info({ peer: this.shardId, why }, 'peer session reset');
+  }
+}

@@ -1,0 +1,128 @@
+// Routing and forwarding of storage API calls: an entity call goes to the owner of its
+// key's token in the current topology — the local storage node, or the owner's sidecar over
+// the mesh (signed). A peer that answers 421 makes us refresh the topology and retry once.
+import type { Readable } from 'node:stream';
+import { ThemisError } from '../src/errors.js';
+import { readBody, readJsonObject } from '../src/http-body.js';
+import { parseKey, parseTable, formatThemisKey, tokenOf } from '../src/urn/urn.js';
+import { sha256Hex } from '../src/signing/sign.js';
+import type { Random } from '../src/runtime.js';
+import { endToEndHeaders } from './headers.js';
+import type { LocalUpstream } from './local-upstream.js';
+import type { PeerPool } from './peer-pool.js';
+import { sendJson, sendUpstream, type AnyRequest, type AnyResponse } from './respond.js';
+import type { TopologySource } from './topology-source.js';
+import type { Operation } from './operations.js';
+
+export const SHARD_HEADER = 'x-themis-shard';
+export const EPOCH_HEADER = 'x-themis-topology-epoch';
+
+export interface RouterDeps {
+  self: string;
+  topology: TopologySource;
+  local: LocalUpstream;
+  peers: PeerPool;
+  random: Random;
+  maxBodyBytes: number;
+}
+
+export class Router {
+  constructor(private readonly d: RouterDeps) {}
+
+  /** Serves any classified operation for an app (app port, or a client certificate on the mesh port). */
+  async serve(req: AnyRequest, res: AnyResponse, op: Operation, body?: Buffer): Promise<void> {
+    switch (op.kind) {
+      case 'entity': {
+        const token = tokenOf(parseKey(op.rawKey));
+        return this.toOwner(req, res, token, body);
+      }
+      case 'entity-post':
+        return this.post(req, res, body);
+      case 'changefeed':
+      case 'scan':
+        // Node-local by nature: the change feed and scan of this shard's storage node.
+        return this.toLocal(req, res, body ?? (req as Readable));
+      case 'health': {
+        const t = this.d.topology.current();
+        return sendJson(req, res, 200, { status: 'ok', shard: this.d.self, topology_epoch: t.epoch }, this.headers(t.epoch));
+      }
+      case 'query':
+      case 'vector':
+        throw new ThemisError('NOT_IMPLEMENTED', 'scatter-gather queries are not served by the sidecar yet; query a storage node directly');
+    }
+  }
+
+  private headers(epoch: number, shard = this.d.self): Record<string, string> {
+    return { [SHARD_HEADER]: shard, [EPOCH_HEADER]: String(epoch) };
+  }
+
+  private async post(req: AnyRequest, res: AnyResponse, buffered?: Buffer): Promise<void> {
+    const text = buffered ?? (await readBody(req, this.d.maxBodyBytes));
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(text.toString('utf8'));
+    } catch {
+      throw new ThemisError('INVALID_JSON', 'request body is not valid JSON');
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new ThemisError('INVALID_BODY', 'request body must be a JSON object');
+    let body = text;
+    let key: string;
+    if (typeof obj.key === 'string') {
+      key = obj.key;
+    } else if (obj.key === undefined && typeof obj.table === 'string') {
+      // The key decides the shard, so the sidecar (not the storage node) picks the uuid.
+      const t = parseTable(obj.table);
+      key = formatThemisKey({ ...t, table: obj.table, uuid: this.d.random.uuid() });
+      const { table: _table, ...rest } = obj;
+      body = Buffer.from(JSON.stringify({ ...rest, key }));
+    } else {
+      throw new ThemisError('INVALID_BODY', 'POST /entities needs "key" (or "table" to generate one) and "blob"');
+    }
+    return this.toOwner(req, res, tokenOf(parseKey(key)), body);
+  }
+
+  /** A verified shard peer's request for this shard's own data. */
+  toLocalFromPeer(req: AnyRequest, res: AnyResponse, body: Buffer): Promise<void> {
+    return this.toLocal(req, res, body);
+  }
+
+  private async toLocal(req: AnyRequest, res: AnyResponse, body: Buffer | Readable | undefined, epoch = this.d.topology.current().epoch): Promise<void> {
+    const up = await this.d.local.request({
+      method: req.method!,
+      path: req.url!,
+      headers: endToEndHeaders(req.headers, true),
+      body: hasBody(req) ? body : undefined,
+    });
+    sendUpstream(res, up, this.headers(epoch));
+  }
+
+  /** Forwards to the token's owner; `body` is buffered when already read. */
+  async toOwner(req: AnyRequest, res: AnyResponse, token: bigint, body: Buffer | undefined, attempt = 0): Promise<void> {
+    const topo = this.d.topology.current();
+    const owner = topo.ownerOf(token);
+    if (owner === this.d.self) return this.toLocal(req, res, body ?? (req as Readable), topo.epoch);
+    const endpoint = topo.shards[owner]?.endpoint;
+    if (!endpoint) {
+      throw new ThemisError('UPSTREAM_UNAVAILABLE', `the topology (epoch ${topo.epoch}) names no endpoint for ${owner}`, { upstream: owner });
+    }
+    // The signature covers the body's hash, so a forwarded request body is read first.
+    const bytes = body ?? (hasBody(req) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));
+    const up = await this.d.peers.get(owner, endpoint).request({
+      method: req.method!,
+      path: req.url!,
+      headers: endToEndHeaders(req.headers, true),
+      body: bytes,
+      contentSha256: sha256Hex(bytes),
+    });
+    if (up.status === 421 && attempt === 0) {
+      up.body.resume();
+      await this.d.topology.refresh();
+      return this.toOwner(req, res, token, bytes, 1);
+    }
+    sendUpstream(res, up, { [EPOCH_HEADER]: String(topo.epoch), [SHARD_HEADER]: owner });
+  }
+}
+
+function hasBody(req: AnyRequest): boolean {
+  return req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
+}

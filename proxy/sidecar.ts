@@ -1,0 +1,197 @@
+// Wires one sidecar from its config: TLS material, topology source, upstreams, the three
+// listeners and the audit trail; owns reload (certificate rotation) and orderly shutdown.
+import { watchFile, unwatchFile } from 'node:fs';
+import http from 'node:http';
+import type { DetailedPeerCertificate } from 'node:tls';
+import type { SidecarConfig } from '../src/config/sidecar.js';
+import { AuditLog } from '../src/audit/audit-log.js';
+import { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
+import { ReplayGuard } from '../src/signing/replay-guard.js';
+import { RequestSigner } from '../src/signing/sign.js';
+import type { Clock, Random } from '../src/runtime.js';
+import type { Logger } from '../src/log.js';
+import { AdminServer, type Readiness } from './admin-listener.js';
+import { AppServer } from './app-listener.js';
+import { LocalUpstream } from './local-upstream.js';
+import { createMeshHandler } from './mesh-handler.js';
+import { MeshServer } from './mesh-listener.js';
+import { classifyRequest } from './operations.js';
+import { PeerPool } from './peer-pool.js';
+import { verifyServerCert } from './peer-identity.js';
+import { sendError, type AnyRequest, type AnyResponse } from './respond.js';
+import { Router } from './router.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { FileTopologySource, type TopologySource } from './topology-source.js';
+
+export interface SidecarRuntime {
+  clock: Clock;
+  random: Random;
+  log: Logger;
+}
+
+export interface Bound {
+  app: string;
+  mesh: string;
+  admin: string;
+}
+
+export class Sidecar {
+  private material: TlsMaterial;
+  private signer: RequestSigner;
+  readonly metrics = new SidecarMetrics();
+  private readonly audit: AuditLog;
+  private readonly topology: TopologySource;
+  private readonly local: LocalUpstream;
+  private readonly peers: PeerPool;
+  private readonly app: AppServer;
+  private readonly mesh: MeshServer;
+  private readonly admin: AdminServer;
+  private readonly watched: string[] = [];
+
+  /** Loads everything the config names; throws ConfigError/TopologyError on a bad start. */
+  constructor(
+    private readonly cfg: SidecarConfig,
+    private readonly rt: SidecarRuntime,
+  ) {
+    const log = rt.log;
+    this.material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
+    this.signer = this.makeSigner();
+    this.audit = new AuditLog({
+      file: cfg.auditFile,
+      source: cfg.shardId,
+      clock: rt.clock,
+      onEvent: (event, n) => this.metrics.pkiEvents.inc({ event }, n),
+    });
+    this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }));
+    this.topology.onChange((t) => this.metrics.topologyEpoch.set(t.epoch));
+    this.metrics.topologyEpoch.set(this.topology.current().epoch);
+    this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
+    this.peers = new PeerPool({
+      connectTimeoutMs: cfg.timeouts.connectMs,
+      requestTimeoutMs: cfg.timeouts.requestMs,
+      backoffInitialMs: cfg.backoff.initialMs,
+      backoffMaxMs: cfg.backoff.maxMs,
+      tls: () => ({ cert: this.material.certChain, key: this.material.keyPem, ca: this.material.ca, crl: [...this.material.crls], signer: this.signer }),
+      verifyServer: (cert, expected) => verifyServerCert(cert as DetailedPeerCertificate, expected, this.material.verifier, this.material.issuerName),
+      clock: rt.clock,
+      log: log.child({ component: 'peers' }),
+    });
+    const router = new Router({
+      self: cfg.shardId,
+      topology: this.topology,
+      local: this.local,
+      peers: this.peers,
+      random: rt.random,
+      maxBodyBytes: cfg.maxBodyBytes,
+    });
+    const appLog = log.child({ component: 'app' });
+    this.app = new AppServer((req, res) => void this.serveApp(router, req, res, appLog));
+    const meshHandler = createMeshHandler({
+      self: cfg.shardId,
+      router,
+      topology: this.topology,
+      replay: new ReplayGuard(rt.clock, cfg.replay),
+      maxBodyBytes: cfg.maxBodyBytes,
+      audit: this.audit,
+      metrics: this.metrics,
+      log: log.child({ component: 'mesh' }),
+    });
+    this.mesh = new MeshServer(this.material, (req, res, peer) => void meshHandler(req, res, peer), this.audit, this.metrics, log.child({ component: 'mesh' }));
+    this.admin = new AdminServer(this.metrics.registry, () => this.readiness());
+    this.updateCertMetrics();
+  }
+
+  private makeSigner(): RequestSigner {
+    return new RequestSigner(this.material.key, this.cfg.shardId, this.material.serial, this.rt.clock, this.rt.random);
+  }
+
+  private updateCertMetrics(): void {
+    this.metrics.certExpiryDays.set({ shard_id: this.cfg.shardId }, Math.round(((this.material.notAfter.getTime() - this.rt.clock.now()) / 86_400_000) * 100) / 100);
+    this.metrics.crlSize.set(this.material.crls.reduce((a, c) => a + Buffer.byteLength(c), 0));
+  }
+
+  private async serveApp(router: Router, req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
+    const started = performance.now();
+    let operation = 'unknown';
+    res.once('finish', () => {
+      this.metrics.requests.inc({ listener: 'app', operation, result: `${Math.floor(res.statusCode / 100)}xx` });
+      this.metrics.duration.observe({ listener: 'app', operation }, (performance.now() - started) / 1000);
+    });
+    try {
+      const op = classifyRequest(req.method!, req.url!);
+      operation = op.kind;
+      await router.serve(req, res, op);
+    } catch (err) {
+      sendError(req, res, err, log);
+    }
+  }
+
+  private async readiness(): Promise<Readiness> {
+    const now = this.rt.clock.now();
+    const cert = { ok: now < this.material.notAfter.getTime(), detail: `expires ${this.material.notAfter.toISOString()}` };
+    const topo = this.topology.current();
+    const storage = await new Promise<{ ok: boolean; detail?: string }>((resolve) => {
+      const req = http.get(`${this.cfg.storageUrl}/health`, { timeout: 1000 }, (res) => {
+        res.resume();
+        resolve({ ok: res.statusCode === 200, detail: `status ${res.statusCode}` });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => resolve({ ok: false, detail: e.message }));
+    });
+    const checks = { certificate: cert, topology: { ok: true, detail: `epoch ${topo.epoch}` }, storage };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  async start(): Promise<Bound> {
+    const c = this.cfg;
+    const app = await this.app.listen(c.app.port, c.app.host);
+    const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
+    const admin = await this.admin.listen(c.admin.port, c.admin.host);
+    if (c.watchFiles) {
+      for (const f of [c.tls.cert, c.tls.key, c.tls.ca, ...c.tls.crls]) {
+        watchFile(f, { interval: 1000, persistent: false }, () => this.reload('file changed'));
+        this.watched.push(f);
+      }
+    }
+    return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
+  }
+
+  /**
+   * Re-reads certificate, key, CA and CRLs. New handshakes (both directions) use them; sessions
+   * with peers whose certificates are now revoked are cut. A bad file set changes nothing.
+   */
+  reload(why: string): boolean {
+    let next: TlsMaterial;
+    try {
+      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock);
+    } catch (e) {
+      this.rt.log.error({ why, err: (e as Error).message }, 'TLS reload refused; keeping the current certificates');
+      return false;
+    }
+    this.material = next;
+    this.signer = this.makeSigner();
+    this.mesh.rotate(next);
+    const revoked = (serial: string) => next.revoked.has(serial);
+    const inbound = this.mesh.closeWhere(revoked);
+    const outbound = this.peers.resetWhere(revoked);
+    this.peers.rollAll();
+    for (const serial of inbound) this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { serial }, reason: 'session closed after CRL update' });
+    for (const shardId of outbound) this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId }, reason: 'outgoing session closed after CRL update' });
+    this.audit.record({ event: 'CRL_APPLIED', reason: why, revoked: next.revoked.size });
+    this.updateCertMetrics();
+    this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length }, 'TLS material reloaded');
+    return true;
+  }
+
+  /** Stops accepting, drains in-flight requests up to drainMs, GOAWAY to peers, closes files. */
+  async stop(drainMs = 5000): Promise<void> {
+    for (const f of this.watched) unwatchFile(f);
+    this.topology.close();
+    await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs)]);
+    this.peers.closeAll();
+    this.local.close();
+    await this.admin.close();
+    this.audit.close();
+  }
+}
+

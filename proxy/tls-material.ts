@@ -1,0 +1,92 @@
+// This sidecar's TLS material, loaded from the files its config names: certificate chain,
+// private key (made a KeyObject once), trusted root and the CRL of every CA. Reloaded on
+// SIGHUP or when the files change; a bad set of files is refused as a whole.
+import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { ConfigError } from '../src/config/validate.js';
+import type { SidecarConfig } from '../src/config/sidecar.js';
+import { PeerVerifier } from '../src/pki/verify.js';
+import { parsePem } from '../src/pki/pem.js';
+import { parseCrl } from '../src/pki/crl.js';
+import type { ThemisIdentity } from '../src/pki/identity-extension.js';
+import type { Clock } from '../src/runtime.js';
+
+export interface TlsMaterial {
+  /** PEM: leaf then intermediate — what we present. */
+  readonly certChain: string;
+  /** Unencrypted PKCS#8 PEM, in memory only (Node's TLS options take PEM). */
+  readonly keyPem: string;
+  readonly key: KeyObject;
+  readonly ca: string;
+  readonly crls: readonly string[];
+  readonly serial: string;
+  readonly identity: ThemisIdentity;
+  readonly notAfter: Date;
+  /** Hex DER name of the CA that issued our certificate: the cluster CA. */
+  readonly issuerName: string;
+  /** Serials (hex) revoked by any CRL in force. */
+  readonly revoked: ReadonlySet<string>;
+  /** Verifies presented chains against this root and these CRLs. */
+  readonly verifier: PeerVerifier;
+}
+
+function read(path: string, field: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(field, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Loads and cross-checks the files; throws ConfigError naming the field at fault. */
+export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, clock: Clock): TlsMaterial {
+  const certChain = read(tls.cert, 'tls.cert');
+  const keyText = read(tls.key, 'tls.key');
+  const ca = read(tls.ca, 'tls.ca');
+  const crls = tls.crls.map((p, i) => read(p, `tls.crls[${i}]`));
+  const passphrase = tls.keyPassphraseFile ? read(tls.keyPassphraseFile, 'tls.keyPassphraseFile').replace(/\r?\n$/, '') : undefined;
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(passphrase === undefined ? keyText : { key: keyText, passphrase });
+  } catch (e) {
+    throw new ConfigError('tls.key', `${tls.key} does not open (${(e as Error).message}); check the file and tls.keyPassphraseFile`);
+  }
+  let chainDer: Uint8Array[];
+  try {
+    chainDer = parsePem(certChain, tls.cert).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
+  } catch (e) {
+    throw new ConfigError('tls.cert', (e as Error).message);
+  }
+  if (chainDer.length < 2) {
+    throw new ConfigError('tls.cert', `${tls.cert} must hold this shard's certificate followed by the cluster CA certificate (the chain file themis-pki writes)`);
+  }
+  let verifier: PeerVerifier;
+  try {
+    verifier = new PeerVerifier({ root: ca, crls, clock });
+  } catch (e) {
+    throw new ConfigError('tls.ca / tls.crls', (e as Error).message);
+  }
+  const own = verifier.verify(chainDer, 'serverAuth');
+  if (!own.ok) {
+    throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${own.reason}: ${own.message}`);
+  }
+  if (own.peer.identity.shardId !== shardId) {
+    throw new ConfigError('shardId', `"${shardId}" but the certificate in tls.cert is for "${own.peer.identity.shardId || '(no shard)'}"`);
+  }
+  if (!new X509Certificate(Buffer.from(chainDer[0]!)).checkPrivateKey(key)) {
+    throw new ConfigError('tls.key', `${tls.key} is not the private key of the certificate in ${tls.cert}`);
+  }
+  return Object.freeze({
+    certChain,
+    keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+    key,
+    ca,
+    crls: Object.freeze(crls),
+    serial: own.peer.serial,
+    identity: own.peer.identity,
+    notAfter: own.peer.notAfter,
+    issuerName: own.peer.issuerName,
+    revoked: new Set(crls.flatMap((c, i) => [...parseCrl(c, tls.crls[i]!).revoked.keys()])),
+    verifier,
+  });
+}

@@ -1,0 +1,72 @@
+// Where the sidecar's topology comes from. The request path only calls current(); a
+// source swaps in a newer, validated topology atomically. FileTopologySource reads a
+// document written by `themis-admin topology plan --out`; the etcd source (signed) slots in
+// behind the same interface.
+import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+import { parseTopology } from '../src/topology/document.js';
+import { ConfigError } from '../src/config/validate.js';
+import type { Topology } from '../src/topology/topology.js';
+import type { Logger } from '../src/log.js';
+
+export interface TopologySource {
+  current(): Topology;
+  /** Re-reads the source now (e.g. after a peer answered 421); resolves when done. */
+  refresh(): Promise<void>;
+  onChange(listener: (t: Topology, previous: Topology) => void): void;
+  close(): void;
+}
+
+export class FileTopologySource implements TopologySource {
+  private topology: Topology;
+  private readonly listeners: ((t: Topology, previous: Topology) => void)[] = [];
+
+  /** Loads the file now; throws (TopologyError or a read error) if it is unusable at start-up. */
+  constructor(
+    private readonly file: string,
+    private readonly log: Logger,
+    pollMs = 1000,
+  ) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('topology.file', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'}); write one with themis-admin topology plan --out`);
+    }
+    try {
+      this.topology = parseTopology(text);
+    } catch (e) {
+      throw new ConfigError('topology.file', `${file}: ${(e as Error).message}`);
+    }
+    watchFile(file, { interval: pollMs, persistent: false }, () => void this.refresh());
+  }
+
+  current(): Topology {
+    return this.topology;
+  }
+
+  async refresh(): Promise<void> {
+    let next: Topology;
+    try {
+      next = parseTopology(readFileSync(this.file, 'utf8'));
+    } catch (e) {
+      this.log.warn({ file: this.file, err: (e as Error).message }, 'topology file unusable; keeping the current topology');
+      return;
+    }
+    const prev = this.topology;
+    if (next.epoch <= prev.epoch) {
+      if (next.epoch < prev.epoch) this.log.warn({ file: this.file, epoch: next.epoch, current: prev.epoch }, 'topology file has an older epoch; ignored');
+      return;
+    }
+    this.topology = next;
+    this.log.info({ epoch: next.epoch, previous: prev.epoch, ranges: next.ranges.length }, 'topology applied');
+    for (const l of this.listeners) l(next, prev);
+  }
+
+  onChange(listener: (t: Topology, previous: Topology) => void): void {
+    this.listeners.push(listener);
+  }
+
+  close(): void {
+    unwatchFile(this.file);
+  }
+}

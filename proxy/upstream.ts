@@ -1,0 +1,47 @@
+// The interface between the request path and whatever answers it — the local storage
+// node over plaintext HTTP/1.1 or a peer sidecar over the mesh — and the mapping of
+// upstream failures to stable codes (503 unavailable, 504 timeout, 502 protocol).
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { ThemisError } from '../src/errors.js';
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path with query string, as the client sent it. */
+  path: string;
+  headers: OutgoingHttpHeaders;
+  /** A buffered body, a stream to pipe, or nothing. */
+  body?: Buffer | Readable;
+  /** For the mesh: the body's SHA-256 (hex); the peer session signs the request with it. */
+  contentSha256?: string;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
+
+export interface Upstream {
+  readonly name: string;
+  request(req: UpstreamRequest): Promise<UpstreamResponse>;
+}
+
+const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Maps a transport error to UPSTREAM_UNAVAILABLE / UPSTREAM_TIMEOUT / UPSTREAM_PROTOCOL_ERROR. */
+export function upstreamError(err: unknown, upstream: string): ThemisError {
+  if (err instanceof ThemisError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (code === 'ETIMEDOUT' || code === 'UPSTREAM_TIMEOUT') {
+    return new ThemisError('UPSTREAM_TIMEOUT', `${upstream} did not answer in time`, { upstream });
+  }
+  if (UNAVAILABLE.has(code)) {
+    return new ThemisError('UPSTREAM_UNAVAILABLE', `${upstream} is unavailable (${code})`, { upstream });
+  }
+  return new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${upstream} failed mid-request (${code || (err as Error)?.message || 'unknown'})`, { upstream });
+}
+
+export class TimeoutError extends Error {
+  readonly code = 'UPSTREAM_TIMEOUT';
+}

@@ -1,0 +1,152 @@
+// The audit trail: one JSON line per security event, each carrying the SHA-256 of the line
+// before it (a hash chain, so an edited, removed or reordered line is detectable). Appends
+// are synchronous and ordered; the file is fsynced on a bounded interval. High-rate success
+// events (SIGNATURE_VERIFIED) are aggregated: one line per peer per interval with a count.
+import { closeSync, fsyncSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Clock } from '../runtime.js';
+
+export const AUDIT_EVENTS = [
+  'CERTIFICATE_ISSUED',
+  'CERTIFICATE_REVOKED',
+  'MTLS_CONNECTION_SUCCESS',
+  'MTLS_CONNECTION_FAILED',
+  'SIGNATURE_VERIFIED',
+  'SIGNATURE_FAILED',
+  'CAPABILITY_DENIED',
+  'REBALANCE_INITIATED',
+  'REPLAY_REJECTED',
+  'TOPOLOGY_APPLIED',
+  'TOPOLOGY_REJECTED',
+  'CRL_APPLIED',
+] as const;
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+
+export interface AuditPeer {
+  shardId?: string;
+  cn?: string;
+  serial?: string;
+  address?: string;
+}
+
+export interface AuditEntry {
+  event: AuditEvent;
+  peer?: AuditPeer;
+  reason?: string;
+  [detail: string]: unknown;
+}
+
+export interface AuditSink {
+  record(entry: AuditEntry): void;
+  /** Counts a high-rate success event; written as one aggregated line per key per interval. */
+  aggregate(event: AuditEvent, peer: AuditPeer): void;
+  close(): void;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+export function lineHash(line: string): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+/** Hash of the last line of an existing file, or the genesis hash for a new/empty one. */
+function lastHash(fd: number): string {
+  const size = fstatSync(fd).size;
+  if (size === 0) return GENESIS;
+  const len = Math.min(size, 1 << 20);
+  const buf = Buffer.alloc(len);
+  readSync(fd, buf, 0, len, size - len);
+  const text = buf.toString('utf8').replace(/\n$/, '');
+  return lineHash(text.slice(text.lastIndexOf('\n') + 1));
+}
+
+export interface AuditLogOptions {
+  file: string;
+  /** This process's identity, written on every line (e.g. the shard id). */
+  source: string;
+  clock: Clock;
+  fsyncIntervalMs?: number;
+  aggregateIntervalMs?: number;
+  onEvent?: (event: AuditEvent, count: number) => void;
+}
+
+export class AuditLog implements AuditSink {
+  private readonly fd: number;
+  private prev: string;
+  private dirty = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly pending = new Map<string, { event: AuditEvent; peer: AuditPeer; count: number }>();
+
+  constructor(private readonly opts: AuditLogOptions) {
+    this.fd = openSync(opts.file, 'a+', 0o600);
+    this.prev = lastHash(this.fd);
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(opts.fsyncIntervalMs ?? 1000, () => this.sync());
+    every(opts.aggregateIntervalMs ?? 10_000, () => this.flushAggregates());
+  }
+
+  record(entry: AuditEntry): void {
+    this.append(entry);
+    this.opts.onEvent?.(entry.event, 1);
+  }
+
+  private append(entry: AuditEntry): void {
+    const { event, peer, reason, ...detail } = entry;
+    const line = JSON.stringify({
+      time: new Date(this.opts.clock.now()).toISOString(),
+      event,
+      source: this.opts.source,
+      ...(peer ? { peer } : {}),
+      ...(reason !== undefined ? { reason } : {}),
+      ...detail,
+      prev: this.prev,
+    });
+    writeSync(this.fd, line + '\n');
+    this.prev = lineHash(line);
+    this.dirty = true;
+  }
+
+  aggregate(event: AuditEvent, peer: AuditPeer): void {
+    const key = `${event}\0${peer.shardId ?? peer.cn ?? ''}\0${peer.serial ?? ''}`;
+    const p = this.pending.get(key);
+    if (p) p.count++;
+    else this.pending.set(key, { event, peer, count: 1 });
+  }
+
+  flushAggregates(): void {
+    for (const { event, peer, count } of this.pending.values()) {
+      this.append({ event, peer, count, aggregated: true });
+      this.opts.onEvent?.(event, count);
+    }
+    this.pending.clear();
+  }
+
+  sync(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.flushAggregates();
+    this.sync();
+    closeSync(this.fd);
+  }
+}
+
+/** An audit sink that only counts; for tools and tests that keep no file. */
+export class NullAudit implements AuditSink {
+  readonly events: AuditEntry[] = [];
+  record(entry: AuditEntry): void {
+    this.events.push(entry);
+  }
+  aggregate(event: AuditEvent, peer: AuditPeer): void {
+    this.events.push({ event, peer, aggregated: true });
+  }
+  close(): void {}
+}

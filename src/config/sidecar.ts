@@ -1,0 +1,153 @@
+// The validated, frozen configuration of the sidecar (`themis-sidecar --config FILE.json`).
+// Every error names the field path and what to write instead; paths resolve against the
+// config file's folder so a host's config directory can move as a whole.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { ConfigError, asObject, bool, int, isLoopbackHost, join, rejectUnknown, str, type Raw } from './validate.js';
+import { SHARD_ID_RE } from '../topology/topology.js';
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface SidecarConfig {
+  readonly shardId: string;
+  readonly cluster: string;
+  /** Plaintext HTTP/1.1 + h2c for local apps; loopback only. */
+  readonly app: Listen;
+  /** HTTP/2 over TLS 1.3 with client certificates, for peers and client-certificate apps. */
+  readonly mesh: Listen;
+  /** /metrics, /healthz, /readyz; loopback by default. */
+  readonly admin: Listen;
+  /** Append-only, hash-chained audit trail of security events. */
+  readonly auditFile: string;
+  /** The local storage node, e.g. http://127.0.0.1:8765. */
+  readonly storageUrl: string;
+  readonly tls: {
+    /** PEM: this shard's certificate followed by the cluster CA certificate. */
+    readonly cert: string;
+    readonly key: string;
+    /** File holding the key's passphrase, when the key is encrypted. */
+    readonly keyPassphraseFile: string | undefined;
+    /** The trusted root CA certificate. */
+    readonly ca: string;
+    /** CRL files (PEM), one per CA: root, cluster, client. */
+    readonly crls: readonly string[];
+  };
+  readonly topologyFile: string;
+  readonly timeouts: { readonly connectMs: number; readonly requestMs: number };
+  readonly backoff: { readonly initialMs: number; readonly maxMs: number };
+  readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number };
+  readonly maxBodyBytes: number;
+  /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
+  readonly watchFiles: boolean;
+}
+
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'maxBodyBytes', 'watchFiles'];
+
+export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
+  const raw = asObject(input, 'config');
+  rejectUnknown(raw, TOP, '');
+  const shardId = str(raw, 'shardId', '');
+  if (!SHARD_ID_RE.test(shardId)) throw new ConfigError('shardId', `"${shardId}" is not a shard id; write e.g. "shard-001"`);
+  const path = (o: Raw, k: string, prefix: string) => resolve(baseDir, str(o, k, prefix));
+
+  const app = listen(raw, 'app', { host: '127.0.0.1', port: 7080 });
+  if (!isLoopbackHost(app.host)) {
+    throw new ConfigError('app.host', `"${app.host}" is not a loopback address: the app port is plaintext and unauthenticated; write 127.0.0.1 and let remote apps use the mesh port with a client certificate`);
+  }
+  const mesh = listen(raw, 'mesh', { host: '127.0.0.1', port: 7443 });
+  const admin = listen(raw, 'admin', { host: '127.0.0.1', port: 9464 });
+  const audit = asObject(raw.audit ?? {}, 'audit');
+  rejectUnknown(audit, ['file'], 'audit');
+
+  const storage = asObject(raw.storage ?? {}, 'storage');
+  rejectUnknown(storage, ['url'], 'storage');
+  const storageUrl = str(storage, 'url', 'storage', 'http://127.0.0.1:8765');
+  let u: URL;
+  try {
+    u = new URL(storageUrl);
+  } catch {
+    throw new ConfigError('storage.url', `"${storageUrl}" is not a URL; write e.g. http://127.0.0.1:8765`);
+  }
+  if (u.protocol !== 'http:' || !isLoopbackHost(u.hostname)) {
+    throw new ConfigError('storage.url', 'the storage node must be plaintext http on loopback, e.g. http://127.0.0.1:8765');
+  }
+
+  const tls = asObject(raw.tls, 'tls');
+  rejectUnknown(tls, ['cert', 'key', 'keyPassphraseFile', 'ca', 'crls'], 'tls');
+  const crls = tls.crls;
+  if (!Array.isArray(crls) || crls.length === 0 || !crls.every((c) => typeof c === 'string' && c.length > 0)) {
+    throw new ConfigError('tls.crls', 'write a list of CRL files, one per CA (root, cluster, client), e.g. ["pki/crl/root.crl.pem", …]');
+  }
+
+  const topology = asObject(raw.topology, 'topology');
+  rejectUnknown(topology, ['file'], 'topology');
+  const timeouts = asObject(raw.timeouts ?? {}, 'timeouts');
+  rejectUnknown(timeouts, ['connectMs', 'requestMs'], 'timeouts');
+  const backoff = asObject(raw.backoff ?? {}, 'backoff');
+  rejectUnknown(backoff, ['initialMs', 'maxMs'], 'backoff');
+  const replay = asObject(raw.replay ?? {}, 'replay');
+  rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender'], 'replay');
+
+  return Object.freeze({
+    shardId,
+    cluster: str(raw, 'cluster', '', 'cluster-dev'),
+    app,
+    mesh,
+    admin,
+    auditFile: resolve(baseDir, str(audit, 'file', 'audit', `audit-${shardId}.log`)),
+    storageUrl: u.origin,
+    tls: Object.freeze({
+      cert: path(tls, 'cert', 'tls'),
+      key: path(tls, 'key', 'tls'),
+      keyPassphraseFile: tls.keyPassphraseFile === undefined ? undefined : path(tls, 'keyPassphraseFile', 'tls'),
+      ca: path(tls, 'ca', 'tls'),
+      crls: Object.freeze((crls as string[]).map((c) => resolve(baseDir, c))),
+    }),
+    topologyFile: path(topology, 'file', 'topology'),
+    timeouts: Object.freeze({
+      connectMs: int(timeouts, 'connectMs', 'timeouts', 2_000, 10, 60_000),
+      requestMs: int(timeouts, 'requestMs', 'timeouts', 10_000, 10, 600_000),
+    }),
+    backoff: Object.freeze({
+      initialMs: int(backoff, 'initialMs', 'backoff', 100, 1, 60_000),
+      maxMs: int(backoff, 'maxMs', 'backoff', 5_000, 1, 600_000),
+    }),
+    replay: Object.freeze({
+      windowMs: int(replay, 'windowMs', 'replay', 60_000, 1_000, 600_000),
+      maxNoncesPerSender: int(replay, 'maxNoncesPerSender', 'replay', 200_000, 100, 10_000_000),
+    }),
+    maxBodyBytes: int(raw, 'maxBodyBytes', '', 2 * 16 * 1024 * 1024 + 64 * 1024, 1024, 1024 * 1024 * 1024),
+    watchFiles: bool(raw, 'watchFiles', '', true),
+  });
+}
+
+function listen(raw: Raw, key: string, dflt: Listen): Listen {
+  const o = asObject(raw[key] ?? {}, key);
+  rejectUnknown(o, ['host', 'port'], key);
+  const host = str(o, 'host', key, dflt.host);
+  if (host !== 'localhost' && isIP(host) === 0) {
+    throw new ConfigError(join(key, 'host'), `expected an IP address, got ${JSON.stringify(host.slice(0, 64))}; write e.g. ${dflt.host}`);
+  }
+  return Object.freeze({ host, port: int(o, 'port', key, dflt.port, 0, 65535) });
+}
+
+/** Reads and validates a sidecar config file. */
+export function loadSidecarConfig(file: string): SidecarConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('--config', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'}); write the path of the sidecar's JSON config`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('--config', `${file} is not valid JSON (${(e as Error).message})`);
+  }
+  return validateSidecarConfig(value, dirname(resolve(file)));
+}

@@ -1,0 +1,70 @@
+import t from 'tap';
+import http2 from 'node:http2';
+import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { call } from '../support/storage-process.js';
+
+let mesh: Mesh;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3 });
+});
+t.teardown(() => mesh?.close());
+
+t.test('put through one sidecar, get through another, for keys owned by every shard', async (t) => {
+  const [a, , c] = mesh.nodes;
+  for (const owner of mesh.nodes) {
+    const uuid = uuidOwnedBy(owner.shard.tokenRange);
+    const urn = `urn:themis:document:app:orders:${uuid}`;
+    const blob = JSON.stringify({ owner: owner.shard.id, n: 1 });
+    const put = await call(a!.appUrl, 'PUT', `/entities/${encodeURIComponent(urn)}`, { blob });
+    t.equal(put.status, 201, `PUT via ${a!.shard.id} for ${owner.shard.id}: ${put.text}`);
+    t.equal(put.headers.get('x-themis-shard'), owner.shard.id, 'served by the owner');
+    t.equal(put.headers.get('x-themis-topology-epoch'), '1');
+    // The other key form, through another sidecar.
+    const got = await call(c!.appUrl, 'GET', `/entities/document.app.orders:${uuid}`);
+    t.equal(got.status, 200);
+    t.equal(got.body.blob, blob);
+    t.equal(got.headers.get('x-themis-shard'), owner.shard.id);
+    // It physically lives on the owner's storage node and nowhere else.
+    for (const node of mesh.nodes) {
+      const direct = await call(node.storage.url, 'GET', `/entities/document.app.orders:${uuid}`);
+      t.equal(direct.status, node === owner ? 200 : 404, `${node.shard.id} holds it: ${node === owner}`);
+    }
+    const del = await call(c!.appUrl, 'DELETE', `/entities/${encodeURIComponent(urn)}`);
+    t.equal(del.status, 200);
+    t.equal((await call(a!.appUrl, 'GET', `/entities/${encodeURIComponent(urn)}`)).status, 404);
+  }
+});
+
+t.test('the app port speaks h2c too', async (t) => {
+  const node = mesh.nodes[0]!;
+  const owner = mesh.nodes[2]!;
+  const uuid = uuidOwnedBy(owner.shard.tokenRange);
+  const session = http2.connect(node.appUrl);
+  t.teardown(() => session.close());
+  const res = await new Promise<{ status: number; shard: string; body: string }>((resolve, reject) => {
+    const s = session.request({ ':method': 'PUT', ':path': `/entities/graph.social.edges:${uuid}`, 'content-type': 'application/json' });
+    let body = '';
+    let status = 0;
+    let shard = '';
+    s.on('response', (h) => {
+      status = Number(h[':status']);
+      shard = String(h['x-themis-shard']);
+    });
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (body += d));
+    s.on('end', () => resolve({ status, shard, body }));
+    s.on('error', reject);
+    s.end(JSON.stringify({ blob: '{"h2c":true}' }));
+  });
+  t.equal(res.status, 201, res.body);
+  t.equal(res.shard, owner.shard.id);
+});
+
+t.test('bad keys get 400 INVALID_KEY before any network call', async (t) => {
+  const node = mesh.nodes[0]!;
+  for (const key of ['urn:themis:nope:a:b:x', 'relational.a.b:not-a-uuid', '%E0%A4%A']) {
+    const r = await call(node.appUrl, 'GET', `/entities/${key}`);
+    t.equal(r.status, 400, key);
+    t.equal(r.body.code, 'INVALID_KEY', key);
+  }
+});

@@ -1,0 +1,125 @@
+import t from 'tap';
+import type { ClientHttp2Session } from 'node:http2';
+import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { meshConnect, meshRequest, signHeaders } from '../support/mesh-client.js';
+import { readFileSync } from 'node:fs';
+
+let mesh: Mesh;
+let session: ClientHttp2Session;
+t.before(async () => {
+  mesh = await startMesh({ shards: 2 });
+  const sender = mesh.pki.shards[0]!;
+  session = meshConnect(`${mesh.nodes[1]!.shard.ip}:${mesh.nodes[1]!.meshPort}`, { cert: sender.chain, key: sender.key, ca: mesh.pki.root.cert });
+});
+t.teardown(async () => {
+  session?.close();
+  await mesh?.close();
+});
+
+const audit = (i: number) => readFileSync(mesh.nodes[i]!.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+t.test('every check of a signed request, in order, with its status and code', async (t) => {
+  const sender = mesh.pki.shards[0]!;
+  const receiver = mesh.nodes[1]!;
+  const uuid = uuidOwnedBy(receiver.shard.tokenRange);
+  const path = `/entities/document.app.orders:${uuid}`;
+  const body = JSON.stringify({ blob: '{"v":1}' });
+  const base = { shardId: sender.id, serial: sender.serial, key: sender.key, method: 'PUT', path, body };
+
+  const ok = signHeaders(base);
+  const accepted = await meshRequest(session, 'PUT', path, ok, body);
+  t.equal(accepted.status, 201, accepted.text);
+  t.equal(accepted.headers['x-themis-shard'], receiver.shard.id);
+
+  const cases: [string, Record<string, string>, string, string | undefined, number, string][] = [
+    ['missing signature header', (({ 'x-themis-signature': _, ...h }) => h)(signHeaders(base)), path, body, 400, 'SIGNATURE_HEADERS_INVALID'],
+    ['shard id not the TLS peer', signHeaders({ ...base, shardId: 'shard-002' }), path, body, 401, 'IDENTITY_MISMATCH'],
+    ['cert serial not the TLS peer', signHeaders({ ...base, serial: 'abcdef' }), path, body, 401, 'IDENTITY_MISMATCH'],
+    ['stale timestamp', signHeaders({ ...base, timestamp: Date.now() - 61_000 }), path, body, 401, 'TIMESTAMP_OUT_OF_WINDOW'],
+    ['future timestamp', signHeaders({ ...base, timestamp: Date.now() + 61_000 }), path, body, 401, 'TIMESTAMP_OUT_OF_WINDOW'],
+    ['tampered body', signHeaders(base), path, body.replace('1', '2'), 401, 'SIGNATURE_INVALID'],
+    ['tampered path', signHeaders(base), path.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')), body, 401, 'SIGNATURE_INVALID'],
+    ['signed by another key', signHeaders({ ...base, key: mesh.pki.shards[1]!.key }), path, body, 401, 'SIGNATURE_INVALID'],
+    ['replayed request', ok, path, body, 409, 'REPLAY_DETECTED'],
+  ];
+  for (const [name, headers, p, b, status, code] of cases) {
+    const r = await meshRequest(session, 'PUT', p, headers, b);
+    t.equal(r.status, status, `${name}: ${r.text}`);
+    t.equal(r.body?.code, code, name);
+  }
+  // Nothing of the refused writes reached storage: the value is still the accepted one.
+  const direct = await fetch(`${receiver.storage.url}${path}`).then((r) => r.json());
+  t.equal(direct.blob, '{"v":1}');
+  const events = audit(1).map((e) => e.event);
+  t.ok(events.includes('SIGNATURE_FAILED'), 'signature failures audited');
+  t.ok(events.includes('REPLAY_REJECTED'), 'replay audited');
+});
+
+t.test('a key the receiver does not own gets 421 with its epoch', async (t) => {
+  const sender = mesh.pki.shards[0]!;
+  const uuid = uuidOwnedBy(sender.tokenRange); // owned by the sender, not the receiver
+  const path = `/entities/document.app.orders:${uuid}`;
+  const r = await meshRequest(session, 'GET', path, signHeaders({ shardId: sender.id, serial: sender.serial, key: sender.key, method: 'GET', path }));
+  t.equal(r.status, 421);
+  t.equal(r.body.code, 'NOT_OWNER');
+  t.equal(r.headers['x-themis-topology-epoch'], '1');
+});
+
+t.test('curl + openssl dgst: an independently signed request is accepted, the same again gets 409', async (t) => {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { createHash, randomBytes } = await import('node:crypto');
+  const sender = mesh.pki.shards[0]!;
+  const receiver = mesh.nodes[1]!;
+  const uuid = uuidOwnedBy(receiver.shard.tokenRange);
+  const path = `/entities/urn:themis:relational:shop:users:${uuid}`;
+  const body = JSON.stringify({ blob: JSON.stringify({ name: 'curl' }) });
+  const bodyFile = join(mesh.dir, 'curl-body.json');
+  writeFileSync(bodyFile, body);
+  const ts = String(Date.now());
+  const nonce = randomBytes(8).toString('hex');
+  const sha = createHash('sha256').update(body).digest('hex');
+  const canonFile = join(mesh.dir, 'canonical.txt');
+  writeFileSync(canonFile, ['THEMIS-SIG-V1', 'PUT', path, sender.id, sender.serial, ts, nonce, sha].join('\n'));
+  const sig = execFileSync('openssl', ['dgst', '-sha256', '-sign', sender.keyPath, canonFile]).toString('base64');
+  const curl = () =>
+    spawnSync('curl', [
+      '-sS', '--http2', '-X', 'PUT', '-w', '\n%{http_code}',
+      '--cert', sender.chainPath, '--key', sender.keyPath, '--cacert', mesh.pki.root.certPath,
+      '-H', `x-themis-shard-id: ${sender.id}`, '-H', `x-themis-cert-serial: ${sender.serial}`,
+      '-H', `x-themis-timestamp: ${ts}`, '-H', `x-themis-nonce: ${nonce}`,
+      '-H', `x-themis-content-sha256: ${sha}`, '-H', `x-themis-signature: ${sig}`,
+      '-H', 'content-type: application/json', '--data-binary', `@${bodyFile}`,
+      `https://${receiver.shard.ip}:${receiver.meshPort}${path}`,
+    ], { encoding: 'utf8' });
+  const first = curl();
+  t.equal(first.status, 0, first.stderr);
+  t.match(first.stdout, /\n201$/, first.stdout);
+  const second = curl();
+  t.match(second.stdout, /\n409$/, second.stdout);
+  t.match(second.stdout, /REPLAY_DETECTED/);
+});
+
+t.test('client certificates: no signing, routed across the cluster, limited to their capabilities', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const rw = mesh.pki.clients.readWrite;
+  const ro = mesh.pki.clients.readOnly;
+  const entry = mesh.nodes[0]!;
+  const owner = mesh.nodes[1]!;
+  const uuid = uuidOwnedBy(owner.shard.tokenRange);
+  const url = `https://${entry.shard.ip}:${entry.meshPort}/entities/document.app.orders:${uuid}`;
+  const curl = (id: typeof rw, ...args: string[]) =>
+    spawnSync('curl', ['-sS', '--http2', '-w', '\n%{http_code}', '--cert', id.chainPath, '--key', id.keyPath, '--cacert', mesh.pki.root.certPath, ...args, url], { encoding: 'utf8' });
+  const put = curl(rw, '-X', 'PUT', '--data-binary', JSON.stringify({ blob: '{"by":"client"}' }));
+  t.match(put.stdout, /\n201$/, put.stdout + put.stderr);
+  const get = curl(ro);
+  t.match(get.stdout, /"blob":"\{\\"by\\":\\"client\\"\}"/);
+  t.match(get.stdout, /\n200$/);
+  const denied = curl(ro, '-X', 'PUT', '--data-binary', JSON.stringify({ blob: '{"by":"ro"}' }));
+  t.match(denied.stdout, /\n403$/, denied.stdout);
+  t.match(denied.stdout, /CAPABILITY_DENIED/);
+  const direct = await fetch(`${owner.storage.url}/entities/document.app.orders:${uuid}`).then((r) => r.json());
+  t.equal(direct.blob, '{"by":"client"}', 'the denied write changed nothing');
+  t.ok(audit(0).some((e) => e.event === 'CAPABILITY_DENIED' && e.peer?.serial === ro.serial), 'denial audited with the serial');
+});

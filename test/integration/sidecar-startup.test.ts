@@ -1,0 +1,65 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
+import { SIDECAR_MAIN } from '../support/mesh.js';
+
+let pki: PkiFixture;
+let dir: string;
+t.before(async () => {
+  pki = await createPkiFixture({ shards: 2 });
+  dir = mkdtempSync(join(tmpdir(), 'themis-sidecar-start-'));
+  writeFileSync(join(dir, 'topology.json'), JSON.stringify({ cluster: pki.cluster, epoch: 1, vnodes: 0, shards: { 'shard-001': {} }, ranges: [{ start: '0x0000000000000000', end: '0xffffffffffffffff', owner: 'shard-001', replicas: [] }] }));
+  pki.crls().forEach((c, i) => writeFileSync(join(dir, `crl-${i}.pem`), c));
+});
+t.teardown(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await pki?.cleanup();
+});
+
+function start(patch: Record<string, unknown>): { status: number | null; stderr: string } {
+  const s = pki.shards[0]!;
+  const cfg = {
+    shardId: 'shard-001',
+    app: { port: 0 },
+    mesh: { port: 0 },
+    admin: { port: 0 },
+    tls: { cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath, crls: [0, 1, 2, 3].map((i) => join(dir, `crl-${i}.pem`)) },
+    topology: { file: join(dir, 'topology.json') },
+    audit: { file: join(dir, 'audit.log') },
+    ...patch,
+  };
+  const file = join(dir, 'cfg.json');
+  writeFileSync(file, JSON.stringify(cfg));
+  const r = spawnSync(process.execPath, [SIDECAR_MAIN, '--config', file], { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stderr: r.stderr };
+}
+
+t.test('a sidecar refuses to start on a bad config, naming the field, with exit status 78', async (t) => {
+  const s = pki.shards[0]!;
+  const other = pki.shards[1]!;
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['shard id not in the certificate', { shardId: 'shard-002' }, /shardId: "shard-002" but the certificate in tls.cert is for "shard-001"/],
+    ['key of another certificate', { tls: { cert: s.chainPath, key: other.keyPath, ca: pki.root.certPath, crls: [0, 1, 2, 3].map((i) => join(dir, `crl-${i}.pem`)) } }, /tls\.key: .* is not the private key of the certificate/],
+    ['leaf without its chain', { tls: { cert: s.certPath, key: s.keyPath, ca: pki.root.certPath, crls: [join(dir, 'crl-0.pem')] } }, /tls\.cert/],
+    ['missing CRL of the cluster CA', { tls: { cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath, crls: [join(dir, 'crl-0.pem')] } }, /tls\.cert.*revocation_unknown/],
+    ['unreadable topology', { topology: { file: join(dir, 'nope.json') } }, /topology\.file: cannot read/],
+    ['unknown field', { colour: 1 }, /config: colour: unknown setting/],
+    ['app port on a public address', { app: { host: '0.0.0.0', port: 0 } }, /app\.host/],
+  ];
+  for (const [name, patch, msg] of cases) {
+    const r = start(patch);
+    t.equal(r.status, 78, `${name}: exit status`);
+    t.match(r.stderr, msg, name);
+  }
+});
+
+t.test('a sidecar whose own certificate is revoked refuses to start', async (t) => {
+  await pki.revoke(pki.shards[0]!.serial);
+  pki.crls().forEach((c, i) => writeFileSync(join(dir, `crl-${i}.pem`), c));
+  const r = start({});
+  t.equal(r.status, 78);
+  t.match(r.stderr, /own certificate is not usable: revoked/);
+});

@@ -1,0 +1,139 @@
+// A real mesh for integration tests: a PKI minted at test start, one storage node and one
+// sidecar per shard (sidecar N's mesh port on 127.0.0.N), and a topology in which each shard
+// owns exactly the token range its certificate allows. Everything runs as child processes.
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Topology } from '../../src/topology/topology.js';
+import { serializeTopology } from '../../src/topology/document.js';
+import { createPkiFixture, type PkiFixture, type ShardMaterial } from './pki-fixture.js';
+import { startStorage, type StorageProcess } from './storage-process.js';
+import { startListening, type Running } from './child-process.js';
+
+export const SIDECAR_MAIN = fileURLToPath(new URL('../../dist/proxy/main.js', import.meta.url));
+
+export interface SidecarReady {
+  event: 'listening';
+  shard: string;
+  app: string;
+  mesh: string;
+  admin: string;
+}
+
+export interface MeshNode {
+  shard: ShardMaterial;
+  storage: StorageProcess;
+  sidecar: Running<SidecarReady> | undefined;
+  configPath: string;
+  meshPort: number;
+  appUrl: string;
+  adminUrl: string;
+  auditFile: string;
+}
+
+export interface Mesh {
+  dir: string;
+  pki: PkiFixture;
+  nodes: MeshNode[];
+  topologyFile: string;
+  topology: Topology;
+  startSidecar(i: number): Promise<void>;
+  stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Rewrites the CRL files every sidecar reads (after pki.revoke). */
+  publishCrls(): void;
+  close(): Promise<void>;
+}
+
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface MeshOptions {
+  shards?: number;
+  /** Extra sidecar config fields, merged at the top level. */
+  sidecarConfig?: Record<string, unknown>;
+}
+
+export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
+  const n = opts.shards ?? 3;
+  const pki = await createPkiFixture({ shards: n });
+  const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
+  const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
+  const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
+  publishCrls();
+  const meshPorts = await Promise.all(pki.shards.map((s) => freePort(s.ip)));
+  const topology = new Topology({
+    cluster: pki.cluster,
+    epoch: 1,
+    vnodes: 0,
+    shards: Object.fromEntries(pki.shards.map((s, i) => [s.id, { endpoint: `${s.ip}:${meshPorts[i]}`, datacenter: 'dc1' }])),
+    ranges: pki.shards.map((s) => ({ start: s.tokenRange.start, end: s.tokenRange.end, owner: s.id, replicas: [] })),
+  });
+  const topologyFile = join(dir, 'topology.json');
+  writeFileSync(topologyFile, serializeTopology(topology));
+  const nodes: MeshNode[] = [];
+  for (const [i, shard] of pki.shards.entries()) {
+    const storage = await startStorage();
+    const [appPort, adminPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+    const configPath = join(dir, `${shard.id}.json`);
+    const auditFile = join(dir, `audit-${shard.id}.log`);
+    const cfg = {
+      shardId: shard.id,
+      cluster: pki.cluster,
+      app: { host: '127.0.0.1', port: appPort },
+      mesh: { host: shard.ip, port: meshPorts[i] },
+      admin: { host: '127.0.0.1', port: adminPort },
+      audit: { file: auditFile },
+      storage: { url: storage.url },
+      tls: { cert: shard.chainPath, key: shard.keyPath, ca: pki.root.certPath, crls: crlFiles },
+      topology: { file: topologyFile },
+      timeouts: { connectMs: 2000, requestMs: 5000 },
+      backoff: { initialMs: 50, maxMs: 500 },
+      ...opts.sidecarConfig,
+    };
+    writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+    nodes.push({ shard, storage, sidecar: undefined, configPath, meshPort: meshPorts[i]!, appUrl: `http://127.0.0.1:${appPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, auditFile });
+  }
+  const mesh: Mesh = {
+    dir,
+    pki,
+    nodes,
+    topologyFile,
+    topology,
+    publishCrls,
+    async startSidecar(i) {
+      const node = nodes[i]!;
+      node.sidecar = await startListening<SidecarReady>(SIDECAR_MAIN, ['--config', node.configPath, '--drain-ms', '2000'], `sidecar ${node.shard.id}`);
+    },
+    async stopSidecar(i, signal = 'SIGTERM') {
+      await nodes[i]!.sidecar?.kill(signal);
+      nodes[i]!.sidecar = undefined;
+    },
+    async close() {
+      await Promise.all(nodes.map((nd) => nd.sidecar?.kill('SIGKILL')));
+      await Promise.all(nodes.map((nd) => nd.storage.kill('SIGKILL')));
+      for (const nd of nodes) rmSync(nd.storage.dataDir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+      await pki.cleanup();
+    },
+  };
+  try {
+    await Promise.all(nodes.map((_, i) => mesh.startSidecar(i)));
+  } catch (e) {
+    await mesh.close();
+    throw e;
+  }
+  return mesh;
+}
+
+/** A uuid whose token falls in `shard`'s certified range (found by trying random ones). */
+export { uuidOwnedBy } from './keys.js';

@@ -1,0 +1,50 @@
+import t from 'tap';
+import { validateSidecarConfig } from '../../../src/config/sidecar.js';
+
+const good = {
+  shardId: 'shard-001',
+  cluster: 'prod',
+  app: { host: '127.0.0.1', port: 7080 },
+  mesh: { host: '10.0.0.5', port: 7443 },
+  storage: { url: 'http://127.0.0.1:8765' },
+  tls: { cert: 'pki/shard.chain.pem', key: 'pki/shard.key', ca: 'pki/root.pem', crls: ['crl/root.pem', 'crl/cluster.pem'] },
+  topology: { file: 'topology.json' },
+};
+
+t.test('a good config is filled with defaults and paths resolve against the config folder', async (t) => {
+  const c = validateSidecarConfig(good, '/etc/themis');
+  t.equal(c.tls.cert, '/etc/themis/pki/shard.chain.pem');
+  t.same(c.tls.crls, ['/etc/themis/crl/root.pem', '/etc/themis/crl/cluster.pem']);
+  t.equal(c.admin.port, 9464);
+  t.equal(c.timeouts.requestMs, 10_000);
+  t.equal(c.replay.windowMs, 60_000);
+  t.equal(c.auditFile, '/etc/themis/audit-shard-001.log');
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
+});
+
+t.test('each bad field is named, with what to write instead', async (t) => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ['missing shardId', { shardId: undefined }, 'shardId'],
+    ['bad shardId', { shardId: 'Shard 1' }, 'shardId'],
+    ['unknown top-level key', { colour: 'blue' }, 'colour'],
+    ['app port off loopback', { app: { host: '0.0.0.0', port: 7080 } }, 'app.host'],
+    ['app port out of range', { app: { port: 70000 } }, 'app.port'],
+    ['mesh host not an address', { mesh: { host: 'my host', port: 7443 } }, 'mesh.host'],
+    ['storage over https', { storage: { url: 'https://127.0.0.1:8765' } }, 'storage.url'],
+    ['storage off loopback', { storage: { url: 'http://10.0.0.9:8765' } }, 'storage.url'],
+    ['storage not a URL', { storage: { url: 'nope' } }, 'storage.url'],
+    ['no tls', { tls: undefined }, 'tls'],
+    ['tls without key', { tls: { ...good.tls, key: undefined } }, 'tls.key'],
+    ['empty crls', { tls: { ...good.tls, crls: [] } }, 'tls.crls'],
+    ['unknown tls key', { tls: { ...good.tls, pass: 'x' } }, 'tls.pass'],
+    ['no topology', { topology: undefined }, 'topology'],
+    ['timeout too small', { timeouts: { requestMs: 1 } }, 'timeouts.requestMs'],
+    ['replay window as text', { replay: { windowMs: 'long' } }, 'replay.windowMs'],
+    ['watchFiles not a boolean', { watchFiles: 'yes' }, 'watchFiles'],
+  ];
+  for (const [name, patch, field] of cases) {
+    const cfg: Record<string, unknown> = { ...good, ...patch };
+    for (const k of Object.keys(patch)) if (patch[k] === undefined) delete cfg[k];
+    t.throws(() => validateSidecarConfig(cfg, '/etc/themis'), { name: 'ConfigError', field }, name);
+  }
+});
