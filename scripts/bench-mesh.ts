@@ -1,0 +1,150 @@
+// `npm run bench -- mesh`: the same bounded wrk workload (GET and PUT of a ~200-byte JSON
+// entity, concurrency 1 and 32) straight at a storage node, and through app port → sidecar A
+// → mTLS HTTP/2 mesh (signed, all checks on) → sidecar B → that storage node. Prints req/s,
+// p50, p99 and CPU µs per request of each sidecar, medians of repeated runs, and the ratios.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Topology } from '../src/topology/topology.js';
+import { serializeTopology } from '../src/topology/document.js';
+import { TOKEN_MAX } from '../src/hash.js';
+import { mintDevPki } from '../src/pki/dev-pki.js';
+import { ensureSystemDeps } from './ensure-system-deps.js';
+import { MAIN, startListening, type Running } from './processes.js';
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+}
+
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function ms(text: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(text);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+function wrk(url: string, conns: number, secs: number, script?: string): WrkResult {
+  const args = ['-t1', `-c${conns}`, `-d${secs}s`, '--latency', ...(script ? ['-s', script] : []), url];
+  const r = spawnSync('wrk', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const out = r.stdout;
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error answers from ${url}:\n${out}`);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    p50: ms(/50%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    p99: ms(/99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1]),
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, runs: { type: 'string' }, compare: { type: 'string' }, profile: { type: 'string' } }, strict: true });
+  const secs = Number(values.duration ?? 5);
+  const runs = Number(values.runs ?? 3);
+  if (values.compare) throw new Error(`--compare ${values.compare} is not available yet`);
+  ensureSystemDeps({ wrk: 'wrk' });
+  const dir = mkdtempSync(join(tmpdir(), 'themis-bench-'));
+  const procs: Running<{ port?: number; app?: string }>[] = [];
+  try {
+    const pki = await mintDevPki({
+      dir: join(dir, 'pki'),
+      cluster: 'bench',
+      shards: [{ id: 'shard-001', ip: '127.0.0.2' }, { id: 'shard-002', ip: '127.0.0.3' }],
+      passphrase: 'bench-passphrase',
+      kdfIterations: 1000,
+    });
+    const storage = async (name: string) => {
+      const p = await startListening<{ port: number }>(MAIN.storage, ['--data-dir', join(dir, name), '--port', '0'], name, { env: { THEMIS_LOG_LEVEL: 'warn' } });
+      procs.push(p);
+      return `http://127.0.0.1:${p.ready.port}`;
+    };
+    const storageA = await storage('storage-a');
+    const storageB = await storage('storage-b');
+    const meshPortB = 17443 + Math.floor(Math.random() * 1000);
+    const topology = new Topology({
+      cluster: 'bench',
+      epoch: 1,
+      vnodes: 0,
+      shards: { 'shard-001': { endpoint: '127.0.0.2:7443' }, 'shard-002': { endpoint: `127.0.0.3:${meshPortB}` } },
+      // Every key belongs to B, so every request through A crosses the mesh.
+      ranges: [{ start: 0n, end: TOKEN_MAX, owner: 'shard-002', replicas: [] }],
+    });
+    writeFileSync(join(dir, 'topology.json'), serializeTopology(topology));
+    const sidecar = async (id: string, ip: string, meshPort: number, storageUrl: string) => {
+      const cfg = join(dir, `${id}.json`);
+      const l = pki.shards[id]!;
+      writeFileSync(cfg, JSON.stringify({
+        shardId: id, cluster: 'bench', app: { port: 0 }, mesh: { host: ip, port: meshPort }, admin: { port: 0 },
+        audit: { file: join(dir, `audit-${id}.log`) }, storage: { url: storageUrl },
+        tls: { cert: l.chainPath, key: l.keyPath, ca: pki.rootCert, crls: pki.crls }, topology: { file: join(dir, 'topology.json') },
+      }));
+      const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
+      const p = await startListening<{ app: string }>(MAIN.sidecar, ['--config', cfg], id, { env: { THEMIS_LOG_LEVEL: 'warn' }, nodeArgs });
+      procs.push(p);
+      return p;
+    };
+    const a = await sidecar('shard-001', '127.0.0.2', 0, storageA);
+    const b = await sidecar('shard-002', '127.0.0.3', meshPortB, storageB);
+    const key = '/entities/document.bench.items:2f1c3f0e-7d2b-4c1a-9a8e-5b6d7c8e9f00';
+    const blob = JSON.stringify({ name: 'benchmark item', price: 1234, tags: ['a', 'b', 'c'], note: 'x'.repeat(110) });
+    const body = JSON.stringify({ blob });
+    await fetch(storageB + key, { method: 'PUT', body });
+    const putLua = join(dir, 'put.lua');
+    writeFileSync(putLua, `wrk.method = "PUT"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`);
+    const direct = storageB;
+    const mesh = `http://${a.ready.app}`;
+    console.log(`themis-mesh benchmark: ${Buffer.byteLength(blob)}-byte blob, wrk -t1, ${secs} s per run, median of ${runs} runs`);
+    console.log('path    method conns    req/s    p50 ms   p99 ms   CPU µs/req A   CPU µs/req B');
+    const rows: Record<string, WrkResult> = {};
+    for (const method of ['GET', 'PUT'] as const) {
+      for (const conns of [1, 32]) {
+        for (const [name, url] of [['direct', direct], ['mesh', mesh]] as const) {
+          const script = method === 'PUT' ? putLua : undefined;
+          wrk(url + key, conns, 2, script); // warm-up
+          const results: (WrkResult & { cpuA: number; cpuB: number })[] = [];
+          for (let i = 0; i < runs; i++) {
+            const [a0, b0] = [cpuTicks(a.child.pid!), cpuTicks(b.child.pid!)];
+            const r = wrk(url + key, conns, secs, script);
+            const [a1, b1] = [cpuTicks(a.child.pid!), cpuTicks(b.child.pid!)];
+            results.push({ ...r, cpuA: ((a1 - a0) * TICK_US) / r.requests, cpuB: ((b1 - b0) * TICK_US) / r.requests });
+          }
+          const m = { rps: median(results.map((r) => r.rps)), p50: median(results.map((r) => r.p50)), p99: median(results.map((r) => r.p99)), requests: 0 };
+          rows[`${name} ${method} ${conns}`] = m;
+          const cpu = name === 'mesh' ? [median(results.map((r) => r.cpuA)), median(results.map((r) => r.cpuB))].map((x) => x.toFixed(0).padStart(12)) : ['           -', '           -'];
+          console.log(`${name.padEnd(7)} ${method.padEnd(6)} ${String(conns).padStart(5)} ${m.rps.toFixed(0).padStart(8)} ${m.p50.toFixed(3).padStart(9)} ${m.p99.toFixed(3).padStart(8)}   ${cpu[0]}   ${cpu[1]}`);
+        }
+      }
+    }
+    console.log('\nratios mesh/direct:');
+    for (const method of ['GET', 'PUT']) {
+      for (const conns of [1, 32]) {
+        const d = rows[`direct ${method} ${conns}`]!;
+        const m = rows[`mesh ${method} ${conns}`]!;
+        console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 +${(m.p50 - d.p50).toFixed(3)} ms, p99 ${(m.p99 / d.p99).toFixed(2)}×`);
+      }
+    }
+    console.log(`\nsidecar RSS after the run: A ${rssMb(a.child.pid!).toFixed(0)} MB, B ${rssMb(b.child.pid!).toFixed(0)} MB`);
+  } finally {
+    await Promise.all(procs.map((p) => p.kill('SIGTERM')));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
