@@ -21,7 +21,7 @@ export class LocalUpstream implements Upstream {
     this.host = u.hostname;
     this.port = Number(u.port || 80);
     this.name = `storage node ${u.host}`;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 256, scheduling: 'lifo' });
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 256, scheduling: 'lifo', noDelay: true } as http.AgentOptions);
   }
 
   request(r: UpstreamRequest): Promise<UpstreamResponse> {

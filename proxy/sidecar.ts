@@ -62,7 +62,7 @@ export class Sidecar {
       clock: rt.clock,
       onEvent: (event, n) => this.metrics.pkiEvents.inc({ event }, n),
     });
-    this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }));
+    this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
     this.topology.onChange((t) => this.metrics.topologyEpoch.set(t.epoch));
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
@@ -157,10 +157,11 @@ export class Sidecar {
   }
 
   /**
-   * Re-reads certificate, key, CA and CRLs. New handshakes (both directions) use them; sessions
+   * Re-reads the topology, and the certificate, key, CA and CRLs. New handshakes (both directions) use them; sessions
    * with peers whose certificates are now revoked are cut. A bad file set changes nothing.
    */
   reload(why: string): boolean {
+    void this.topology.refresh();
     let next: TlsMaterial;
     try {
       next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock);

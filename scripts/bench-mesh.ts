@@ -13,6 +13,7 @@ import { TOKEN_MAX } from '../src/hash.js';
 import { mintDevPki } from '../src/pki/dev-pki.js';
 import { ensureSystemDeps } from './ensure-system-deps.js';
 import { MAIN, startListening, type Running } from './processes.js';
+import { reservePorts } from './ports.js';
 
 interface WrkResult {
   rps: number;
@@ -57,7 +58,15 @@ function wrk(url: string, conns: number, secs: number, script?: string): WrkResu
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, runs: { type: 'string' }, compare: { type: 'string' }, profile: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: {
+      duration: { type: 'string' },
+      runs: { type: 'string' },
+      compare: { type: 'string' },
+      profile: { type: 'string' },
+      method: { type: 'string' },
+      conns: { type: 'string' },
+      path: { type: 'string' },
+    }, strict: true });
   const secs = Number(values.duration ?? 5);
   const runs = Number(values.runs ?? 3);
   if (values.compare) throw new Error(`--compare ${values.compare} is not available yet`);
@@ -79,7 +88,7 @@ export async function main(argv: string[]): Promise<void> {
     };
     const storageA = await storage('storage-a');
     const storageB = await storage('storage-b');
-    const meshPortB = 17443 + Math.floor(Math.random() * 1000);
+    const [meshPortB] = (await reservePorts([{ host: '127.0.0.3' }])) as [number];
     const topology = new Topology({
       cluster: 'bench',
       epoch: 1,
@@ -97,7 +106,7 @@ export async function main(argv: string[]): Promise<void> {
         audit: { file: join(dir, `audit-${id}.log`) }, storage: { url: storageUrl },
         tls: { cert: l.chainPath, key: l.keyPath, ca: pki.rootCert, crls: pki.crls }, topology: { file: join(dir, 'topology.json') },
       }));
-      const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
+      const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${values.profile}`] : [];
       const p = await startListening<{ app: string }>(MAIN.sidecar, ['--config', cfg], id, { env: { THEMIS_LOG_LEVEL: 'warn' }, nodeArgs });
       procs.push(p);
       return p;
@@ -115,9 +124,12 @@ export async function main(argv: string[]): Promise<void> {
     console.log(`themis-mesh benchmark: ${Buffer.byteLength(blob)}-byte blob, wrk -t1, ${secs} s per run, median of ${runs} runs`);
     console.log('path    method conns    req/s    p50 ms   p99 ms   CPU µs/req A   CPU µs/req B');
     const rows: Record<string, WrkResult> = {};
-    for (const method of ['GET', 'PUT'] as const) {
-      for (const conns of [1, 32]) {
-        for (const [name, url] of [['direct', direct], ['mesh', mesh]] as const) {
+    const methods = (values.method ? [values.method] : ['GET', 'PUT']) as ('GET' | 'PUT')[];
+    const connsList = values.conns ? [Number(values.conns)] : [1, 32];
+    const paths = ([['direct', direct], ['mesh', mesh]] as const).filter(([name]) => !values.path || values.path === name);
+    for (const method of methods) {
+      for (const conns of connsList) {
+        for (const [name, url] of paths) {
           const script = method === 'PUT' ? putLua : undefined;
           wrk(url + key, conns, 2, script); // warm-up
           const results: (WrkResult & { cpuA: number; cpuB: number })[] = [];
@@ -135,10 +147,11 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     console.log('\nratios mesh/direct:');
-    for (const method of ['GET', 'PUT']) {
-      for (const conns of [1, 32]) {
-        const d = rows[`direct ${method} ${conns}`]!;
-        const m = rows[`mesh ${method} ${conns}`]!;
+    for (const method of methods) {
+      for (const conns of connsList) {
+        const d = rows[`direct ${method} ${conns}`];
+        const m = rows[`mesh ${method} ${conns}`];
+        if (!d || !m) continue;
         console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 +${(m.p50 - d.p50).toFixed(3)} ms, p99 ${(m.p99 / d.p99).toFixed(2)}×`);
       }
     }

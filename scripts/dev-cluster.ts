@@ -2,7 +2,6 @@
 // and one sidecar per shard (sidecar N's mesh port on 127.0.0.N+1, as if on its own host), a
 // topology from the ring. Prints the app ports and a working curl example; Ctrl-C stops all.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -11,25 +10,13 @@ import { topologyFromRing } from '../src/topology/from-ring.js';
 import { serializeTopology } from '../src/topology/document.js';
 import { mintDevPki, type DevPki } from '../src/pki/dev-pki.js';
 import { MAIN, startListening, type Running } from './processes.js';
+import { reservePorts } from './ports.js';
 
 const USAGE = `usage: npm start -- [--shards 3] [--dir .dev] [--fresh] [--auto-ports]
   --shards N     number of shards (default 3)
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
   --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443`;
-
-function free(host: string, port = 0): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) =>
-      rej(new Error(e.code === 'EADDRINUSE' ? `${host}:${port} is in use; stop what holds it, or run with --auto-ports` : e.message)),
-    );
-    s.listen(port, host, () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -62,15 +49,16 @@ async function main(): Promise<void> {
   }
 
   const auto = values['auto-ports'] === true;
-  const ports: { storage: number; app: number; admin: number; mesh: number }[] = [];
-  for (let i = 0; i < n; i++) {
-    ports.push({
-      storage: await free('127.0.0.1', auto ? 0 : 8765 + i),
-      app: await free('127.0.0.1', auto ? 0 : 7080 + i),
-      admin: await free('127.0.0.1', auto ? 0 : 9464 + i),
-      mesh: await free(ip(i), auto ? 0 : 7443),
-    });
-  }
+  const wanted = ids.flatMap((_, i) => [
+    { host: '127.0.0.1', port: auto ? 0 : 8765 + i },
+    { host: '127.0.0.1', port: auto ? 0 : 7080 + i },
+    { host: '127.0.0.1', port: auto ? 0 : 9464 + i },
+    { host: ip(i), port: auto ? 0 : 7443 },
+  ]);
+  const got = await reservePorts(wanted).catch((e: Error) => {
+    throw new Error(auto ? e.message : `${e.message} (or run with --auto-ports)`);
+  });
+  const ports = ids.map((_, i) => ({ storage: got[4 * i]!, app: got[4 * i + 1]!, admin: got[4 * i + 2]!, mesh: got[4 * i + 3]! }));
   const topology = topologyFromRing(new HashRing(ids), {
     cluster,
     epoch: 1,

@@ -37,6 +37,8 @@ export interface SidecarConfig {
     readonly crls: readonly string[];
   };
   readonly topologyFile: string;
+  /** How often the topology file is checked for a newer epoch. */
+  readonly topologyPollMs: number;
   readonly timeouts: { readonly connectMs: number; readonly requestMs: number };
   readonly backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number };
@@ -84,7 +86,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   }
 
   const topology = asObject(raw.topology, 'topology');
-  rejectUnknown(topology, ['file'], 'topology');
+  rejectUnknown(topology, ['file', 'pollMs'], 'topology');
   const timeouts = asObject(raw.timeouts ?? {}, 'timeouts');
   rejectUnknown(timeouts, ['connectMs', 'requestMs'], 'timeouts');
   const backoff = asObject(raw.backoff ?? {}, 'backoff');
@@ -108,6 +110,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       crls: Object.freeze((crls as string[]).map((c) => resolve(baseDir, c))),
     }),
     topologyFile: path(topology, 'file', 'topology'),
+    topologyPollMs: int(topology, 'pollMs', 'topology', 1000, 100, 3_600_000),
     timeouts: Object.freeze({
       connectMs: int(timeouts, 'connectMs', 'timeouts', 2_000, 10, 60_000),
       requestMs: int(timeouts, 'requestMs', 'timeouts', 10_000, 10, 600_000),

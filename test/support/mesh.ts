@@ -1,7 +1,7 @@
 // A real mesh for integration tests: a PKI minted at test start, one storage node and one
 // sidecar per shard (sidecar N's mesh port on 127.0.0.N), and a topology in which each shard
 // owns exactly the token range its certificate allows. Everything runs as child processes.
-import { createServer } from 'node:net';
+import { reservePorts } from '../../scripts/ports.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,21 +46,13 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface MeshOptions {
   shards?: number;
   /** Extra sidecar config fields, merged at the top level. */
   sidecarConfig?: Record<string, unknown>;
+  /** Topology file polling interval (default 1000 ms); long values leave changes to SIGHUP and 421s. */
+  topologyPollMs?: number;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
@@ -70,7 +62,9 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
   const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
   publishCrls();
-  const meshPorts = await Promise.all(pki.shards.map((s) => freePort(s.ip)));
+  // Mesh, app and admin port of every shard, all distinct.
+  const ports = await reservePorts(pki.shards.flatMap((s) => [{ host: s.ip }, { host: '127.0.0.1' }, { host: '127.0.0.1' }]));
+  const meshPorts = pki.shards.map((_, i) => ports[3 * i]!);
   const topology = new Topology({
     cluster: pki.cluster,
     epoch: 1,
@@ -83,7 +77,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const nodes: MeshNode[] = [];
   for (const [i, shard] of pki.shards.entries()) {
     const storage = await startStorage();
-    const [appPort, adminPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+    const [appPort, adminPort] = [ports[3 * i + 1]!, ports[3 * i + 2]!];
     const configPath = join(dir, `${shard.id}.json`);
     const auditFile = join(dir, `audit-${shard.id}.log`);
     const cfg = {
@@ -95,7 +89,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
       audit: { file: auditFile },
       storage: { url: storage.url },
       tls: { cert: shard.chainPath, key: shard.keyPath, ca: pki.root.certPath, crls: crlFiles },
-      topology: { file: topologyFile },
+      topology: { file: topologyFile, pollMs: opts.topologyPollMs ?? 1000 },
       timeouts: { connectMs: 2000, requestMs: 5000 },
       backoff: { initialMs: 50, maxMs: 500 },
       ...opts.sidecarConfig,
