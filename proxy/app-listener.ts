@@ -19,6 +19,9 @@ export class AppServer {
 
   constructor(handler: Handler) {
     this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+    // This server never calls listen() (connections are handed to it), but Node starts its
+    // connection tracking — needed by closeIdleConnections() and headersTimeout — on 'listening'.
+    this.h1.emit('listening');
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
     this.h2.on('session', (s) => {
       this.sessions.add(s);
@@ -68,5 +71,6 @@ export class AppServer {
     await closed;
     clearTimeout(timer);
     clearInterval(idle);
+    this.h1.close(() => undefined); // stops the connection-tracking timer 'listening' started
   }
 }

@@ -29,15 +29,25 @@ export class LocalUpstream implements Upstream {
       const headers = { ...r.headers };
       if (Buffer.isBuffer(r.body)) headers['content-length'] = r.body.length;
       const req = http.request({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: r.path, headers });
-      req.setTimeout(this.opts.requestTimeoutMs, () => req.destroy(new TimeoutError('timeout')));
+      req.setTimeout(this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => req.destroy(new TimeoutError('timeout')));
       req.once('error', (err) => reject(upstreamError(err, this.name)));
       req.once('response', (res) => {
-        res.once('error', () => undefined); // surfaced to the piping side as a premature close
-        resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res });
+        res.once('error', () => undefined); // surfaced to the piping side as an incomplete body
+        resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res, complete: () => res.complete });
       });
       if (r.body === undefined) req.end();
       else if (Buffer.isBuffer(r.body)) req.end(r.body);
-      else (r.body as Readable).pipe(req);
+      else {
+        const body = r.body as Readable & { complete?: boolean };
+        // A client that goes away mid-body must not leave a half request open at the storage
+        // node, nor have its truncated body taken as complete.
+        const abort = () => req.destroy(Object.assign(new Error('client aborted the request'), { code: 'ECONNRESET' }));
+        body.once('aborted', abort);
+        body.once('close', () => {
+          if (body.complete === false) abort();
+        });
+        body.pipe(req);
+      }
     });
   }
 

@@ -58,15 +58,10 @@ export function createMeshHandler(d: MeshHandlerDeps) {
   }
 
   return async function handle(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer): Promise<void> {
-    const started = performance.now();
-    let operation = 'unknown';
-    res.once('finish', () => {
-      d.metrics.requests.inc({ listener: 'mesh', operation, result: `${Math.floor(res.statusCode / 100)}xx` });
-      d.metrics.duration.observe({ listener: 'mesh', operation }, (performance.now() - started) / 1000);
-    });
+    const tracked = d.metrics.track('mesh', res);
     try {
       const op = classifyRequest(req.method, req.url);
-      operation = op.kind;
+      tracked.operation = op.kind;
       if (peer.kind === 'shard') await fromShard(req, res, peer, op);
       else {
         requireCapability(peer, op.capability);

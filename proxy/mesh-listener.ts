@@ -8,6 +8,7 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
+import type { Clock } from '../src/runtime.js';
 import { admitPeer, type MeshPeer } from './peer-identity.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -29,6 +30,7 @@ export class MeshServer {
     private readonly audit: AuditSink,
     private readonly metrics: SidecarMetrics,
     private readonly log: Logger,
+    private readonly clock: Clock,
   ) {
     this.server = http2.createSecureServer({
       ...serverTlsOptions(material),
@@ -65,8 +67,14 @@ export class MeshServer {
 
   private refused(reason: string, message: string, address?: string, serial?: string): void {
     this.metrics.handshakes.inc({ result: 'failure', reason });
-    this.audit.record({ event: 'MTLS_CONNECTION_FAILED', reason, message, peer: { address, ...(serial ? { serial } : {}) } });
-    this.log.info({ reason, address, serial }, 'mesh connection refused');
+    // Anyone who can reach the port can cause these: repeats are aggregated per interval.
+    this.audit.recordLimited(`${reason}|${address}|${serial ?? ''}`, {
+      event: 'MTLS_CONNECTION_FAILED',
+      reason,
+      message,
+      peer: { address, ...(serial ? { serial } : {}) },
+    });
+    this.log.debug({ reason, address, serial }, 'mesh connection refused');
   }
 
   private admit(session: ServerHttp2Session): void {
@@ -80,10 +88,18 @@ export class MeshServer {
     const { peer } = result;
     this.peers.set(session, peer);
     this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
+    // A session must not outlive the certificate it was admitted with.
+    const untilExpiry = peer.notAfter.getTime() - this.clock.now();
+    const expiry = setTimeout(() => session.destroy(), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1));
+    expiry.unref();
+    session.once('close', () => {
+      clearTimeout(expiry);
+      this.sessions.delete(session);
+    });
     this.metrics.handshakes.inc({ result: 'success', reason: 'ok' });
-    const days = (peer.notAfter.getTime() - Date.now()) / 86_400_000;
-    this.metrics.certExpiryDays.set({ shard_id: peer.identity.shardId || peer.subject }, Math.round(days * 100) / 100);
+    if (peer.kind === 'shard') {
+      this.metrics.certExpiryDays.set({ shard_id: peer.identity.shardId }, Math.round((untilExpiry / 86_400_000) * 100) / 100);
+    }
     this.audit.record({
       event: 'MTLS_CONNECTION_SUCCESS',
       peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address },
@@ -107,13 +123,13 @@ export class MeshServer {
     this.server.setSecureContext(serverTlsOptions(m));
   }
 
-  /** Destroys sessions whose peer certificate is now revoked; returns their serials. */
-  closeWhere(isRevoked: (serial: string) => boolean): string[] {
-    const cut: string[] = [];
+  /** Destroys sessions whose peer no longer passes `stillValid` (revoked, CA revoked, expired). */
+  closeWhere(stillValid: (peer: MeshPeer) => boolean): MeshPeer[] {
+    const cut: MeshPeer[] = [];
     for (const s of this.sessions) {
       const p = this.peers.get(s);
-      if (p && isRevoked(p.serial)) {
-        cut.push(p.serial);
+      if (p && !stillValid(p)) {
+        cut.push(p);
         s.destroy();
       }
     }

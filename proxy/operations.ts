@@ -24,7 +24,7 @@ export function classifyRequest(method: string, url: string): Operation {
     } catch {
       throw new ThemisError('INVALID_KEY', 'the key in the path is not valid percent-encoding');
     }
-    if (method === 'GET' || method === 'HEAD') return { kind: 'entity', method: 'GET', rawKey, capability: 'read' };
+    if (method === 'GET') return { kind: 'entity', method: 'GET', rawKey, capability: 'read' };
     if (method === 'PUT' || method === 'DELETE') return { kind: 'entity', method, rawKey, capability: 'write' };
     throw notAllowed('GET, PUT, DELETE');
   }

@@ -17,21 +17,26 @@ export interface MeshPeer {
   /** Made once per session: verifying signatures with it costs no parsing. */
   readonly publicKey: KeyObject;
   readonly address: string;
+  /** The chain as presented (DER, leaf first): re-verified when CRLs or trust change. */
+  readonly chain: readonly Uint8Array[];
 }
 
 export type Admission = { ok: true; peer: MeshPeer } | { ok: false; reason: string; message: string; serial?: string };
 
-/** The presented chain, leaf first, as DER. */
-export function presentedChain(socket: TLSSocket): Uint8Array[] {
+/** A peer certificate and its issuers as Node reports them, leaf first, as DER. */
+export function chainOf(cert: DetailedPeerCertificate | undefined): Uint8Array[] {
   const out: Uint8Array[] = [];
-  let c = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
   const seen = new Set<string>();
-  while (c && c.raw && !seen.has(c.fingerprint256)) {
+  for (let c = cert; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
     seen.add(c.fingerprint256);
     out.push(new Uint8Array(c.raw));
-    c = c.issuerCertificate;
   }
   return out;
+}
+
+/** The presented chain, leaf first, as DER. */
+export function presentedChain(socket: TLSSocket): Uint8Array[] {
+  return chainOf(socket.getPeerCertificate(true) as DetailedPeerCertificate);
 }
 
 /**
@@ -66,25 +71,21 @@ export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssu
       notAfter: r.peer.notAfter,
       publicKey: new X509Certificate(Buffer.from(chain[0]!)).publicKey,
       address: `${socket.remoteAddress}:${socket.remotePort}`,
+      chain,
     },
   };
 }
 
 /**
  * For outgoing sessions: the server must present a valid chain for exactly the shard the
- * topology names, issued by the cluster CA. Returns its serial; throws with the reason.
+ * topology names, issued by the cluster CA. Returns its serial and chain; throws with the reason.
  */
-export function verifyServerCert(cert: DetailedPeerCertificate, expectedShard: string, verifier: PeerVerifier, clusterIssuer: string): string {
-  const chain: Uint8Array[] = [];
-  const seen = new Set<string>();
-  for (let c: DetailedPeerCertificate | undefined = cert; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
-    seen.add(c.fingerprint256);
-    chain.push(new Uint8Array(c.raw));
-  }
+export function verifyServerCert(cert: DetailedPeerCertificate, expectedShard: string, verifier: PeerVerifier, clusterIssuer: string): { serial: string; chain: Uint8Array[] } {
+  const chain = chainOf(cert);
   const r = verifier.verify(chain, 'serverAuth');
   if (!r.ok) throw new Error(`peer certificate refused: ${r.reason}: ${r.message}`);
   if (r.peer.identity.shardId !== expectedShard || r.peer.issuerName !== clusterIssuer) {
     throw new Error(`peer presented a certificate for "${r.peer.identity.shardId || r.peer.subject}", expected shard ${expectedShard}`);
   }
-  return r.peer.serial;
+  return { serial: r.peer.serial, chain };
 }

@@ -16,13 +16,13 @@ export class PeerPool {
     return s;
   }
 
-  /** Drops sessions whose peer certificate serial is revoked; returns the shards affected. */
-  resetWhere(isRevoked: (serialHex: string) => boolean): string[] {
-    const cut: string[] = [];
+  /** Drops sessions whose peer certificate no longer passes `stillValid`; returns those peers. */
+  resetWhere(stillValid: (chain: readonly Uint8Array[]) => boolean): { shardId: string; serial: string }[] {
+    const cut: { shardId: string; serial: string }[] = [];
     for (const s of this.sessions.values()) {
-      if (s.peerSerial !== undefined && isRevoked(s.peerSerial)) {
-        s.reset('peer certificate revoked');
-        cut.push(s.shardId);
+      if (s.peerChain !== undefined && s.state === 'ready' && !stillValid(s.peerChain)) {
+        s.reset('peer certificate no longer valid');
+        cut.push({ shardId: s.shardId, serial: s.peerSerial ?? '' });
       }
     }
     return cut;

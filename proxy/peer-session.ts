@@ -29,8 +29,8 @@ export interface PeerSessionOptions {
   backoffMaxMs: number;
   /** Read at every (re)connect, so rotated credentials apply to new sessions. */
   tls: () => ClientTls;
-  /** Throws unless the presented certificate is `expectedShard`'s; returns its serial (hex). */
-  verifyServer: (cert: PeerCertificate, expectedShard: string) => string;
+  /** Throws unless the presented certificate is `expectedShard`'s; returns its serial (hex) and chain. */
+  verifyServer: (cert: PeerCertificate, expectedShard: string) => { serial: string; chain: Uint8Array[] };
   clock: Clock;
   log: Logger;
 }
@@ -40,12 +40,15 @@ type State = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
 export class PeerSession implements Upstream {
   readonly name: string;
   state: State = 'idle';
-  /** Serial of the peer's certificate on the current session. */
+  /** Serial and chain of the peer's certificate on the current session. */
   peerSerial: string | undefined;
+  peerChain: Uint8Array[] | undefined;
   private session: ClientHttp2Session | undefined;
   /** Each session's signer: the serial and key of the certificate that session presented. */
   private readonly signers = new WeakMap<ClientHttp2Session, RequestSigner>();
   private readonly retired = new WeakSet<ClientHttp2Session>();
+  /** Sessions on which at least one request got an answer. */
+  private readonly healthy = new WeakSet<ClientHttp2Session>();
   private connecting: Promise<ClientHttp2Session> | undefined;
   private failures = 0;
   private retryAt = 0;
@@ -80,7 +83,7 @@ export class PeerSession implements Upstream {
         servername: `${this.shardId}.themis.local`,
         checkServerIdentity: (_host, cert) => {
           try {
-            this.peerSerial = this.opts.verifyServer(cert, this.shardId);
+            ({ serial: this.peerSerial, chain: this.peerChain } = this.opts.verifyServer(cert, this.shardId));
             return undefined;
           } catch (e) {
             expectedError = e as Error;
@@ -103,7 +106,6 @@ export class PeerSession implements Upstream {
         clearTimeout(timer);
         this.session = session;
         this.signers.set(session, signer);
-        this.failures = 0;
         this.transition('ready', 'connected');
         resolve(session);
       });
@@ -117,7 +119,9 @@ export class PeerSession implements Upstream {
         // Only the loss of the current session matters; a rolled-over one just ends.
         if (this.retired.has(session) || (this.session !== undefined && this.session !== session)) return;
         this.session = undefined;
-        if (this.state !== 'closed') this.enterBackoff('session closed');
+        // A peer that completes the TLS handshake but then refuses us (it verifies certificates
+        // after the handshake) closes sessions that never answered: that is a failure too.
+        if (this.state !== 'closed') this.enterBackoff(this.healthy.has(session) ? 'session closed' : 'session refused');
       });
       session.on('goaway', () => {
         if (this.session === session) this.session = undefined;
@@ -130,7 +134,8 @@ export class PeerSession implements Upstream {
     return this.connecting;
   }
 
-  private enterBackoff(why: string): void {
+  private enterBackoff(why: 'session closed' | 'session refused'): void {
+    if (why === 'session closed') this.failures = 0;
     this.failures++;
     const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(this.failures - 1, 16));
     // A clean close after a healthy session (e.g. a peer restart) retries at once.
@@ -149,6 +154,9 @@ export class PeerSession implements Upstream {
     return new Promise((resolve, reject) => {
       const headers: OutgoingHttpHeaders = { ...r.headers, ...signed, ':method': r.method, ':path': r.path };
       const bodyless = r.body === undefined || (Buffer.isBuffer(r.body) && r.body.length === 0);
+      // The body may have been rewritten (POST /entities with a generated key): its own length counts.
+      if (Buffer.isBuffer(r.body)) headers['content-length'] = r.body.length;
+      else if (r.body === undefined) delete headers['content-length'];
       let stream: http2.ClientHttp2Stream;
       try {
         stream = session.request(headers, { endStream: bodyless });
@@ -156,11 +164,23 @@ export class PeerSession implements Upstream {
         reject(upstreamError(err, this.name));
         return;
       }
-      stream.setTimeout(this.opts.requestTimeoutMs, () => stream.destroy(new TimeoutError('timeout')));
+      stream.setTimeout(this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => stream.destroy(new TimeoutError('timeout')));
+      let answered = false;
       stream.once('error', (err) => reject(upstreamError(err, this.name)));
+      // A stream cut without an error (peer gone, session reset) must not leave us waiting.
+      stream.once('close', () => {
+        if (!answered) reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} closed the stream before answering`, { upstream: this.name }));
+      });
       stream.once('response', (h) => {
-        const status = Number(h[':status']);
-        resolve({ status, headers: h as never, body: stream });
+        answered = true;
+        this.healthy.add(session);
+        this.failures = 0;
+        resolve({
+          status: Number(h[':status']),
+          headers: h as never,
+          body: stream,
+          complete: () => stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && stream.readableEnded,
+        });
       });
       if (!bodyless) {
         if (Buffer.isBuffer(r.body)) stream.end(r.body);

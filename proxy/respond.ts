@@ -38,16 +38,21 @@ export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: 
 
 /** Streams an upstream answer to the client; a failure mid-body resets the client's stream. */
 export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
-  if (res.destroyed) {
+  if (res.destroyed || (res as Http2ServerResponse).stream?.destroyed) {
     up.body.destroy();
     return;
   }
   (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
   // pipe() rather than stream.pipeline(): pipeline builds an AbortController (and a
-  // DOMException on finish) per call, a measurable cost on the hot path.
+  // DOMException on finish) per call, a measurable cost on the hot path. The answer is ended
+  // only when the upstream body arrived whole; a cut one resets the client's stream instead.
+  up.body.pipe(res as ServerResponse, { end: false });
+  up.body.once('close', () => {
+    if (up.complete()) res.end();
+    else res.destroy();
+  });
   up.body.once('error', () => res.destroy());
   res.once('close', () => {
     if (!up.body.readableEnded) up.body.destroy();
   });
-  up.body.pipe(res as ServerResponse);
 }

@@ -92,6 +92,7 @@ export class Router {
       path: req.url!,
       headers: endToEndHeaders(req.headers, true),
       body: hasBody(req) ? body : undefined,
+      extraTimeoutMs: longPollMs(req.url!),
     });
     sendUpstream(res, up, this.headers(epoch));
   }
@@ -100,7 +101,13 @@ export class Router {
   async toOwner(req: AnyRequest, res: AnyResponse, token: bigint, body: Buffer | undefined, attempt = 0): Promise<void> {
     const topo = this.d.topology.current();
     const owner = topo.ownerOf(token);
-    if (owner === this.d.self) return this.toLocal(req, res, body ?? (req as Readable), topo.epoch);
+    if (owner === this.d.self) {
+      // HTTP/1.1 bodies stream to the storage node. HTTP/2 bodies are read first: Node ends an
+      // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
+      // a read body can be checked against its declared length.
+      const local = body ?? (req.httpVersionMajor === 2 && hasBody(req) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
+      return this.toLocal(req, res, local, topo.epoch);
+    }
     const endpoint = topo.shards[owner]?.endpoint;
     if (!endpoint) {
       throw new ThemisError('UPSTREAM_UNAVAILABLE', `the topology (epoch ${topo.epoch}) names no endpoint for ${owner}`, { upstream: owner });
@@ -117,10 +124,18 @@ export class Router {
     if (up.status === 421 && attempt === 0) {
       up.body.resume();
       await this.d.topology.refresh();
-      return this.toOwner(req, res, token, bytes, 1);
+      // Retry only if there is something new to route by; otherwise the 421 stands.
+      if (this.d.topology.current().epoch > topo.epoch) return this.toOwner(req, res, token, bytes, 1);
     }
     sendUpstream(res, up, { [EPOCH_HEADER]: String(topo.epoch), [SHARD_HEADER]: owner });
   }
+}
+
+/** A change-feed long poll may legitimately wait up to long_poll_ms (the storage node caps it). */
+function longPollMs(url: string): number {
+  if (!url.startsWith('/changefeed')) return 0;
+  const v = Number(new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('long_poll_ms'));
+  return Number.isFinite(v) && v > 0 ? Math.min(v, 300_000) : 0;
 }
 
 function hasBody(req: AnyRequest): boolean {

@@ -61,6 +61,10 @@ export class Sidecar {
       source: cfg.shardId,
       clock: rt.clock,
       onEvent: (event, n) => this.metrics.pkiEvents.inc({ event }, n),
+      onWriteError: (err) => {
+        this.metrics.auditWriteErrors.inc();
+        log.error({ err: err.message, file: cfg.auditFile }, 'audit trail write failed');
+      },
     });
     this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
     this.topology.onChange((t) => this.metrics.topologyEpoch.set(t.epoch));
@@ -96,7 +100,7 @@ export class Sidecar {
       metrics: this.metrics,
       log: log.child({ component: 'mesh' }),
     });
-    this.mesh = new MeshServer(this.material, (req, res, peer) => void meshHandler(req, res, peer), this.audit, this.metrics, log.child({ component: 'mesh' }));
+    this.mesh = new MeshServer(this.material, (req, res, peer) => void meshHandler(req, res, peer), this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
     this.admin = new AdminServer(this.metrics.registry, () => this.readiness());
     this.updateCertMetrics();
   }
@@ -111,15 +115,10 @@ export class Sidecar {
   }
 
   private async serveApp(router: Router, req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
-    const started = performance.now();
-    let operation = 'unknown';
-    res.once('finish', () => {
-      this.metrics.requests.inc({ listener: 'app', operation, result: `${Math.floor(res.statusCode / 100)}xx` });
-      this.metrics.duration.observe({ listener: 'app', operation }, (performance.now() - started) / 1000);
-    });
+    const tracked = this.metrics.track('app', res);
     try {
       const op = classifyRequest(req.method!, req.url!);
-      operation = op.kind;
+      tracked.operation = op.kind;
       await router.serve(req, res, op);
     } catch (err) {
       sendError(req, res, err, log);
@@ -172,12 +171,17 @@ export class Sidecar {
     this.material = next;
     this.signer = this.makeSigner();
     this.mesh.rotate(next);
-    const revoked = (serial: string) => next.revoked.has(serial);
-    const inbound = this.mesh.closeWhere(revoked);
-    const outbound = this.peers.resetWhere(revoked);
+    // Every live session is checked again under the new trust: a revoked leaf, a revoked
+    // intermediate or an expired certificate ends it now.
+    const inbound = this.mesh.closeWhere((p) => next.verifier.verify(p.chain, 'clientAuth').ok);
+    const outbound = this.peers.resetWhere((chain) => next.verifier.verify(chain, 'serverAuth').ok);
     this.peers.rollAll();
-    for (const serial of inbound) this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { serial }, reason: 'session closed after CRL update' });
-    for (const shardId of outbound) this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId }, reason: 'outgoing session closed after CRL update' });
+    for (const p of inbound) {
+      this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId: p.identity.shardId || undefined, cn: p.subject, serial: p.serial }, reason: 'session closed: certificate no longer valid' });
+    }
+    for (const p of outbound) {
+      this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: p, reason: 'outgoing session closed: certificate no longer valid' });
+    }
     this.audit.record({ event: 'CRL_APPLIED', reason: why, revoked: next.revoked.size });
     this.updateCertMetrics();
     this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length }, 'TLS material reloaded');

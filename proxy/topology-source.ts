@@ -19,6 +19,7 @@ export interface TopologySource {
 export class FileTopologySource implements TopologySource {
   private topology: Topology;
   private readonly listeners: ((t: Topology, previous: Topology) => void)[] = [];
+  private refreshing: Promise<void> | undefined;
 
   /** Loads the file now; throws (TopologyError or a read error) if it is unusable at start-up. */
   constructor(
@@ -44,7 +45,15 @@ export class FileTopologySource implements TopologySource {
     return this.topology;
   }
 
-  async refresh(): Promise<void> {
+  /** Concurrent callers (a burst of 421s after an epoch change) share one read. */
+  refresh(): Promise<void> {
+    this.refreshing ??= Promise.resolve()
+      .then(() => this.reload())
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private reload(): void {
     let next: Topology;
     try {
       next = parseTopology(readFileSync(this.file, 'utf8'));

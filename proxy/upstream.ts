@@ -14,12 +14,16 @@ export interface UpstreamRequest {
   body?: Buffer | Readable;
   /** For the mesh: the body's SHA-256 (hex); the peer session signs the request with it. */
   contentSha256?: string;
+  /** Extra time the upstream may take on purpose (a change-feed long poll), on top of the request timeout. */
+  extraTimeoutMs?: number;
 }
 
 export interface UpstreamResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Readable;
+  /** After the body closed: did it arrive whole? (A reset stream may still emit 'end'.) */
+  complete(): boolean;
 }
 
 export interface Upstream {

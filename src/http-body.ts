@@ -63,7 +63,15 @@ export function readBody(req: Req, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     };
-    const onEnd = (): void => finish(null, Buffer.concat(chunks, size));
+    const onEnd = (): void => {
+      // HTTP/1.1's parser enforces content-length itself; an HTTP/2 stream reset mid-body can
+      // still emit 'end', so a declared length is checked here.
+      if (declared !== undefined && Number(declared) !== size) {
+        finish(new ThemisError('INVALID_BODY', `request body ended after ${size} of ${declared} declared bytes`));
+        return;
+      }
+      finish(null, Buffer.concat(chunks, size));
+    };
     const onError = (err: Error): void => finish(err);
     const onClose = (): void => finish(new Error('client closed the connection before the body ended'));
     req.on('data', onData);

@@ -38,6 +38,12 @@ export interface AuditEntry {
 
 export interface AuditSink {
   record(entry: AuditEntry): void;
+  /**
+   * For events unauthenticated callers can cause at will (refused handshakes): the first
+   * occurrence per `key` in an interval is written at once, repeats are counted into one
+   * aggregated line, so a flood cannot fill the disk.
+   */
+  recordLimited(key: string, entry: AuditEntry): void;
   /** Counts a high-rate success event; written as one aggregated line per key per interval. */
   aggregate(event: AuditEvent, peer: AuditPeer): void;
   close(): void;
@@ -68,6 +74,8 @@ export interface AuditLogOptions {
   fsyncIntervalMs?: number;
   aggregateIntervalMs?: number;
   onEvent?: (event: AuditEvent, count: number) => void;
+  /** Called when the file cannot be written (disk full, I/O error); the process keeps serving. */
+  onWriteError?: (err: Error) => void;
 }
 
 export class AuditLog implements AuditSink {
@@ -75,7 +83,9 @@ export class AuditLog implements AuditSink {
   private prev: string;
   private dirty = false;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly pending = new Map<string, { event: AuditEvent; peer: AuditPeer; count: number }>();
+  private readonly pending = new Map<string, { entry: AuditEntry; count: number }>();
+  /** Keys of limited events already written in full this interval. */
+  private readonly seen = new Set<string>();
 
   constructor(private readonly opts: AuditLogOptions) {
     this.fd = openSync(opts.file, 'a+', 0o600);
@@ -94,6 +104,17 @@ export class AuditLog implements AuditSink {
     this.opts.onEvent?.(entry.event, 1);
   }
 
+  recordLimited(key: string, entry: AuditEntry): void {
+    if (!this.seen.has(key)) {
+      this.seen.add(key);
+      this.record(entry);
+      return;
+    }
+    const p = this.pending.get(key);
+    if (p) p.count++;
+    else this.pending.set(key, { entry, count: 1 });
+  }
+
   private append(entry: AuditEntry): void {
     const { event, peer, reason, ...detail } = entry;
     const line = JSON.stringify({
@@ -105,7 +126,13 @@ export class AuditLog implements AuditSink {
       ...detail,
       prev: this.prev,
     });
-    writeSync(this.fd, line + '\n');
+    try {
+      writeSync(this.fd, line + '\n');
+    } catch (err) {
+      // The chain continues from the last line actually written.
+      this.opts.onWriteError?.(err as Error);
+      return;
+    }
     this.prev = lineHash(line);
     this.dirty = true;
   }
@@ -114,21 +141,26 @@ export class AuditLog implements AuditSink {
     const key = `${event}\0${peer.shardId ?? peer.cn ?? ''}\0${peer.serial ?? ''}`;
     const p = this.pending.get(key);
     if (p) p.count++;
-    else this.pending.set(key, { event, peer, count: 1 });
+    else this.pending.set(key, { entry: { event, peer }, count: 1 });
   }
 
   flushAggregates(): void {
-    for (const { event, peer, count } of this.pending.values()) {
-      this.append({ event, peer, count, aggregated: true });
-      this.opts.onEvent?.(event, count);
+    for (const { entry, count } of this.pending.values()) {
+      this.append({ ...entry, count, aggregated: true });
+      this.opts.onEvent?.(entry.event, count);
     }
     this.pending.clear();
+    this.seen.clear();
   }
 
   sync(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    fsyncSync(this.fd);
+    try {
+      fsyncSync(this.fd);
+    } catch (err) {
+      this.opts.onWriteError?.(err as Error);
+    }
   }
 
   close(): void {
@@ -147,6 +179,9 @@ export class NullAudit implements AuditSink {
   }
   aggregate(event: AuditEvent, peer: AuditPeer): void {
     this.events.push({ event, peer, aggregated: true });
+  }
+  recordLimited(_key: string, entry: AuditEntry): void {
+    this.events.push(entry);
   }
   close(): void {}
 }

@@ -17,9 +17,24 @@ export class SidecarMetrics {
   });
   readonly topologyEpoch = new client.Gauge({ name: 'themis_topology_epoch', help: 'Epoch of the topology this sidecar routes by', registers: [this.registry] });
   readonly certExpiryDays = new client.Gauge({ name: 'themis_certificate_expiry_days', help: 'Days until a certificate expires (this shard and every peer seen)', labelNames: ['shard_id'], registers: [this.registry] });
+  readonly auditWriteErrors = new client.Counter({ name: 'themis_audit_write_errors_total', help: 'Audit trail writes or fsyncs that failed (disk full, I/O error)', registers: [this.registry] });
   readonly crlSize = new client.Gauge({ name: 'themis_crl_size_bytes', help: 'Total size of the CRLs in force', registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Counts a request and observes its latency when its response finishes. The caller sets
+   * `operation` on the returned record once it knows it.
+   */
+  track(listener: 'app' | 'mesh', res: { statusCode: number; once(event: 'finish', fn: () => void): unknown }): { operation: string } {
+    const started = performance.now();
+    const rec = { operation: 'unknown' };
+    res.once('finish', () => {
+      this.requests.inc({ listener, operation: rec.operation, result: `${Math.floor(res.statusCode / 100)}xx` });
+      this.duration.observe({ listener, operation: rec.operation }, (performance.now() - started) / 1000);
+    });
+    return rec;
   }
 }

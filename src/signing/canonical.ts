@@ -53,11 +53,6 @@ function one(headers: IncomingHttpHeaders, name: string, re: RegExp, what: strin
   return v;
 }
 
-/** True when any signed-request header is present (the caller claims to be a shard). */
-export function hasSignatureHeaders(headers: IncomingHttpHeaders): boolean {
-  return headers[H.signature] !== undefined || headers[H.shardId] !== undefined;
-}
-
 /** Reads and validates the six headers; throws SIGNATURE_HEADERS_INVALID naming the header. */
 export function parseSignedHeaders(headers: IncomingHttpHeaders): SignedRequestHeaders {
   const shardId = one(headers, H.shardId, SHARD_ID_RE, 'a shard id such as shard-001');

@@ -7,7 +7,8 @@ import { call } from '../support/storage-process.js';
 
 let mesh: Mesh;
 t.before(async () => {
-  mesh = await startMesh({ shards: 3 });
+  // Without file watching, only SIGHUP can make a sidecar pick up new files.
+  mesh = await startMesh({ shards: 3, sidecarConfig: { watchFiles: false } });
 });
 t.teardown(() => mesh?.close());
 
@@ -63,9 +64,11 @@ t.test('certificate rotation under traffic: no failed request, new connections s
   t.ok(atRotation > 0 && done - atRotation >= 10, `${atRotation} requests before and ${done - atRotation} after the rotation`);
   t.same(failures, [], 'no request failed');
   t.equal(await presentedSerial(1), (b as unknown as { rotatedSerial: string }).rotatedSerial, 'b presents its new certificate');
-  // a → b still works, now signed with a's new certificate over a new session.
+  // a → b still works, now over a new session on which a presented its new certificate.
   const after = await call(a.appUrl, 'PUT', keys[0]!, { blob: '{"after":true}' });
   t.equal(after.status, 201, after.text);
+  const rotatedA = (a as unknown as { rotatedSerial: string }).rotatedSerial;
+  t.ok(auditOf(1).some((e) => e.event === 'MTLS_CONNECTION_SUCCESS' && e.peer?.serial === rotatedA), 'b admitted a session from a with its rotated certificate');
 });
 
 t.test('revoking a connected peer cuts its session and refuses its next handshake', async (t) => {
@@ -88,4 +91,26 @@ t.test('revoking a connected peer cuts its session and refuses its next handshak
   t.ok(refusal, 'b refused c’s new handshake as revoked');
   const direct = await fetch(`${b.storage.url}${key}`).then((x) => x.json());
   t.equal(direct.blob, '{}', 'nothing from c after revocation reached b');
+});
+
+t.test('revoking an intermediate (the client CA) cuts the live sessions of the apps it vouched for', async (t) => {
+  const { X509Certificate } = await import('node:crypto');
+  const { meshConnect: connect, meshRequest: request } = await import('../support/mesh-client.js');
+  const b = mesh.nodes[1]!;
+  const client = mesh.pki.clients.readWrite;
+  const session = connect(`${b.shard.ip}:${b.meshPort}`, { cert: client.chain, key: client.key, ca: mesh.pki.root.cert });
+  t.teardown(() => session.destroy());
+  const key = `/entities/document.app.ca:${uuidOwnedBy(b.shard.tokenRange)}`;
+  t.equal((await request(session, 'GET', key)).status, 404, 'the client session works');
+  const caSerial = BigInt('0x' + new X509Certificate(mesh.pki.cas.client.cert).serialNumber).toString(16);
+  await mesh.pki.revoke(caSerial, 'cACompromise');
+  mesh.publishCrls();
+  b.sidecar!.child.kill('SIGHUP');
+  let cut: { event: string } | undefined;
+  for (let i = 0; i < 50 && !cut; i++) {
+    await sleep(50);
+    cut = auditOf(1).find((e) => e.event === 'CERTIFICATE_REVOKED' && e.peer?.serial === client.serial);
+  }
+  t.ok(cut, 'the client session was cut and audited');
+  await t.rejects(request(session, 'GET', key), 'the old session is gone');
 });

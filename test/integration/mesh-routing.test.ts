@@ -35,6 +35,18 @@ t.test('put through one sidecar, get through another, for keys owned by every sh
   }
 });
 
+t.test('the admin port reports requests, latency and the topology epoch', async (t) => {
+  const node = mesh.nodes[0]!;
+  const text = await fetch(`${node.adminUrl}/metrics`).then((r) => r.text());
+  t.match(text, /themis_requests_total\{listener="app",operation="entity",result="2xx"\} [1-9]/);
+  t.match(text, /themis_request_duration_seconds_count\{listener="app",operation="entity"\} [1-9]/);
+  t.match(text, /themis_topology_epoch 1/);
+  t.match(text, /themis_certificate_expiry_days\{shard_id="shard-001"\} \d/);
+  const ready = await fetch(`${node.adminUrl}/readyz`);
+  t.equal(ready.status, 200);
+  t.equal((await fetch(`${node.adminUrl}/healthz`)).status, 200);
+});
+
 t.test('the app port speaks h2c too', async (t) => {
   const node = mesh.nodes[0]!;
   const owner = mesh.nodes[2]!;
@@ -60,11 +72,30 @@ t.test('the app port speaks h2c too', async (t) => {
   t.equal(res.shard, owner.shard.id);
 });
 
-t.test('bad keys get 400 INVALID_KEY before any network call', async (t) => {
+t.test('bad keys get 400 INVALID_KEY from the sidecar itself, never forwarded', async (t) => {
   const node = mesh.nodes[0]!;
   for (const key of ['urn:themis:nope:a:b:x', 'relational.a.b:not-a-uuid', '%E0%A4%A']) {
     const r = await call(node.appUrl, 'GET', `/entities/${key}`);
     t.equal(r.status, 400, key);
     t.equal(r.body.code, 'INVALID_KEY', key);
+    t.equal(r.headers.get('x-themis-shard'), null, `${key}: no shard served it`);
   }
+});
+
+t.test('POST /entities with a table: the sidecar picks the uuid and routes to its owner, local or remote', async (t) => {
+  const node = mesh.nodes[0]!;
+  const servedBy = new Set<string>();
+  for (let i = 0; i < 12; i++) {
+    const r = await call(node.appUrl, 'POST', '/entities', { table: 'document.app.generated', blob: JSON.stringify({ i }) });
+    t.equal(r.status, 201, r.text);
+    servedBy.add(String(r.headers.get('x-themis-shard')));
+    const back = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${r.body.key}`);
+    t.equal(back.body.blob, JSON.stringify({ i }), 'readable from anywhere');
+  }
+  t.ok([...servedBy].some((s) => s !== node.shard.id), `some went to remote owners: ${[...servedBy]}`);
+});
+
+t.test('HEAD is not part of the storage API', async (t) => {
+  const r = await fetch(`${mesh.nodes[0]!.appUrl}/entities/document.a.b:${uuidOwnedBy(mesh.nodes[1]!.shard.tokenRange)}`, { method: 'HEAD' });
+  t.equal(r.status, 405);
 });

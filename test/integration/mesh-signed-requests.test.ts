@@ -31,16 +31,25 @@ t.test('every check of a signed request, in order, with its status and code', as
   t.equal(accepted.status, 201, accepted.text);
   t.equal(accepted.headers['x-themis-shard'], receiver.shard.id);
 
-  const cases: [string, Record<string, string>, string, string | undefined, number, string][] = [
-    ['missing signature header', (({ 'x-themis-signature': _, ...h }) => h)(signHeaders(base)), path, body, 400, 'SIGNATURE_HEADERS_INVALID'],
-    ['shard id not the TLS peer', signHeaders({ ...base, shardId: 'shard-002' }), path, body, 401, 'IDENTITY_MISMATCH'],
-    ['cert serial not the TLS peer', signHeaders({ ...base, serial: 'abcdef' }), path, body, 401, 'IDENTITY_MISMATCH'],
-    ['stale timestamp', signHeaders({ ...base, timestamp: Date.now() - 61_000 }), path, body, 401, 'TIMESTAMP_OUT_OF_WINDOW'],
-    ['future timestamp', signHeaders({ ...base, timestamp: Date.now() + 61_000 }), path, body, 401, 'TIMESTAMP_OUT_OF_WINDOW'],
-    ['tampered body', signHeaders(base), path, body.replace('1', '2'), 401, 'SIGNATURE_INVALID'],
-    ['tampered path', signHeaders(base), path.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')), body, 401, 'SIGNATURE_INVALID'],
-    ['signed by another key', signHeaders({ ...base, key: mesh.pki.shards[1]!.key }), path, body, 401, 'SIGNATURE_INVALID'],
+  // Each refused case carries its own body, so a leak of any one of them would show in storage.
+  const bodyFor = (n: number) => JSON.stringify({ blob: JSON.stringify({ refused: n }) });
+  const sign = (n: number, o: Partial<typeof base> & { timestamp?: number } = {}) => signHeaders({ ...base, body: bodyFor(n), ...o });
+  const stale = Date.now() - 61_000;
+  const cases: [string, Record<string, string>, string, string, number, string][] = [
+    ['missing signature header', (({ 'x-themis-signature': _, ...h }) => h)(sign(1)), path, bodyFor(1), 400, 'SIGNATURE_HEADERS_INVALID'],
+    ['shard id not the TLS peer', sign(2, { shardId: 'shard-002' }), path, bodyFor(2), 401, 'IDENTITY_MISMATCH'],
+    ['cert serial not the TLS peer', sign(3, { serial: 'abcdef' }), path, bodyFor(3), 401, 'IDENTITY_MISMATCH'],
+    ['stale timestamp', sign(4, { timestamp: stale }), path, bodyFor(4), 401, 'TIMESTAMP_OUT_OF_WINDOW'],
+    ['future timestamp', sign(5, { timestamp: Date.now() + 61_000 }), path, bodyFor(5), 401, 'TIMESTAMP_OUT_OF_WINDOW'],
+    ['tampered body', sign(6), path, bodyFor(66), 401, 'SIGNATURE_INVALID'],
+    ['tampered path', sign(7), path.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')), bodyFor(7), 401, 'SIGNATURE_INVALID'],
+    ['signed by another key', sign(8, { key: mesh.pki.shards[1]!.key }), path, bodyFor(8), 401, 'SIGNATURE_INVALID'],
     ['replayed request', ok, path, body, 409, 'REPLAY_DETECTED'],
+    // Two faults at once: the earlier check in the documented order must be the one reported.
+    ['malformed header and wrong identity', { ...sign(9, { shardId: 'shard-002' }), 'x-themis-nonce': 'xyz' }, path, bodyFor(9), 400, 'SIGNATURE_HEADERS_INVALID'],
+    ['wrong identity and stale timestamp', sign(10, { serial: 'abcdef', timestamp: stale }), path, bodyFor(10), 401, 'IDENTITY_MISMATCH'],
+    ['stale timestamp and bad signature', sign(11, { timestamp: stale, key: mesh.pki.shards[1]!.key }), path, bodyFor(11), 401, 'TIMESTAMP_OUT_OF_WINDOW'],
+    ['replayed nonce with a bad signature', { ...sign(12, { key: mesh.pki.shards[1]!.key }), 'x-themis-nonce': ok['x-themis-nonce']! }, path, bodyFor(12), 401, 'SIGNATURE_INVALID'],
   ];
   for (const [name, headers, p, b, status, code] of cases) {
     const r = await meshRequest(session, 'PUT', p, headers, b);
@@ -122,4 +131,33 @@ t.test('client certificates: no signing, routed across the cluster, limited to t
   const direct = await fetch(`${owner.storage.url}/entities/document.app.orders:${uuid}`).then((r) => r.json());
   t.equal(direct.blob, '{"by":"client"}', 'the denied write changed nothing');
   t.ok(audit(0).some((e) => e.event === 'CAPABILITY_DENIED' && e.peer?.serial === ro.serial), 'denial audited with the serial');
+});
+
+t.test('capabilities: a read-only shard certificate cannot write; a client certificate cannot read the change feed', async (t) => {
+  const { shardProfile } = await import('../../src/pki/profiles.js');
+  const base = mesh.pki.shards[0]!;
+  const receiver = mesh.nodes[1]!;
+  const ro = await mesh.pki.issue(
+    shardProfile({ id: base.id, cluster: mesh.pki.cluster, datacenter: 'dc1', ips: ['127.0.0.1'], tokenRange: base.tokenRange, capabilities: ['read'], role: 'replica' }),
+    'read-only-shard',
+  );
+  const s = meshConnect(`${receiver.shard.ip}:${receiver.meshPort}`, { cert: ro.chain, key: ro.key, ca: mesh.pki.root.cert });
+  t.teardown(() => s.close());
+  const path = `/entities/document.app.orders:${uuidOwnedBy(receiver.shard.tokenRange)}`;
+  const body = JSON.stringify({ blob: '{"ro":true}' });
+  const w = await meshRequest(s, 'PUT', path, signHeaders({ shardId: base.id, serial: ro.serial, key: ro.key, method: 'PUT', path, body }), body);
+  t.equal(w.status, 403, w.text);
+  t.equal(w.body.code, 'CAPABILITY_DENIED');
+  const r = await meshRequest(s, 'GET', path, signHeaders({ shardId: base.id, serial: ro.serial, key: ro.key, method: 'GET', path }));
+  t.equal(r.status, 404, 'reading is allowed (nothing there)');
+  t.equal((await fetch(`${receiver.storage.url}${path}`)).status, 404, 'the refused write changed nothing');
+
+  const client = mesh.pki.clients.readWrite;
+  const c = meshConnect(`${receiver.shard.ip}:${receiver.meshPort}`, { cert: client.chain, key: client.key, ca: mesh.pki.root.cert });
+  t.teardown(() => c.close());
+  for (const p of ['/changefeed?from_seq=0', '/entities?limit=5']) {
+    const x = await meshRequest(c, 'GET', p);
+    t.equal(x.status, 403, `client on ${p}`);
+    t.equal(x.body.code, 'CAPABILITY_DENIED');
+  }
 });

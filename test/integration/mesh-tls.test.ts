@@ -82,7 +82,16 @@ t.test('a dead peer sidecar gives 503 for its shard only, and traffic recovers w
   const blob = { blob: '{"x":1}' };
   const down = keyOf(2);
   t.equal((await call(entry.appUrl, 'PUT', down, blob)).status, 201, 'warm session to shard-003');
+  // A request in flight when the peer dies must end at once, not hang until a timeout.
+  mesh.nodes[2]!.storage.child.kill('SIGSTOP');
+  const inFlight = call(entry.appUrl, 'GET', down);
+  await sleep(300);
+  const killedAt = Date.now();
   await mesh.stopSidecar(2, 'SIGKILL');
+  const cut = await inFlight;
+  mesh.nodes[2]!.storage.child.kill('SIGCONT');
+  t.equal(cut.status, 503, `in-flight request: ${cut.text}`);
+  t.ok(Date.now() - killedAt < 2_000, 'answered promptly, well before the 5 s request timeout');
   const r = await call(entry.appUrl, 'PUT', down, blob);
   t.equal(r.status, 503, r.text);
   t.equal(r.body.code, 'UPSTREAM_UNAVAILABLE');

@@ -43,7 +43,7 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ['shard id not in the certificate', { shardId: 'shard-002' }, /shardId: "shard-002" but the certificate in tls.cert is for "shard-001"/],
     ['key of another certificate', { tls: { cert: s.chainPath, key: other.keyPath, ca: pki.root.certPath, crls: [0, 1, 2, 3].map((i) => join(dir, `crl-${i}.pem`)) } }, /tls\.key: .* is not the private key of the certificate/],
-    ['leaf without its chain', { tls: { cert: s.certPath, key: s.keyPath, ca: pki.root.certPath, crls: [join(dir, 'crl-0.pem')] } }, /tls\.cert/],
+    ['leaf without its chain', { tls: { cert: s.certPath, key: s.keyPath, ca: pki.root.certPath, crls: [join(dir, 'crl-0.pem')] } }, /tls\.cert: .* must hold this shard's certificate followed by the cluster CA certificate/],
     ['missing CRL of the cluster CA', { tls: { cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath, crls: [join(dir, 'crl-0.pem')] } }, /tls\.cert.*revocation_unknown/],
     ['unreadable topology', { topology: { file: join(dir, 'nope.json') } }, /topology\.file: cannot read/],
     ['unknown field', { colour: 1 }, /config: colour: unknown setting/],

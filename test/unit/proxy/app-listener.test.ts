@@ -43,3 +43,24 @@ t.test('one port serves HTTP/1.1 and h2c with prior knowledge', async (t) => {
     t.equal(JSON.parse(r).url, path);
   }
 });
+
+t.test('close() closes idle keep-alive connections at once instead of waiting out the drain time', async (t) => {
+  const app = new AppServer((_req, res) => res.end('ok'));
+  const { port } = await app.listen(0, '127.0.0.1');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  let onClosed: () => void = () => undefined;
+  const socketClosed = new Promise<boolean>((r) => (onClosed = () => r(true)));
+  await new Promise<void>((resolve) =>
+    http.get({ port, host: '127.0.0.1', path: '/', agent }, (res) => {
+      res.socket.once('close', onClosed);
+      res.resume();
+      res.on('end', () => resolve());
+    }),
+  );
+  const started = Date.now();
+  await app.close(30_000);
+  const closed = await Promise.race([socketClosed, new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+  t.ok(Date.now() - started < 5_000, 'close() did not wait out the 30 s drain time');
+  t.ok(closed, 'the idle connection was closed by the server');
+});
