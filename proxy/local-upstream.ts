@@ -29,7 +29,7 @@ export class LocalUpstream implements Upstream {
       const headers = { ...r.headers };
       if (Buffer.isBuffer(r.body)) headers['content-length'] = r.body.length;
       const req = http.request({ agent: this.agent, host: this.host, port: this.port, method: r.method, path: r.path, headers });
-      req.setTimeout(this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => req.destroy(new TimeoutError('timeout')));
+      req.setTimeout(r.timeoutMs ?? this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => req.destroy(new TimeoutError('timeout')));
       req.once('error', (err) => reject(upstreamError(err, this.name)));
       req.once('response', (res) => {
         res.once('error', () => undefined); // surfaced to the piping side as an incomplete body

@@ -164,7 +164,7 @@ export class PeerSession implements Upstream {
         reject(upstreamError(err, this.name));
         return;
       }
-      stream.setTimeout(this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => stream.destroy(new TimeoutError('timeout')));
+      stream.setTimeout(r.timeoutMs ?? this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => stream.destroy(new TimeoutError('timeout')));
       let answered = false;
       stream.once('error', (err) => reject(upstreamError(err, this.name)));
       // A stream cut without an error (peer gone, session reset) must not leave us waiting.

@@ -13,6 +13,7 @@ import type { PeerPool } from './peer-pool.js';
 import { sendJson, sendUpstream, type AnyRequest, type AnyResponse } from './respond.js';
 import type { TopologySource } from './topology-source.js';
 import type { Operation } from './operations.js';
+import type { ScatterGather } from './scatter-gather.js';
 
 export const SHARD_HEADER = 'x-themis-shard';
 export const EPOCH_HEADER = 'x-themis-topology-epoch';
@@ -24,6 +25,7 @@ export interface RouterDeps {
   peers: PeerPool;
   random: Random;
   maxBodyBytes: number;
+  scatter: ScatterGather;
 }
 
 export class Router {
@@ -47,8 +49,9 @@ export class Router {
         return sendJson(req, res, 200, { status: 'ok', shard: this.d.self, topology_epoch: t.epoch }, this.headers(t.epoch));
       }
       case 'query':
+        return this.d.scatter.query(req, res, body ?? (await readBody(req, this.d.maxBodyBytes)));
       case 'vector':
-        throw new ThemisError('NOT_IMPLEMENTED', 'scatter-gather queries are not served by the sidecar yet; query a storage node directly');
+        return this.d.scatter.vector(req, res, body ?? (await readBody(req, this.d.maxBodyBytes)));
     }
   }
 

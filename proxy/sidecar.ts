@@ -20,6 +20,7 @@ import { PeerPool } from './peer-pool.js';
 import { verifyServerCert } from './peer-identity.js';
 import { sendError, type AnyRequest, type AnyResponse } from './respond.js';
 import { Router } from './router.js';
+import { ScatterGather } from './scatter-gather.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { FileTopologySource, type TopologySource } from './topology-source.js';
 
@@ -80,6 +81,13 @@ export class Sidecar {
       clock: rt.clock,
       log: log.child({ component: 'peers' }),
     });
+    const scatter = new ScatterGather({
+      self: cfg.shardId,
+      topology: this.topology,
+      local: this.local,
+      peers: this.peers,
+      options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 },
+    });
     const router = new Router({
       self: cfg.shardId,
       topology: this.topology,
@@ -87,6 +95,7 @@ export class Sidecar {
       peers: this.peers,
       random: rt.random,
       maxBodyBytes: cfg.maxBodyBytes,
+      scatter,
     });
     const appLog = log.child({ component: 'app' });
     this.app = new AppServer((req, res) => void this.serveApp(router, req, res, appLog));

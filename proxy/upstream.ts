@@ -16,6 +16,8 @@ export interface UpstreamRequest {
   contentSha256?: string;
   /** Extra time the upstream may take on purpose (a change-feed long poll), on top of the request timeout. */
   extraTimeoutMs?: number;
+  /** Replaces the request timeout (a scatter-gather shard call has its own). */
+  timeoutMs?: number;
 }
 
 export interface UpstreamResponse {

@@ -3,6 +3,7 @@ const [name, ...rest] = process.argv.slice(2);
 const benches: Record<string, string> = {
   ring: './bench-ring.js',
   mesh: './bench-mesh.js',
+  query: './bench-query.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {

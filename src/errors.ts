@@ -10,6 +10,8 @@ export const ERRORS = {
   INVALID_BLOB: { status: 400, retryable: false, summary: 'The `blob` string is not itself valid JSON.' },
   INVALID_QUERY: { status: 400, retryable: false, summary: 'A /query or /vector/search body is malformed.' },
   INVALID_PARAMETER: { status: 400, retryable: false, summary: 'A query-string parameter is malformed or out of range.' },
+  INVALID_CONTINUATION: { status: 400, retryable: false, summary: 'The continuation token is malformed or belongs to another query.' },
+  CONTINUATION_STALE: { status: 409, retryable: false, summary: 'The continuation token was issued at another topology epoch; restart the query.' },
   ENTITY_NOT_FOUND: { status: 404, retryable: false, summary: 'No entity is stored under this key.' },
   ROUTE_NOT_FOUND: { status: 404, retryable: false, summary: 'No such path in the API.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
@@ -24,9 +26,9 @@ export const ERRORS = {
   NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
-  NOT_IMPLEMENTED: { status: 501, retryable: false, summary: 'The sidecar does not serve this call yet.' },
   UPSTREAM_PROTOCOL_ERROR: { status: 502, retryable: true, summary: 'The storage node or peer sidecar broke the exchange (reset, malformed answer, wrong identity).' },
   UPSTREAM_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage node or peer sidecar that owns the key cannot be reached.' },
+  SHARDS_UNAVAILABLE: { status: 503, retryable: true, summary: 'A scatter-gather query could not reach every shard; the answer names them (allow_partial: true returns the rest).' },
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;

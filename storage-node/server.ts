@@ -9,11 +9,11 @@ import type { Clock, Random } from '../src/runtime.js';
 import { readJsonObject } from '../src/http-body.js';
 import { ChangeWaiters, changefeed, parseChangefeedParams, systemTimers, type Timers } from './changefeed.js';
 import { deleteEntity, getEntity, postEntity, putEntity } from './entities.js';
-import { parseQuery, runQuery } from './query.js';
+import { parseQuery, runQuery } from '../src/query/query.js';
 import { sendAnswer, sendError, type Answer } from './respond.js';
 import { parseScanParams, scan } from './scan.js';
 import type { Store } from './store.js';
-import { parseVectorQuery, searchVectors } from './vector.js';
+import { parseVectorQuery, searchVectors } from '../src/query/vector.js';
 
 export const VERSION = '0.1.0';
 /** Most blob bytes in one change-feed or scan page (one record always fits, whatever its size). */

@@ -42,12 +42,14 @@ export interface SidecarConfig {
   readonly timeouts: { readonly connectMs: number; readonly requestMs: number };
   readonly backoff: { readonly initialMs: number; readonly maxMs: number };
   readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number };
+  /** Scatter-gather queries: shard calls in flight per query, per-shard timeout, rows per shard page. */
+  readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
   /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
   readonly watchFiles: boolean;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'maxBodyBytes', 'watchFiles'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'maxBodyBytes', 'watchFiles'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -93,6 +95,8 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   rejectUnknown(backoff, ['initialMs', 'maxMs'], 'backoff');
   const replay = asObject(raw.replay ?? {}, 'replay');
   rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender'], 'replay');
+  const scatter = asObject(raw.scatter ?? {}, 'scatter');
+  rejectUnknown(scatter, ['maxConcurrency', 'shardTimeoutMs', 'pageSize'], 'scatter');
 
   return Object.freeze({
     shardId,
@@ -122,6 +126,11 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     replay: Object.freeze({
       windowMs: int(replay, 'windowMs', 'replay', 60_000, 1_000, 600_000),
       maxNoncesPerSender: int(replay, 'maxNoncesPerSender', 'replay', 200_000, 100, 10_000_000),
+    }),
+    scatter: Object.freeze({
+      maxConcurrency: int(scatter, 'maxConcurrency', 'scatter', 16, 1, 1024),
+      shardTimeoutMs: int(scatter, 'shardTimeoutMs', 'scatter', 10_000, 10, 600_000),
+      pageSize: int(scatter, 'pageSize', 'scatter', 1000, 1, 100_000),
     }),
     maxBodyBytes: int(raw, 'maxBodyBytes', '', 2 * 16 * 1024 * 1024 + 64 * 1024, 1024, 1024 * 1024 * 1024),
     watchFiles: bool(raw, 'watchFiles', '', true),

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseQuery, runQuery, type Row } from '../../../storage-node/query.js';
+import { parseQuery, runQuery, type Row } from '../../../src/query/query.js';
 
 const T = 'document.shop.items';
 // uuids in ascending code-unit order: u(1) < u(2) < …
@@ -103,7 +103,12 @@ t.test('every malformed query is INVALID_QUERY before any work', async (t) => {
     ['table not a string', { table: 5 }],
     ['table with 2 parts', { table: 'document.shop' }],
     ['unknown model', { table: 'blob.shop.items' }],
-    ['unknown top-level field', { table: T, limit: 3 }],
+    ['unknown top-level field', { table: T, lim: 3 }],
+    ['limit negative', { table: T, limit: -1 }],
+    ['after without uuid', { table: T, after: { value: { num: 1 } } }],
+    ['after value without order_by', { table: T, after: { uuid: 'u', value: { num: 1 } } }],
+    ['after without value with order_by', { table: T, order_by: { column: 'a' }, after: { uuid: 'u' } }],
+    ['after value malformed', { table: T, order_by: { column: 'a' }, after: { uuid: 'u', value: { num: 'x' } } }],
     ['predicates not an array', { table: T, predicates: { column: 'a', value: 'b' } }],
     ['predicate value a number', { table: T, predicates: [{ column: 'a', value: 5 }] }],
     ['predicate without column', { table: T, predicates: [{ value: 'b' }] }],
@@ -123,7 +128,7 @@ t.test('every malformed query is INVALID_QUERY before any work', async (t) => {
     ['order_by limit a string', { table: T, order_by: { column: 'a', limit: '5' } }],
     ['order_by limit too large', { table: T, order_by: { column: 'a', limit: 1_000_001 } }],
     ['order_by unknown field', { table: T, order_by: { column: 'a', offset: 1 } }],
-    ['return unknown', { table: T, return: 'rows' }],
+    ['return unknown', { table: T, return: 'values' }],
     ['column too long', { table: T, predicates: [{ column: 'x'.repeat(257), value: 'b' }] }],
   ];
   for (const [name, body] of bad) t.throws(() => parseQuery(body), { code: 'INVALID_QUERY' }, name);
@@ -136,5 +141,29 @@ t.test('a valid query is parsed with the documented defaults', async (t) => {
     range: [{ column: 'a', gte: { num: 1 }, lte: undefined, includeLower: true, includeUpper: true }],
     orderBy: { column: 'b', desc: false, limit: undefined },
     return: 'entities',
+    after: undefined,
+    limit: undefined,
+    blobs: true,
   });
+});
+
+t.test('paging with after + limit walks the full result exactly once, in order, with and without order_by', async (t) => {
+  for (const order_by of [undefined, { column: 'price' }, { column: 'price', desc: true }, { column: 'name', desc: true, limit: 4 }]) {
+    const full = ((await runQuery(parseQuery({ table: T, return: 'keys', ...(order_by ? { order_by } : {}) }), ROWS)) as { keys: string[] }).keys;
+    const seen: string[] = [];
+    let after: unknown;
+    for (let page = 0; page < 50; page++) {
+      // order_by.limit counts from the position, so a pager lowers it by what it has seen.
+      const ob = order_by && order_by.limit !== undefined ? { ...order_by, limit: order_by.limit - seen.length } : order_by;
+      const a = (await runQuery(parseQuery({ table: T, return: 'rows', blobs: false, limit: 2, ...(ob ? { order_by: ob } : {}), ...(after ? { after } : {}) }), ROWS)) as {
+        rows: { key: string; uuid: string; order?: unknown; blob?: string }[];
+      };
+      t.ok(a.rows.every((r) => r.blob === undefined), 'blobs: false leaves blobs out');
+      seen.push(...a.rows.map((r) => r.key));
+      if (a.rows.length < 2) break;
+      const last = a.rows.at(-1)!;
+      after = { uuid: last.uuid, ...(order_by ? { value: last.order } : {}) };
+    }
+    t.same(seen, full, `order_by ${JSON.stringify(order_by)}`);
+  }
 });

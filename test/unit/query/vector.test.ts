@@ -1,5 +1,5 @@
 import t from 'tap';
-import { l2Distance, parseVectorQuery, searchVectors, type VectorRow } from '../../../storage-node/vector.js';
+import { l2Distance, parseVectorQuery, searchVectors, type VectorRow } from '../../../src/query/vector.js';
 
 const A = 'vector.ml.docs';
 const B = 'vector.ml.images';

@@ -1,7 +1,7 @@
 // POST /query: validates the ThemisDB query body before any work, then filters one table's
 // entities (equality predicates, ranges), orders them (order_by, ties by key) and shapes the answer.
-import { ThemisError } from '../src/errors.js';
-import { parseTable } from '../src/urn/urn.js';
+import { ThemisError } from '../errors.js';
+import { parseTable } from '../urn/urn.js';
 import {
   compareStrings,
   compareValues,
@@ -28,12 +28,27 @@ export interface OrderBy {
   readonly desc: boolean;
   readonly limit?: number;
 }
+/** A position in a query's result order: results strictly after it are wanted. */
+export interface Position {
+  readonly uuid: string;
+  /** The order_by column's value at that position (absent without order_by). */
+  readonly value?: OrderValue;
+}
 export interface Query {
   readonly table: string;
   readonly predicates: readonly Predicate[];
   readonly range: readonly Range[];
   readonly orderBy?: OrderBy;
-  readonly return: 'keys' | 'entities' | 'count';
+  /**
+   * "rows" (our addition, used by the sidecar to merge shards) answers `{key, order, blob}`
+   * per result: the key, the order_by value, and the blob unless `blobs` is false.
+   */
+  readonly return: 'keys' | 'entities' | 'count' | 'rows';
+  /** Our additions for paging: start strictly after this position … */
+  readonly after?: Position;
+  /** … and return at most this many results (on top of order_by.limit). */
+  readonly limit?: number;
+  readonly blobs: boolean;
 }
 
 export const MAX_CONDITIONS = 64;
@@ -83,7 +98,7 @@ function bound(v: unknown, where: string): OrderValue | undefined {
 
 /** Checks a /query body completely; throws INVALID_QUERY naming the first bad field. */
 export function parseQuery(body: unknown): Query {
-  const b = object(body, 'query', ['table', 'predicates', 'range', 'order_by', 'return']);
+  const b = object(body, 'query', ['table', 'predicates', 'range', 'order_by', 'return', 'after', 'limit', 'blobs']);
   if (typeof b.table !== 'string') throw bad('table is required: write "model.namespace.collection"');
   try {
     parseTable(b.table);
@@ -116,8 +131,26 @@ export function parseQuery(body: unknown): Query {
     orderBy = { column: column(o.column, 'order_by'), desc: flag(o.desc, 'order_by.desc', false), limit };
   }
   const ret = b.return ?? 'entities';
-  if (ret !== 'keys' && ret !== 'entities' && ret !== 'count') throw bad('return must be "keys", "entities" or "count"');
-  return { table: b.table, predicates, range, orderBy, return: ret };
+  if (ret !== 'keys' && ret !== 'entities' && ret !== 'count' && ret !== 'rows') throw bad('return must be "keys", "entities" or "count"');
+  const limit = b.limit;
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT)) {
+    throw bad(`limit must be an integer from 0 to ${MAX_LIMIT}`);
+  }
+  let after: Position | undefined;
+  if (b.after !== undefined) {
+    const a = object(b.after, 'after', ['uuid', 'value']);
+    if (typeof a.uuid !== 'string' || a.uuid.length === 0 || a.uuid.length > 64) throw bad('after.uuid must be the uuid of the last result seen');
+    let value: OrderValue | undefined;
+    if (a.value !== undefined) {
+      const v = object(a.value, 'after.value', ['num', 'str']);
+      if (typeof v.num === 'number' && Number.isFinite(v.num) && v.str === undefined) value = { num: v.num };
+      else if (typeof v.str === 'string' && v.num === undefined) value = { str: v.str };
+      else throw bad('after.value must be {"num": number} or {"str": string}');
+    }
+    if ((value === undefined) !== (orderBy === undefined)) throw bad('after.value is required with order_by and not allowed without it');
+    after = { uuid: a.uuid, value };
+  }
+  return { table: b.table, predicates, range, orderBy, return: ret, after, limit, blobs: flag(b.blobs, 'blobs', true) };
 }
 
 function inRange(v: OrderValue | undefined, r: Range): boolean {
@@ -138,7 +171,15 @@ export interface Row {
   readonly blob: string;
 }
 
+export interface ResultRow {
+  key: string;
+  uuid: string;
+  order?: OrderValue;
+  blob?: string;
+}
+
 export type QueryAnswer =
+  | { table: string; count: number; rows: ResultRow[] }
   | { table: string; count: number; keys: string[] }
   | { table: string; count: number; entities: string[] }
   | { table: string; count: number };
@@ -167,13 +208,22 @@ export async function runQuery(q: Query, rows: AsyncIterable<Row> | Iterable<Row
     if (sortBy !== undefined) hits.push({ row, sortBy });
   }
   let selected = hits;
-  if (q.orderBy !== undefined) {
-    const sign = q.orderBy.desc ? -1 : 1;
-    selected.sort((a, b) => sign * compareValues(a.sortBy!, b.sortBy!) || compareStrings(a.row.uuid, b.row.uuid));
-    if (q.orderBy.limit !== undefined) selected = selected.slice(0, q.orderBy.limit);
+  const sign = q.orderBy?.desc ? -1 : 1;
+  const order = (a: { sortBy?: OrderValue; uuid: string }, b: { sortBy?: OrderValue; uuid: string }) =>
+    (q.orderBy ? sign * compareValues(a.sortBy!, b.sortBy!) : 0) || compareStrings(a.uuid, b.uuid);
+  if (q.orderBy !== undefined) selected.sort((a, b) => order({ sortBy: a.sortBy, uuid: a.row.uuid }, { sortBy: b.sortBy, uuid: b.row.uuid }));
+  if (q.after !== undefined) {
+    const pos = { sortBy: q.after.value, uuid: q.after.uuid };
+    selected = selected.filter((h) => order({ sortBy: h.sortBy, uuid: h.row.uuid }, pos) > 0);
   }
+  const limit = Math.min(q.orderBy?.limit ?? Infinity, q.limit ?? Infinity);
+  if (limit < selected.length) selected = selected.slice(0, limit);
   const count = selected.length;
   if (q.return === 'count') return { table: q.table, count };
+  if (q.return === 'rows') {
+    const rows = selected.map((h) => ({ key: `${q.table}:${h.row.uuid}`, uuid: h.row.uuid, ...(h.sortBy ? { order: h.sortBy } : {}), ...(q.blobs ? { blob: h.row.blob } : {}) }));
+    return { table: q.table, count, rows };
+  }
   if (q.return === 'keys') return { table: q.table, count, keys: selected.map((h) => `${q.table}:${h.row.uuid}`) };
   return { table: q.table, count, entities: selected.map((h) => h.row.blob) };
 }

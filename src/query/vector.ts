@@ -1,7 +1,7 @@
 // POST /vector/search: brute-force k nearest neighbours by Euclidean (L2) distance over a
 // numeric-array field of the entities of one table (or of every table), ties by key.
-import { ThemisError } from '../src/errors.js';
-import { parseTable } from '../src/urn/urn.js';
+import { ThemisError } from '../errors.js';
+import { parseTable } from '../urn/urn.js';
 import { compareStrings, parseDoc, resolveColumn } from './ordering.js';
 
 export interface VectorQuery {

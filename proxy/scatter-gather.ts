@@ -1,0 +1,290 @@
+// Scatter-gather for POST /query and POST /vector/search: the query runs on every owner in
+// the topology in parallel (bounded fan-out, per-shard timeout) and the answers are merged
+// as if one node held all the data — a k-way merge in the storage node's total order with the
+// limit pushed down, counts summed, vector top-k by (distance, key). Shards are read a page at
+// a time, so merging holds about one page per shard; the answer streams out as it is merged.
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { ThemisError } from '../src/errors.js';
+import { parseQuery, type Position, type Query, type ResultRow } from '../src/query/query.js';
+import { parseVectorQuery, type VectorHit } from '../src/query/vector.js';
+import { compareStrings, compareValues } from '../src/query/ordering.js';
+import { sha256Hex } from '../src/signing/sign.js';
+import type { LocalUpstream } from './local-upstream.js';
+import type { PeerPool } from './peer-pool.js';
+import type { TopologySource } from './topology-source.js';
+import type { Upstream } from './upstream.js';
+import { sendJson, type AnyRequest, type AnyResponse } from './respond.js';
+import { decodeContinuation, encodeContinuation, queryFingerprint } from './continuation.js';
+import { EPOCH_HEADER, SHARD_HEADER } from './router.js';
+
+export interface ScatterOptions {
+  /** Shard calls in flight at once for one query. */
+  maxConcurrency: number;
+  /** Each shard call (one page) must answer within this. */
+  shardTimeoutMs: number;
+  /** Rows fetched from a shard per call. */
+  pageSize: number;
+  /** Largest shard answer read. */
+  maxAnswerBytes: number;
+}
+
+export interface ScatterDeps {
+  self: string;
+  topology: TopologySource;
+  local: LocalUpstream;
+  peers: PeerPool;
+  options: ScatterOptions;
+}
+
+/** Our paging and failure fields, taken off the body before the storage node's validation. */
+const EXTRA = ['page_size', 'continuation', 'allow_partial'] as const;
+
+class ShardFailure extends Error {
+  constructor(
+    readonly shard: string,
+    readonly reason: string,
+  ) {
+    super(`${shard}: ${reason}`);
+  }
+}
+
+async function readAll(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    size += (c as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error(`answer larger than ${limit} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Runs `tasks` with at most `n` in flight; settles every one. */
+async function bounded<T>(n: number, tasks: (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+  const out: PromiseSettledResult<T>[] = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]!().then(
+        (value) => ({ status: 'fulfilled', value }) as const,
+        (reason: unknown) => ({ status: 'rejected', reason }) as const,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+  return out;
+}
+
+function extras(body: Record<string, unknown>): { pageSize?: number; continuation?: unknown; allowPartial: boolean; rest: Record<string, unknown> } {
+  const { page_size, continuation, allow_partial, ...rest } = body;
+  if (page_size !== undefined && (typeof page_size !== 'number' || !Number.isInteger(page_size) || page_size < 1 || page_size > 100_000)) {
+    throw new ThemisError('INVALID_QUERY', 'page_size must be an integer from 1 to 100000');
+  }
+  if (allow_partial !== undefined && typeof allow_partial !== 'boolean') throw new ThemisError('INVALID_QUERY', 'allow_partial must be true or false');
+  return { pageSize: page_size as number | undefined, continuation, allowPartial: allow_partial === true, rest };
+}
+
+function parseBody(buf: Buffer): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new ThemisError('INVALID_JSON', 'request body is not valid JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ThemisError('INVALID_QUERY', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** (table, uuid) of a `table:uuid` key: vector ties are ordered by that pair, not the string. */
+function splitKey(key: string): [string, string] {
+  const i = key.lastIndexOf(':');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+export class ScatterGather {
+  constructor(private readonly d: ScatterDeps) {}
+
+  private upstream(shard: string): Upstream {
+    if (shard === this.d.self) return this.d.local;
+    const endpoint = this.d.topology.current().shards[shard]?.endpoint;
+    if (!endpoint) throw new ShardFailure(shard, 'no endpoint in the topology');
+    return this.d.peers.get(shard, endpoint);
+  }
+
+  /** One call to one shard; resolves with its JSON answer or throws ShardFailure. */
+  private async call(shard: string, path: string, body: unknown): Promise<any> {
+    const bytes = Buffer.from(JSON.stringify(body));
+    try {
+      const up = await this.upstream(shard).request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json' },
+        body: bytes,
+        contentSha256: sha256Hex(bytes),
+        timeoutMs: this.d.options.shardTimeoutMs,
+      });
+      const text = await readAll(up.body, this.d.options.maxAnswerBytes);
+      if (up.status !== 200) {
+        let code = `status ${up.status}`;
+        try {
+          code = JSON.parse(text.toString('utf8')).code ?? code;
+        } catch {
+          /* not JSON */
+        }
+        throw new ShardFailure(shard, code);
+      }
+      return JSON.parse(text.toString('utf8'));
+    } catch (e) {
+      if (e instanceof ShardFailure) throw e;
+      throw new ShardFailure(shard, (e as ThemisError).code ?? (e as Error).message);
+    }
+  }
+
+  private fail(missing: ShardFailure[]): ThemisError {
+    return new ThemisError('SHARDS_UNAVAILABLE', `no answer from ${missing.map((m) => m.message).join('; ')}`, {
+      missing_shards: missing.map((m) => m.shard),
+    });
+  }
+
+  private headers(epoch: number, answered: string[], missing: ShardFailure[]): Record<string, string> {
+    return {
+      [EPOCH_HEADER]: String(epoch),
+      [SHARD_HEADER]: answered.join(','),
+      ...(missing.length ? { 'x-themis-partial': 'true' } : {}),
+    };
+  }
+
+  async query(req: AnyRequest, res: AnyResponse, buf: Buffer): Promise<void> {
+    const { pageSize, continuation, allowPartial, rest } = extras(parseBody(buf));
+    const q = parseQuery(rest); // 400 before any fan-out
+    const topo = this.d.topology.current();
+    const shards = topo.owners();
+    const fingerprint = queryFingerprint(rest);
+    const resume = continuation === undefined ? undefined : decodeContinuation(continuation, topo.epoch, fingerprint);
+    if (q.return === 'count' && pageSize === undefined && resume === undefined) return this.count(req, res, q, rest, shards, allowPartial, topo.epoch);
+
+    const total = q.orderBy?.limit ?? Infinity;
+    const emittedBefore = resume?.emitted ?? 0;
+    const want = Math.min(total - emittedBefore, pageSize ?? Infinity);
+    const shardQuery = (after: Position | undefined, limit: number) => ({
+      ...rest,
+      ...(q.orderBy ? { order_by: { column: q.orderBy.column, desc: q.orderBy.desc } } : {}),
+      return: 'rows',
+      blobs: q.return === 'entities',
+      limit,
+      ...(after ? { after } : {}),
+    });
+    const pageLimit = Math.max(1, Math.min(this.d.options.pageSize, want));
+    const cursors = shards.map((shard) => ({ shard, rows: [] as ResultRow[], next: 0, more: true, after: resume?.after }));
+    const missing: ShardFailure[] = [];
+    const fetchPage = async (c: (typeof cursors)[number]) => {
+      const answer = (await this.call(c.shard, '/query', shardQuery(c.after, pageLimit))) as { rows: ResultRow[] };
+      c.rows = answer.rows;
+      c.next = 0;
+      c.more = answer.rows.length === pageLimit;
+      if (answer.rows.length) {
+        const last = answer.rows[answer.rows.length - 1]!;
+        c.after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
+      }
+    };
+    // First pages from every shard before answering, so a failure can still set the status.
+    const first = want > 0 ? await bounded(this.d.options.maxConcurrency, cursors.map((c) => () => fetchPage(c))) : [];
+    first.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(cursors[i]!.shard, String(r.reason)));
+        cursors[i]!.more = false;
+        cursors[i]!.rows = [];
+      }
+    });
+    if (missing.length && !allowPartial) throw this.fail(missing);
+
+    const sign = q.orderBy?.desc ? -1 : 1;
+    const cmp = (a: ResultRow, b: ResultRow) => (q.orderBy ? sign * compareValues(a.order!, b.order!) : 0) || compareStrings(a.uuid, b.uuid);
+    const live = cursors.filter((c) => !missing.some((m) => m.shard === c.shard));
+    const answered = live.map((c) => c.shard);
+    const listField = q.return === 'entities' ? 'entities' : 'keys';
+    (res as import('node:http').ServerResponse).writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      ...this.headers(topo.epoch, answered, missing),
+    });
+    const write = async (s: string) => {
+      if (!(res as import('node:http').ServerResponse).write(s)) await once(res as import('node:http').ServerResponse, 'drain');
+    };
+    await write(`{"table":${JSON.stringify(q.table)},"${listField}":[`);
+    let emitted = 0;
+    let last: ResultRow | undefined;
+    let lost = false;
+    while (emitted < want) {
+      let best: (typeof live)[number] | undefined;
+      for (const c of live) {
+        if (c.next >= c.rows.length && c.more) {
+          try {
+            await fetchPage(c);
+          } catch (e) {
+            // Mid-stream the status is sent: a lost shard can only be reported in the body.
+            missing.push(e instanceof ShardFailure ? e : new ShardFailure(c.shard, String(e)));
+            c.more = false;
+            c.rows = [];
+            lost = true;
+          }
+        }
+        if (c.next < c.rows.length && (!best || cmp(c.rows[c.next]!, best.rows[best.next]!) < 0)) best = c;
+      }
+      if (!best) break;
+      last = best.rows[best.next++]!;
+      await write((emitted ? ',' : '') + JSON.stringify(q.return === 'entities' ? last.blob : last.key));
+      emitted++;
+    }
+    if (lost && !allowPartial) {
+      res.destroy(); // never end an answer as complete when a shard's part is missing
+      return;
+    }
+    const more = emitted === want && emitted + emittedBefore < total && live.some((c) => c.next < c.rows.length || c.more);
+    const token =
+      more && last ? encodeContinuation({ epoch: topo.epoch, query: fingerprint, after: { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) }, emitted: emittedBefore + emitted }) : null;
+    const tail: Record<string, unknown> = { count: emitted, continuation: token };
+    if (missing.length) Object.assign(tail, { partial: true, missing_shards: missing.map((m) => m.shard) });
+    res.end(`],${JSON.stringify(tail).slice(1)}`);
+  }
+
+  private async count(req: AnyRequest, res: AnyResponse, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, epoch: number): Promise<void> {
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.call(s, '/query', rest)));
+    const missing: ShardFailure[] = [];
+    let sum = 0;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') sum += (r.value as { count: number }).count;
+      else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
+    });
+    if (missing.length && !allowPartial) throw this.fail(missing);
+    const count = Math.min(sum, q.orderBy?.limit ?? Infinity);
+    const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
+    sendJson(req, res, 200, { table: q.table, count, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(epoch, answered, missing));
+  }
+
+  async vector(req: AnyRequest, res: AnyResponse, buf: Buffer): Promise<void> {
+    const { pageSize, continuation, allowPartial, rest } = extras(parseBody(buf));
+    if (pageSize !== undefined || continuation !== undefined) throw new ThemisError('INVALID_QUERY', 'vector search is not paged; ask for a larger k');
+    const vq = parseVectorQuery(rest);
+    const topo = this.d.topology.current();
+    const shards = topo.owners();
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.call(s, '/vector/search', rest)));
+    const missing: ShardFailure[] = [];
+    const hits: VectorHit[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') hits.push(...(r.value as { results: VectorHit[] }).results);
+      else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
+    });
+    if (missing.length && !allowPartial) throw this.fail(missing);
+    // Each shard sent at most k; the global top k is among them.
+    const keyed = hits.map((h) => ({ h, t: splitKey(h.key) }));
+    keyed.sort((a, b) => (a.h.distance < b.h.distance ? -1 : a.h.distance > b.h.distance ? 1 : 0) || compareStrings(a.t[0], b.t[0]) || compareStrings(a.t[1], b.t[1]));
+    const top = keyed.slice(0, vq.k).map((x) => x.h);
+    const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
+    sendJson(req, res, 200, { results: top, k: vq.k, count: top.length, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
+  }
+}
