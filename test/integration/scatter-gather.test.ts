@@ -73,6 +73,18 @@ t.test('vector search returns the global top k', async (t) => {
   }
 });
 
+t.test('client certificates get the same merged answers on the mesh port', async (t) => {
+  const { meshConnect, meshRequest } = await import('../support/mesh-client.js');
+  const c = mesh.pki.clients.readOnly;
+  const node = mesh.nodes[2]!;
+  const session = meshConnect(`${node.shard.ip}:${node.meshPort}`, { cert: c.chain, key: c.key, ca: mesh.pki.root.cert });
+  t.teardown(() => session.close());
+  const q = { table: T, order_by: { column: 'price', desc: true, limit: 12 }, return: 'keys' };
+  const m = await meshRequest(session, 'POST', '/query', { 'content-type': 'application/json' }, JSON.stringify(q));
+  t.equal(m.status, 200, m.text.slice(0, 200));
+  t.same(m.body.keys, (await reference(q)).body.keys);
+});
+
 t.test('pagination walks the whole merged result exactly once', async (t) => {
   for (const base of [{ table: T, order_by: { column: 'price', desc: true }, return: 'keys' }, { table: T, return: 'keys' }, { table: T, order_by: { column: 'name', limit: 23 }, return: 'entities' }]) {
     const full = (await reference(base)).body;
