@@ -3,10 +3,12 @@
 // this file only dispatches.
 import { runCli, UsageError } from './cli-common.js';
 import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
+import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
 
 const USAGE = `usage: themis-admin <command> …
 
 ${TOPOLOGY_USAGE}
+${AUDIT_USAGE}
 `;
 
 await runCli('themis-admin', async () => {
@@ -14,6 +16,8 @@ await runCli('themis-admin', async () => {
   switch (cmd) {
     case 'topology':
       return topologyCommand(rest);
+    case 'audit':
+      return auditCommand(rest);
     case 'help':
     case '--help':
     case '-h':
