@@ -98,7 +98,7 @@ export class MeshServer {
     });
     this.metrics.handshakes.inc({ result: 'success', reason: 'ok' });
     if (peer.kind === 'shard') {
-      this.metrics.certExpiryDays.set({ shard_id: peer.identity.shardId }, Math.round((untilExpiry / 86_400_000) * 100) / 100);
+      this.metrics.certificateSeen(peer.identity.shardId, peer.notAfter.getTime());
     }
     this.audit.record({
       event: 'MTLS_CONNECTION_SUCCESS',

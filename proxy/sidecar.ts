@@ -59,6 +59,7 @@ export class Sidecar {
     this.signer = this.makeSigner();
     this.audit = new AuditLog({
       file: cfg.auditFile,
+      maxBytes: cfg.auditMaxBytes,
       source: cfg.shardId,
       clock: rt.clock,
       onEvent: (event, n) => this.metrics.pkiEvents.inc({ event }, n),
@@ -68,7 +69,14 @@ export class Sidecar {
       },
     });
     this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
-    this.topology.onChange((t) => this.metrics.topologyEpoch.set(t.epoch));
+    this.topology.onChange((t, prev) => {
+      this.metrics.topologyEpoch.set(t.epoch);
+      this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length });
+    });
+    this.topology.onReject((reason, epoch) => {
+      this.metrics.topologyRejections.inc();
+      this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}) });
+    });
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
@@ -88,6 +96,7 @@ export class Sidecar {
       peers: this.peers,
       options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 },
     });
+    this.metrics.setPeerStateSource(() => this.peers.states());
     const router = new Router({
       self: cfg.shardId,
       topology: this.topology,
@@ -119,8 +128,9 @@ export class Sidecar {
   }
 
   private updateCertMetrics(): void {
-    this.metrics.certExpiryDays.set({ shard_id: this.cfg.shardId }, Math.round(((this.material.notAfter.getTime() - this.rt.clock.now()) / 86_400_000) * 100) / 100);
+    this.metrics.certificateSeen(this.cfg.shardId, this.material.notAfter.getTime(), this.rt.clock);
     this.metrics.crlSize.set(this.material.crls.reduce((a, c) => a + Buffer.byteLength(c), 0));
+    if (Number.isFinite(this.material.crlNextUpdate)) this.metrics.crlNextUpdate.set(Math.floor(this.material.crlNextUpdate / 1000));
   }
 
   private async serveApp(router: Router, req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {

@@ -26,6 +26,8 @@ export interface TlsMaterial {
   readonly issuerName: string;
   /** Serials (hex) revoked by any CRL in force. */
   readonly revoked: ReadonlySet<string>;
+  /** Earliest nextUpdate of the CRLs (ms), or Infinity when none sets one. */
+  readonly crlNextUpdate: number;
   /** Verifies presented chains against this root and these CRLs. */
   readonly verifier: PeerVerifier;
 }
@@ -86,7 +88,15 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     identity: own.peer.identity,
     notAfter: own.peer.notAfter,
     issuerName: own.peer.issuerName,
-    revoked: new Set(crls.flatMap((c, i) => [...parseCrl(c, tls.crls[i]!).revoked.keys()])),
+    ...crlSummary(crls, tls.crls),
     verifier,
   });
+}
+
+function crlSummary(crls: readonly string[], files: readonly string[]): { revoked: Set<string>; crlNextUpdate: number } {
+  const parsed = crls.map((c, i) => parseCrl(c, files[i]!));
+  return {
+    revoked: new Set(parsed.flatMap((p) => [...p.revoked.keys()])),
+    crlNextUpdate: Math.min(...parsed.map((p) => p.nextUpdate?.getTime() ?? Infinity)),
+  };
 }

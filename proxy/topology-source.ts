@@ -10,6 +10,8 @@ import type { Logger } from '../src/log.js';
 
 export interface TopologySource {
   current(): Topology;
+  /** Called with the reason when a newer-looking topology is refused. */
+  onReject(listener: (reason: string, epoch?: number) => void): void;
   /** Re-reads the source now (e.g. after a peer answered 421); resolves when done. */
   refresh(): Promise<void>;
   onChange(listener: (t: Topology, previous: Topology) => void): void;
@@ -20,6 +22,9 @@ export class FileTopologySource implements TopologySource {
   private topology: Topology;
   private readonly listeners: ((t: Topology, previous: Topology) => void)[] = [];
   private refreshing: Promise<void> | undefined;
+  private readonly rejectListeners: ((reason: string, epoch?: number) => void)[] = [];
+  /** The last refused file content, so a file that stays bad is reported once, not every poll. */
+  private lastRefused: string | undefined;
 
   /** Loads the file now; throws (TopologyError or a read error) if it is unusable at start-up. */
   constructor(
@@ -53,19 +58,29 @@ export class FileTopologySource implements TopologySource {
     return this.refreshing;
   }
 
+  private reject(text: string, reason: string, epoch?: number): void {
+    if (text === this.lastRefused) return;
+    this.lastRefused = text;
+    this.log.warn({ file: this.file, reason, epoch, current: this.topology.epoch }, 'topology refused; keeping the current one');
+    for (const l of this.rejectListeners) l(reason, epoch);
+  }
+
   private reload(): void {
     let next: Topology;
+    let text = '';
     try {
-      next = parseTopology(readFileSync(this.file, 'utf8'));
+      text = readFileSync(this.file, 'utf8');
+      next = parseTopology(text);
     } catch (e) {
-      this.log.warn({ file: this.file, err: (e as Error).message }, 'topology file unusable; keeping the current topology');
+      this.reject(text, (e as Error).message);
       return;
     }
     const prev = this.topology;
     if (next.epoch <= prev.epoch) {
-      if (next.epoch < prev.epoch) this.log.warn({ file: this.file, epoch: next.epoch, current: prev.epoch }, 'topology file has an older epoch; ignored');
+      if (next.epoch < prev.epoch) this.reject(text, `epoch ${next.epoch} is older than the current ${prev.epoch}`, next.epoch);
       return;
     }
+    this.lastRefused = undefined;
     this.topology = next;
     this.log.info({ epoch: next.epoch, previous: prev.epoch, ranges: next.ranges.length }, 'topology applied');
     for (const l of this.listeners) l(next, prev);
@@ -73,6 +88,10 @@ export class FileTopologySource implements TopologySource {
 
   onChange(listener: (t: Topology, previous: Topology) => void): void {
     this.listeners.push(listener);
+  }
+
+  onReject(listener: (reason: string, epoch?: number) => void): void {
+    this.rejectListeners.push(listener);
   }
 
   close(): void {

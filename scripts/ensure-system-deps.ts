@@ -7,6 +7,7 @@ export const SYSTEM_DEPS: Record<string, string> = {
   openssl: 'openssl',
   curl: 'curl',
   xxhsum: 'xxhash',
+  'systemd-analyze': 'systemd',
 };
 
 function onPath(cmd: string): boolean {

@@ -2,7 +2,7 @@
 // before it (a hash chain, so an edited, removed or reordered line is detectable). Appends
 // are synchronous and ordered; the file is fsynced on a bounded interval. High-rate success
 // events (SIGNATURE_VERIFIED) are aggregated: one line per peer per interval with a count.
-import { closeSync, fsyncSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, fstatSync, renameSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Clock } from '../runtime.js';
 
@@ -76,12 +76,19 @@ export interface AuditLogOptions {
   onEvent?: (event: AuditEvent, count: number) => void;
   /** Called when the file cannot be written (disk full, I/O error); the process keeps serving. */
   onWriteError?: (err: Error) => void;
+  /**
+   * Rotate when the file reaches this size: it is renamed to FILE.<time> and a new FILE
+   * continues the chain (its first line's prev is the old file's last hash). Default 64 MiB.
+   */
+  maxBytes?: number;
 }
 
 export class AuditLog implements AuditSink {
-  private readonly fd: number;
+  private fd: number;
+  private size: number;
   private prev: string;
   private dirty = false;
+  private rotations = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly pending = new Map<string, { entry: AuditEntry; count: number }>();
   /** Keys of limited events already written in full this interval. */
@@ -89,6 +96,7 @@ export class AuditLog implements AuditSink {
 
   constructor(private readonly opts: AuditLogOptions) {
     this.fd = openSync(opts.file, 'a+', 0o600);
+    this.size = fstatSync(this.fd).size;
     this.prev = lastHash(this.fd);
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
@@ -127,7 +135,7 @@ export class AuditLog implements AuditSink {
       prev: this.prev,
     });
     try {
-      writeSync(this.fd, line + '\n');
+      this.size += writeSync(this.fd, line + '\n');
     } catch (err) {
       // The chain continues from the last line actually written.
       this.opts.onWriteError?.(err as Error);
@@ -135,6 +143,22 @@ export class AuditLog implements AuditSink {
     }
     this.prev = lineHash(line);
     this.dirty = true;
+    if (this.size >= (this.opts.maxBytes ?? 64 * 1024 * 1024)) this.rotate();
+  }
+
+  /** FILE → FILE.<time>; a new FILE carries the chain on from the old one's last hash. */
+  private rotate(): void {
+    try {
+      this.dirty = true;
+      this.sync();
+      closeSync(this.fd);
+      const stamp = new Date(this.opts.clock.now()).toISOString().replace(/[:.]/g, '');
+      renameSync(this.opts.file, `${this.opts.file}.${stamp}-${++this.rotations}`);
+      this.fd = openSync(this.opts.file, 'a+', 0o600);
+      this.size = 0;
+    } catch (err) {
+      this.opts.onWriteError?.(err as Error);
+    }
   }
 
   aggregate(event: AuditEvent, peer: AuditPeer): void {

@@ -2,6 +2,8 @@
 // `themis-pki`: the operator's certificate tool. Flags are parsed and checked here, passphrases
 // sourced, then src/pki/commands.ts does the work; every file written is printed (or --json).
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import { ISSUER_OF, PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
 import {
   createIntermediate, initRoot, issue, revoke, writeCrl,
@@ -88,7 +90,21 @@ function list(v: string | boolean | string[] | undefined): string[] {
   return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
 }
 
+/** CERTIFICATE_ISSUED / CERTIFICATE_REVOKED go to the PKI folder's own hash-chained audit trail. */
+function audit(command: string, ctx: PkiContext, r: CommandResult): void {
+  const events: AuditEntry[] = [];
+  if (r.certificate) events.push({ event: 'CERTIFICATE_ISSUED', command, peer: { cn: r.certificate.subject, serial: r.certificate.serial }, issuer: r.certificate.issuer, not_after: r.certificate.notAfter });
+  if (r.revocation) events.push({ event: 'CERTIFICATE_REVOKED', command, peer: { serial: r.revocation.serial }, reason: r.revocation.reason, ca: r.revocation.ca });
+  if (events.length === 0) return;
+  const file = join(ctx.layout.dir, 'audit.log');
+  const log = new AuditLog({ file, source: 'themis-pki', clock: ctx.clock, onWriteError: (e) => process.stderr.write(`themis-pki: warning: audit trail not written: ${e.message}\n`) });
+  for (const e of events) log.record(e);
+  log.close();
+  r.written.push({ path: file, kind: 'audit', mode: '0600' });
+}
+
 function report(command: string, ctx: PkiContext, r: CommandResult, json: boolean): void {
+  audit(command, ctx, r);
   if (json) {
     process.stdout.write(JSON.stringify({ command, dir: ctx.layout.dir, ...r }, null, 2) + '\n');
     return;

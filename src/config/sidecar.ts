@@ -23,6 +23,8 @@ export interface SidecarConfig {
   readonly admin: Listen;
   /** Append-only, hash-chained audit trail of security events. */
   readonly auditFile: string;
+  /** Rotate the audit file at this size. */
+  readonly auditMaxBytes: number;
   /** The local storage node, e.g. http://127.0.0.1:8765. */
   readonly storageUrl: string;
   readonly tls: {
@@ -65,7 +67,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const mesh = listen(raw, 'mesh', { host: '127.0.0.1', port: 7443 });
   const admin = listen(raw, 'admin', { host: '127.0.0.1', port: 9464 });
   const audit = asObject(raw.audit ?? {}, 'audit');
-  rejectUnknown(audit, ['file'], 'audit');
+  rejectUnknown(audit, ['file', 'maxBytes'], 'audit');
 
   const storage = asObject(raw.storage ?? {}, 'storage');
   rejectUnknown(storage, ['url'], 'storage');
@@ -105,6 +107,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     mesh,
     admin,
     auditFile: resolve(baseDir, str(audit, 'file', 'audit', `audit-${shardId}.log`)),
+    auditMaxBytes: int(audit, 'maxBytes', 'audit', 64 * 1024 * 1024, 4096, 2 ** 40),
     storageUrl: u.origin,
     tls: Object.freeze({
       cert: path(tls, 'cert', 'tls'),

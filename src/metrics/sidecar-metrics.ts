@@ -1,6 +1,7 @@
 // The sidecar's Prometheus metrics (prom-client), on its own registry so tests can create
 // several sidecars in one process. Names follow the seed: themis_pki_events_total{event} …
 import client from 'prom-client';
+import { AUDIT_EVENTS } from '../audit/audit-log.js';
 
 export class SidecarMetrics {
   readonly registry = new client.Registry();
@@ -15,13 +16,56 @@ export class SidecarMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly topologyRejections = new client.Counter({ name: 'themis_topology_rejections_total', help: 'Topologies refused (invalid, or older than the one in force)', registers: [this.registry] });
   readonly topologyEpoch = new client.Gauge({ name: 'themis_topology_epoch', help: 'Epoch of the topology this sidecar routes by', registers: [this.registry] });
-  readonly certExpiryDays = new client.Gauge({ name: 'themis_certificate_expiry_days', help: 'Days until a certificate expires (this shard and every peer seen)', labelNames: ['shard_id'], registers: [this.registry] });
+  /** notAfter (ms) of this shard's certificate and of every peer shard's seen. */
+  private readonly notAfter = new Map<string, number>();
+  private now: () => number = () => Date.now();
+  // The seed names this themis_certificate_expiry_days; Prometheus' conventions (and
+  // `promtool check metrics`) require the base unit, so it is exported in seconds.
+  readonly certExpiry = new client.Gauge({
+    name: 'themis_certificate_expiry_seconds',
+    help: 'Seconds until a certificate expires (this shard and every peer shard seen), computed at scrape time',
+    labelNames: ['shard_id'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [shard, t] of this.notAfter) this.certExpiry.set({ shard_id: shard }, Math.round((t - this.now()) / 1000));
+    },
+  });
   readonly auditWriteErrors = new client.Counter({ name: 'themis_audit_write_errors_total', help: 'Audit trail writes or fsyncs that failed (disk full, I/O error)', registers: [this.registry] });
+  readonly crlNextUpdate = new client.Gauge({ name: 'themis_crl_next_update_timestamp_seconds', help: 'Earliest nextUpdate of the CRLs in force (Unix seconds); past it, chains through that CA fail closed', registers: [this.registry] });
+  private peerStateSource: () => Record<string, string> = () => ({});
+  readonly peerSessions = new client.Gauge({
+    name: 'themis_peer_session_state',
+    help: 'Outgoing session to each peer sidecar: 1 for its current state (idle, connecting, ready, backoff, closed)',
+    labelNames: ['peer', 'state'],
+    registers: [this.registry],
+    collect: () => {
+      this.peerSessions.reset();
+      for (const [peer, state] of Object.entries(this.peerStateSource())) this.peerSessions.set({ peer, state }, 1);
+    },
+  });
   readonly crlSize = new client.Gauge({ name: 'themis_crl_size_bytes', help: 'Total size of the CRLs in force', registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
+    // Every audit event is exported from the start, at 0, so rate() and increase() work.
+    for (const event of AUDIT_EVENTS) this.pkiEvents.inc({ event }, 0);
+  }
+
+  /** Records a certificate's expiry; the gauge is computed from it at each scrape. */
+  certificateSeen(shardId: string, notAfterMs: number, clock?: { now(): number }): void {
+    this.notAfter.set(shardId, notAfterMs);
+    if (clock) this.now = () => clock.now();
+  }
+
+  /** Where the peer-session gauge reads states from at scrape time. */
+  setPeerStateSource(fn: () => Record<string, string>): void {
+    this.peerStateSource = fn;
   }
 
   /**

@@ -41,7 +41,8 @@ t.test('the admin port reports requests, latency and the topology epoch', async 
   t.match(text, /themis_requests_total\{listener="app",operation="entity",result="2xx"\} [1-9]/);
   t.match(text, /themis_request_duration_seconds_count\{listener="app",operation="entity"\} [1-9]/);
   t.match(text, /themis_topology_epoch 1/);
-  t.match(text, /themis_certificate_expiry_days\{shard_id="shard-001"\} \d/);
+  const expiry = Number(/themis_certificate_expiry_seconds\{shard_id="shard-001"\} (\d+)/.exec(text)?.[1]);
+  t.ok(expiry > 300 * 86400 && expiry <= 366 * 86400, `this shard's certificate expires in ${expiry} s (a one-year certificate)`);
   const ready = await fetch(`${node.adminUrl}/readyz`);
   t.equal(ready.status, 200);
   t.equal((await fetch(`${node.adminUrl}/healthz`)).status, 200);

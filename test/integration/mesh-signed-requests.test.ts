@@ -161,3 +161,12 @@ t.test('capabilities: a read-only shard certificate cannot write; a client certi
     t.equal(x.body.code, 'CAPABILITY_DENIED');
   }
 });
+
+t.test('after this mixed run (successes, refusals, replays, denials) the audit trails verify intact', async (t) => {
+  const { runProgram } = await import('../support/cli.js');
+  for (const node of mesh.nodes) {
+    const r = runProgram('themis-admin', ['audit', 'verify', node.auditFile]);
+    t.equal(r.status, 0, r.stdout + r.stderr);
+    t.match(r.stdout, /intact, \d+ lines/);
+  }
+});

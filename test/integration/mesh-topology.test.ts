@@ -61,3 +61,24 @@ t.test('an upstream that hangs gives 504 after the request timeout, and the side
   }
   t.equal((await call(a!.appUrl, 'GET', key)).status, 404, 'answers again once the storage node resumes');
 });
+
+t.test('applied and refused topologies are audited; a refused one changes nothing', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const b = mesh.nodes[1]!;
+  const auditOf = () => readFileSync(b.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  t.ok(auditOf().some((e) => e.event === 'TOPOLOGY_APPLIED' && e.epoch === 2), 'epoch 2 was applied and audited');
+  const waitFor = async (pred: (e: { event: string; reason?: string }) => boolean) => {
+    for (let i = 0; i < 50; i++) {
+      if (auditOf().some(pred)) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+  writeFileSync(mesh.topologyFile, '{"cluster": "x", "epoch": 9');
+  b.sidecar!.child.kill('SIGHUP');
+  t.ok(await waitFor((e) => e.event === 'TOPOLOGY_REJECTED' && /not valid JSON/.test(e.reason ?? '')), 'a broken file is refused and audited');
+  writeFileSync(mesh.topologyFile, serializeTopology(mesh.topology)); // epoch 1: older than 2
+  b.sidecar!.child.kill('SIGHUP');
+  t.ok(await waitFor((e) => e.event === 'TOPOLOGY_REJECTED' && /older/.test(e.reason ?? '')), 'an older epoch is refused and audited');
+  t.equal((await call(b.appUrl, 'GET', '/health')).body.topology_epoch, 2, 'still routing by epoch 2');
+});

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { THEMIS_IDENTITY_OID } from '../../src/pki/identity-extension.js';
 import { PKI_CLI, openssl, runPki, snapshot, type Run } from '../support/pki-fixture.js';
+import { readFileSync } from 'node:fs';
+import { runProgram } from '../support/cli.js';
 
 const ROOT_PASS = 'root-passphrase-1';
 const INTER_PASS = 'intermediate-pass-2';
@@ -39,7 +41,7 @@ async function writes(t: Test, args: string[], env: Record<string, string>): Pro
 
 t.test('from nothing to a full hierarchy', async (t) => {
   const root = await writes(t, ['init-root'], { THEMIS_PKI_PASSPHRASE: ROOT_PASS });
-  t.same(root.changed, [p('root/cert.pem'), p('root/crl.pem'), p('root/key.pem'), p('root/state.json')]);
+  t.same(root.changed, [p('audit.log'), p('root/cert.pem'), p('root/crl.pem'), p('root/key.pem'), p('root/state.json')]);
   for (const kind of ['cluster', 'operator', 'client']) {
     const r = await writes(t, ['create-intermediate', '--kind', kind], { THEMIS_PKI_PASSPHRASE: ROOT_PASS, THEMIS_PKI_NEW_PASSPHRASE: INTER_PASS });
     t.ok(r.changed.includes(p(kind, 'key.pem')) && r.changed.includes(p('root/state.json')), `${kind}: key and root record`);
@@ -54,7 +56,7 @@ t.test('from nothing to a full hierarchy', async (t) => {
   await writes(t, ['issue-operator', '--name', 'admin', '--capabilities', 'rebalance,add_shard,remove_shard'], ca);
   await writes(t, ['issue-client', '--name', 'app1', '--capabilities', 'read,write'], ca);
   const etcd = await writes(t, ['issue-server', '--dns', 'localhost', '--ip', '127.0.0.1'], ca);
-  t.same(etcd.changed, [p('cluster/state.json'), p('servers/etcd/cert.pem'), p('servers/etcd/chain.pem'), p('servers/etcd/key.pem')]);
+  t.same(etcd.changed, [p('audit.log'), p('cluster/state.json'), p('servers/etcd/cert.pem'), p('servers/etcd/chain.pem'), p('servers/etcd/key.pem')]);
 });
 
 const LEAVES: Array<[string, string]> = [
@@ -112,7 +114,12 @@ t.test('revoke, publish CRLs, and openssl verify -crl_check_all rejects the revo
   const serial = JSON.parse(ok(t, runPki(['inspect', p('shards/shard-001/cert.pem'), '--json']), 'inspect').stdout).items[0].serial;
   const rv = await writes(t, ['revoke', '--serial', serial.toUpperCase(), '--reason', 'keyCompromise'], {});
   t.match(rv.json.revocation, { ca: 'cluster', serial, reason: 'keyCompromise' });
-  t.same(rv.changed, [p('cluster/state.json')], 'revoke only records');
+  t.same(rv.changed, [p('audit.log'), p('cluster/state.json')], 'revoke only records (and audits)');
+  const trail = readFileSync(p('audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.match(trail.at(-1), { event: 'CERTIFICATE_REVOKED', peer: { serial }, reason: 'keyCompromise', source: 'themis-pki' });
+  t.ok(trail.some((e) => e.event === 'CERTIFICATE_ISSUED' && e.peer?.cn?.includes('shard-001')), 'issuing was audited too');
+  const chain = runProgram('themis-admin', ['audit', 'verify', p('audit.log')]);
+  t.equal(chain.status, 0, `the PKI audit trail's chain is intact: ${chain.stdout}`);
   for (const ca of ['root', 'cluster']) {
     const r = await writes(t, ['crl', '--ca', ca], { THEMIS_PKI_PASSPHRASE: ca === 'root' ? ROOT_PASS : INTER_PASS });
     t.equal(r.json.crl.crlNumber, 2, `${ca}: CRL number 2`);

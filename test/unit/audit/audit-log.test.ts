@@ -50,3 +50,29 @@ t.test('a failing disk does not throw into the caller', async (t) => {
   t.doesNotThrow(() => a.close());
   t.ok(errors.length >= 1, 'the failure was reported');
 });
+
+t.test('rotation by size keeps the chain: each new file carries on from the last hash of the old one', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const { verifyChain } = await import('../../../src/audit/verify-chain.js');
+  const sub = mkdtempSync(join(dir, 'rot-'));
+  const file = join(sub, 'audit.log');
+  const a = new AuditLog({ file, source: 's', clock: new FakeClock(), maxBytes: 2000 });
+  for (let i = 0; i < 60; i++) a.record({ event: 'SIGNATURE_FAILED', reason: `r${i}`, peer: { serial: 'ab' } });
+  a.close();
+  const rotated = readdirSync(sub)
+    .filter((f) => f !== 'audit.log')
+    .sort((x, y) => Number(x.split('-').pop()) - Number(y.split('-').pop()));
+  t.ok(rotated.length >= 3, `${rotated.length} rotated files`);
+  let prev: string | undefined;
+  let total = 0;
+  for (const f of [...rotated, 'audit.log']) {
+    const r = verifyChain(readFileSync(join(sub, f), 'utf8'), prev);
+    t.ok(r.ok, `${f} continues the chain`);
+    if (r.ok) {
+      prev = r.lastHash;
+      total += r.lines;
+    }
+  }
+  t.equal(total, 60, 'no line lost across rotations');
+  t.notOk(verifyChain(readFileSync(join(sub, rotated[1]!), 'utf8')).ok, 'a middle file alone does not start a chain');
+});

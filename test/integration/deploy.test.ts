@@ -1,0 +1,49 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../support/cli.js';
+import { validateSidecarConfig } from '../../src/config/sidecar.js';
+import { validateStorageConfig } from '../../src/config/storage.js';
+
+const units = ['themis-storage.service', 'themis-sidecar.service'];
+const dir = mkdtempSync(join(tmpdir(), 'themis-units-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+for (const u of units) copyFileSync(join(ROOT, 'deploy/systemd', u), join(dir, u));
+const verify = (...files: string[]) => spawnSync('systemd-analyze', ['verify', '--man=no', ...files.map((f) => `./${f}`)], { cwd: dir, encoding: 'utf8' });
+
+t.test('the unit files pass systemd-analyze verify without a single warning', async (t) => {
+  const r = verify(...units);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stderr.trim(), '', 'no warnings');
+  // The check itself can fail: a misspelt directive is reported.
+  writeFileSync(join(dir, 'broken.service'), readFileSync(join(dir, units[0]!), 'utf8').replace('NoNewPrivileges=yes', 'NoNewPrivilege=yes'));
+  t.match(verify('broken.service').stderr, /Unknown key 'NoNewPrivilege'/);
+});
+
+t.test('the units run unprivileged and hardened, and the sidecar depends on its storage node', async (t) => {
+  for (const u of units) {
+    const text = readFileSync(join(dir, u), 'utf8');
+    for (const d of ['User=themis', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'CapabilityBoundingSet=\n', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'Restart=on-failure']) {
+      t.ok(text.includes(d), `${u}: ${d.trim()}`);
+    }
+    t.match(text, /^ReadWritePaths=\/var\/lib\/themis\//m, `${u}: writable data dir`);
+  }
+  const sidecar = readFileSync(join(dir, 'themis-sidecar.service'), 'utf8');
+  t.match(sidecar, /^Requires=themis-storage\.service$/m);
+  t.match(sidecar, /^After=themis-storage\.service/m);
+  t.match(sidecar, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+  t.match(sidecar, /^LoadCredentialEncrypted=sidecar-key-passphrase:/m, 'the key passphrase is a credential');
+  t.notMatch(sidecar, /^Environment=.*PASS/m, 'not an environment variable');
+  t.match(sidecar, /ReadWritePaths=.*\/var\/log\/themis/, 'audit dir writable');
+});
+
+t.test('the example configs are valid configs', async (t) => {
+  const sidecar = validateSidecarConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/sidecar.json'), 'utf8')), '/etc/themis');
+  t.equal(sidecar.tls.keyPassphraseFile, '/run/credentials/themis-sidecar.service/sidecar-key-passphrase', 'reads the systemd credential');
+  t.equal(sidecar.auditFile, '/var/log/themis/audit-shard-001.log');
+  const storage = validateStorageConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/storage.json'), 'utf8')));
+  t.equal(storage.host, '127.0.0.1');
+  t.equal(storage.dataDir, '/var/lib/themis/storage');
+});

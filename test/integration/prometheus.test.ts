@@ -1,0 +1,45 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { debianTool } from '../../scripts/debian-tool.js';
+import { ROOT } from '../support/cli.js';
+import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { call } from '../support/storage-process.js';
+
+const promtool = debianTool('promtool', 'prometheus');
+const dir = join(ROOT, 'deploy/prometheus');
+const run = (args: string[], input?: string) => spawnSync(promtool, args, { cwd: dir, input, encoding: 'utf8' });
+
+t.test('the shipped scrape config and alert rules pass promtool, and every alert fires in its unit test', async (t) => {
+  for (const args of [['check', 'config', 'prometheus.yml'], ['check', 'rules', 'themis-alerts.yml'], ['test', 'rules', 'themis-alerts.test.yml']]) {
+    const r = run(args);
+    t.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  }
+  const names = [...run(['check', 'rules', 'themis-alerts.yml']).stdout.matchAll(/SUCCESS: (\d+) rules/g)];
+  t.equal(names[0]?.[1], '6');
+});
+
+t.test('metrics scraped from a running sidecar pass promtool check metrics', async (t) => {
+  const mesh: Mesh = await startMesh({ shards: 2 });
+  t.teardown(() => mesh.close());
+  const [a, b] = mesh.nodes;
+  await call(a!.appUrl, 'PUT', `/entities/document.m.x:${uuidOwnedBy(b!.shard.tokenRange)}`, { blob: '{}' });
+  await call(a!.appUrl, 'GET', '/entities/nope');
+  const text = await fetch(`${a!.adminUrl}/metrics`).then((r) => r.text());
+  const r = run(['check', 'metrics'], text);
+  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  for (const name of [
+    'themis_requests_total',
+    'themis_request_duration_seconds_bucket',
+    'themis_pki_events_total',
+    'themis_certificate_expiry_seconds',
+    'themis_crl_size_bytes',
+    'themis_crl_next_update_timestamp_seconds',
+    'themis_topology_epoch',
+    'themis_peer_session_state',
+    'process_cpu_user_seconds_total',
+  ]) {
+    t.match(text, new RegExp(`^${name}`, 'm'), name);
+  }
+  t.match(text, /themis_peer_session_state\{peer="shard-002",state="ready"\} 1/);
+});
