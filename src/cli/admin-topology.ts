@@ -8,7 +8,11 @@ import { measureBalance, type Balance } from '../topology/balance.js';
 import { parseTopology, serializeTopology } from '../topology/document.js';
 import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
 import { tokenHex } from '../hash.js';
-import { SeededRandom, systemRandom, type Random } from '../runtime.js';
+import { parsePem } from '../pki/pem.js';
+import { loadPrivateKey } from '../pki/keys.js';
+import { PeerVerifier } from '../pki/verify.js';
+import { signTopology, verifySignedTopology } from '../topology/signed.js';
+import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
 import { parseFlags, requireFlag, intFlag, UsageError } from './cli-common.js';
 
 export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
@@ -17,13 +21,20 @@ export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,sha
   Builds the topology from the ThemisDB ring and prints each shard's share of the token
   space and of a sample of random UUIDs. --out writes the topology document.
 themis-admin topology diff --from OLD.json --to NEW.json [--json]
-  Lists the token ranges whose owner changes between two topology documents.`;
+  Lists the token ranges whose owner changes between two topology documents.
+themis-admin topology sign --plan PLAN.json --operator-cert CHAIN.pem --operator-key KEY.pem
+        [--key-passphrase-file FILE] --out SIGNED.json [--force]
+  Signs a topology document (detached CMS over its exact bytes, with your certificate chain).
+themis-admin topology verify --signed SIGNED.json --ca ROOT.pem --crls A.pem,B.pem,… [--current CURRENT.json]
+  Checks a signed topology as a sidecar does: chain, CRLs, operator capability, newer epoch.`;
 
 export async function topologyCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'plan') return plan(rest);
   if (sub === 'diff') return diff(rest);
-  throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan or diff`);
+  if (sub === 'sign') return sign(rest);
+  if (sub === 'verify') return verify(rest);
+  throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan, diff, sign or verify`);
 }
 
 function parseShards(list: string): string[] {
@@ -146,4 +157,57 @@ function diff(argv: string[]): void {
   }
   for (const m of moves) process.stdout.write(`${tokenHex(m.start)}  ${tokenHex(m.end)}  ${m.from} → ${m.to}\n`);
   process.stdout.write(`${moves.length} ranges change owner (${(moved * 100).toFixed(2)}% of the token space)\n`);
+}
+
+function readText(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function sign(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    plan: { type: 'string' },
+    'operator-cert': { type: 'string' },
+    'operator-key': { type: 'string' },
+    'key-passphrase-file': { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
+  const certPath = requireFlag(values['operator-cert'], 'operator-cert', 'pki/operators/admin/chain.pem');
+  const keyPath = requireFlag(values['operator-key'], 'operator-key', 'pki/operators/admin/key.pem');
+  const out = requireFlag(values.out, 'out', 'topology.signed.json');
+  if (!values.force && existsSync(out)) throw new UsageError(`--out ${out} already exists; pass --force to overwrite it`);
+  const chain = parsePem(readText(certPath, 'operator-cert'), certPath).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
+  if (chain.length === 0) throw new UsageError(`--operator-cert ${certPath} holds no certificate`);
+  const passphrase = values['key-passphrase-file'] ? readText(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
+  const key = await loadPrivateKey(readText(keyPath, 'operator-key'), passphrase, keyPath);
+  const signed = await signTopology(topology, chain, key.privateKey);
+  writeFileSync(out, JSON.stringify(signed, null, 2) + '\n', { flag: values.force ? 'w' : 'wx', mode: 0o644 });
+  process.stdout.write(`wrote ${out}: epoch ${topology.epoch}, ${topology.ranges.length} ranges, signed by ${certPath}\n`);
+}
+
+async function verify(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { signed: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' }, current: { type: 'string' }, json: { type: 'boolean' } });
+  const signedPath = requireFlag(values.signed, 'signed', 'topology.signed.json');
+  let input: unknown;
+  try {
+    input = JSON.parse(readText(signedPath, 'signed'));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--signed ${signedPath} is not JSON`);
+  }
+  const ca = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => readText(p, 'crls'));
+  const current = values.current ? readTopology(values.current, 'current') : undefined;
+  const verifier = new PeerVerifier({ root: ca, crls, clock: systemClock });
+  const cluster = current?.cluster ?? (typeof (input as { document?: unknown })?.document === 'string' ? parseTopology((input as { document: string }).document).cluster : '');
+  const v = await verifySignedTopology(input, { verifier, current, cluster });
+  if (values.json) process.stdout.write(JSON.stringify(v.ok ? { ok: true, epoch: v.topology.epoch, signer: v.signer } : v) + '\n');
+  else if (v.ok) process.stdout.write(`${signedPath}: valid — epoch ${v.topology.epoch}, signed by ${v.signer.subject} (serial ${v.signer.serial})\n`);
+  else process.stdout.write(`${signedPath}: REFUSED (${v.reason}): ${v.message}\n`);
+  if (!v.ok) process.exitCode = 1;
 }

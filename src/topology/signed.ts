@@ -1,0 +1,83 @@
+// Signed topologies: `{document, cms}` — the topology JSON exactly as signed, and a detached
+// CMS SignedData over those bytes (base64) carrying the operator's certificate chain. A
+// topology is accepted only if the chain verifies (root, CRLs), the signer is an operator
+// whose certificate grants the change, the epoch is newer, and every range lies inside its
+// owner's certified token range.
+import { openDetached, signDetached } from '../pki/cms.js';
+import type { PeerVerifier } from '../pki/verify.js';
+import type { webcrypto } from 'node:crypto';
+import { parseTopology, serializeTopology } from './document.js';
+import type { Topology } from './topology.js';
+
+export interface SignedTopology {
+  document: string;
+  cms: string;
+}
+
+export async function signTopology(t: Topology, chainDer: readonly Uint8Array[], key: webcrypto.CryptoKey): Promise<SignedTopology> {
+  const document = serializeTopology(t);
+  const cms = await signDetached(Buffer.from(document, 'utf8'), chainDer, key);
+  return { document, cms: Buffer.from(cms).toString('base64') };
+}
+
+export type RejectReason = 'malformed' | 'bad_signature' | 'untrusted_signer' | 'not_operator' | 'missing_capability' | 'not_newer' | 'range_not_certified' | 'wrong_cluster';
+
+export type Verdict = { ok: true; topology: Topology; signer: { serial: string; subject: string } } | { ok: false; reason: RejectReason; message: string };
+
+export interface VerifyOptions {
+  verifier: PeerVerifier;
+  /** The topology in force: the new one must have a higher epoch, and its change decides the capability. */
+  current?: Topology;
+  cluster: string;
+  /** The token range each shard's certificate allows, when known. */
+  certifiedRange?: (shardId: string) => { start: bigint; end: bigint } | undefined;
+}
+
+/** The capabilities that allow going from `current` to `next`. */
+export function capabilitiesFor(current: Topology | undefined, next: Topology): string[] {
+  const before = new Set(Object.keys(current?.shards ?? {}));
+  const after = new Set(Object.keys(next.shards));
+  const added = [...after].some((s) => !before.has(s));
+  const removed = [...before].some((s) => !after.has(s));
+  if (!current || added) return ['add_shard'];
+  if (removed) return ['remove_shard'];
+  return ['rebalance', 'add_shard'];
+}
+
+export async function verifySignedTopology(input: unknown, o: VerifyOptions): Promise<Verdict> {
+  const no = (reason: RejectReason, message: string): Verdict => ({ ok: false, reason, message });
+  const st = input as Partial<SignedTopology> | null;
+  if (!st || typeof st.document !== 'string' || typeof st.cms !== 'string') return no('malformed', 'expected {document, cms} strings');
+  let topology: Topology;
+  try {
+    topology = parseTopology(st.document);
+  } catch (e) {
+    return no('malformed', (e as Error).message);
+  }
+  let parts;
+  try {
+    parts = await openDetached(Buffer.from(st.cms, 'base64'), Buffer.from(st.document, 'utf8'));
+  } catch (e) {
+    return no('malformed', `cms: ${(e as Error).message}`);
+  }
+  if (!parts.signatureValid) return no('bad_signature', 'the CMS signature does not verify over the document');
+  const chain = parts.chain.length ? o.verifier.verify(parts.chain, 'clientAuth') : undefined;
+  if (!chain?.ok) return no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate');
+  const { identity, serial, subject } = chain.peer;
+  if (identity.role !== 'operator') return no('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
+  const needed = capabilitiesFor(o.current, topology);
+  if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) {
+    return no('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
+  }
+  if (topology.cluster !== o.cluster) return no('wrong_cluster', `topology is for cluster "${topology.cluster}", not "${o.cluster}"`);
+  if (o.current && topology.epoch <= o.current.epoch) return no('not_newer', `epoch ${topology.epoch} is not newer than ${o.current.epoch}`);
+  if (o.certifiedRange) {
+    for (const r of topology.ranges) {
+      const allowed = o.certifiedRange(r.owner);
+      if (allowed && (r.start < allowed.start || r.end > allowed.end)) {
+        return no('range_not_certified', `${r.owner} is given tokens outside the range its certificate allows`);
+      }
+    }
+  }
+  return { ok: true, topology, signer: { serial, subject } };
+}
