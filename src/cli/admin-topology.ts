@@ -12,6 +12,8 @@ import { parsePem } from '../pki/pem.js';
 import { loadPrivateKey } from '../pki/keys.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { signTopology, verifySignedTopology } from '../topology/signed.js';
+import { connectEtcd, etcdKeys } from '../control/etcd.js';
+import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
 import { parseFlags, requireFlag, intFlag, UsageError } from './cli-common.js';
 
@@ -26,7 +28,14 @@ themis-admin topology sign --plan PLAN.json --operator-cert CHAIN.pem --operator
         [--key-passphrase-file FILE] --out SIGNED.json [--force]
   Signs a topology document (detached CMS over its exact bytes, with your certificate chain).
 themis-admin topology verify --signed SIGNED.json --ca ROOT.pem --crls A.pem,B.pem,… [--current CURRENT.json]
-  Checks a signed topology as a sidecar does: chain, CRLs, operator capability, newer epoch.`;
+  Checks a signed topology as a sidecar does: chain, CRLs, operator capability, newer epoch.
+themis-admin topology publish --plan PLAN.json --operator-cert CHAIN.pem --operator-key KEY.pem
+        [--key-passphrase-file FILE] --etcd https://HOST:2379[,…] --ca ROOT.pem
+  Signs the topology and writes it to /themis/{cluster}/topology in etcd, compare-and-swap on
+  the epoch (refused unless newer). The operator certificate also authenticates to etcd.
+themis-admin topology show --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
+        --cluster NAME --crls A.pem,B.pem,… [--ranges]
+  Reads the published topology and verifies it before printing it.`;
 
 export async function topologyCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -34,7 +43,9 @@ export async function topologyCommand(argv: string[]): Promise<void> {
   if (sub === 'diff') return diff(rest);
   if (sub === 'sign') return sign(rest);
   if (sub === 'verify') return verify(rest);
-  throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan, diff, sign or verify`);
+  if (sub === 'publish') return publish(rest);
+  if (sub === 'show') return show(rest);
+  throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan, diff, sign, verify, publish or show`);
 }
 
 function parseShards(list: string): string[] {
@@ -167,27 +178,88 @@ function readText(path: string, flag: string): string {
   }
 }
 
-async function sign(argv: string[]): Promise<void> {
-  const { values } = parseFlags(argv, {
-    plan: { type: 'string' },
-    'operator-cert': { type: 'string' },
-    'operator-key': { type: 'string' },
-    'key-passphrase-file': { type: 'string' },
-    out: { type: 'string' },
-    force: { type: 'boolean' },
-  });
-  const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
+/** Reads the operator's chain and opens its key (for signing, and as the etcd client identity). */
+async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-key'?: string; 'key-passphrase-file'?: string }) {
   const certPath = requireFlag(values['operator-cert'], 'operator-cert', 'pki/operators/admin/chain.pem');
   const keyPath = requireFlag(values['operator-key'], 'operator-key', 'pki/operators/admin/key.pem');
-  const out = requireFlag(values.out, 'out', 'topology.signed.json');
-  if (!values.force && existsSync(out)) throw new UsageError(`--out ${out} already exists; pass --force to overwrite it`);
-  const chain = parsePem(readText(certPath, 'operator-cert'), certPath).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
+  const certPem = readText(certPath, 'operator-cert');
+  const chain = parsePem(certPem, certPath).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
   if (chain.length === 0) throw new UsageError(`--operator-cert ${certPath} holds no certificate`);
   const passphrase = values['key-passphrase-file'] ? readText(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
   const key = await loadPrivateKey(readText(keyPath, 'operator-key'), passphrase, keyPath);
-  const signed = await signTopology(topology, chain, key.privateKey);
+  return { certPath, certPem, chain, key, keyPem: key.keyObject.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+const OPERATOR_FLAGS = {
+  'operator-cert': { type: 'string' },
+  'operator-key': { type: 'string' },
+  'key-passphrase-file': { type: 'string' },
+} as const;
+
+async function sign(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, out: { type: 'string' }, force: { type: 'boolean' } });
+  const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
+  const out = requireFlag(values.out, 'out', 'topology.signed.json');
+  if (!values.force && existsSync(out)) throw new UsageError(`--out ${out} already exists; pass --force to overwrite it`);
+  const op = await operatorIdentity(values);
+  const signed = await signTopology(topology, op.chain, op.key.privateKey);
   writeFileSync(out, JSON.stringify(signed, null, 2) + '\n', { flag: values.force ? 'w' : 'wx', mode: 0o644 });
-  process.stdout.write(`wrote ${out}: epoch ${topology.epoch}, ${topology.ranges.length} ranges, signed by ${certPath}\n`);
+  process.stdout.write(`wrote ${out}: epoch ${topology.epoch}, ${topology.ranges.length} ranges, signed by ${op.certPath}\n`);
+}
+
+function endpointsFlag(v: string | undefined): string[] {
+  const list = requireFlag(v, 'etcd', 'https://127.0.0.1:2379').split(',').filter(Boolean);
+  for (const e of list) if (!/^https:\/\/[^/]+:\d+$/.test(e)) throw new UsageError(`--etcd: "${e}" must be https://HOST:PORT (etcd is always reached over TLS)`);
+  return list;
+}
+
+async function publish(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' } });
+  const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
+  const endpoints = endpointsFlag(values.etcd);
+  const caPem = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const op = await operatorIdentity(values);
+  const signed = await signTopology(topology, op.chain, op.key.privateKey);
+  const etcd = connectEtcd({ endpoints, certPem: op.certPem, keyPem: op.keyPem, caPem });
+  try {
+    const r = await publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, signed);
+    process.stdout.write(`published epoch ${r.epoch} of cluster ${topology.cluster}${r.previousEpoch !== undefined ? ` (was ${r.previousEpoch})` : ''} to ${etcdKeys(topology.cluster).topology}\n`);
+  } catch (e) {
+    if (e instanceof PublishError) throw new Error(e.message);
+    throw new Error(`etcd: ${(e as Error).message}`);
+  } finally {
+    etcd.close();
+  }
+}
+
+async function show(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    cluster: { type: 'string' }, crls: { type: 'string' }, ranges: { type: 'boolean' },
+  });
+  const endpoints = endpointsFlag(values.etcd);
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const caPem = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => readText(p, 'crls'));
+  const certPem = readText(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert');
+  const keyPem = readText(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key');
+  const etcd = connectEtcd({ endpoints, certPem, keyPem, caPem });
+  try {
+    const stored = await readSignedTopology(etcd, etcdKeys(cluster).topology).catch((e: Error) => {
+      throw new Error(`etcd: ${e.message}`);
+    });
+    if (!stored) throw new Error(`no topology published for cluster ${cluster}`);
+    const v = await verifySignedTopology(stored.signed, { verifier: new PeerVerifier({ root: caPem, crls, clock: systemClock }), cluster });
+    if (!v.ok) {
+      process.stdout.write(`the published topology is REFUSED (${v.reason}): ${v.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(`cluster ${cluster}: epoch ${v.topology.epoch}, ${Object.keys(v.topology.shards).length} shards, ${v.topology.ranges.length} ranges; signed by ${v.signer.subject} (serial ${v.signer.serial}); verified\n`);
+    if (values.ranges) for (const r of v.topology.ranges) process.stdout.write(`${tokenHex(r.start)}  ${tokenHex(r.end)}  ${r.owner}\n`);
+  } finally {
+    etcd.close();
+  }
 }
 
 async function verify(argv: string[]): Promise<void> {

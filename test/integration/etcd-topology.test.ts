@@ -1,0 +1,71 @@
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
+import { startEtcd, type EtcdProcess } from '../../scripts/etcd-process.js';
+import { runProgram } from '../support/cli.js';
+
+let pki: PkiFixture;
+let foreign: PkiFixture;
+let etcd: EtcdProcess;
+const dir = mkdtempSync(join(tmpdir(), 'themis-etcd-topo-'));
+t.before(async () => {
+  pki = await createPkiFixture({ shards: 3 });
+  foreign = await createPkiFixture({ shards: 1 });
+  // etcd serves with a certificate from our cluster CA and requires client certificates.
+  etcd = await startEtcd({ cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.root.certPath });
+});
+t.teardown(async () => {
+  await etcd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+  await pki?.cleanup();
+  await foreign?.cleanup();
+});
+
+t.test('etcd over mTLS: our certificates get in, no certificate or a foreign one does not', async (t) => {
+  const admin = { cert: pki.operators.admin.chainPath, key: pki.operators.admin.keyPath, ca: pki.root.certPath };
+  t.equal(etcd.etcdctl(admin, ['put', '/themis/probe', 'x']).status, 0);
+  const f = foreign.operators.admin;
+  t.not(etcd.etcdctl({ cert: f.chainPath, key: f.keyPath, ca: pki.root.certPath }, ['get', '/themis/probe']).status, 0, 'foreign CA refused');
+});
+
+t.test('publish signs and writes with a compare-and-swap on the epoch; show verifies; etcdctl can read it', async (t) => {
+  const crls = pki.crls().map((c, i) => {
+    const file = join(dir, `crl-${i}.pem`);
+    writeFileSync(file, c);
+    return file;
+  });
+  const plan = (epoch: number) => {
+    const file = join(dir, `plan-${epoch}.json`);
+    const r = runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--cluster', pki.cluster, '--epoch', String(epoch), '--sample', '0', '--out', file, '--force']);
+    t.equal(r.status, 0, r.stderr);
+    return file;
+  };
+  const publish = (file: string, who = pki.operators.admin) =>
+    runProgram('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', who.chainPath, '--operator-key', who.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath]);
+  const show = () =>
+    runProgram('themis-admin', ['topology', 'show', '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--cert', pki.operators.readonly.chainPath, '--key', pki.operators.readonly.keyPath, '--cluster', pki.cluster, '--crls', crls.join(',')]);
+
+  const first = publish(plan(3));
+  t.equal(first.status, 0, first.stderr);
+  t.match(first.stdout, /published epoch 3 of cluster/);
+  const older = publish(plan(2));
+  t.equal(older.status, 1, 'an older epoch is refused');
+  t.match(older.stderr, /epoch 2 is not newer than the published epoch 3; plan with --epoch 4/);
+  t.equal(publish(plan(4)).status, 0, 'a newer one replaces it');
+  const s = show();
+  t.equal(s.status, 0, s.stdout + s.stderr);
+  t.match(s.stdout, /epoch 4, 3 shards, \d+ ranges; signed by .*admin.*; verified/);
+  const raw = etcd.etcdctl({ cert: pki.operators.readonly.chainPath, key: pki.operators.readonly.keyPath, ca: pki.root.certPath }, ['get', `/themis/${pki.cluster}/topology`, '--print-value-only']);
+  t.equal(raw.status, 0);
+  const stored = JSON.parse(raw.stdout);
+  t.match(JSON.parse(stored.document), { cluster: pki.cluster, epoch: 4 });
+  t.match(stored.cms, /^[A-Za-z0-9+/]+=*$/);
+  // An attacker with etcd access writes an unsigned topology straight into etcd: show refuses it.
+  const attacker = { cert: pki.shards[0]!.chainPath, key: pki.shards[0]!.keyPath, ca: pki.root.certPath };
+  t.equal(etcd.etcdctl(attacker, ['put', `/themis/${pki.cluster}/topology`, JSON.stringify({ ...stored, document: stored.document.replace('"epoch": 4', '"epoch": 5') })]).status, 0);
+  const refused = show();
+  t.equal(refused.status, 1);
+  t.match(refused.stdout, /REFUSED \(bad_signature\)/);
+});
