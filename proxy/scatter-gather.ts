@@ -166,7 +166,11 @@ export class ScatterGather {
     const shards = topo.owners();
     const fingerprint = queryFingerprint(rest);
     const resume = continuation === undefined ? undefined : decodeContinuation(continuation, topo.epoch, fingerprint);
-    if (q.return === 'count' && pageSize === undefined && resume === undefined) return this.count(req, res, q, rest, shards, allowPartial, topo.epoch);
+    if (q.return === 'count') {
+      if (pageSize !== undefined || resume !== undefined) throw new ThemisError('INVALID_QUERY', 'return "count" is one number: it is not paged (drop page_size and continuation)');
+      return this.count(req, res, q, rest, shards, allowPartial, topo.epoch);
+    }
+    if (q.return === 'rows') throw new ThemisError('INVALID_QUERY', 'return must be "keys", "entities" or "count"');
 
     const total = q.orderBy?.limit ?? Infinity;
     const emittedBefore = resume?.emitted ?? 0;

@@ -108,6 +108,8 @@ t.test('bad queries and tokens are refused before any fan-out', async (t) => {
     [{ table: 'nope' }, 400, 'INVALID_QUERY'],
     [{ table: T, order_by: { column: 'price', limit: -1 } }, 400, 'INVALID_QUERY'],
     [{ table: T, page_size: 0 }, 400, 'INVALID_QUERY'],
+    [{ table: T, return: 'count', page_size: 5 }, 400, 'INVALID_QUERY'],
+    [{ table: T, return: 'rows' }, 400, 'INVALID_QUERY'],
     [{ table: T, continuation: 'garbage' }, 400, 'INVALID_CONTINUATION'],
     ['not json', 400, 'INVALID_JSON'],
   ];
