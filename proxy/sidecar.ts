@@ -1,6 +1,10 @@
 // Wires one sidecar from its config: TLS material, topology source, upstreams, the three
 // listeners and the audit trail; owns reload (certificate rotation) and orderly shutdown.
 import { watchFile, unwatchFile } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../src/control/etcd.js';
+import { Registration } from '../src/control/registration.js';
 import http from 'node:http';
 import type { DetailedPeerCertificate } from 'node:tls';
 import type { SidecarConfig } from '../src/config/sidecar.js';
@@ -48,6 +52,8 @@ export class Sidecar {
   private readonly mesh: MeshServer;
   private readonly admin: AdminServer;
   private readonly watched: string[] = [];
+  private registration: Registration | undefined;
+  private etcd: Etcd3 | undefined;
 
   /** Loads everything the config names; throws ConfigError/TopologyError on a bad start. */
   constructor(
@@ -171,6 +177,26 @@ export class Sidecar {
         this.watched.push(f);
       }
     }
+    if (c.etcd) {
+      const m = this.material;
+      this.etcd = connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
+      const leaf = new X509Certificate(m.certChain);
+      this.registration = new Registration(
+        this.etcd,
+        {
+          cluster: c.cluster,
+          shardId: c.shardId,
+          certPem: m.certChain, // leaf + cluster CA, so anyone with the root can verify it
+          serial: m.serial,
+          notBefore: new Date(leaf.validFrom).toISOString(),
+          notAfter: m.notAfter.toISOString(),
+          capabilities: m.identity.capabilities,
+          endpoint: { host: mesh.address, port: mesh.port, datacenter: m.identity.datacenter },
+        },
+        this.rt.log.child({ component: 'registration' }),
+      );
+      await this.registration.start(); // etcd down: traffic flows, registration retries
+    }
     return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
   }
 
@@ -210,6 +236,8 @@ export class Sidecar {
   /** Stops accepting, drains in-flight requests up to drainMs, GOAWAY to peers, closes files. */
   async stop(drainMs = 5000): Promise<void> {
     for (const f of this.watched) unwatchFile(f);
+    await this.registration?.stop();
+    this.etcd?.close();
     this.topology.close();
     await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs)]);
     this.peers.closeAll();

@@ -4,11 +4,13 @@
 import { runCli, UsageError } from './cli-common.js';
 import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
 import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
+import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
 
 const USAGE = `usage: themis-admin <command> …
 
 ${TOPOLOGY_USAGE}
 ${AUDIT_USAGE}
+${SHARDS_USAGE}
 `;
 
 await runCli('themis-admin', async () => {
@@ -18,6 +20,8 @@ await runCli('themis-admin', async () => {
       return topologyCommand(rest);
     case 'audit':
       return auditCommand(rest);
+    case 'shards':
+      return shardsCommand(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -47,11 +47,13 @@ export interface SidecarConfig {
   /** Scatter-gather queries: shard calls in flight per query, per-shard timeout, rows per shard page. */
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
+  /** The control plane: when set, the sidecar registers itself there (certificate, endpoint, alive lease). */
+  readonly etcd: { readonly endpoints: readonly string[] } | undefined;
   /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
   readonly watchFiles: boolean;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'maxBodyBytes', 'watchFiles'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'etcd', 'maxBodyBytes', 'watchFiles'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -100,7 +102,18 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const scatter = asObject(raw.scatter ?? {}, 'scatter');
   rejectUnknown(scatter, ['maxConcurrency', 'shardTimeoutMs', 'pageSize'], 'scatter');
 
+  let etcd: SidecarConfig['etcd'];
+  if (raw.etcd !== undefined) {
+    const e = asObject(raw.etcd, 'etcd');
+    rejectUnknown(e, ['endpoints'], 'etcd');
+    const eps = e.endpoints;
+    if (!Array.isArray(eps) || eps.length === 0 || !eps.every((x) => typeof x === 'string' && /^https:\/\/[^/]+:\d+$/.test(x))) {
+      throw new ConfigError('etcd.endpoints', 'write a list of https://HOST:PORT addresses, e.g. ["https://10.0.0.2:2379"] (etcd is reached over mTLS only)');
+    }
+    etcd = Object.freeze({ endpoints: Object.freeze([...eps] as string[]) });
+  }
   return Object.freeze({
+    etcd,
     shardId,
     cluster: str(raw, 'cluster', '', 'cluster-dev'),
     app,

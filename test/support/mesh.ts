@@ -2,6 +2,7 @@
 // sidecar per shard (sidecar N's mesh port on 127.0.0.N), and a topology in which each shard
 // owns exactly the token range its certificate allows. Everything runs as child processes.
 import { reservePorts } from '../../scripts/ports.js';
+import { startEtcd, type EtcdProcess } from '../../scripts/etcd-process.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,7 @@ export interface Mesh {
   nodes: MeshNode[];
   topologyFile: string;
   topology: Topology;
+  etcd: EtcdProcess | undefined;
   startSidecar(i: number): Promise<void>;
   stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Rewrites the CRL files every sidecar reads (after pki.revoke). */
@@ -53,11 +55,14 @@ export interface MeshOptions {
   sidecarConfig?: Record<string, unknown>;
   /** Topology file polling interval (default 1000 ms); long values leave changes to SIGHUP and 421s. */
   topologyPollMs?: number;
+  /** Start a private etcd (mTLS) and have the sidecars register there. */
+  withEtcd?: boolean;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const n = opts.shards ?? 3;
   const pki = await createPkiFixture({ shards: n });
+  const etcd = opts.withEtcd ? await startEtcd({ cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.root.certPath }) : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
   const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
@@ -92,6 +97,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
       topology: { file: topologyFile, pollMs: opts.topologyPollMs ?? 1000 },
       timeouts: { connectMs: 2000, requestMs: 5000 },
       backoff: { initialMs: 50, maxMs: 500 },
+      ...(etcd ? { etcd: { endpoints: [etcd.endpoint] } } : {}),
       ...opts.sidecarConfig,
     };
     writeFileSync(configPath, JSON.stringify(cfg, null, 2));
@@ -103,6 +109,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     nodes,
     topologyFile,
     topology,
+    etcd,
     publishCrls,
     async startSidecar(i) {
       const node = nodes[i]!;
@@ -115,6 +122,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     async close() {
       await Promise.all(nodes.map((nd) => nd.sidecar?.kill('SIGKILL')));
       await Promise.all(nodes.map((nd) => nd.storage.kill('SIGKILL')));
+      await etcd?.stop();
       for (const nd of nodes) rmSync(nd.storage.dataDir, { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
       await pki.cleanup();

@@ -41,6 +41,8 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['timeout too small', { timeouts: { requestMs: 1 } }, 'timeouts.requestMs'],
     ['replay window as text', { replay: { windowMs: 'long' } }, 'replay.windowMs'],
     ['watchFiles not a boolean', { watchFiles: 'yes' }, 'watchFiles'],
+    ['etcd over plain http', { etcd: { endpoints: ['http://10.0.0.2:2379'] } }, 'etcd.endpoints'],
+    ['etcd without endpoints', { etcd: {} }, 'etcd.endpoints'],
   ];
   for (const [name, patch, field] of cases) {
     const cfg: Record<string, unknown> = { ...good, ...patch };

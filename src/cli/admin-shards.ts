@@ -1,0 +1,97 @@
+// `themis-admin shards`: the registered shards as etcd holds them — endpoint, liveness,
+// certificate serial and expiry, and whether the certificate verifies now (the seed's
+// discoverShards / verifyShard), checked against the root and the CRLs given.
+import { readFileSync } from 'node:fs';
+import { connectEtcd, etcdKeys } from '../control/etcd.js';
+import { parsePem } from '../pki/pem.js';
+import { PeerVerifier } from '../pki/verify.js';
+import { systemClock } from '../runtime.js';
+import { parseFlags, requireFlag, UsageError } from './cli-common.js';
+
+export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
+        --cluster NAME --crls A.pem,B.pem,… [--json]
+  Lists registered shards: endpoint, alive (lease), certificate serial, expiry, and status
+  (valid, or why the certificate no longer verifies: revoked, expired, …).`;
+
+interface Row {
+  shard: string;
+  endpoint: string | null;
+  alive: boolean;
+  serial: string | null;
+  notAfter: string | null;
+  status: string;
+}
+
+function read(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export async function shardsCommand(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    cluster: { type: 'string' }, crls: { type: 'string' }, json: { type: 'boolean' },
+  });
+  const endpoints = requireFlag(values.etcd, 'etcd', 'https://127.0.0.1:2379').split(',');
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const caPem = read(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => read(p, 'crls'));
+  const etcd = connectEtcd({
+    endpoints,
+    certPem: read(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
+    keyPem: read(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
+    caPem,
+  });
+  const verifier = new PeerVerifier({ root: caPem, crls, clock: systemClock });
+  const k = etcdKeys(cluster);
+  try {
+    const all = await etcd.getAll().prefix(k.shardsPrefix).strings().catch((e: Error) => {
+      throw new Error(`etcd: ${e.message}`);
+    });
+    const ids = [...new Set(Object.keys(all).map((key) => key.slice(k.shardsPrefix.length).split('/')[0]!))].sort();
+    const rows: Row[] = ids.map((id) => {
+      const cert = parseJson(all[k.shardCertificate(id)]) as { cert_pem?: string; serial_number?: string; not_after?: string } | undefined;
+      const ep = parseJson(all[k.shardEndpoint(id)]) as { host?: string; port?: number } | undefined;
+      let status = 'no certificate registered';
+      if (cert?.cert_pem) {
+        try {
+          const chain = parsePem(cert.cert_pem, `${id} certificate`).map((b) => new Uint8Array(b.der));
+          const r = verifier.verify(chain, 'serverAuth');
+          status = r.ok ? (r.peer.identity.shardId === id ? 'valid' : `certificate is for ${r.peer.identity.shardId}`) : r.reason;
+        } catch (e) {
+          status = `malformed: ${(e as Error).message}`;
+        }
+      }
+      return {
+        shard: id,
+        endpoint: ep?.host ? `${ep.host}:${ep.port}` : null,
+        alive: all[k.shardAlive(id)] !== undefined,
+        serial: cert?.serial_number ?? null,
+        notAfter: cert?.not_after ?? null,
+        status,
+      };
+    });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} status\n`);
+    for (const r of rows) {
+      process.stdout.write(`${r.shard.padEnd(12)} ${(r.endpoint ?? '-').padEnd(22)} ${(r.alive ? 'yes' : 'no').padEnd(6)} ${(r.serial ?? '-').padEnd(34)} ${(r.notAfter ?? '-').padEnd(25)} ${r.status}\n`);
+    }
+  } finally {
+    etcd.close();
+  }
+}
+
+function parseJson(v: string | undefined): unknown {
+  if (v === undefined) return undefined;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,78 @@
+// A sidecar's registration in etcd (the seed's PKI shard discovery): its certificate and mesh
+// endpoint, and an `alive` key on a lease that it keeps alive — the key disappears a few
+// seconds after the sidecar dies. Re-registers by itself when etcd comes back.
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../log.js';
+import { etcdKeys } from './etcd.js';
+
+export interface RegistrationInfo {
+  cluster: string;
+  shardId: string;
+  certPem: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  capabilities: readonly string[];
+  endpoint: { host: string; port: number; datacenter: string };
+}
+
+export class Registration {
+  private lease: Lease | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly info: RegistrationInfo,
+    private readonly log: Logger,
+    private readonly ttlSeconds = 5,
+  ) {}
+
+  /** Registers now if etcd answers; otherwise keeps trying in the background. Never throws. */
+  async start(): Promise<boolean> {
+    try {
+      await this.register();
+      return true;
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'etcd registration failed; retrying');
+      this.schedule();
+      return false;
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.start();
+    }, 2000);
+    this.retry.unref();
+  }
+
+  private async register(): Promise<void> {
+    const k = etcdKeys(this.info.cluster);
+    const i = this.info;
+    await this.etcd
+      .put(k.shardCertificate(i.shardId))
+      .value(JSON.stringify({ cert_pem: i.certPem, serial_number: i.serial, not_before: i.notBefore, not_after: i.notAfter, capabilities: i.capabilities }));
+    await this.etcd.put(k.shardEndpoint(i.shardId)).value(JSON.stringify(i.endpoint));
+    const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
+    lease.on('lost', () => {
+      if (this.lease !== lease) return;
+      this.lease = undefined;
+      this.log.warn('etcd lease lost; registering again');
+      this.schedule();
+    });
+    await lease.put(k.shardAlive(i.shardId)).value(JSON.stringify({ since: new Date().toISOString(), pid: process.pid }));
+    this.lease = lease;
+    this.log.info({ shard: i.shardId }, 'registered in etcd');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    const lease = this.lease;
+    this.lease = undefined;
+    await lease?.revoke().catch(() => undefined);
+  }
+}

@@ -1,0 +1,57 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startMesh, type Mesh } from '../support/mesh.js';
+import { runProgram } from '../support/cli.js';
+
+let mesh: Mesh;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3, withEtcd: true });
+});
+t.teardown(() => mesh?.close());
+
+function shards(): { shard: string; endpoint: string | null; alive: boolean; serial: string; status: string }[] {
+  const crls = mesh.pki.crls().map((c, i) => {
+    const f = join(mesh.dir, `admin-crl-${i}.pem`);
+    writeFileSync(f, c);
+    return f;
+  });
+  const ro = mesh.pki.operators.readonly;
+  const r = runProgram('themis-admin', ['shards', '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', ro.chainPath, '--key', ro.keyPath, '--cluster', mesh.pki.cluster, '--crls', crls.join(','), '--json']);
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const waitUntil = async (pred: () => boolean, ms: number) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return pred();
+};
+
+t.test('sidecars register certificate, endpoint and a leased alive key; themis-admin shards lists them', async (t) => {
+  t.ok(await waitUntil(() => shards().filter((s) => s.alive).length === 3, 10_000), 'all three alive');
+  const list = shards();
+  for (const node of mesh.nodes) {
+    const row = list.find((s) => s.shard === node.shard.id)!;
+    t.equal(row.endpoint, `${node.shard.ip}:${node.meshPort}`);
+    t.equal(row.serial, node.shard.serial);
+    t.equal(row.status, 'valid');
+  }
+  const raw = mesh.etcd!.etcdctl({ cert: mesh.pki.operators.readonly.chainPath, key: mesh.pki.operators.readonly.keyPath, ca: mesh.pki.root.certPath }, [
+    'get', `/themis/${mesh.pki.cluster}/shards/shard-001/certificate`, '--print-value-only',
+  ]);
+  t.match(JSON.parse(raw.stdout), { serial_number: mesh.nodes[0]!.shard.serial, capabilities: ['read', 'write', 'replicate'] }, 'readable with etcdctl');
+});
+
+t.test('a killed sidecar stops being alive within seconds; a revoked one shows as revoked', async (t) => {
+  const started = Date.now();
+  await mesh.stopSidecar(2, 'SIGKILL');
+  t.ok(await waitUntil(() => !shards().find((s) => s.shard === 'shard-003')!.alive, 15_000), 'alive key gone after the lease expired');
+  t.ok(Date.now() - started < 15_000, `gone after ${Date.now() - started} ms (lease TTL 5 s)`);
+  await mesh.pki.revoke(mesh.nodes[1]!.shard.serial);
+  t.equal(shards().find((s) => s.shard === 'shard-002')!.status, 'revoked');
+  t.equal(shards().find((s) => s.shard === 'shard-001')!.status, 'valid');
+});
