@@ -195,7 +195,8 @@ export class Sidecar {
         },
         this.rt.log.child({ component: 'registration' }),
       );
-      await this.registration.start(); // etcd down: traffic flows, registration retries
+      // In the background: with etcd down, traffic flows at once and registration retries.
+      void this.registration.start();
     }
     return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
   }

@@ -55,3 +55,16 @@ t.test('a killed sidecar stops being alive within seconds; a revoked one shows a
   t.equal(shards().find((s) => s.shard === 'shard-002')!.status, 'revoked');
   t.equal(shards().find((s) => s.shard === 'shard-001')!.status, 'valid');
 });
+
+t.test('with etcd unreachable a sidecar still starts at once and serves traffic', async (t) => {
+  const { startMesh: start } = await import('../support/mesh.js');
+  const { call } = await import('../support/storage-process.js');
+  const { reservePorts } = await import('../../scripts/ports.js');
+  const [closed] = await reservePorts([{ host: '127.0.0.1' }]); // nothing listens there
+  const started = Date.now();
+  const offline = await start({ shards: 2, sidecarConfig: { etcd: { endpoints: [`https://127.0.0.1:${closed}`] } } });
+  t.teardown(() => offline.close());
+  t.ok(Date.now() - started < 30_000, 'started');
+  const r = await call(offline.nodes[0]!.appUrl, 'PUT', `/entities/document.a.b:${crypto.randomUUID()}`, { blob: '{}' });
+  t.equal(r.status, 201, 'traffic flows without etcd');
+});
