@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const drainMs = Number(values['drain-ms'] ?? 5000);
   const cfg = loadSidecarConfig(values.config);
   const log = createLogger('themis-sidecar').child({ shard: cfg.shardId });
-  const sidecar = new Sidecar(cfg, { clock: systemClock, random: systemRandom, log });
+  const sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log });
   const bound = await sidecar.start();
   process.stdout.write(JSON.stringify({ event: 'listening', shard: cfg.shardId, ...bound }) + '\n');
   let stopping = false;

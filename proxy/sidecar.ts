@@ -27,6 +27,7 @@ import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { FileTopologySource, type TopologySource } from './topology-source.js';
+import { EtcdTopologySource } from './etcd-topology-source.js';
 
 export interface SidecarRuntime {
   clock: Clock;
@@ -55,13 +56,40 @@ export class Sidecar {
   private registration: Registration | undefined;
   private etcd: Etcd3 | undefined;
 
-  /** Loads everything the config names; throws ConfigError/TopologyError on a bad start. */
-  constructor(
+  /**
+   * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
+   * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
+   */
+  static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
+    const material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
+    if (!cfg.etcd?.topology) return new Sidecar(cfg, rt, material);
+    const etcd = connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: material.certChain, keyPem: material.keyPem, caPem: material.ca });
+    let sidecar: Sidecar | undefined;
+    const source = await EtcdTopologySource.open({
+      etcd,
+      cluster: cfg.cluster,
+      verifier: () => (sidecar ? sidecar.material.verifier : material.verifier),
+      self: { shardId: cfg.shardId, start: material.identity.tokenRangeStart, end: material.identity.tokenRangeEnd },
+      cacheFile: cfg.etcd.topologyCache,
+      log: rt.log.child({ component: 'topology' }),
+    }).catch((e) => {
+      etcd.close();
+      throw e;
+    });
+    sidecar = new Sidecar(cfg, rt, material, source, etcd);
+    return sidecar;
+  }
+
+  private constructor(
     private readonly cfg: SidecarConfig,
     private readonly rt: SidecarRuntime,
+    material: TlsMaterial,
+    topology?: TopologySource,
+    etcd?: Etcd3,
   ) {
     const log = rt.log;
-    this.material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
+    this.material = material;
+    this.etcd = etcd;
     this.signer = this.makeSigner();
     this.audit = new AuditLog({
       file: cfg.auditFile,
@@ -74,7 +102,7 @@ export class Sidecar {
         log.error({ err: err.message, file: cfg.auditFile }, 'audit trail write failed');
       },
     });
-    this.topology = new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
+    this.topology = topology ?? new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
     this.topology.onChange((t, prev) => {
       this.metrics.topologyEpoch.set(t.epoch);
       this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length });
@@ -179,7 +207,7 @@ export class Sidecar {
     }
     if (c.etcd) {
       const m = this.material;
-      this.etcd = connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
+      this.etcd ??= connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
       const leaf = new X509Certificate(m.certChain);
       this.registration = new Registration(
         this.etcd,

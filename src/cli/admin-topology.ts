@@ -249,7 +249,7 @@ async function show(argv: string[]): Promise<void> {
       throw new Error(`etcd: ${e.message}`);
     });
     if (!stored) throw new Error(`no topology published for cluster ${cluster}`);
-    const v = await verifySignedTopology(stored.signed, { verifier: new PeerVerifier({ root: caPem, crls, clock: systemClock }), cluster });
+    const v = await verifySignedTopology(stored.signed ?? null, { verifier: new PeerVerifier({ root: caPem, crls, clock: systemClock }), cluster });
     if (!v.ok) {
       process.stdout.write(`the published topology is REFUSED (${v.reason}): ${v.message}\n`);
       process.exitCode = 1;

@@ -48,7 +48,7 @@ export interface SidecarConfig {
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
   /** The control plane: when set, the sidecar registers itself there (certificate, endpoint, alive lease). */
-  readonly etcd: { readonly endpoints: readonly string[] } | undefined;
+  readonly etcd: { readonly endpoints: readonly string[]; readonly topology: boolean; readonly topologyCache: string } | undefined;
   /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
   readonly watchFiles: boolean;
 }
@@ -91,7 +91,9 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     throw new ConfigError('tls.crls', 'write a list of CRL files, one per CA (root, cluster, client), e.g. ["pki/crl/root.crl.pem", …]');
   }
 
-  const topology = asObject(raw.topology, 'topology');
+  // With etcd.topology the topology comes signed from etcd and no file is needed.
+  const fromEtcd = (raw.etcd as Raw | undefined)?.topology === true;
+  const topology = asObject(raw.topology ?? (fromEtcd ? { file: '(etcd)' } : undefined), 'topology');
   rejectUnknown(topology, ['file', 'pollMs'], 'topology');
   const timeouts = asObject(raw.timeouts ?? {}, 'timeouts');
   rejectUnknown(timeouts, ['connectMs', 'requestMs'], 'timeouts');
@@ -105,12 +107,16 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   let etcd: SidecarConfig['etcd'];
   if (raw.etcd !== undefined) {
     const e = asObject(raw.etcd, 'etcd');
-    rejectUnknown(e, ['endpoints'], 'etcd');
+    rejectUnknown(e, ['endpoints', 'topology', 'topologyCache'], 'etcd');
     const eps = e.endpoints;
     if (!Array.isArray(eps) || eps.length === 0 || !eps.every((x) => typeof x === 'string' && /^https:\/\/[^/]+:\d+$/.test(x))) {
       throw new ConfigError('etcd.endpoints', 'write a list of https://HOST:PORT addresses, e.g. ["https://10.0.0.2:2379"] (etcd is reached over mTLS only)');
     }
-    etcd = Object.freeze({ endpoints: Object.freeze([...eps] as string[]) });
+    etcd = Object.freeze({
+      endpoints: Object.freeze([...eps] as string[]),
+      topology: bool(e, 'topology', 'etcd', false),
+      topologyCache: resolve(baseDir, str(e, 'topologyCache', 'etcd', `topology-cache-${shardId}.json`)),
+    });
   }
   return Object.freeze({
     etcd,

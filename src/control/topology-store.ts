@@ -9,12 +9,22 @@ export class PublishError extends Error {
   override name = 'PublishError';
 }
 
-/** Reads the stored signed topology (unverified) and its mod revision. */
-export async function readSignedTopology(etcd: Etcd3, key: string): Promise<{ signed: SignedTopology; revision: string } | undefined> {
+/**
+ * Reads the stored value (unverified: anyone with etcd access may have written it) and its mod
+ * revision; `signed` is undefined when the value is not even JSON.
+ */
+export async function readSignedTopology(etcd: Etcd3, key: string): Promise<{ signed: SignedTopology | undefined; raw: string; revision: string } | undefined> {
   const r = await etcd.get(key).exec();
   const kv = r.kvs[0];
   if (!kv) return undefined;
-  return { signed: JSON.parse(kv.value.toString('utf8')) as SignedTopology, revision: kv.mod_revision };
+  const raw = kv.value.toString('utf8');
+  let signed: SignedTopology | undefined;
+  try {
+    signed = JSON.parse(raw) as SignedTopology;
+  } catch {
+    signed = undefined;
+  }
+  return { signed, raw, revision: kv.mod_revision };
 }
 
 export async function publishSignedTopology(etcd: Etcd3, key: string, signed: SignedTopology): Promise<{ epoch: number; previousEpoch: number | undefined }> {
@@ -23,7 +33,7 @@ export async function publishSignedTopology(etcd: Etcd3, key: string, signed: Si
   let previousEpoch: number | undefined;
   if (current) {
     try {
-      previousEpoch = parseTopology(current.signed.document).epoch;
+      previousEpoch = parseTopology(current.signed?.document ?? '').epoch;
     } catch {
       previousEpoch = undefined; // garbage in etcd: a valid signed topology may replace it
     }

@@ -57,6 +57,8 @@ export interface MeshOptions {
   topologyPollMs?: number;
   /** Start a private etcd (mTLS) and have the sidecars register there. */
   withEtcd?: boolean;
+  /** With withEtcd: publish the topology (signed by the admin operator) and have sidecars take it from etcd. */
+  etcdTopology?: boolean;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
@@ -79,6 +81,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   });
   const topologyFile = join(dir, 'topology.json');
   writeFileSync(topologyFile, serializeTopology(topology));
+  if (etcd && opts.etcdTopology) await publishAsAdmin(pki, etcd, topology);
   const nodes: MeshNode[] = [];
   for (const [i, shard] of pki.shards.entries()) {
     const storage = await startStorage();
@@ -97,7 +100,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
       topology: { file: topologyFile, pollMs: opts.topologyPollMs ?? 1000 },
       timeouts: { connectMs: 2000, requestMs: 5000 },
       backoff: { initialMs: 50, maxMs: 500 },
-      ...(etcd ? { etcd: { endpoints: [etcd.endpoint] } } : {}),
+      ...(etcd ? { etcd: { endpoints: [etcd.endpoint], topology: opts.etcdTopology === true, topologyCache: join(dir, `topology-cache-${shard.id}.json`) } } : {}),
       ...opts.sidecarConfig,
     };
     writeFileSync(configPath, JSON.stringify(cfg, null, 2));
@@ -139,3 +142,20 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
 
 /** A uuid whose token falls in `shard`'s certified range (found by trying random ones). */
 export { uuidOwnedBy } from './keys.js';
+
+/** Signs `topology` as the fixture's admin operator and publishes it to etcd. */
+export async function publishAsAdmin(pki: PkiFixture, etcd: EtcdProcess, topology: Topology, who = pki.operators.admin): Promise<void> {
+  const { connectEtcd, etcdKeys } = await import('../../src/control/etcd.js');
+  const { publishSignedTopology } = await import('../../src/control/topology-store.js');
+  const { signTopology } = await import('../../src/topology/signed.js');
+  const { loadPrivateKey } = await import('../../src/pki/keys.js');
+  const { parsePem } = await import('../../src/pki/pem.js');
+  const key = await loadPrivateKey(who.key, undefined, 'operator key');
+  const signed = await signTopology(topology, parsePem(who.chain, 'chain').map((b) => new Uint8Array(b.der)), key.privateKey);
+  const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: who.chain, keyPem: who.key, caPem: pki.root.cert });
+  try {
+    await publishSignedTopology(client, etcdKeys(topology.cluster).topology, signed);
+  } finally {
+    client.close();
+  }
+}

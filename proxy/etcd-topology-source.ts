@@ -1,0 +1,151 @@
+// The signed topology from etcd: watched, verified (operator chain, CRLs, capability, newer
+// epoch, this shard's certified range) and applied atomically; every refusal is reported. The
+// last verified topology is kept on disk, so a sidecar restarted while etcd is down serves
+// from it; while etcd is unreachable the sidecar keeps routing by what it has.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Etcd3, Watcher } from 'etcd3';
+import { ConfigError } from '../src/config/validate.js';
+import { etcdKeys } from '../src/control/etcd.js';
+import { readSignedTopology } from '../src/control/topology-store.js';
+import type { Logger } from '../src/log.js';
+import type { PeerVerifier } from '../src/pki/verify.js';
+import { verifySignedTopology, type SignedTopology } from '../src/topology/signed.js';
+import type { Topology } from '../src/topology/topology.js';
+import type { TopologySource } from './topology-source.js';
+
+export interface EtcdTopologyOptions {
+  etcd: Etcd3;
+  cluster: string;
+  verifier: () => PeerVerifier;
+  /** This shard and the token range its certificate allows. */
+  self: { shardId: string; start: bigint; end: bigint };
+  cacheFile: string;
+  log: Logger;
+}
+
+export class EtcdTopologySource implements TopologySource {
+  private topology!: Topology;
+  private readonly changeListeners: ((t: Topology, previous: Topology) => void)[] = [];
+  private readonly rejectListeners: ((reason: string, epoch?: number) => void)[] = [];
+  private watcher: Watcher | undefined;
+  private readonly key: string;
+  private lastSeen = '';
+  /** The exact document in force, to tell a re-read of it from a conflicting one. */
+  private currentDocument = '';
+
+  private constructor(private readonly o: EtcdTopologyOptions) {
+    this.key = etcdKeys(o.cluster).topology;
+  }
+
+  /** Loads the cached topology and/or etcd's; throws ConfigError when neither yields one. */
+  static async open(o: EtcdTopologyOptions): Promise<EtcdTopologySource> {
+    const s = new EtcdTopologySource(o);
+    if (existsSync(o.cacheFile)) {
+      const v = await s.verify(JSON.parse(readFileSync(o.cacheFile, 'utf8')), undefined);
+      if (v.ok) {
+        s.topology = v.topology;
+        s.currentDocument = (JSON.parse(readFileSync(o.cacheFile, 'utf8')) as SignedTopology).document;
+      }
+      else o.log.warn({ file: o.cacheFile, reason: v.reason, err: v.message }, 'cached topology no longer verifies; ignoring it');
+    }
+    try {
+      await Promise.race([s.readNow(), new Promise((_, rej) => setTimeout(() => rej(new Error('etcd did not answer within 3 s')), 3000).unref())]);
+    } catch (e) {
+      o.log.warn({ err: (e as Error).message }, 'etcd unreachable at start; serving from the cached topology');
+    }
+    if (!s.topology) {
+      throw new ConfigError('etcd', `no verified topology: etcd has none that verifies and there is no usable cache at ${o.cacheFile}; publish one with themis-admin topology publish`);
+    }
+    s.watch();
+    return s;
+  }
+
+  private verify(signed: unknown, current: Topology | undefined) {
+    const { shardId, start, end } = this.o.self;
+    return verifySignedTopology(signed, {
+      verifier: this.o.verifier(),
+      current,
+      cluster: this.o.cluster,
+      certifiedRange: (id) => (id === shardId ? { start, end } : undefined),
+    });
+  }
+
+  private watch(): void {
+    void this.o.etcd
+      .watch()
+      .key(this.key)
+      .create()
+      .then((w) => {
+        this.watcher = w;
+        w.on('put', (kv) => void this.consider(kv.value.toString('utf8')));
+        w.on('error', (err) => this.o.log.warn({ err: err.message }, 'topology watch error; etcd3 reconnects'));
+      })
+      .catch((e: Error) => {
+        this.o.log.warn({ err: e.message }, 'cannot watch the topology yet; retrying');
+        setTimeout(() => this.watch(), 2000).unref();
+      });
+  }
+
+  private async readNow(): Promise<void> {
+    const stored = await readSignedTopology(this.o.etcd, this.key);
+    if (stored) await this.consider(stored.raw);
+  }
+
+  /** Verifies one value of the topology key and applies it if it is valid and newer. */
+  private async consider(text: string): Promise<void> {
+    if (text === this.lastSeen) return;
+    this.lastSeen = text;
+    let signed: unknown;
+    try {
+      signed = JSON.parse(text);
+    } catch {
+      return this.reject('malformed: not JSON');
+    }
+    const v = await this.verify(signed, this.topology);
+    if (!v.ok) {
+      if (v.reason === 'not_newer' && (signed as SignedTopology).document === this.currentDocument) return; // the one in force
+      return this.reject(`${v.reason}: ${v.message}`);
+    }
+    const prev = this.topology;
+    this.topology = v.topology;
+    this.currentDocument = (signed as SignedTopology).document;
+    this.persist(signed as SignedTopology);
+    this.o.log.info({ epoch: v.topology.epoch, signer: v.signer.subject }, 'signed topology applied');
+    if (prev) for (const l of this.changeListeners) l(v.topology, prev);
+  }
+
+  private reject(reason: string): void {
+    this.o.log.warn({ reason }, 'topology from etcd refused; keeping the current one');
+    for (const l of this.rejectListeners) l(reason);
+  }
+
+  private persist(signed: SignedTopology): void {
+    try {
+      writeFileSync(this.o.cacheFile + '.tmp', JSON.stringify(signed), { mode: 0o600 });
+      renameSync(this.o.cacheFile + '.tmp', this.o.cacheFile);
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message, file: this.o.cacheFile }, 'cannot cache the topology on disk');
+    }
+  }
+
+  current(): Topology {
+    return this.topology;
+  }
+
+  async refresh(): Promise<void> {
+    this.lastSeen = '';
+    await this.readNow().catch((e: Error) => this.o.log.warn({ err: e.message }, 'topology refresh from etcd failed'));
+  }
+
+  onChange(listener: (t: Topology, previous: Topology) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  onReject(listener: (reason: string, epoch?: number) => void): void {
+    this.rejectListeners.push(listener);
+  }
+
+  close(): void {
+    void this.watcher?.cancel();
+  }
+}

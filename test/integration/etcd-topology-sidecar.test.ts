@@ -1,0 +1,90 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { publishAsAdmin, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { call } from '../support/storage-process.js';
+import { Topology } from '../../src/topology/topology.js';
+import { signTopology } from '../../src/topology/signed.js';
+import { loadPrivateKey } from '../../src/pki/keys.js';
+import { parsePem } from '../../src/pki/pem.js';
+
+let mesh: Mesh;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true });
+});
+t.teardown(() => mesh?.close());
+
+const epochs = () => Promise.all(mesh.nodes.map(async (n) => (n.sidecar ? (await call(n.appUrl, 'GET', '/health')).body.topology_epoch : null)));
+const audit = (i: number) => readFileSync(mesh.nodes[i]!.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const at = (epoch: number) => mesh.topology.withEpoch(epoch);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ctl = (args: string[]) => {
+  const s = mesh.pki.shards[0]!; // an attacker with etcd access (any certificate etcd accepts)
+  return mesh.etcd!.etcdctl({ cert: s.chainPath, key: s.keyPath, ca: mesh.pki.root.certPath }, args);
+};
+const KEY = () => `/themis/${mesh.pki.cluster}/topology`;
+
+t.test('sidecars route by the signed topology from etcd, and a newer one reaches all of them', async (t) => {
+  t.same(await epochs(), [1, 1, 1]);
+  const [a, b, c] = mesh.nodes;
+  const key = `/entities/document.app.e:${uuidOwnedBy(b!.shard.tokenRange)}`;
+  t.equal((await call(a!.appUrl, 'PUT', key, { blob: '{}' })).status, 201);
+  t.equal((await call(c!.appUrl, 'GET', key)).headers.get('x-themis-shard'), b!.shard.id);
+  const started = Date.now();
+  await publishAsAdmin(mesh.pki, mesh.etcd!, at(2));
+  let all = false;
+  while (!all && Date.now() - started < 10_000) {
+    all = (await epochs()).every((e) => e === 2);
+    if (!all) await sleep(20);
+  }
+  t.ok(all, `epoch 2 on every sidecar after ${Date.now() - started} ms`);
+  t.ok(audit(0).some((e) => e.event === 'TOPOLOGY_APPLIED' && e.epoch === 2));
+});
+
+t.test('forgeries written straight into etcd are refused, audited, and change nothing', async (t) => {
+  const sign = async (topo: Topology, who: { chain: string; key: string }) =>
+    JSON.stringify(await signTopology(topo, parsePem(who.chain, 'c').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(who.key, undefined, 'k')).privateKey));
+  const stored = JSON.parse(ctl(['get', KEY(), '--print-value-only']).stdout);
+  const forgeries: [string, string, RegExp][] = [
+    ['unsigned', JSON.stringify({ document: stored.document.replace('"epoch": 2', '"epoch": 3'), cms: '' }), /malformed|bad_signature/],
+    ['tampered after signing', JSON.stringify({ ...stored, document: stored.document.replace('"epoch": 2', '"epoch": 4') }), /bad_signature/],
+    ['signed by a shard', await sign(at(5), mesh.pki.shards[1]!), /not_operator/],
+    ['signed by a read-only operator', await sign(at(6), mesh.pki.operators.readonly), /missing_capability/],
+    ['older epoch, validly signed', await sign(at(1), mesh.pki.operators.admin), /not_newer/],
+    ['not JSON', 'garbage', /malformed/],
+  ];
+  for (const [name, value, reason] of forgeries) {
+    const before = audit(1).length;
+    t.equal(ctl(['put', KEY(), value]).status, 0, `${name}: written into etcd`);
+    let refused: { reason?: string } | undefined;
+    for (let i = 0; i < 100 && !refused; i++) {
+      await sleep(30);
+      refused = audit(1).slice(before).find((e) => e.event === 'TOPOLOGY_REJECTED');
+    }
+    t.match(refused?.reason ?? '', reason, `${name}: refused (${refused?.reason?.slice(0, 60)})`);
+  }
+  t.same(await epochs(), [2, 2, 2], 'still routing by epoch 2');
+  const metrics = await fetch(`${mesh.nodes[1]!.adminUrl}/metrics`).then((r) => r.text());
+  t.match(metrics, /themis_topology_rejections_total [6-9]/);
+});
+
+t.test('with etcd down, traffic flows; a restarted sidecar serves from its disk cache; changes resume when etcd returns', async (t) => {
+  const [a, b] = mesh.nodes;
+  mesh.etcd!.child.kill('SIGSTOP');
+  try {
+    const key = `/entities/document.app.down:${uuidOwnedBy(b!.shard.tokenRange)}`;
+    t.equal((await call(a!.appUrl, 'PUT', key, { blob: '{}' })).status, 201, 'traffic flows while etcd is down');
+    await mesh.stopSidecar(0, 'SIGKILL');
+    await mesh.startSidecar(0);
+    t.equal((await call(mesh.nodes[0]!.appUrl, 'GET', '/health')).body.topology_epoch, 2, 'restarted from the cached topology');
+    t.equal((await call(mesh.nodes[0]!.appUrl, 'GET', key)).status, 200, 'and serves');
+  } finally {
+    mesh.etcd!.child.kill('SIGCONT');
+  }
+  await publishAsAdmin(mesh.pki, mesh.etcd!, at(7));
+  let all = false;
+  for (let i = 0; i < 200 && !all; i++) {
+    all = (await epochs()).every((e) => e === 7);
+    if (!all) await sleep(50);
+  }
+  t.ok(all, 'epoch 7 applied everywhere after etcd came back');
+});
