@@ -1,0 +1,42 @@
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../support/cli.js';
+import { createPkiFixture } from '../support/pki-fixture.js';
+import { debianTool } from '../../scripts/debian-tool.js';
+import { etcdctlPath } from '../../scripts/etcd-process.js';
+import { reservePorts } from '../../scripts/ports.js';
+
+t.test('the example etcd member configuration starts a TLS etcd that demands client certificates', async (t) => {
+  const pki = await createPkiFixture({ shards: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'themis-etcd-conf-'));
+  t.teardown(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await pki.cleanup();
+  });
+  const [client, peer] = await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.1' }]);
+  // The shipped file, made a one-member cluster on loopback with the fixture's certificates.
+  const yml = readFileSync(join(ROOT, 'deploy/etcd/etcd-member-1.yml'), 'utf8')
+    .replaceAll('10.0.0.21:2379', `127.0.0.1:${client}`)
+    .replaceAll('10.0.0.21:2380', `127.0.0.1:${peer}`)
+    .replace(/^initial-cluster: .*$/m, `initial-cluster: etcd-1=https://127.0.0.1:${peer}`)
+    .replace('/var/lib/etcd/themis', join(dir, 'data'))
+    .replaceAll('/etc/etcd/pki/etcd-1/chain.pem', pki.etcd.chainPath)
+    .replaceAll('/etc/etcd/pki/etcd-1/key.pem', pki.etcd.keyPath)
+    .replaceAll('/etc/etcd/pki/root.pem', pki.root.certPath)
+    .replace('log-level: info', 'log-level: error');
+  writeFileSync(join(dir, 'etcd.yml'), yml);
+  const etcd = spawn(debianTool('etcd', 'etcd-server'), ['--config-file', join(dir, 'etcd.yml')], { stdio: 'ignore' });
+  t.teardown(() => void etcd.kill('SIGKILL'));
+  const ctl = (who: { chainPath: string; keyPath: string } | undefined) =>
+    spawnSync(etcdctlPath(), ['--endpoints', `https://127.0.0.1:${client}`, '--cacert', pki.root.certPath, ...(who ? ['--cert', who.chainPath, '--key', who.keyPath] : []), '--dial-timeout', '2s', 'endpoint', 'health'], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+  let healthy = false;
+  for (let i = 0; i < 60 && !healthy; i++) {
+    healthy = ctl(pki.shards[0]!).status === 0;
+    if (!healthy) await new Promise((r) => setTimeout(r, 250));
+  }
+  t.ok(healthy, 'a shard certificate gets in');
+  t.not(ctl(undefined).status, 0, 'no client certificate: refused');
+});
