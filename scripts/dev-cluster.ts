@@ -10,6 +10,13 @@ import { topologyFromRing } from '../src/topology/from-ring.js';
 import { serializeTopology } from '../src/topology/document.js';
 import { mintDevPki, type DevPki } from '../src/pki/dev-pki.js';
 import { MAIN, startListening, type Running } from './processes.js';
+import { startEtcd, type EtcdProcess } from './etcd-process.js';
+import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
+import { publishSignedTopology, readSignedTopology } from '../src/control/topology-store.js';
+import { signTopology } from '../src/topology/signed.js';
+import { parseTopology } from '../src/topology/document.js';
+import { loadPrivateKey } from '../src/pki/keys.js';
+import { parsePem } from '../src/pki/pem.js';
 import { reservePorts } from './ports.js';
 
 const USAGE = `usage: npm start -- [--shards 3] [--dir .dev] [--fresh] [--auto-ports]
@@ -39,6 +46,7 @@ async function main(): Promise<void> {
   if (existsSync(stateFile)) {
     const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { shards: number; pki: DevPki };
     if (saved.shards !== n) throw new Error(`${dir} holds a ${saved.shards}-shard cluster; run with --fresh to make a ${n}-shard one`);
+    if (!saved.pki.etcd) throw new Error(`${dir} was made by an older version (no etcd certificate); run with --fresh`);
     pki = saved.pki;
   } else {
     console.log(`minting a development PKI under ${join(dir, 'pki')} …`);
@@ -59,7 +67,8 @@ async function main(): Promise<void> {
     throw new Error(auto ? e.message : `${e.message} (or run with --auto-ports)`);
   });
   const ports = ids.map((_, i) => ({ storage: got[4 * i]!, app: got[4 * i + 1]!, admin: got[4 * i + 2]!, mesh: got[4 * i + 3]! }));
-  const topology = topologyFromRing(new HashRing(ids), {
+  let etcdEndpoint = '';
+  let topology = topologyFromRing(new HashRing(ids), {
     cluster,
     epoch: 1,
     shards: Object.fromEntries(ids.map((id, i) => [id, { endpoint: `${ip(i)}:${ports[i]!.mesh}`, datacenter: 'dc1' }])),
@@ -68,11 +77,13 @@ async function main(): Promise<void> {
   writeFileSync(topologyFile, serializeTopology(topology));
 
   const children: Running<unknown>[] = [];
+  let etcdProcess: EtcdProcess | undefined;
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
     await Promise.all(children.map((c) => c.kill('SIGTERM')));
+    await etcdProcess?.stop(); // last: the sidecars give their leases back first
     process.exit(code);
   };
   process.on('SIGINT', () => void stopAll(0));
@@ -87,6 +98,29 @@ async function main(): Promise<void> {
   };
 
   try {
+    // The control plane: a private etcd over mTLS; the topology is published there, signed by
+    // the admin operator, one epoch above whatever an earlier run left.
+    const etcd = await startEtcd({ cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert }, { dataDir: join(dir, 'etcd') });
+    etcdProcess = etcd;
+    const admin = pki.operators.admin;
+    const adminKey = await loadPrivateKey(readFileSync(admin.keyPath, 'utf8'), undefined, admin.keyPath);
+    const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: readFileSync(admin.chainPath, 'utf8'), keyPem: readFileSync(admin.keyPath, 'utf8'), caPem: readFileSync(pki.rootCert, 'utf8') });
+    try {
+      const previous = await readSignedTopology(client, etcdKeys(cluster).topology);
+      let epoch = 1;
+      try {
+        epoch = previous?.signed ? parseTopology(previous.signed.document).epoch + 1 : 1;
+      } catch {
+        epoch = 1;
+      }
+      const chain = parsePem(readFileSync(admin.chainPath, 'utf8'), admin.chainPath).map((b) => new Uint8Array(b.der));
+      await publishSignedTopology(client, etcdKeys(cluster).topology, await signTopology(topology.withEpoch(epoch), chain, adminKey.privateKey));
+      topology = topology.withEpoch(epoch);
+      writeFileSync(topologyFile, serializeTopology(topology));
+    } finally {
+      client.close();
+    }
+    etcdEndpoint = etcd.endpoint;
     for (const [i, id] of ids.entries()) {
       const p = ports[i]!;
       const log = join(dir, 'logs', `storage-${id}.log`);
@@ -106,6 +140,7 @@ async function main(): Promise<void> {
             storage: { url: `http://127.0.0.1:${p.storage}` },
             tls: { cert: pki.shards[id]!.chainPath, key: pki.shards[id]!.keyPath, ca: pki.rootCert, crls: pki.crls },
             topology: { file: topologyFile },
+            etcd: { endpoints: [etcdEndpoint], topology: true, topologyCache: join(dir, `topology-cache-${id}.json`) },
           },
           null,
           2,
@@ -123,7 +158,7 @@ async function main(): Promise<void> {
 
   const uuid = randomUUID();
   const app = (i: number) => `http://127.0.0.1:${ports[i]!.app}`;
-  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, topology epoch 1 (${topology.ranges.length} ranges), files in ${dir}\n`);
+  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   ids.forEach((id, i) => console.log(`${id}   ${app(i).padEnd(22)} ${`${ip(i)}:${ports[i]!.mesh}`.padEnd(23)} http://127.0.0.1:${ports[i]!.admin}/metrics`));
   console.log(`\nTry it — write through one sidecar, read through another:

@@ -3,7 +3,7 @@
 // an admin and a read-only operator, a read-write client, and a CRL for every CA.
 import { PkiLayout, loadIssuer, type CaName } from './ca-store.js';
 import { createIntermediate, initRoot, issue, type PkiContext } from './commands.js';
-import { clientProfile, operatorProfile, shardProfile } from './profiles.js';
+import { clientProfile, operatorProfile, serverProfile, shardProfile } from './profiles.js';
 import { TOKEN_MAX } from '../hash.js';
 import { systemClock, systemRandom } from '../runtime.js';
 
@@ -29,6 +29,8 @@ export interface DevPki {
   shards: Record<string, DevLeaf>;
   operators: { admin: DevLeaf; readonly: DevLeaf };
   client: DevLeaf;
+  /** etcd's server certificate (cluster CA; 127.0.0.1 and localhost). */
+  etcd: DevLeaf;
 }
 
 export async function mintDevPki(o: { dir: string; cluster: string; shards: DevShard[]; passphrase: string; kdfIterations?: number }): Promise<DevPki> {
@@ -69,5 +71,6 @@ export async function mintDevPki(o: { dir: string; cluster: string; shards: DevS
       readonly: await leaf(operatorProfile({ name: 'readonly', capabilities: ['view_topology'] }), 'readonly', 'operator'),
     },
     client: await leaf(clientProfile({ name: 'app1', capabilities: ['read', 'write'] }), 'app1', 'client'),
+    etcd: await leaf(serverProfile({ name: 'etcd', dns: ['localhost'], ips: ['127.0.0.1'] }), 'etcd', 'cluster'),
   };
 }
