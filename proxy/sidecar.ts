@@ -209,6 +209,8 @@ export class Sidecar {
       const m = this.material;
       this.etcd ??= connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
       const leaf = new X509Certificate(m.certChain);
+      const gauge = this.metrics.etcdConnected();
+      gauge.set(0);
       this.registration = new Registration(
         this.etcd,
         {
@@ -222,6 +224,7 @@ export class Sidecar {
           endpoint: { host: mesh.address, port: mesh.port, datacenter: m.identity.datacenter },
         },
         this.rt.log.child({ component: 'registration' }),
+        (up) => gauge.set(up ? 1 : 0),
       );
       // In the background: with etcd down, traffic flows at once and registration retries.
       void this.registration.start();

@@ -25,6 +25,8 @@ export class Registration {
     private readonly etcd: Etcd3,
     private readonly info: RegistrationInfo,
     private readonly log: Logger,
+    /** Told whether etcd answers: each keepalive, registration and failure. */
+    private readonly onConnectivity: (connected: boolean) => void = () => undefined,
     private readonly ttlSeconds = 5,
   ) {}
 
@@ -34,6 +36,7 @@ export class Registration {
       await this.register();
       return true;
     } catch (e) {
+      this.onConnectivity(false);
       this.log.warn({ err: (e as Error).message }, 'etcd registration failed; retrying');
       this.schedule();
       return false;
@@ -57,7 +60,10 @@ export class Registration {
       .value(JSON.stringify({ cert_pem: i.certPem, serial_number: i.serial, not_before: i.notBefore, not_after: i.notAfter, capabilities: i.capabilities }));
     await this.etcd.put(k.shardEndpoint(i.shardId)).value(JSON.stringify(i.endpoint));
     const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
+    lease.on('keepaliveSucceeded', () => this.onConnectivity(true));
+    lease.on('keepaliveFailed', () => this.onConnectivity(false));
     lease.on('lost', () => {
+      this.onConnectivity(false);
       if (this.lease !== lease) return;
       this.lease = undefined;
       this.log.warn('etcd lease lost; registering again');
@@ -65,6 +71,7 @@ export class Registration {
     });
     await lease.put(k.shardAlive(i.shardId)).value(JSON.stringify({ since: new Date().toISOString(), pid: process.pid }));
     this.lease = lease;
+    this.onConnectivity(true);
     this.log.info({ shard: i.shardId }, 'registered in etcd');
   }
 

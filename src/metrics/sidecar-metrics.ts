@@ -63,6 +63,13 @@ export class SidecarMetrics {
     if (clock) this.now = () => clock.now();
   }
 
+  /** Exported only by sidecars configured with etcd, so file-only setups raise no etcd alert. */
+  etcdConnected(): client.Gauge {
+    this.etcdGauge ??= new client.Gauge({ name: 'themis_etcd_connected', help: '1 while etcd answers this sidecar (registration, lease keepalives), 0 when it does not', registers: [this.registry] });
+    return this.etcdGauge;
+  }
+  private etcdGauge: client.Gauge | undefined;
+
   /** Where the peer-session gauge reads states from at scrape time. */
   setPeerStateSource(fn: () => Record<string, string>): void {
     this.peerStateSource = fn;

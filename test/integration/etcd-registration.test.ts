@@ -44,6 +44,8 @@ t.test('sidecars register certificate, endpoint and a leased alive key; themis-a
     'get', `/themis/${mesh.pki.cluster}/shards/shard-001/certificate`, '--print-value-only',
   ]);
   t.match(JSON.parse(raw.stdout), { serial_number: mesh.nodes[0]!.shard.serial, capabilities: ['read', 'write', 'replicate'] }, 'readable with etcdctl');
+  const metrics = await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`).then((r) => r.text());
+  t.match(metrics, /^themis_etcd_connected 1$/m, 'etcd connectivity exported');
 });
 
 t.test('a killed sidecar stops being alive within seconds; a revoked one shows as revoked', async (t) => {
@@ -67,4 +69,6 @@ t.test('with etcd unreachable a sidecar still starts at once and serves traffic'
   t.ok(Date.now() - started < 30_000, 'started');
   const r = await call(offline.nodes[0]!.appUrl, 'PUT', `/entities/document.a.b:${crypto.randomUUID()}`, { blob: '{}' });
   t.equal(r.status, 201, 'traffic flows without etcd');
+  const metrics = await fetch(`${offline.nodes[0]!.adminUrl}/metrics`).then((x) => x.text());
+  t.match(metrics, /^themis_etcd_connected 0$/m, 'and says etcd is unreachable');
 });

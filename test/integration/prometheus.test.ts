@@ -42,4 +42,5 @@ t.test('metrics scraped from a running sidecar pass promtool check metrics', asy
     t.match(text, new RegExp(`^${name}`, 'm'), name);
   }
   t.match(text, /themis_peer_session_state\{peer="shard-002",state="ready"\} 1/);
+  t.notMatch(text, /themis_etcd_connected/, 'no etcd gauge (and so no etcd alert) without etcd');
 });
