@@ -1,12 +1,11 @@
 // `themis-admin shards`: the registered shards as etcd holds them — endpoint, liveness,
 // certificate serial and expiry, and whether the certificate verifies now (the seed's
 // discoverShards / verifyShard), checked against the root and the CRLs given.
-import { readFileSync } from 'node:fs';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
-import { parseFlags, requireFlag, UsageError } from './cli-common.js';
+import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdFlag } from './cli-common.js';
 
 export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
         --cluster NAME --crls A.pem,B.pem,… [--json]
@@ -22,27 +21,20 @@ interface Row {
   status: string;
 }
 
-function read(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
 
 export async function shardsCommand(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
     etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
     cluster: { type: 'string' }, crls: { type: 'string' }, json: { type: 'boolean' },
   });
-  const endpoints = requireFlag(values.etcd, 'etcd', 'https://127.0.0.1:2379').split(',');
+  const endpoints = etcdFlag(values.etcd);
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
-  const caPem = read(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
-  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => read(p, 'crls'));
+  const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = crlsFlag(values.crls);
   const etcd = connectEtcd({
     endpoints,
-    certPem: read(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
-    keyPem: read(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
+    certPem: readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
+    keyPem: readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
     caPem,
   });
   const verifier = new PeerVerifier({ root: caPem, crls, clock: systemClock });

@@ -1,6 +1,6 @@
 // `themis-admin topology plan|diff`: build a topology from the ring and show its balance;
 // list the ranges that change owner between two topologies.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { HashRing, DEFAULT_VNODES } from '../ring/ring.js';
 import { topologyFromRing } from '../topology/from-ring.js';
 import { diffTopologies } from '../topology/diff.js';
@@ -15,7 +15,7 @@ import { signTopology, verifySignedTopology } from '../topology/signed.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
-import { parseFlags, requireFlag, intFlag, UsageError } from './cli-common.js';
+import { parseFlags, requireFlag, intFlag, UsageError, readFlagFile, crlsFlag, etcdFlag } from './cli-common.js';
 
 export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
         [--cluster NAME] [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
@@ -141,12 +141,7 @@ export function formatBalance(t: Topology, b: Balance): string {
 }
 
 function readTopology(path: string, flag: string): Topology {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readFlagFile(path, flag);
   try {
     return parseTopology(text);
   } catch (e) {
@@ -170,23 +165,15 @@ function diff(argv: string[]): void {
   process.stdout.write(`${moves.length} ranges change owner (${(moved * 100).toFixed(2)}% of the token space)\n`);
 }
 
-function readText(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 /** Reads the operator's chain and opens its key (for signing, and as the etcd client identity). */
 async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-key'?: string; 'key-passphrase-file'?: string }) {
   const certPath = requireFlag(values['operator-cert'], 'operator-cert', 'pki/operators/admin/chain.pem');
   const keyPath = requireFlag(values['operator-key'], 'operator-key', 'pki/operators/admin/key.pem');
-  const certPem = readText(certPath, 'operator-cert');
+  const certPem = readFlagFile(certPath, 'operator-cert');
   const chain = parsePem(certPem, certPath).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
   if (chain.length === 0) throw new UsageError(`--operator-cert ${certPath} holds no certificate`);
-  const passphrase = values['key-passphrase-file'] ? readText(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
-  const key = await loadPrivateKey(readText(keyPath, 'operator-key'), passphrase, keyPath);
+  const passphrase = values['key-passphrase-file'] ? readFlagFile(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
+  const key = await loadPrivateKey(readFlagFile(keyPath, 'operator-key'), passphrase, keyPath);
   return { certPath, certPem, chain, key, keyPem: key.keyObject.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
@@ -207,17 +194,12 @@ async function sign(argv: string[]): Promise<void> {
   process.stdout.write(`wrote ${out}: epoch ${topology.epoch}, ${topology.ranges.length} ranges, signed by ${op.certPath}\n`);
 }
 
-function endpointsFlag(v: string | undefined): string[] {
-  const list = requireFlag(v, 'etcd', 'https://127.0.0.1:2379').split(',').filter(Boolean);
-  for (const e of list) if (!/^https:\/\/[^/]+:\d+$/.test(e)) throw new UsageError(`--etcd: "${e}" must be https://HOST:PORT (etcd is always reached over TLS)`);
-  return list;
-}
 
 async function publish(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' } });
   const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
-  const endpoints = endpointsFlag(values.etcd);
-  const caPem = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const endpoints = etcdFlag(values.etcd);
+  const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
   const op = await operatorIdentity(values);
   const signed = await signTopology(topology, op.chain, op.key.privateKey);
   const etcd = connectEtcd({ endpoints, certPem: op.certPem, keyPem: op.keyPem, caPem });
@@ -237,12 +219,12 @@ async function show(argv: string[]): Promise<void> {
     etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
     cluster: { type: 'string' }, crls: { type: 'string' }, ranges: { type: 'boolean' },
   });
-  const endpoints = endpointsFlag(values.etcd);
+  const endpoints = etcdFlag(values.etcd);
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
-  const caPem = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
-  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => readText(p, 'crls'));
-  const certPem = readText(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert');
-  const keyPem = readText(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key');
+  const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = crlsFlag(values.crls);
+  const certPem = readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert');
+  const keyPem = readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key');
   const etcd = connectEtcd({ endpoints, certPem, keyPem, caPem });
   try {
     const stored = await readSignedTopology(etcd, etcdKeys(cluster).topology).catch((e: Error) => {
@@ -267,13 +249,13 @@ async function verify(argv: string[]): Promise<void> {
   const signedPath = requireFlag(values.signed, 'signed', 'topology.signed.json');
   let input: unknown;
   try {
-    input = JSON.parse(readText(signedPath, 'signed'));
+    input = JSON.parse(readFlagFile(signedPath, 'signed'));
   } catch (e) {
     if (e instanceof UsageError) throw e;
     throw new UsageError(`--signed ${signedPath} is not JSON`);
   }
-  const ca = readText(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
-  const crls = requireFlag(values.crls, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem').split(',').map((p) => readText(p, 'crls'));
+  const ca = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const crls = crlsFlag(values.crls);
   const current = values.current ? readTopology(values.current, 'current') : undefined;
   const verifier = new PeerVerifier({ root: ca, crls, clock: systemClock });
   const cluster = current?.cluster ?? (typeof (input as { document?: unknown })?.document === 'string' ? parseTopology((input as { document: string }).document).cluster : '');

@@ -1,5 +1,6 @@
 // What every operator CLI shares: argument parsing that turns unknown or malformed flags
 // into a one-line usage error, and a single exit path for errors (status 2 for usage, 1 otherwise).
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export class UsageError extends Error {
@@ -27,6 +28,29 @@ export function intFlag(value: string | undefined, flag: string, dflt: number, m
     throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return Number(value);
+}
+
+/** Reads the file a flag names; an unreadable one is a usage error naming the flag. */
+export function readFlagFile(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** --crls A.pem,B.pem,…: the CRL of every CA, as PEM texts. */
+export function crlsFlag(value: string | undefined): string[] {
+  return requireFlag(value, 'crls', 'root.crl.pem,cluster.crl.pem,operator.crl.pem,client.crl.pem')
+    .split(',')
+    .map((p) => readFlagFile(p, 'crls'));
+}
+
+/** --etcd https://HOST:PORT[,…]: etcd is always reached over TLS. */
+export function etcdFlag(value: string | undefined): string[] {
+  const list = requireFlag(value, 'etcd', 'https://127.0.0.1:2379').split(',').filter(Boolean);
+  for (const e of list) if (!/^https:\/\/[^/]+:\d+$/.test(e)) throw new UsageError(`--etcd: "${e}" must be https://HOST:PORT (etcd is always reached over TLS)`);
+  return list;
 }
 
 /** Runs a CLI main; prints errors as one line on stderr and sets the exit status. */
