@@ -148,7 +148,7 @@ export class PeerSession implements Upstream {
     return this.connecting ?? this.connect();
   }
 
-  async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+  async request(r: UpstreamRequest, retried = false): Promise<UpstreamResponse> {
     const session = await this.ready();
     const signed = this.signers.get(session)!.headers(r.method, r.path, r.contentSha256 ?? EMPTY_SHA256);
     return new Promise((resolve, reject) => {
@@ -166,10 +166,21 @@ export class PeerSession implements Upstream {
       }
       stream.setTimeout(r.timeoutMs ?? this.opts.requestTimeoutMs + (r.extraTimeoutMs ?? 0), () => stream.destroy(new TimeoutError('timeout')));
       let answered = false;
-      stream.once('error', (err) => reject(upstreamError(err, this.name)));
+      // A stream refused before any answer — REFUSED_STREAM (never processed, RFC 9113 §8.7), or
+      // cut because we rolled its session over (rotation) — is retried once on the new session
+      // when its body can be sent again.
+      const retryable = () =>
+        !answered && !retried && (r.body === undefined || Buffer.isBuffer(r.body)) &&
+        (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || this.retired.has(session));
+      stream.once('error', (err) => {
+        if (retryable()) this.request(r, true).then(resolve, reject);
+        else reject(upstreamError(err, this.name));
+      });
       // A stream cut without an error (peer gone, session reset) must not leave us waiting.
       stream.once('close', () => {
-        if (!answered) reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} closed the stream before answering`, { upstream: this.name }));
+        if (answered || stream.listenerCount('error') === 0) return; // settled by the error handler
+        if (retryable()) this.request(r, true).then(resolve, reject);
+        else reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} closed the stream before answering`, { upstream: this.name }));
       });
       stream.once('response', (h) => {
         answered = true;
