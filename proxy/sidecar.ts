@@ -28,6 +28,9 @@ import { ScatterGather } from './scatter-gather.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { FileTopologySource, type TopologySource } from './topology-source.js';
 import { EtcdTopologySource } from './etcd-topology-source.js';
+import { EtcdCrlSource } from './etcd-crl-source.js';
+import { CrlWatchdog } from './crl-health.js';
+import { ConfigError } from '../src/config/validate.js';
 
 export interface SidecarRuntime {
   clock: Clock;
@@ -55,29 +58,56 @@ export class Sidecar {
   private readonly watched: string[] = [];
   private registration: Registration | undefined;
   private etcd: Etcd3 | undefined;
+  private readonly crlSource: EtcdCrlSource | undefined;
+  private readonly crlWatchdog: CrlWatchdog;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
    * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
    */
   static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
-    const material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
-    if (!cfg.etcd?.topology) return new Sidecar(cfg, rt, material);
+    let material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
+    if (!cfg.etcd) return new Sidecar(cfg, rt, material);
     const etcd = connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: material.certChain, keyPem: material.keyPem, caPem: material.ca });
+    let crls: EtcdCrlSource | undefined;
     let sidecar: Sidecar | undefined;
-    const source = await EtcdTopologySource.open({
-      etcd,
-      cluster: cfg.cluster,
-      verifier: () => (sidecar ? sidecar.material.verifier : material.verifier),
-      self: { shardId: cfg.shardId, start: material.identity.tokenRangeStart, end: material.identity.tokenRangeEnd },
-      cacheFile: cfg.etcd.topologyCache,
-      log: rt.log.child({ component: 'topology' }),
-    }).catch((e) => {
+    try {
+      if (cfg.etcd.crls) {
+        const fromFiles = material;
+        crls = await EtcdCrlSource.open({
+          etcd,
+          cluster: cfg.cluster,
+          rootPem: material.ca,
+          clock: rt.clock,
+          held: (k) => {
+            const c = (sidecar ? sidecar.material : fromFiles).crlsByIssuer.get(k);
+            return c && { number: c.crlNumber, der: c.der };
+          },
+          cacheFile: cfg.etcd.crlCache,
+          log: rt.log.child({ component: 'crl' }),
+        });
+        material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock, crls.crls());
+        if (material.ownRevoked) {
+          throw new ConfigError('tls.cert', `this shard's certificate is refused by a CRL published in etcd (${material.ownRevoked}); issue a new certificate`);
+        }
+      }
+      const topology = cfg.etcd.topology
+        ? await EtcdTopologySource.open({
+            etcd,
+            cluster: cfg.cluster,
+            verifier: () => (sidecar ? sidecar.material : material).verifier,
+            self: { shardId: cfg.shardId, start: material.identity.tokenRangeStart, end: material.identity.tokenRangeEnd },
+            cacheFile: cfg.etcd.topologyCache,
+            log: rt.log.child({ component: 'topology' }),
+          })
+        : undefined;
+      sidecar = new Sidecar(cfg, rt, material, topology, etcd, crls);
+      return sidecar;
+    } catch (e) {
+      crls?.close();
       etcd.close();
       throw e;
-    });
-    sidecar = new Sidecar(cfg, rt, material, source, etcd);
-    return sidecar;
+    }
   }
 
   private constructor(
@@ -86,10 +116,12 @@ export class Sidecar {
     material: TlsMaterial,
     topology?: TopologySource,
     etcd?: Etcd3,
+    crls?: EtcdCrlSource,
   ) {
     const log = rt.log;
     this.material = material;
     this.etcd = etcd;
+    this.crlSource = crls;
     this.signer = this.makeSigner();
     this.audit = new AuditLog({
       file: cfg.auditFile,
@@ -112,6 +144,13 @@ export class Sidecar {
       this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}) });
     });
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
+    crls?.onApply((name, crl) => this.applyTls(`CRL number ${crl.crl.crlNumber} of the ${name} CA from etcd`));
+    crls?.onReject((r) => {
+      this.metrics.crlRejections.inc({ reason: r.reason });
+      this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
+    });
+    this.metrics.setCrlSource(() => [...this.material.crlsByIssuer.values()].flatMap((c) => (c.nextUpdate ? [c.nextUpdate.getTime()] : [])), rt.clock);
+    this.crlWatchdog = new CrlWatchdog(() => this.material.crlsByIssuer.values(), rt.clock, log.child({ component: 'crl' }));
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
       connectTimeoutMs: cfg.timeouts.connectMs,
@@ -165,6 +204,8 @@ export class Sidecar {
     this.metrics.certificateSeen(this.cfg.shardId, this.material.notAfter.getTime(), this.rt.clock);
     this.metrics.crlSize.set(this.material.crls.reduce((a, c) => a + Buffer.byteLength(c), 0));
     if (Number.isFinite(this.material.crlNextUpdate)) this.metrics.crlNextUpdate.set(Math.floor(this.material.crlNextUpdate / 1000));
+    this.metrics.crlNumber.reset();
+    for (const c of this.material.crlsByIssuer.values()) if (c.crlNumber !== undefined) this.metrics.crlNumber.set({ issuer: c.issuer }, Number(c.crlNumber));
   }
 
   private async serveApp(router: Router, req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
@@ -180,7 +221,8 @@ export class Sidecar {
 
   private async readiness(): Promise<Readiness> {
     const now = this.rt.clock.now();
-    const cert = { ok: now < this.material.notAfter.getTime(), detail: `expires ${this.material.notAfter.toISOString()}` };
+    const revoked = this.material.ownRevoked;
+    const cert = revoked ? { ok: false, detail: revoked } : { ok: now < this.material.notAfter.getTime(), detail: `expires ${this.material.notAfter.toISOString()}` };
     const topo = this.topology.current();
     const storage = await new Promise<{ ok: boolean; detail?: string }>((resolve) => {
       const req = http.get(`${this.cfg.storageUrl}/health`, { timeout: 1000 }, (res) => {
@@ -199,6 +241,7 @@ export class Sidecar {
     const app = await this.app.listen(c.app.port, c.app.host);
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
+    this.crlWatchdog.start();
     if (c.watchFiles) {
       for (const f of [c.tls.cert, c.tls.key, c.tls.ca, ...c.tls.crls]) {
         watchFile(f, { interval: 1000, persistent: false }, () => this.reload('file changed'));
@@ -238,13 +281,19 @@ export class Sidecar {
    */
   reload(why: string): boolean {
     void this.topology.refresh();
+    return this.applyTls(why);
+  }
+
+  /** Loads the TLS files plus the CRLs from etcd and puts them in force (see reload). */
+  private applyTls(why: string): boolean {
     let next: TlsMaterial;
     try {
-      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock);
+      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, this.crlSource?.crls() ?? []);
     } catch (e) {
       this.rt.log.error({ why, err: (e as Error).message }, 'TLS reload refused; keeping the current certificates');
       return false;
     }
+    const wasRevoked = this.material.ownRevoked;
     this.material = next;
     this.signer = this.makeSigner();
     this.mesh.rotate(next);
@@ -259,15 +308,32 @@ export class Sidecar {
     for (const p of outbound) {
       this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: p, reason: 'outgoing session closed: certificate no longer valid' });
     }
+    if (next.ownRevoked && !wasRevoked) this.selfRevoked(next.ownRevoked);
     this.audit.record({ event: 'CRL_APPLIED', reason: why, revoked: next.revoked.size });
     this.updateCertMetrics();
+    this.crlWatchdog.check();
     this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length }, 'TLS material reloaded');
     return true;
+  }
+
+  /**
+   * A CRL revoked this sidecar's own certificate: peers refuse it from now on. It stops
+   * advertising itself (alive key, /readyz) and says so; it keeps enforcing everyone else's
+   * revocations and stays up so the operator sees why. A restart refuses to start.
+   */
+  private selfRevoked(reason: string): void {
+    this.rt.log.error({ serial: this.material.serial, reason }, 'this sidecar\'s own certificate is revoked: deregistering; issue a new certificate and restart');
+    this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId: this.cfg.shardId, serial: this.material.serial }, reason: `this sidecar's own certificate: ${reason}` });
+    const registration = this.registration;
+    this.registration = undefined;
+    void registration?.stop();
   }
 
   /** Stops accepting, drains in-flight requests up to drainMs, GOAWAY to peers, closes files. */
   async stop(drainMs = 5000): Promise<void> {
     for (const f of this.watched) unwatchFile(f);
+    this.crlWatchdog.stop();
+    this.crlSource?.close();
     await this.registration?.stop();
     this.etcd?.close();
     this.topology.close();

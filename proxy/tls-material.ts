@@ -6,8 +6,8 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
-import { parsePem } from '../src/pki/pem.js';
-import { parseCrl } from '../src/pki/crl.js';
+import { crlToPem, parsePem } from '../src/pki/pem.js';
+import { parseCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
 import type { Clock } from '../src/runtime.js';
 
@@ -28,6 +28,13 @@ export interface TlsMaterial {
   readonly revoked: ReadonlySet<string>;
   /** Earliest nextUpdate of the CRLs (ms), or Infinity when none sets one. */
   readonly crlNextUpdate: number;
+  /** The CRL in force per issuer (hex DER name): highest number among files and etcd. */
+  readonly crlsByIssuer: ReadonlyMap<string, ParsedCrl>;
+  /**
+   * Set when a CRL from etcd revokes this sidecar's own certificate (the files alone accept
+   * it): the material is still applied, so everyone else's revocations are enforced.
+   */
+  readonly ownRevoked: string | undefined;
   /** Verifies presented chains against this root and these CRLs. */
   readonly verifier: PeerVerifier;
 }
@@ -40,8 +47,11 @@ function read(path: string, field: string): string {
   }
 }
 
-/** Loads and cross-checks the files; throws ConfigError naming the field at fault. */
-export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, clock: Clock): TlsMaterial {
+/**
+ * Loads and cross-checks the files; throws ConfigError naming the field at fault. `extraCrls`
+ * are CRLs already verified elsewhere (from etcd); per issuer the highest CRL number wins.
+ */
+export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, clock: Clock, extraCrls: readonly string[] = []): TlsMaterial {
   const certChain = read(tls.cert, 'tls.cert');
   const keyText = read(tls.key, 'tls.key');
   const ca = read(tls.ca, 'tls.ca');
@@ -72,31 +82,46 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   if (!own.ok) {
     throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${own.reason}: ${own.message}`);
   }
+  const inForce = crlsInForce([...crls.map((c, i) => parseCrl(c, tls.crls[i]!)), ...extraCrls.map((c, i) => parseCrl(c, `etcd CRL ${i + 1}`))]);
+  const effective = [...inForce.values()].map((c) => crlToPem(c.der));
+  let ownRevoked: string | undefined;
+  if (extraCrls.length > 0) {
+    verifier = new PeerVerifier({ root: ca, crls: effective, clock });
+    const again = verifier.verify(chainDer, 'serverAuth');
+    if (!again.ok) ownRevoked = `${again.reason}: ${again.message}`;
+  }
   if (own.peer.identity.shardId !== shardId) {
     throw new ConfigError('shardId', `"${shardId}" but the certificate in tls.cert is for "${own.peer.identity.shardId || '(no shard)'}"`);
   }
   if (!new X509Certificate(Buffer.from(chainDer[0]!)).checkPrivateKey(key)) {
     throw new ConfigError('tls.key', `${tls.key} is not the private key of the certificate in ${tls.cert}`);
   }
+  const parsed = [...inForce.values()];
   return Object.freeze({
     certChain,
     keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
     key,
     ca,
-    crls: Object.freeze(crls),
+    crls: Object.freeze(effective),
     serial: own.peer.serial,
     identity: own.peer.identity,
     notAfter: own.peer.notAfter,
     issuerName: own.peer.issuerName,
-    ...crlSummary(crls, tls.crls),
+    revoked: new Set(parsed.flatMap((p) => [...p.revoked.keys()])),
+    crlNextUpdate: Math.min(...parsed.map((p) => p.nextUpdate?.getTime() ?? Infinity)),
+    crlsByIssuer: inForce,
+    ownRevoked,
     verifier,
   });
 }
 
-function crlSummary(crls: readonly string[], files: readonly string[]): { revoked: Set<string>; crlNextUpdate: number } {
-  const parsed = crls.map((c, i) => parseCrl(c, files[i]!));
-  return {
-    revoked: new Set(parsed.flatMap((p) => [...p.revoked.keys()])),
-    crlNextUpdate: Math.min(...parsed.map((p) => p.nextUpdate?.getTime() ?? Infinity)),
-  };
+/** One CRL per issuer, the highest CRL number winning (Node's TLS gets exactly these). */
+function crlsInForce(all: readonly ParsedCrl[]): Map<string, ParsedCrl> {
+  const best = new Map<string, ParsedCrl>();
+  for (const c of all) {
+    const key = c.issuerName.toString('hex');
+    const prev = best.get(key);
+    if (!prev || (c.crlNumber ?? -1n) > (prev.crlNumber ?? -1n)) best.set(key, c);
+  }
+  return best;
 }

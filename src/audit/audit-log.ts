@@ -19,6 +19,7 @@ export const AUDIT_EVENTS = [
   'TOPOLOGY_APPLIED',
   'TOPOLOGY_REJECTED',
   'CRL_APPLIED',
+  'CRL_REJECTED',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -5,12 +5,14 @@ import { runCli, UsageError } from './cli-common.js';
 import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
 import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
 import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
+import { crlCommand, CRL_USAGE } from './admin-crl.js';
 
 const USAGE = `usage: themis-admin <command> …
 
 ${TOPOLOGY_USAGE}
 ${AUDIT_USAGE}
 ${SHARDS_USAGE}
+${CRL_USAGE}
 `;
 
 await runCli('themis-admin', async () => {
@@ -22,6 +24,8 @@ await runCli('themis-admin', async () => {
       return auditCommand(rest);
     case 'shards':
       return shardsCommand(rest);
+    case 'crl':
+      return crlCommand(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -48,7 +48,16 @@ export interface SidecarConfig {
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
   /** The control plane: when set, the sidecar registers itself there (certificate, endpoint, alive lease). */
-  readonly etcd: { readonly endpoints: readonly string[]; readonly topology: boolean; readonly topologyCache: string } | undefined;
+  readonly etcd:
+    | {
+        readonly endpoints: readonly string[];
+        readonly topology: boolean;
+        readonly topologyCache: string;
+        /** Apply the signed CRLs published under crl/ (on by default). */
+        readonly crls: boolean;
+        readonly crlCache: string;
+      }
+    | undefined;
   /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
   readonly watchFiles: boolean;
 }
@@ -107,7 +116,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   let etcd: SidecarConfig['etcd'];
   if (raw.etcd !== undefined) {
     const e = asObject(raw.etcd, 'etcd');
-    rejectUnknown(e, ['endpoints', 'topology', 'topologyCache'], 'etcd');
+    rejectUnknown(e, ['endpoints', 'topology', 'topologyCache', 'crls', 'crlCache'], 'etcd');
     const eps = e.endpoints;
     if (!Array.isArray(eps) || eps.length === 0 || !eps.every((x) => typeof x === 'string' && /^https:\/\/[^/]+:\d+$/.test(x))) {
       throw new ConfigError('etcd.endpoints', 'write a list of https://HOST:PORT addresses, e.g. ["https://10.0.0.2:2379"] (etcd is reached over mTLS only)');
@@ -116,6 +125,8 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       endpoints: Object.freeze([...eps] as string[]),
       topology: bool(e, 'topology', 'etcd', false),
       topologyCache: resolve(baseDir, str(e, 'topologyCache', 'etcd', `topology-cache-${shardId}.json`)),
+      crls: bool(e, 'crls', 'etcd', true),
+      crlCache: resolve(baseDir, str(e, 'crlCache', 'etcd', `crl-cache-${shardId}.json`)),
     });
   }
   return Object.freeze({

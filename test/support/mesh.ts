@@ -100,7 +100,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
       topology: { file: topologyFile, pollMs: opts.topologyPollMs ?? 1000 },
       timeouts: { connectMs: 2000, requestMs: 5000 },
       backoff: { initialMs: 50, maxMs: 500 },
-      ...(etcd ? { etcd: { endpoints: [etcd.endpoint], topology: opts.etcdTopology === true, topologyCache: join(dir, `topology-cache-${shard.id}.json`) } } : {}),
+      ...(etcd ? { etcd: { endpoints: [etcd.endpoint], topology: opts.etcdTopology === true, topologyCache: join(dir, `topology-cache-${shard.id}.json`), crlCache: join(dir, `crl-cache-${shard.id}.json`) } } : {}),
       ...opts.sidecarConfig,
     };
     writeFileSync(configPath, JSON.stringify(cfg, null, 2));

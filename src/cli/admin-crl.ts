@@ -1,0 +1,119 @@
+// `themis-admin crl publish|show`: distributing CRLs through etcd. Sidecars watch `crl/` and
+// apply a CRL only if its issuer signed it and its number is higher than the one they hold;
+// publish refuses anything they would refuse, so the operator hears about it first.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectEtcd } from '../control/etcd.js';
+import { CrlPublishError, publishCrl, readStoredCrls } from '../control/crl-store.js';
+import { CA_NAMES, type CaName } from '../pki/ca-store.js';
+import { CrlTrust } from '../pki/crl-trust.js';
+import { loadPrivateKey } from '../pki/keys.js';
+import { systemClock } from '../runtime.js';
+import { parseFlags, requireFlag, readFlagFile, etcdFlag, UsageError } from './cli-common.js';
+
+export const CRL_USAGE = `themis-admin crl publish --ca root|cluster|operator|client --pki DIR [--file CRL.pem]
+        --etcd https://HOST:2379[,…] --cert CHAIN.pem --key KEY.pem [--key-passphrase-file FILE] --cluster NAME
+  Puts the CA's signed CRL (default DIR/{ca}/crl.pem, as 'themis-pki crl' writes it) and the
+  CA's certificate into /themis/{cluster}/crl/{ca}, and refreshes crl/revoked. Refused unless
+  the CA signed it and its CRL number is higher than the published one.
+themis-admin crl show --root ROOT.pem --etcd https://HOST:2379 --cert CHAIN.pem --key KEY.pem
+        [--key-passphrase-file FILE] --cluster NAME [--json]
+  Lists the CRLs in etcd, each verified as a sidecar would, with their revoked serials.`;
+
+const ETCD_FLAGS = {
+  etcd: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  'key-passphrase-file': { type: 'string' },
+  cluster: { type: 'string' },
+} as const;
+
+export async function crlCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'publish') return publish(rest);
+  if (sub === 'show') return show(rest);
+  throw new UsageError(`unknown crl command "${sub ?? ''}"; use publish or show`);
+}
+
+/** The etcd client identity: a certificate chain and its (possibly encrypted) key. */
+async function etcdClient(values: { etcd?: string; cert?: string; key?: string; 'key-passphrase-file'?: string }, caPem: string) {
+  const endpoints = etcdFlag(values.etcd);
+  const certPem = readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/admin/chain.pem'), 'cert');
+  const keyPath = requireFlag(values.key, 'key', 'pki/operators/admin/key.pem');
+  const passphrase = values['key-passphrase-file'] ? readFlagFile(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
+  const key = await loadPrivateKey(readFlagFile(keyPath, 'key'), passphrase, keyPath);
+  return connectEtcd({ endpoints, certPem, keyPem: key.keyObject.export({ type: 'pkcs8', format: 'pem' }) as string, caPem });
+}
+
+async function publish(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { ca: { type: 'string' }, pki: { type: 'string' }, file: { type: 'string' }, ...ETCD_FLAGS });
+  const ca = requireFlag(values.ca, 'ca', 'cluster');
+  if (!(CA_NAMES as readonly string[]).includes(ca)) throw new UsageError(`--ca must be one of ${CA_NAMES.join(', ')}, got "${ca}"`);
+  const pki = requireFlag(values.pki, 'pki', 'pki');
+  if (!existsSync(join(pki, 'root', 'cert.pem'))) throw new UsageError(`--pki ${pki} holds no root/cert.pem; point it at the folder themis-pki init-root made`);
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const rootPem = readFlagFile(join(pki, 'root', 'cert.pem'), 'pki');
+  const crlPem = readFlagFile(values.file ?? join(pki, ca, 'crl.pem'), values.file ? 'file' : 'pki');
+  // The CA's own certificate travels with its CRL, so sidecars can check CRLs of CAs they have
+  // not met in a chain yet; the root's is already in every sidecar's trust.
+  const value = (ca as CaName) === 'root' ? crlPem : crlPem.trimEnd() + '\n' + readFlagFile(join(pki, ca, 'cert.pem'), 'pki').trimEnd() + '\n';
+  const etcd = await etcdClient(values, rootPem);
+  try {
+    const r = await publishCrl(etcd, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date(systemClock.now()));
+    const next = r.crl.crl.nextUpdate ? `, next update ${r.crl.crl.nextUpdate.toISOString()}` : '';
+    process.stdout.write(
+      `published CRL number ${r.crl.crl.crlNumber} of the ${ca} CA (${r.crl.crl.revoked.size} revoked${next})` +
+        `${r.previous !== undefined ? `, replacing number ${r.previous}` : ''}; crl/revoked lists ${r.revokedTotal} serials\n`,
+    );
+  } catch (e) {
+    if (e instanceof CrlPublishError) throw new Error(e.message);
+    throw new Error(`etcd: ${(e as Error).message}`);
+  } finally {
+    etcd.close();
+  }
+}
+
+async function show(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { root: { type: 'string' }, json: { type: 'boolean' }, ...ETCD_FLAGS });
+  const rootPem = readFlagFile(requireFlag(values.root, 'root', 'pki/root/cert.pem'), 'root');
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const etcd = await etcdClient(values, rootPem);
+  const trust = new CrlTrust(rootPem, systemClock);
+  try {
+    const stored = await readStoredCrls(etcd, cluster).catch((e: Error) => {
+      throw new Error(`etcd: ${e.message}`);
+    });
+    const now = systemClock.now();
+    const rows = stored.map((s) => {
+      const c = trust.check(s.value, () => undefined);
+      if (!c.ok) return { ca: s.name, status: `REFUSED (${c.reason}): ${c.message}` };
+      const crl = c.value.crl;
+      const stale = crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now;
+      return {
+        ca: s.name,
+        status: stale ? 'STALE (past nextUpdate)' : 'valid',
+        issuer: crl.issuer,
+        crl_number: String(crl.crlNumber),
+        this_update: crl.thisUpdate.toISOString(),
+        next_update: crl.nextUpdate?.toISOString() ?? null,
+        revoked: [...crl.revoked].map(([serial, r]) => ({ serial, reason: r.reason, revoked_at: r.date.toISOString() })),
+      };
+    });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    } else {
+      if (rows.length === 0) process.stdout.write(`no CRLs published for cluster ${cluster}\n`);
+      for (const r of rows) {
+        if (!r.revoked) {
+          process.stdout.write(`${r.ca}: ${r.status}\n`);
+          continue;
+        }
+        process.stdout.write(`${r.ca}: ${r.status}; number ${r.crl_number}, next update ${r.next_update ?? 'none'}, ${r.revoked.length} revoked\n`);
+        for (const v of r.revoked) process.stdout.write(`  ${v.serial}  ${v.reason}  ${v.revoked_at}\n`);
+      }
+    }
+    if (rows.some((r) => r.status !== 'valid')) process.exitCode = 1;
+  } finally {
+    etcd.close();
+  }
+}

@@ -1,0 +1,82 @@
+// CRLs in etcd: `crl/{ca}` holds a CA's signed CRL (PEM, followed by the CA's certificate
+// unless it is the root) and `crl/revoked` a derived, human-readable list of every revoked
+// serial. Publishing refuses a CRL that sidecars would refuse (bad signature, not newer) and
+// writes both keys in one transaction that fails if any CRL key changed since it was read.
+import type { Etcd3 } from 'etcd3';
+import type { CrlTrust, TrustedCrl } from '../pki/crl-trust.js';
+import { etcdKeys } from './etcd.js';
+
+export class CrlPublishError extends Error {
+  override name = 'CrlPublishError';
+}
+
+export interface StoredCrl {
+  /** The last path segment: root, cluster, operator, client (or whatever label was used). */
+  name: string;
+  key: string;
+  value: string;
+  revision: string;
+}
+
+/** Every `crl/{name}` value (not `crl/revoked`), unverified. */
+export async function readStoredCrls(etcd: Etcd3, cluster: string): Promise<StoredCrl[]> {
+  const k = etcdKeys(cluster);
+  const prefix = k.crl('');
+  const r = await etcd.getAll().prefix(prefix).exec();
+  return r.kvs
+    .map((kv) => ({ key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), revision: kv.mod_revision }))
+    .filter((e) => e.key !== k.revoked)
+    .map((e) => ({ ...e, name: e.key.slice(prefix.length) }));
+}
+
+/** The verified CRLs among those stored, keeping the highest number per issuer. */
+export function verifiedCrls(stored: readonly StoredCrl[], trust: CrlTrust): Map<string, { name: string; value: TrustedCrl }> {
+  const best = new Map<string, { name: string; value: TrustedCrl }>();
+  for (const s of stored) {
+    const c = trust.check(s.value, () => undefined);
+    if (!c.ok) continue;
+    const prev = best.get(c.value.issuerKey);
+    if (!prev || c.value.crl.crlNumber! > prev.value.crl.crlNumber!) best.set(c.value.issuerKey, { name: s.name, value: c.value });
+  }
+  return best;
+}
+
+export interface RevokedIndex {
+  updated_at: string;
+  revoked: { ca: string; issuer: string; crl_number: string; serial: string; reason: string; revoked_at: string }[];
+}
+
+export function revokedIndex(crls: Iterable<{ name: string; value: TrustedCrl }>, now: Date): RevokedIndex {
+  const revoked: RevokedIndex['revoked'] = [];
+  for (const { name, value } of crls) {
+    for (const [serial, r] of value.crl.revoked) {
+      revoked.push({ ca: name, issuer: value.crl.issuer, crl_number: String(value.crl.crlNumber), serial, reason: r.reason, revoked_at: r.date.toISOString() });
+    }
+  }
+  revoked.sort((a, b) => a.ca.localeCompare(b.ca) || a.serial.localeCompare(b.serial));
+  return { updated_at: now.toISOString(), revoked };
+}
+
+/**
+ * Publishes `value` (CRL PEM + issuer certificate) under `crl/{name}` and refreshes
+ * `crl/revoked`. Throws CrlPublishError when the CRL does not verify or is not newer.
+ */
+export async function publishCrl(etcd: Etcd3, cluster: string, name: string, value: string, trust: CrlTrust, now: Date): Promise<{ crl: TrustedCrl; previous: bigint | undefined; revokedTotal: number }> {
+  const k = etcdKeys(cluster);
+  const stored = await readStoredCrls(etcd, cluster);
+  const current = verifiedCrls(stored, trust);
+  const check = trust.check(value, (issuerKey) => {
+    const c = current.get(issuerKey)?.value.crl;
+    return c && { number: c.crlNumber, der: c.der };
+  });
+  if (!check.ok) throw new CrlPublishError(`refused (${check.reason}): ${check.message}`);
+  const previous = current.get(check.value.issuerKey)?.value.crl.crlNumber;
+  current.set(check.value.issuerKey, { name, value: check.value });
+  const index = revokedIndex(current.values(), now);
+  const own = stored.find((s) => s.name === name);
+  let txn = etcd.if(k.crl(name), 'Mod', '==', own ? own.revision : '0');
+  for (const s of stored) if (s !== own) txn = txn.and(s.key, 'Mod', '==', s.revision);
+  const r = await txn.then(etcd.put(k.crl(name)).value(value), etcd.put(k.revoked).value(JSON.stringify(index, null, 2))).commit();
+  if (!r.succeeded) throw new CrlPublishError('the CRLs in etcd changed while publishing (another operator?); run the command again');
+  return { crl: check.value, previous, revokedTotal: index.revoked.length };
+}

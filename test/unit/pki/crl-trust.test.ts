@@ -1,0 +1,94 @@
+import t from 'tap';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { loadIssuer } from '../../../src/pki/ca-store.js';
+import { buildCrl, parseCrl } from '../../../src/pki/crl.js';
+import { CrlTrust } from '../../../src/pki/crl-trust.js';
+import { FakeClock } from '../../../src/runtime.js';
+import { CrlWatchdog, staleCrls } from '../../../proxy/crl-health.js';
+import { FIXTURE_PASSPHRASE, createPkiFixture, type PkiFixture } from '../../support/pki-fixture.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const DAY = 86_400_000;
+const clock = new FakeClock(T0);
+let fx: PkiFixture;
+let foreign: PkiFixture;
+t.before(async () => {
+  fx = await createPkiFixture({ clock, shards: 1 });
+  foreign = await createPkiFixture({ clock, shards: 1 });
+});
+t.teardown(async () => {
+  await fx.cleanup();
+  await foreign.cleanup();
+});
+
+const crlOf = async (p: PkiFixture, ca: 'cluster' | 'client' | 'root', crlNumber: number, nextUpdate = T0 + DAY) =>
+  (await buildCrl({ issuer: await loadIssuer(p.layout, ca, FIXTURE_PASSPHRASE), crlNumber, revoked: [], thisUpdate: new Date(T0), nextUpdate: new Date(nextUpdate) })).pem;
+const none = () => undefined;
+
+t.test('accepted: the root CRL alone, an intermediate CRL with its CA certificate', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const root = trust.check(await crlOf(fx, 'root', 5), none);
+  t.ok(root.ok, 'root CRL');
+  const cluster = trust.check((await crlOf(fx, 'cluster', 5)) + fx.cas.cluster.cert, none);
+  t.ok(cluster.ok, 'cluster CRL with the cluster CA certificate');
+  if (cluster.ok) t.equal(parseCrl(cluster.value.crlPem, 'x').crlNumber, 5n);
+});
+
+t.test('refused, each with its reason', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const cluster7 = await crlOf(fx, 'cluster', 7);
+  const held = parseCrl(cluster7, 'held');
+  const holding = () => ({ number: 7n, der: held.der });
+  const cases: [string, string, string, (() => { number: bigint; der: Buffer } | undefined)?][] = [
+    ['empty', '', 'malformed'],
+    ['a certificate, no CRL', fx.cas.cluster.cert, 'malformed'],
+    ['two CRLs', cluster7 + cluster7, 'malformed'],
+    ['intermediate CRL without its certificate', cluster7, 'unknown_issuer'],
+    ['a foreign PKI\'s cluster CRL and CA', (await crlOf(foreign, 'cluster', 9)) + foreign.cas.cluster.cert, 'unknown_issuer'],
+    ['a foreign root\'s CRL (same name as ours)', await crlOf(foreign, 'root', 9), 'bad_signature'],
+    ['cluster CRL carrying the client CA certificate', cluster7 + fx.cas.client.cert, 'unknown_issuer'],
+    ['a lower number than held', (await crlOf(fx, 'cluster', 6)) + fx.cas.cluster.cert, 'not_newer', holding],
+    ['the same number, other content', (await crlOf(fx, 'cluster', 7, T0 + 2 * DAY)) + fx.cas.cluster.cert, 'not_newer', holding],
+  ];
+  for (const [name, value, reason, heldFn] of cases) {
+    const r = trust.check(value, heldFn ?? none);
+    t.equal(r.ok ? 'accepted' : r.reason, reason, name);
+    if (!r.ok && reason === 'not_newer') t.notOk(r.duplicate, `${name}: not mistaken for a re-read`);
+  }
+  const same = trust.check(cluster7 + fx.cas.cluster.cert, holding);
+  t.match(same, { ok: false, reason: 'not_newer', duplicate: true }, 'the CRL in force, read again, is flagged as a duplicate');
+  const higher = trust.check((await crlOf(fx, 'cluster', 8)) + fx.cas.cluster.cert, holding);
+  t.ok(higher.ok, 'a higher number is taken');
+});
+
+t.test('a signature that does not verify is bad_signature', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const pem = await crlOf(fx, 'client', 3);
+  const der = parseCrl(pem, 'x').der;
+  const flipped = Buffer.from(der);
+  flipped[flipped.length - 3]! ^= 0x01;
+  const text = `-----BEGIN X509 CRL-----\n${flipped.toString('base64')}\n-----END X509 CRL-----\n`;
+  const r = trust.check(text + fx.cas.client.cert, none);
+  t.match(r, { ok: false, reason: 'bad_signature' });
+});
+
+t.test('stale CRLs are reported on every check, by issuer, until a fresh one is in force', async (t) => {
+  const c = new FakeClock(T0);
+  const crls = [parseCrl(await crlOf(fx, 'cluster', 1, T0 + DAY), 'a'), parseCrl(await crlOf(fx, 'root', 1, T0 + 3 * DAY), 'b')];
+  t.same(staleCrls(crls, c.now()), [], 'none stale yet');
+  const lines: { issuer?: string; msg?: string; level?: number }[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk))), cb()) }));
+  const dog = new CrlWatchdog(() => crls, c, log);
+  t.same(dog.check(), []);
+  c.advance(DAY + 1);
+  const stale = dog.check();
+  t.equal(stale.length, 1);
+  t.match(stale[0]!.issuer, /Cluster/);
+  c.advance(1000);
+  dog.check();
+  await new Promise((r) => setImmediate(r));
+  const errors = lines.filter((l) => l.level === 50);
+  t.equal(errors.length, 2, 'an error line on each check while stale');
+  t.match(errors[0]!.msg, /certificates issued by this CA are refused/);
+});
