@@ -119,6 +119,10 @@ export class EtcdCrlSource {
           if (key !== this.revokedKey) this.consider(key.slice(this.prefix.length), kv.value.toString('utf8'), true);
         });
         w.on('error', (err) => this.o.log.warn({ err: err.message }, 'CRL watch error; etcd3 reconnects'));
+        // A watch only sees what happens after it is (re)established: read the CRLs again
+        // each time, so one published while etcd was out of reach is not missed.
+        w.on('connected', () => void this.readAll());
+        void this.readAll();
       })
       .catch((e: Error) => {
         this.o.log.warn({ err: e.message }, 'cannot watch the CRLs yet; retrying');
@@ -127,6 +131,14 @@ export class EtcdCrlSource {
   }
 
   /** Cached values are checked again like any other: the file is only a hint. */
+  private async readAll(): Promise<void> {
+    try {
+      for (const v of await readStoredCrls(this.o.etcd, this.o.cluster)) this.consider(v.name, v.value, true);
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'reading the CRLs from etcd failed; the watch retries');
+    }
+  }
+
   private readCache(): { name: string; value: string }[] {
     if (!existsSync(this.o.cacheFile)) return [];
     try {

@@ -79,6 +79,10 @@ export class EtcdTopologySource implements TopologySource {
         this.watcher = w;
         w.on('put', (kv) => void this.consider(kv.value.toString('utf8')));
         w.on('error', (err) => this.o.log.warn({ err: err.message }, 'topology watch error; etcd3 reconnects'));
+        // A watch only sees what happens after it is (re)established: read the key again each
+        // time, or a topology published while etcd was out of reach would be missed.
+        w.on('connected', () => void this.readNow().catch(() => undefined));
+        void this.readNow().catch(() => undefined);
       })
       .catch((e: Error) => {
         this.o.log.warn({ err: e.message }, 'cannot watch the topology yet; retrying');

@@ -25,6 +25,8 @@ export interface ClientTls {
 export interface EtcdProcess {
   endpoint: string;
   dataDir: string;
+  /** Client and peer ports, to start the same member again (restart tests). */
+  ports: { client: number; peer: number };
   child: ChildProcess;
   /** Runs etcdctl against this etcd with the given client certificate. */
   etcdctl(client: ClientTls, args: string[]): { status: number | null; stdout: string; stderr: string };
@@ -35,11 +37,13 @@ export function etcdctlPath(): string {
   return debianTool('etcdctl', 'etcd-client');
 }
 
-export async function startEtcd(tls: EtcdTls, o: { dataDir?: string; port?: number; timeoutMs?: number } = {}): Promise<EtcdProcess> {
+export async function startEtcd(tls: EtcdTls, o: { dataDir?: string; port?: number; peerPort?: number; timeoutMs?: number } = {}): Promise<EtcdProcess> {
   const etcd = debianTool('etcd', 'etcd-server');
   const etcdctl = etcdctlPath();
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'themis-etcd-'));
-  const [clientPort, peerPort] = o.port ? [o.port, (await reservePorts([{ host: '127.0.0.1' }]))[0]!] : await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.1' }]);
+  const [clientPort, peerPort] = o.port
+    ? [o.port, o.peerPort ?? (await reservePorts([{ host: '127.0.0.1' }]))[0]!]
+    : await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.1' }]);
   const endpoint = `https://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const child = spawn(
@@ -77,10 +81,11 @@ export async function startEtcd(tls: EtcdTls, o: { dataDir?: string; port?: numb
   return {
     endpoint,
     dataDir,
+    ports: { client: clientPort!, peer: peerPort! },
     child,
     etcdctl: ctl,
     stop: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;

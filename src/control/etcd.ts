@@ -1,6 +1,9 @@
 // The control plane's etcd: the key schema under /themis/{cluster}/ (ARCHITECTURE.md) and a
 // client that always authenticates with a certificate (etcd runs with --client-cert-auth).
 import { Etcd3 } from 'etcd3';
+import { ExponentialBackoff } from 'cockatiel';
+
+type WatchBackoff = NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['watchBackoff'];
 
 export interface EtcdConnection {
   endpoints: string[];
@@ -15,6 +18,13 @@ export function connectEtcd(c: EtcdConnection): Etcd3 {
     hosts: c.endpoints,
     credentials: { rootCertificate: Buffer.from(c.caPem), privateKey: Buffer.from(c.keyPem), certChain: Buffer.from(c.certPem) },
     dialTimeout: 3000,
+    // Come back quickly after an etcd outage: gRPC's own reconnect back-off grows to two
+    // minutes and etcd3's watch back-off to 30 s by default, which left a sidecar that
+    // started while etcd was down without a watch for that long after etcd returned.
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 2000 },
+    // etcd3 1.1's typings name an older cockatiel interface; it calls next() on this at run time,
+    // exactly as on its own default (an ExponentialBackoff).
+    faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as WatchBackoff },
   });
 }
 

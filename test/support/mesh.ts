@@ -43,6 +43,10 @@ export interface Mesh {
   etcd: EtcdProcess | undefined;
   startSidecar(i: number): Promise<void>;
   stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Stops etcd for real (SIGTERM), keeping its data. */
+  stopEtcd(): Promise<void>;
+  /** Starts the same etcd member again: same ports, same data. */
+  restartEtcd(): Promise<void>;
   /** Rewrites the CRL files every sidecar reads (after pki.revoke). */
   publishCrls(): void;
   close(): Promise<void>;
@@ -64,7 +68,9 @@ export interface MeshOptions {
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const n = opts.shards ?? 3;
   const pki = await createPkiFixture({ shards: n });
-  const etcd = opts.withEtcd ? await startEtcd({ cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.root.certPath }) : undefined;
+  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.root.certPath };
+  const etcdData = opts.withEtcd ? mkdtempSync(join(tmpdir(), 'themis-etcd-')) : undefined;
+  const etcd = etcdData ? await startEtcd(etcdTls, { dataDir: etcdData }) : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
   const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
@@ -114,6 +120,14 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     topology,
     etcd,
     publishCrls,
+    async stopEtcd() {
+      await mesh.etcd?.stop();
+    },
+    async restartEtcd() {
+      const old = mesh.etcd!;
+      await old.stop();
+      mesh.etcd = await startEtcd(etcdTls, { dataDir: old.dataDir, port: old.ports.client, peerPort: old.ports.peer });
+    },
     async startSidecar(i) {
       const node = nodes[i]!;
       node.sidecar = await startListening<SidecarReady>(SIDECAR_MAIN, ['--config', node.configPath, '--drain-ms', '2000'], `sidecar ${node.shard.id}`);
@@ -125,7 +139,8 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     async close() {
       await Promise.all(nodes.map((nd) => nd.sidecar?.kill('SIGKILL')));
       await Promise.all(nodes.map((nd) => nd.storage.kill('SIGKILL')));
-      await etcd?.stop();
+      await mesh.etcd?.stop();
+      if (etcdData) rmSync(etcdData, { recursive: true, force: true });
       for (const nd of nodes) rmSync(nd.storage.dataDir, { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
       await pki.cleanup();
