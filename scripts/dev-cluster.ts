@@ -18,6 +18,10 @@ import { parseTopology } from '../src/topology/document.js';
 import { loadPrivateKey } from '../src/pki/keys.js';
 import { parsePem } from '../src/pki/pem.js';
 import { reservePorts } from './ports.js';
+import { CrlPublishError, publishCrl } from '../src/control/crl-store.js';
+import { CA_NAMES } from '../src/pki/ca-store.js';
+import { CrlTrust } from '../src/pki/crl-trust.js';
+import { systemClock } from '../src/runtime.js';
 
 const USAGE = `usage: npm start -- [--shards 3] [--dir .dev] [--fresh] [--auto-ports]
   --shards N     number of shards (default 3)
@@ -117,6 +121,16 @@ async function main(): Promise<void> {
       await publishSignedTopology(client, etcdKeys(cluster).topology, await signTopology(topology.withEpoch(epoch), chain, adminKey.privateKey));
       topology = topology.withEpoch(epoch);
       writeFileSync(topologyFile, serializeTopology(topology));
+      // Every CA's CRL goes to etcd too, as an operator would publish it (themis-admin crl
+      // publish); one already there from an earlier run is left alone.
+      const rootPem = readFileSync(pki.rootCert, 'utf8');
+      for (const ca of CA_NAMES) {
+        const crl = readFileSync(join(pki.layout.dir, ca, 'crl.pem'), 'utf8');
+        const value = ca === 'root' ? crl : crl.trimEnd() + '\n' + readFileSync(join(pki.layout.dir, ca, 'cert.pem'), 'utf8');
+        await publishCrl(client, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date()).catch((e: Error) => {
+          if (!(e instanceof CrlPublishError && /not_newer/.test(e.message))) throw e;
+        });
+      }
     } finally {
       client.close();
     }
@@ -140,7 +154,7 @@ async function main(): Promise<void> {
             storage: { url: `http://127.0.0.1:${p.storage}` },
             tls: { cert: pki.shards[id]!.chainPath, key: pki.shards[id]!.keyPath, ca: pki.rootCert, crls: pki.crls },
             topology: { file: topologyFile },
-            etcd: { endpoints: [etcdEndpoint], topology: true, topologyCache: join(dir, `topology-cache-${id}.json`) },
+            etcd: { endpoints: [etcdEndpoint], topology: true, topologyCache: join(dir, `topology-cache-${id}.json`), crlCache: join(dir, `crl-cache-${id}.json`) },
           },
           null,
           2,
@@ -166,6 +180,8 @@ async function main(): Promise<void> {
   curl -i ${app(n - 1)}/entities/document.shop.orders:${uuid}
 A client certificate on the mesh port:
   curl --http2 --cert ${pki.client.chainPath} --key ${pki.client.keyPath} --cacert ${pki.rootCert} https://${ip(0)}:${ports[0]!.mesh}/entities/document.shop.orders:${uuid}
+The control plane — registered shards and the CRLs in etcd:
+  node dist/src/cli/themis-admin.js crl show --root ${pki.rootCert} --etcd ${etcdEndpoint} --cert ${pki.operators.readonly.chainPath} --key ${pki.operators.readonly.keyPath} --cluster ${cluster}
 Logs and audit trails: ${join(dir, 'logs')}.  Ctrl-C stops everything.`);
   console.log(JSON.stringify({ event: 'ready', apps: ids.map((_, i) => app(i)), dir }));
 }
