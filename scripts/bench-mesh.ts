@@ -2,6 +2,9 @@
 // entity, concurrency 1 and 32) straight at a storage node, and through app port → sidecar A
 // → mTLS HTTP/2 mesh (signed, all checks on) → sidecar B → that storage node. Prints req/s,
 // p50, p99 and CPU µs per request of each sidecar, medians of repeated runs, and the ratios.
+// `--compare haproxy` adds the same workload through two HAProxy sidecars (mTLS HTTP/2
+// between them) in front of the same storage node; `--soak S` then holds GET c32 on our path
+// for S seconds and samples the sidecars' RSS.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,7 @@ import { mintDevPki } from '../src/pki/dev-pki.js';
 import { ensureSystemDeps } from './ensure-system-deps.js';
 import { MAIN, startListening, type Running } from './processes.js';
 import { reservePorts } from './ports.js';
+import { startHaproxyChain, type HaproxyChain } from './bench-haproxy.js';
 
 interface WrkResult {
   rps: number;
@@ -66,13 +70,16 @@ export async function main(argv: string[]): Promise<void> {
       method: { type: 'string' },
       conns: { type: 'string' },
       path: { type: 'string' },
+      soak: { type: 'string' },
     }, strict: true });
   const secs = Number(values.duration ?? 5);
   const runs = Number(values.runs ?? 3);
-  if (values.compare) throw new Error(`--compare ${values.compare} is not available yet`);
+  if (values.compare !== undefined && values.compare !== 'haproxy') throw new Error(`--compare takes "haproxy", got "${values.compare}"`);
+  const soak = Number(values.soak ?? 0);
   ensureSystemDeps({ wrk: 'wrk' });
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-'));
   const procs: Running<{ port?: number; app?: string }>[] = [];
+  let haproxy: HaproxyChain | undefined;
   try {
     const pki = await mintDevPki({
       dir: join(dir, 'pki'),
@@ -121,42 +128,73 @@ export async function main(argv: string[]): Promise<void> {
     writeFileSync(putLua, `wrk.method = "PUT"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`);
     const direct = storageB;
     const mesh = `http://${a.ready.app}`;
+    const pids: Record<string, [number, number] | undefined> = { direct: undefined, mesh: [a.child.pid!, b.child.pid!] };
+    const urls: [string, string][] = [['direct', direct], ['mesh', mesh]];
+    if (values.compare === 'haproxy') {
+      const [appPort, meshPort] = (await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.4' }])) as [number, number];
+      const sb = new URL(storageB);
+      haproxy = await startHaproxyChain({
+        dir, appPort, mesh: { host: '127.0.0.4', port: meshPort }, storage: { host: sb.hostname, port: Number(sb.port) },
+        a: pki.shards['shard-001']!, b: pki.shards['shard-002']!, rootCert: pki.rootCert, crls: pki.crls,
+      });
+      urls.push(['haproxy', haproxy.url]);
+      pids.haproxy = [haproxy.a.pid!, haproxy.b.pid!];
+    }
     console.log(`themis-mesh benchmark: ${Buffer.byteLength(blob)}-byte blob, wrk -t1, ${secs} s per run, median of ${runs} runs`);
     console.log('path    method conns    req/s    p50 ms   p99 ms   CPU µs/req A   CPU µs/req B');
-    const rows: Record<string, WrkResult> = {};
+    const rows: Record<string, WrkResult & { cpuA: number; cpuB: number }> = {};
     const methods = (values.method ? [values.method] : ['GET', 'PUT']) as ('GET' | 'PUT')[];
     const connsList = values.conns ? [Number(values.conns)] : [1, 32];
-    const paths = ([['direct', direct], ['mesh', mesh]] as const).filter(([name]) => !values.path || values.path === name);
+    const paths = urls.filter(([name]) => !values.path || values.path === name);
+    let rssMax = 0;
     for (const method of methods) {
       for (const conns of connsList) {
         for (const [name, url] of paths) {
           const script = method === 'PUT' ? putLua : undefined;
           wrk(url + key, conns, 2, script); // warm-up
           const results: (WrkResult & { cpuA: number; cpuB: number })[] = [];
+          const pp = pids[name];
           for (let i = 0; i < runs; i++) {
-            const [a0, b0] = [cpuTicks(a.child.pid!), cpuTicks(b.child.pid!)];
+            const before = pp ? pp.map(cpuTicks) : [0, 0];
             const r = wrk(url + key, conns, secs, script);
-            const [a1, b1] = [cpuTicks(a.child.pid!), cpuTicks(b.child.pid!)];
-            results.push({ ...r, cpuA: ((a1 - a0) * TICK_US) / r.requests, cpuB: ((b1 - b0) * TICK_US) / r.requests });
+            const after = pp ? pp.map(cpuTicks) : [0, 0];
+            if (name === 'mesh') rssMax = Math.max(rssMax, rssMb(a.child.pid!), rssMb(b.child.pid!));
+            results.push({ ...r, cpuA: ((after[0]! - before[0]!) * TICK_US) / r.requests, cpuB: ((after[1]! - before[1]!) * TICK_US) / r.requests });
           }
-          const m = { rps: median(results.map((r) => r.rps)), p50: median(results.map((r) => r.p50)), p99: median(results.map((r) => r.p99)), requests: 0 };
+          const m = {
+            rps: median(results.map((r) => r.rps)), p50: median(results.map((r) => r.p50)), p99: median(results.map((r) => r.p99)), requests: 0,
+            cpuA: median(results.map((r) => r.cpuA)), cpuB: median(results.map((r) => r.cpuB)),
+          };
           rows[`${name} ${method} ${conns}`] = m;
-          const cpu = name === 'mesh' ? [median(results.map((r) => r.cpuA)), median(results.map((r) => r.cpuB))].map((x) => x.toFixed(0).padStart(12)) : ['           -', '           -'];
+          const cpu = pp ? [m.cpuA, m.cpuB].map((x) => x.toFixed(0).padStart(12)) : ['           -', '           -'];
           console.log(`${name.padEnd(7)} ${method.padEnd(6)} ${String(conns).padStart(5)} ${m.rps.toFixed(0).padStart(8)} ${m.p50.toFixed(3).padStart(9)} ${m.p99.toFixed(3).padStart(8)}   ${cpu[0]}   ${cpu[1]}`);
         }
       }
     }
-    console.log('\nratios mesh/direct:');
-    for (const method of methods) {
-      for (const conns of connsList) {
-        const d = rows[`direct ${method} ${conns}`];
-        const m = rows[`mesh ${method} ${conns}`];
-        if (!d || !m) continue;
-        console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 +${(m.p50 - d.p50).toFixed(3)} ms, p99 ${(m.p99 / d.p99).toFixed(2)}×`);
+    for (const [other, label] of [['direct', 'mesh/direct'], ['haproxy', 'mesh/haproxy']] as const) {
+      if (!paths.some(([n]) => n === other) || !paths.some(([n]) => n === 'mesh')) continue;
+      console.log(`\nratios ${label}:`);
+      for (const method of methods) {
+        for (const conns of connsList) {
+          const d = rows[`${other} ${method} ${conns}`]!;
+          const m = rows[`mesh ${method} ${conns}`]!;
+          const cpu = other === 'haproxy' ? `, CPU per request ${((m.cpuA + m.cpuB) / (d.cpuA + d.cpuB)).toFixed(1)}×` : '';
+          console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 +${(m.p50 - d.p50).toFixed(3)} ms (${(m.p50 / d.p50).toFixed(1)}×), p99 ${(m.p99 / d.p99).toFixed(2)}×${cpu}`);
+        }
       }
     }
-    console.log(`\nsidecar RSS after the run: A ${rssMb(a.child.pid!).toFixed(0)} MB, B ${rssMb(b.child.pid!).toFixed(0)} MB`);
+    console.log(`\nsidecar RSS: highest after any run ${rssMax.toFixed(0)} MB; now A ${rssMb(a.child.pid!).toFixed(0)} MB, B ${rssMb(b.child.pid!).toFixed(0)} MB`);
+    if (soak > 0) {
+      console.log(`\nsoak: GET c32 through the mesh for ${soak} s in 5-s slices; req/s and RSS of A/B (MB) after each:`);
+      const samples: string[] = [];
+      for (let t = 0; t < soak; t += 5) {
+        const r = wrk(mesh + key, 32, 5);
+        samples.push(`${r.rps.toFixed(0)} ${rssMb(a.child.pid!).toFixed(0)}/${rssMb(b.child.pid!).toFixed(0)}`);
+      }
+      console.log('  ' + samples.join(' | '));
+    }
   } finally {
+    await haproxy?.stop();
     await Promise.all(procs.map((p) => p.kill('SIGTERM')));
     rmSync(dir, { recursive: true, force: true });
   }
