@@ -53,8 +53,9 @@ function wrk(url: string, conns: number, secs: number, script?: string): WrkResu
   if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error answers from ${url}:\n${out}`);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
-    p50: ms(/50%\s+(\S+)/.exec(out)?.[1] ?? ''),
-    p99: ms(/99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    // Anchored: "50%" also ends the Thread Stats line ("… 85.50%"), which once read as NaN.
+    p50: ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? ''),
+    p99: ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? ''),
     requests: Number(/(\d+) requests in/.exec(out)?.[1]),
   };
 }
