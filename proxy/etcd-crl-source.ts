@@ -1,11 +1,11 @@
-// CRLs from etcd: every `crl/{ca}` value is watched and checked (issuer signature, CRL number
-// higher than the one in force) before the sidecar applies it; refusals are reported and change
-// nothing. Accepted CRLs are cached on disk, so a sidecar restarted while etcd is down still
-// enforces every revocation it has seen.
+// CRLs from etcd: the four `crl/{ca}` keys are watched and every value is checked (issuer
+// signature, CRL number higher than the one in force) before the sidecar applies it; refusals
+// are reported once per value and change nothing. Accepted CRLs are cached on disk, so a
+// sidecar restarted while etcd is down still enforces every revocation it has seen.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Etcd3, Watcher } from 'etcd3';
 import { etcdKeys } from '../src/control/etcd.js';
-import { readStoredCrls } from '../src/control/crl-store.js';
+import { CRL_NAMES, MAX_CRL_VALUE_BYTES, readStoredCrls } from '../src/control/crl-store.js';
 import { CrlTrust, type HeldCrl, type TrustedCrl } from '../src/pki/crl-trust.js';
 import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
@@ -34,28 +34,32 @@ export class EtcdCrlSource {
   private readonly rejectListeners: ((r: CrlRejection) => void)[] = [];
   private readonly trust: CrlTrust;
   private readonly prefix: string;
-  private readonly revokedKey: string;
+  /** The newest etcd revision considered per key: an older snapshot never counts again. */
+  private readonly revisions = new Map<string, bigint>();
+  /** Refused values already reported (a re-read of the same value is not a new event). */
+  private readonly reported = new Set<string>();
   private watcher: Watcher | undefined;
   private closed = false;
+  /** Bumped on every CRL accepted; the sidecar compares it with the one its material used. */
+  generation = 0;
 
   private constructor(private readonly o: EtcdCrlOptions) {
     this.trust = new CrlTrust(o.rootPem, o.clock);
     this.prefix = etcdKeys(o.cluster).crl('');
-    this.revokedKey = etcdKeys(o.cluster).revoked;
   }
 
   /** Loads the disk cache, then what etcd holds (if it answers within 3 s), then watches. */
   static async open(o: EtcdCrlOptions): Promise<EtcdCrlSource> {
     const s = new EtcdCrlSource(o);
-    for (const { name, value } of s.readCache()) s.consider(name, value, false);
+    for (const { name, value } of s.readCache()) s.consider(name, value, undefined, false);
     try {
       const stored = await Promise.race([
         readStoredCrls(o.etcd, o.cluster),
         new Promise<never>((_, rej) => setTimeout(() => rej(new Error('etcd did not answer within 3 s')), 3000).unref()),
       ]);
-      for (const v of stored) s.consider(v.name, v.value, false);
+      for (const v of stored) s.consider(v.name, v.value, BigInt(v.revision), false);
     } catch (e) {
-      o.log.warn({ err: (e as Error).message }, 'etcd unreachable at start; enforcing the cached CRLs');
+      o.log.warn({ err: (e as Error).message }, 'CRLs not read from etcd at start; enforcing the cached ones');
     }
     s.persist();
     s.watch();
@@ -77,32 +81,53 @@ export class EtcdCrlSource {
 
   close(): void {
     this.closed = true;
-    void this.watcher?.cancel();
+    void this.watcher?.cancel().catch(() => undefined);
   }
 
   private held(issuerKey: string): HeldCrl | undefined {
     const mine = this.accepted.get(issuerKey)?.crl.crl;
     const theirs = this.o.held(issuerKey);
     if (!mine) return theirs;
-    if (!theirs || (mine.crlNumber ?? -1n) >= (theirs.number ?? -1n)) return { number: mine.crlNumber, der: mine.der };
+    if (!theirs || (mine.crlNumber ?? -1n) >= (theirs.number ?? -1n)) return { number: mine.crlNumber, der: mine.der, revoked: mine.revoked };
     return theirs;
   }
 
-  /** Checks one value; applies it if it verifies and is newer. Returns whether it was taken. */
-  private consider(name: string, value: string, notify: boolean): boolean {
-    const c = this.trust.check(value, (k) => this.held(k));
-    if (!c.ok) {
-      if (c.duplicate) return false; // the CRL already in force, read again
-      this.o.log.warn({ ca: name, reason: c.reason, err: c.message }, 'CRL from etcd refused; nothing changes');
-      for (const l of this.rejectListeners) l({ name, reason: c.reason, message: c.message });
-      return false;
+  /**
+   * Checks one value; applies it if it verifies and is newer. Never throws: whatever anyone
+   * wrote into etcd, the worst outcome is a refusal.
+   */
+  private consider(name: string, value: string, revision: bigint | undefined, notify: boolean): void {
+    if (this.closed || name === 'revoked') return; // crl/revoked is derived, for people
+    if (revision !== undefined) {
+      const seen = this.revisions.get(name);
+      if (seen !== undefined && revision <= seen) return; // an older snapshot of this key
+      this.revisions.set(name, revision);
     }
-    this.accepted.set(c.value.issuerKey, { name, crl: c.value });
-    if (notify) {
+    try {
+      if (!(CRL_NAMES as readonly string[]).includes(name)) return this.refuse(name, value, 'malformed', `crl/${name} is not one of crl/${CRL_NAMES.join(', crl/')}`);
+      if (value.length > MAX_CRL_VALUE_BYTES) return this.refuse(name, value, 'malformed', `the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
+      const c = this.trust.check(value, (k) => this.held(k), (serial) => this.held(this.trust.rootKey)?.revoked?.has(serial) ?? false);
+      if (!c.ok) {
+        if (c.duplicate) return; // the CRL already in force, read again
+        return this.refuse(name, value, c.reason, c.message);
+      }
+      this.accepted.set(c.value.issuerKey, { name, crl: c.value });
+      this.generation++;
+      if (!notify) return;
       this.persist();
       for (const l of this.applyListeners) l(name, c.value);
+    } catch (e) {
+      this.o.log.error({ ca: name, err: (e as Error).message }, 'unexpected error while checking a CRL from etcd; nothing changes');
     }
-    return true;
+  }
+
+  private refuse(name: string, value: string, reason: string, message: string): void {
+    const key = `${name}\n${value}`;
+    if (this.reported.has(key)) return;
+    if (this.reported.size > 1000) this.reported.clear();
+    this.reported.add(key);
+    this.o.log.warn({ ca: name, reason, err: message }, 'CRL from etcd refused; nothing changes');
+    for (const l of this.rejectListeners) l({ name, reason, message });
   }
 
   private watch(): void {
@@ -112,13 +137,18 @@ export class EtcdCrlSource {
       .prefix(this.prefix)
       .create()
       .then((w) => {
-        if (this.closed) return void w.cancel();
+        if (this.closed) return void w.cancel().catch(() => undefined);
         this.watcher = w;
-        w.on('put', (kv) => {
-          const key = kv.key.toString('utf8');
-          if (key !== this.revokedKey) this.consider(key.slice(this.prefix.length), kv.value.toString('utf8'), true);
+        w.on('put', (kv) => this.consider(kv.key.toString('utf8').slice(this.prefix.length), kv.value.toString('utf8'), BigInt(kv.mod_revision), true));
+        // A watch etcd cancelled (its revision compacted away, say) is not resumed by etcd3:
+        // start a new one, which reads every key again first.
+        w.on('error', (err) => {
+          this.o.log.warn({ err: err.message }, 'CRL watch failed; watching again');
+          if (this.watcher !== w) return;
+          this.watcher = undefined;
+          void w.cancel().catch(() => undefined);
+          setTimeout(() => this.watch(), 1000).unref();
         });
-        w.on('error', (err) => this.o.log.warn({ err: err.message }, 'CRL watch error; etcd3 reconnects'));
         // A watch only sees what happens after it is (re)established: read the CRLs again
         // each time, so one published while etcd was out of reach is not missed.
         w.on('connected', () => void this.readAll());
@@ -130,15 +160,15 @@ export class EtcdCrlSource {
       });
   }
 
-  /** Cached values are checked again like any other: the file is only a hint. */
   private async readAll(): Promise<void> {
     try {
-      for (const v of await readStoredCrls(this.o.etcd, this.o.cluster)) this.consider(v.name, v.value, true);
+      for (const v of await readStoredCrls(this.o.etcd, this.o.cluster)) this.consider(v.name, v.value, BigInt(v.revision), true);
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'reading the CRLs from etcd failed; the watch retries');
     }
   }
 
+  /** Cached values are checked again like any other: the file is only a hint. */
   private readCache(): { name: string; value: string }[] {
     if (!existsSync(this.o.cacheFile)) return [];
     try {

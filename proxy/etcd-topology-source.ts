@@ -78,7 +78,15 @@ export class EtcdTopologySource implements TopologySource {
       .then((w) => {
         this.watcher = w;
         w.on('put', (kv) => void this.consider(kv.value.toString('utf8')));
-        w.on('error', (err) => this.o.log.warn({ err: err.message }, 'topology watch error; etcd3 reconnects'));
+        // A watch etcd cancelled (its revision compacted away, say) is not resumed by etcd3:
+        // start a new one, which reads the key again first.
+        w.on('error', (err) => {
+          this.o.log.warn({ err: err.message }, 'topology watch failed; watching again');
+          if (this.watcher !== w) return;
+          this.watcher = undefined;
+          void w.cancel().catch(() => undefined);
+          setTimeout(() => this.watch(), 1000).unref();
+        });
         // A watch only sees what happens after it is (re)established: read the key again each
         // time, or a topology published while etcd was out of reach would be missed.
         w.on('connected', () => void this.readNow().catch(() => undefined));

@@ -67,9 +67,11 @@ export class Sidecar {
    */
   static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
     let material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
+    if (material.ownRevoked) throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${material.ownRevoked}`);
     if (!cfg.etcd) return new Sidecar(cfg, rt, material);
     const etcd = connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: material.certChain, keyPem: material.keyPem, caPem: material.ca });
     let crls: EtcdCrlSource | undefined;
+    let crlGeneration = 0;
     let sidecar: Sidecar | undefined;
     try {
       if (cfg.etcd.crls) {
@@ -81,11 +83,12 @@ export class Sidecar {
           clock: rt.clock,
           held: (k) => {
             const c = (sidecar ? sidecar.material : fromFiles).crlsByIssuer.get(k);
-            return c && { number: c.crlNumber, der: c.der };
+            return c && { number: c.crlNumber, der: c.der, revoked: c.revoked };
           },
           cacheFile: cfg.etcd.crlCache,
           log: rt.log.child({ component: 'crl' }),
         });
+        crlGeneration = crls.generation;
         material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock, crls.crls());
         if (material.ownRevoked) {
           throw new ConfigError('tls.cert', `this shard's certificate is refused by a CRL published in etcd (${material.ownRevoked}); issue a new certificate`);
@@ -102,6 +105,8 @@ export class Sidecar {
           })
         : undefined;
       sidecar = new Sidecar(cfg, rt, material, topology, etcd, crls);
+      // A CRL accepted while the topology was loading (nobody listened yet) is applied now.
+      if (crls && crls.generation !== crlGeneration) sidecar.applyTls('CRLs from etcd accepted during start-up');
       return sidecar;
     } catch (e) {
       crls?.close();
@@ -248,7 +253,9 @@ export class Sidecar {
         this.watched.push(f);
       }
     }
-    if (c.etcd) {
+    if (c.etcd && this.material.ownRevoked) {
+      this.rt.log.error({ reason: this.material.ownRevoked }, 'not registering in etcd: this sidecar\'s own certificate is revoked');
+    } else if (c.etcd) {
       const m = this.material;
       this.etcd ??= connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
       const leaf = new X509Certificate(m.certChain);
@@ -285,7 +292,7 @@ export class Sidecar {
   }
 
   /** Loads the TLS files plus the CRLs from etcd and puts them in force (see reload). */
-  private applyTls(why: string): boolean {
+  applyTls(why: string): boolean {
     let next: TlsMaterial;
     try {
       next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, this.crlSource?.crls() ?? []);

@@ -31,8 +31,9 @@ export interface TlsMaterial {
   /** The CRL in force per issuer (hex DER name): highest number among files and etcd. */
   readonly crlsByIssuer: ReadonlyMap<string, ParsedCrl>;
   /**
-   * Set when a CRL from etcd revokes this sidecar's own certificate (the files alone accept
-   * it): the material is still applied, so everyone else's revocations are enforced.
+   * Set when a CRL in force (file or etcd) revokes this sidecar's own certificate: the
+   * material is still applied, so everyone else's revocations are enforced; at start-up the
+   * sidecar refuses to run with it.
    */
   readonly ownRevoked: string | undefined;
   /** Verifies presented chains against this root and these CRLs. */
@@ -78,18 +79,19 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   } catch (e) {
     throw new ConfigError('tls.ca / tls.crls', (e as Error).message);
   }
-  const own = verifier.verify(chainDer, 'serverAuth');
+  // The chain itself must be sound; whether a CRL (from a file or etcd) revokes it is a state
+  // the sidecar reports (ownRevoked) while it goes on enforcing everyone else's revocations.
+  const own = verifier.verify(chainDer, 'serverAuth', { revocation: false });
   if (!own.ok) {
     throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${own.reason}: ${own.message}`);
   }
   const inForce = crlsInForce([...crls.map((c, i) => parseCrl(c, tls.crls[i]!)), ...extraCrls.map((c, i) => parseCrl(c, `etcd CRL ${i + 1}`))]);
   const effective = [...inForce.values()].map((c) => crlToPem(c.der));
+  if (extraCrls.length > 0) verifier = new PeerVerifier({ root: ca, crls: effective, clock });
   let ownRevoked: string | undefined;
-  if (extraCrls.length > 0) {
-    verifier = new PeerVerifier({ root: ca, crls: effective, clock });
-    const again = verifier.verify(chainDer, 'serverAuth');
-    if (!again.ok) ownRevoked = `${again.reason}: ${again.message}`;
-  }
+  const checked = verifier.verify(chainDer, 'serverAuth');
+  if (!checked.ok && checked.reason === 'revoked') ownRevoked = `${checked.reason}: ${checked.message}`;
+  else if (!checked.ok) throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${checked.reason}: ${checked.message}`);
   if (own.peer.identity.shardId !== shardId) {
     throw new ConfigError('shardId', `"${shardId}" but the certificate in tls.cert is for "${own.peer.identity.shardId || '(no shard)'}"`);
   }

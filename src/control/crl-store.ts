@@ -6,6 +6,11 @@ import type { Etcd3 } from 'etcd3';
 import type { CrlTrust, TrustedCrl } from '../pki/crl-trust.js';
 import { etcdKeys } from './etcd.js';
 
+/** The only `crl/{name}` keys: one per CA of our PKI. */
+export const CRL_NAMES = ['root', 'cluster', 'operator', 'client'] as const;
+/** A CRL value larger than this is refused unread (about 20 000 revoked serials fit in 1 MiB). */
+export const MAX_CRL_VALUE_BYTES = 1024 * 1024;
+
 export class CrlPublishError extends Error {
   override name = 'CrlPublishError';
 }
@@ -18,21 +23,23 @@ export interface StoredCrl {
   revision: string;
 }
 
-/** Every `crl/{name}` value (not `crl/revoked`), unverified. */
+/** The `crl/{name}` values of the four CAs, unverified (other keys under crl/ are not read). */
 export async function readStoredCrls(etcd: Etcd3, cluster: string): Promise<StoredCrl[]> {
   const k = etcdKeys(cluster);
-  const prefix = k.crl('');
-  const r = await etcd.getAll().prefix(prefix).exec();
-  return r.kvs
-    .map((kv) => ({ key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), revision: kv.mod_revision }))
-    .filter((e) => e.key !== k.revoked)
-    .map((e) => ({ ...e, name: e.key.slice(prefix.length) }));
+  const out: StoredCrl[] = [];
+  for (const name of CRL_NAMES) {
+    const r = await etcd.get(k.crl(name)).exec();
+    const kv = r.kvs[0];
+    if (kv) out.push({ name, key: k.crl(name), value: kv.value.toString('utf8'), revision: kv.mod_revision });
+  }
+  return out;
 }
 
 /** The verified CRLs among those stored, keeping the highest number per issuer. */
 export function verifiedCrls(stored: readonly StoredCrl[], trust: CrlTrust): Map<string, { name: string; value: TrustedCrl }> {
   const best = new Map<string, { name: string; value: TrustedCrl }>();
   for (const s of stored) {
+    if (s.value.length > MAX_CRL_VALUE_BYTES) continue;
     const c = trust.check(s.value, () => undefined);
     if (!c.ok) continue;
     const prev = best.get(c.value.issuerKey);
@@ -70,6 +77,14 @@ export async function publishCrl(etcd: Etcd3, cluster: string, name: string, val
     return c && { number: c.crlNumber, der: c.der };
   });
   if (!check.ok) throw new CrlPublishError(`refused (${check.reason}): ${check.message}`);
+  if ((name === 'root') !== check.value.issuerIsRoot) {
+    throw new CrlPublishError(`refused: this is the CRL of ${check.value.crl.issuer}, not of the ${name} CA`);
+  }
+  const next = check.value.crl.nextUpdate;
+  if (next && next.getTime() < now.getTime()) {
+    throw new CrlPublishError(`refused: the CRL's nextUpdate (${next.toISOString()}) has passed; make a fresh one with themis-pki crl --ca ${name}`);
+  }
+  if (value.length > MAX_CRL_VALUE_BYTES) throw new CrlPublishError(`refused: the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
   const previous = current.get(check.value.issuerKey)?.value.crl.crlNumber;
   current.set(check.value.issuerKey, { name, value: check.value });
   const index = revokedIndex(current.values(), now);

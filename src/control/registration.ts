@@ -53,6 +53,7 @@ export class Registration {
   }
 
   private async register(): Promise<void> {
+    if (this.stopped) return;
     const k = etcdKeys(this.info.cluster);
     const i = this.info;
     await this.etcd
@@ -70,6 +71,11 @@ export class Registration {
       this.schedule();
     });
     await lease.put(k.shardAlive(i.shardId)).value(JSON.stringify({ since: new Date().toISOString(), pid: process.pid }));
+    if (this.stopped) {
+      // stop() ran while this registration was in flight: take it back at once.
+      await lease.revoke().catch(() => undefined);
+      return;
+    }
     this.lease = lease;
     this.onConnectivity(true);
     this.log.info({ shard: i.shardId }, 'registered in etcd');

@@ -20,6 +20,8 @@ export interface TrustedCrl {
   published: string;
   /** Hex DER of the issuer's Name: the key CRLs are compared under. */
   issuerKey: string;
+  /** Signed by the trusted root itself (else by the CA certificate carried). */
+  issuerIsRoot: boolean;
 }
 
 export type CrlCheck =
@@ -31,6 +33,8 @@ export type CrlCheck =
 export interface HeldCrl {
   number: bigint | undefined;
   der: Buffer;
+  /** Its revoked serials (hex), when the holder has them parsed. */
+  revoked?: ReadonlyMap<string, unknown>;
 }
 
 interface Root {
@@ -45,6 +49,11 @@ function nameKey(cert: NodeX509): string {
 export class CrlTrust {
   private readonly root: Root;
 
+  /** Hex DER of the root's Name: where the root's own CRL is held. */
+  get rootKey(): string {
+    return this.root.subjectKey;
+  }
+
   constructor(rootPem: string, private readonly clock: Clock) {
     const node = new NodeX509(rootPem);
     this.root = { node, subjectKey: nameKey(node) };
@@ -52,9 +61,19 @@ export class CrlTrust {
 
   /**
    * Checks a published value against the CRL number held for its issuer (undefined: none
-   * held). Never throws; every refusal names a reason.
+   * held) and, for an intermediate, against the root's CRL. Never throws; every refusal names
+   * a reason.
    */
-  check(published: string, held: (issuerKey: string) => HeldCrl | undefined): CrlCheck {
+  check(published: string, held: (issuerKey: string) => HeldCrl | undefined, revokedByRoot: (serial: string) => boolean = () => false): CrlCheck {
+    try {
+      return this.checkOrThrow(published, held, revokedByRoot);
+    } catch (e) {
+      // Anything a parser trips over (a certificate Node reads but @peculiar/x509 does not…).
+      return { ok: false, reason: 'malformed', message: (e as Error).message };
+    }
+  }
+
+  private checkOrThrow(published: string, held: (issuerKey: string) => HeldCrl | undefined, revokedByRoot: (serial: string) => boolean): CrlCheck {
     let crl: ParsedCrl;
     let issuerPem: string | undefined;
     try {
@@ -72,6 +91,10 @@ export class CrlTrust {
     const issuerKey = crl.issuerName.toString('hex');
     const issuer = this.issuerOf(issuerKey, issuerPem, crl.issuer);
     if (!issuer.ok) return issuer;
+    const issuerIsRoot = issuer.node === this.root.node;
+    if (!issuerIsRoot && revokedByRoot(BigInt('0x' + issuer.node.serialNumber).toString(16))) {
+      return { ok: false, reason: 'unknown_issuer', message: `${crl.issuer} is revoked by the root's CRL; its CRLs count for nothing`, issuer: crl.issuer };
+    }
     let good = false;
     try {
       good = verifySignature(crl.hash, crl.tbs, issuer.node.publicKey, crl.signature);
@@ -85,7 +108,7 @@ export class CrlTrust {
       const duplicate = have.der.equals(crl.der);
       return { ok: false, reason: 'not_newer', message: `CRL number ${crl.crlNumber} of ${crl.issuer} is not higher than the one in force (${have.number})`, issuer: crl.issuer, duplicate };
     }
-    return { ok: true, value: { crl, crlPem: crlToPem(crl.der), published, issuerKey } };
+    return { ok: true, value: { crl, crlPem: crlToPem(crl.der), published, issuerKey, issuerIsRoot } };
   }
 
   /** The root itself, or the presented CA certificate if the root signed it and it may sign CRLs. */

@@ -69,6 +69,9 @@ t.test('themis-admin crl publish writes crl/{ca} and crl/revoked, readable with 
   const again = runProgram('themis-admin', ['crl', 'publish', '--ca', 'client', '--pki', mesh.pki.dir, ...etcdFlags()]);
   t.equal(again.status, 1, 'the same CRL number again is refused');
   t.match(again.stderr, /not_newer/);
+  const wrongCa = runProgram('themis-admin', ['crl', 'publish', '--ca', 'cluster', '--file', mesh.pki.root.crlPath, '--pki', mesh.pki.dir, ...etcdFlags()]);
+  t.equal(wrongCa.status, 1, 'the root CRL published as the cluster CA\'s is refused');
+  t.match(wrongCa.stderr, /not of the cluster CA/);
   const bad = runProgram('themis-admin', ['crl', 'publish', '--ca', 'nope', '--pki', mesh.pki.dir, ...etcdFlags()]);
   t.equal(bad.status, 2);
   t.match(bad.stderr, /--ca must be one of root, cluster, operator, client/);

@@ -92,3 +92,15 @@ t.test('stale CRLs are reported on every check, by issuer, until a fresh one is 
   t.equal(errors.length, 2, 'an error line on each check while stale');
   t.match(errors[0]!.msg, /certificates issued by this CA are refused/);
 });
+
+t.test('an intermediate revoked by the root CRL in force publishes nothing; check() never throws', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const value = (await crlOf(fx, 'cluster', 11)) + fx.cas.cluster.cert;
+  const clusterSerial = BigInt('0x' + new (await import('node:crypto')).X509Certificate(fx.cas.cluster.cert).serialNumber).toString(16);
+  t.ok(trust.check(value, none, () => false).ok, 'accepted while the root CRL does not list the cluster CA');
+  t.match(trust.check(value, none, (s) => s === clusterSerial), { ok: false, reason: 'unknown_issuer' }, 'refused once the root CRL revokes the cluster CA');
+  const r = trust.check(value, () => {
+    throw new Error('boom');
+  });
+  t.match(r, { ok: false, reason: 'malformed' }, 'an exception inside becomes a refusal');
+});
