@@ -36,17 +36,12 @@ export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: 
   sendJson(req, res, body.status_code, body, headers);
 }
 
-/** Answers up to this size with a declared length are collected and written in one go. */
-const SMALL_BODY = 16 * 1024;
-
 /** Streams an upstream answer to the client; a failure mid-body resets the client's stream. */
 export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
   if (res.destroyed || (res as Http2ServerResponse).stream?.destroyed) {
     up.body.destroy();
     return;
   }
-  const declared = Number(up.headers['content-length']);
-  if (declared >= 0 && declared <= SMALL_BODY) return sendSmall(res, up, headers, declared);
   (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
   // pipe() rather than stream.pipeline(): pipeline builds an AbortController (and a
   // DOMException on finish) per call, a measurable cost on the hot path. The answer is ended
@@ -59,32 +54,5 @@ export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: Ou
   up.body.once('error', () => res.destroy());
   res.once('close', () => {
     if (!up.body.readableEnded) up.body.destroy();
-  });
-}
-
-/**
- * A small answer of known length (most entity reads and writes) is read whole and written with
- * its headers in one call: one HTTP/2 HEADERS+DATA(END_STREAM) flush or one HTTP/1.1 write
- * instead of a head, a chunk and an end — fewer frames, TLS records and syscalls per request.
- * An answer cut short, or longer than it declared, resets the client's stream as above.
- */
-function sendSmall(res: AnyResponse, up: UpstreamResponse, headers: OutgoingHttpHeaders, declared: number): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const onClientGone = () => {
-    if (!up.body.readableEnded) up.body.destroy();
-  };
-  res.once('close', onClientGone);
-  up.body.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size > declared) up.body.destroy();
-    else chunks.push(c);
-  });
-  up.body.once('error', () => res.destroy());
-  up.body.once('close', () => {
-    if (!up.complete() || size !== declared) return void res.destroy();
-    if (res.destroyed) return;
-    (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
-    (res as ServerResponse).end(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
   });
 }
