@@ -3,8 +3,9 @@
 // are reported once per value and change nothing. Accepted CRLs are cached on disk, so a
 // sidecar restarted while etcd is down still enforces every revocation it has seen.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { etcdKeys } from '../src/control/etcd.js';
+import { KeepWatching } from '../src/control/watch.js';
 import { CRL_NAMES, MAX_CRL_VALUE_BYTES, readStoredCrls } from '../src/control/crl-store.js';
 import { CrlTrust, type HeldCrl, type TrustedCrl } from '../src/pki/crl-trust.js';
 import type { Logger } from '../src/log.js';
@@ -38,7 +39,7 @@ export class EtcdCrlSource {
   private readonly revisions = new Map<string, bigint>();
   /** Refused values already reported (a re-read of the same value is not a new event). */
   private readonly reported = new Set<string>();
-  private watcher: Watcher | undefined;
+  private watcher: KeepWatching | undefined;
   private closed = false;
   /** Bumped on every CRL accepted; the sidecar compares it with the one its material used. */
   generation = 0;
@@ -81,7 +82,7 @@ export class EtcdCrlSource {
 
   close(): void {
     this.closed = true;
-    void this.watcher?.cancel().catch(() => undefined);
+    this.watcher?.close();
   }
 
   private held(issuerKey: string): HeldCrl | undefined {
@@ -131,33 +132,13 @@ export class EtcdCrlSource {
   }
 
   private watch(): void {
-    if (this.closed) return;
-    void this.o.etcd
-      .watch()
-      .prefix(this.prefix)
-      .create()
-      .then((w) => {
-        if (this.closed) return void w.cancel().catch(() => undefined);
-        this.watcher = w;
-        w.on('put', (kv) => this.consider(kv.key.toString('utf8').slice(this.prefix.length), kv.value.toString('utf8'), BigInt(kv.mod_revision), true));
-        // A watch etcd cancelled (its revision compacted away, say) is not resumed by etcd3:
-        // start a new one, which reads every key again first.
-        w.on('error', (err) => {
-          this.o.log.warn({ err: err.message }, 'CRL watch failed; watching again');
-          if (this.watcher !== w) return;
-          this.watcher = undefined;
-          void w.cancel().catch(() => undefined);
-          setTimeout(() => this.watch(), 1000).unref();
-        });
-        // A watch only sees what happens after it is (re)established: read the CRLs again
-        // each time, so one published while etcd was out of reach is not missed.
-        w.on('connected', () => void this.readAll());
-        void this.readAll();
-      })
-      .catch((e: Error) => {
-        this.o.log.warn({ err: e.message }, 'cannot watch the CRLs yet; retrying');
-        setTimeout(() => this.watch(), 2000).unref();
-      });
+    this.watcher = new KeepWatching({
+      build: () => this.o.etcd.watch().prefix(this.prefix),
+      onPut: (kv) => this.consider(kv.key.toString('utf8').slice(this.prefix.length), kv.value.toString('utf8'), BigInt(kv.mod_revision), true),
+      resync: () => void this.readAll(),
+      what: 'CRL',
+      log: this.o.log,
+    });
   }
 
   private async readAll(): Promise<void> {

@@ -3,9 +3,10 @@
 // last verified topology is kept on disk, so a sidecar restarted while etcd is down serves
 // from it; while etcd is unreachable the sidecar keeps routing by what it has.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../src/config/validate.js';
 import { etcdKeys } from '../src/control/etcd.js';
+import { KeepWatching } from '../src/control/watch.js';
 import { readSignedTopology } from '../src/control/topology-store.js';
 import type { Logger } from '../src/log.js';
 import type { PeerVerifier } from '../src/pki/verify.js';
@@ -27,7 +28,7 @@ export class EtcdTopologySource implements TopologySource {
   private topology!: Topology;
   private readonly changeListeners: ((t: Topology, previous: Topology) => void)[] = [];
   private readonly rejectListeners: ((reason: string, epoch?: number) => void)[] = [];
-  private watcher: Watcher | undefined;
+  private watcher: KeepWatching | undefined;
   private readonly key: string;
   private lastSeen = '';
   /** The exact document in force, to tell a re-read of it from a conflicting one. */
@@ -71,31 +72,13 @@ export class EtcdTopologySource implements TopologySource {
   }
 
   private watch(): void {
-    void this.o.etcd
-      .watch()
-      .key(this.key)
-      .create()
-      .then((w) => {
-        this.watcher = w;
-        w.on('put', (kv) => void this.consider(kv.value.toString('utf8')));
-        // A watch etcd cancelled (its revision compacted away, say) is not resumed by etcd3:
-        // start a new one, which reads the key again first.
-        w.on('error', (err) => {
-          this.o.log.warn({ err: err.message }, 'topology watch failed; watching again');
-          if (this.watcher !== w) return;
-          this.watcher = undefined;
-          void w.cancel().catch(() => undefined);
-          setTimeout(() => this.watch(), 1000).unref();
-        });
-        // A watch only sees what happens after it is (re)established: read the key again each
-        // time, or a topology published while etcd was out of reach would be missed.
-        w.on('connected', () => void this.readNow().catch(() => undefined));
-        void this.readNow().catch(() => undefined);
-      })
-      .catch((e: Error) => {
-        this.o.log.warn({ err: e.message }, 'cannot watch the topology yet; retrying');
-        setTimeout(() => this.watch(), 2000).unref();
-      });
+    this.watcher = new KeepWatching({
+      build: () => this.o.etcd.watch().key(this.key),
+      onPut: (kv) => void this.consider(kv.value.toString('utf8')),
+      resync: () => void this.readNow().catch(() => undefined),
+      what: 'topology',
+      log: this.o.log,
+    });
   }
 
   private async readNow(): Promise<void> {
@@ -158,6 +141,6 @@ export class EtcdTopologySource implements TopologySource {
   }
 
   close(): void {
-    void this.watcher?.cancel();
+    this.watcher?.close();
   }
 }
