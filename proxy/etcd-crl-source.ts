@@ -7,7 +7,8 @@ import type { Etcd3 } from 'etcd3';
 import { etcdKeys } from '../src/control/etcd.js';
 import { KeepWatching } from '../src/control/watch.js';
 import { CRL_NAMES, MAX_CRL_VALUE_BYTES, readStoredCrls } from '../src/control/crl-store.js';
-import { CrlTrust, type HeldCrl, type TrustedCrl } from '../src/pki/crl-trust.js';
+import { CrlTrust, type TrustedCrl } from '../src/pki/crl-trust.js';
+import { newerCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
 
@@ -17,7 +18,7 @@ export interface EtcdCrlOptions {
   rootPem: string;
   clock: Clock;
   /** The CRL in force per issuer (from files and earlier etcd values). */
-  held: (issuerKey: string) => HeldCrl | undefined;
+  held: (issuerKey: string) => ParsedCrl | undefined;
   cacheFile: string;
   log: Logger;
 }
@@ -67,9 +68,9 @@ export class EtcdCrlSource {
     return s;
   }
 
-  /** The accepted CRLs, `X509 CRL` PEM each. */
-  crls(): string[] {
-    return [...this.accepted.values()].map((a) => a.crl.crlPem);
+  /** The accepted CRLs. */
+  crls(): ParsedCrl[] {
+    return [...this.accepted.values()].map((a) => a.crl.crl);
   }
 
   onApply(l: (name: string, crl: TrustedCrl) => void): void {
@@ -85,12 +86,11 @@ export class EtcdCrlSource {
     this.watcher?.close();
   }
 
-  private held(issuerKey: string): HeldCrl | undefined {
-    const mine = this.accepted.get(issuerKey)?.crl.crl;
+  /** The CRL in force for an issuer: the sidecar's, or the one accepted here if newer. */
+  private held(issuerKey: string): ParsedCrl | undefined {
     const theirs = this.o.held(issuerKey);
-    if (!mine) return theirs;
-    if (!theirs || (mine.crlNumber ?? -1n) >= (theirs.number ?? -1n)) return { number: mine.crlNumber, der: mine.der, revoked: mine.revoked };
-    return theirs;
+    const mine = this.accepted.get(issuerKey)?.crl.crl;
+    return mine ? newerCrl(mine, theirs) : theirs;
   }
 
   /**
@@ -107,7 +107,7 @@ export class EtcdCrlSource {
     try {
       if (!(CRL_NAMES as readonly string[]).includes(name)) return this.refuse(name, value, 'malformed', `crl/${name} is not one of crl/${CRL_NAMES.join(', crl/')}`);
       if (value.length > MAX_CRL_VALUE_BYTES) return this.refuse(name, value, 'malformed', `the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
-      const c = this.trust.check(value, (k) => this.held(k), (serial) => this.held(this.trust.rootKey)?.revoked?.has(serial) ?? false);
+      const c = this.trust.check(value, (k) => this.held(k), (serial) => this.held(this.trust.rootKey)?.revoked.has(serial) ?? false);
       if (!c.ok) {
         if (c.duplicate) return; // the CRL already in force, read again
         return this.refuse(name, value, c.reason, c.message);

@@ -29,7 +29,7 @@ import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { FileTopologySource, type TopologySource } from './topology-source.js';
 import { EtcdTopologySource } from './etcd-topology-source.js';
 import { EtcdCrlSource } from './etcd-crl-source.js';
-import { CrlWatchdog } from './crl-health.js';
+import { CrlWatchdog, staleCrls } from './crl-health.js';
 import { ConfigError } from '../src/config/validate.js';
 
 export interface SidecarRuntime {
@@ -75,16 +75,12 @@ export class Sidecar {
     let sidecar: Sidecar | undefined;
     try {
       if (cfg.etcd.crls) {
-        const fromFiles = material;
         crls = await EtcdCrlSource.open({
           etcd,
           cluster: cfg.cluster,
           rootPem: material.ca,
           clock: rt.clock,
-          held: (k) => {
-            const c = (sidecar ? sidecar.material : fromFiles).crlsByIssuer.get(k);
-            return c && { number: c.crlNumber, der: c.der, revoked: c.revoked };
-          },
+          held: (k) => (sidecar ? sidecar.material : material).crlsByIssuer.get(k),
           cacheFile: cfg.etcd.crlCache,
           log: rt.log.child({ component: 'crl' }),
         });
@@ -154,7 +150,7 @@ export class Sidecar {
       this.metrics.crlRejections.inc({ reason: r.reason });
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
     });
-    this.metrics.setCrlSource(() => [...this.material.crlsByIssuer.values()].flatMap((c) => (c.nextUpdate ? [c.nextUpdate.getTime()] : [])), rt.clock);
+    this.metrics.setStaleCrlCount(() => staleCrls(this.material.crlsByIssuer.values(), rt.clock.now()).length);
     this.crlWatchdog = new CrlWatchdog(() => this.material.crlsByIssuer.values(), rt.clock, log.child({ component: 'crl' }));
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({

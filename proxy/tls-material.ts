@@ -7,7 +7,7 @@ import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
 import { crlToPem, parsePem } from '../src/pki/pem.js';
-import { parseCrl, type ParsedCrl } from '../src/pki/crl.js';
+import { latestPerIssuer, parseCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
 import type { Clock } from '../src/runtime.js';
 
@@ -52,7 +52,7 @@ function read(path: string, field: string): string {
  * Loads and cross-checks the files; throws ConfigError naming the field at fault. `extraCrls`
  * are CRLs already verified elsewhere (from etcd); per issuer the highest CRL number wins.
  */
-export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, clock: Clock, extraCrls: readonly string[] = []): TlsMaterial {
+export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, clock: Clock, extraCrls: readonly ParsedCrl[] = []): TlsMaterial {
   const certChain = read(tls.cert, 'tls.cert');
   const keyText = read(tls.key, 'tls.key');
   const ca = read(tls.ca, 'tls.ca');
@@ -73,9 +73,12 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   if (chainDer.length < 2) {
     throw new ConfigError('tls.cert', `${tls.cert} must hold this shard's certificate followed by the cluster CA certificate (the chain file themis-pki writes)`);
   }
+  // Each CRL is parsed once; per issuer the highest number (file or etcd) is the one in force.
+  let inForce: Map<string, ParsedCrl>;
   let verifier: PeerVerifier;
   try {
-    verifier = new PeerVerifier({ root: ca, crls, clock });
+    inForce = latestPerIssuer([...crls.map((c, i) => parseCrl(c, tls.crls[i]!)), ...extraCrls]);
+    verifier = new PeerVerifier({ root: ca, crls: [...inForce.values()], clock });
   } catch (e) {
     throw new ConfigError('tls.ca / tls.crls', (e as Error).message);
   }
@@ -85,9 +88,6 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   if (!own.ok) {
     throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${own.reason}: ${own.message}`);
   }
-  const inForce = crlsInForce([...crls.map((c, i) => parseCrl(c, tls.crls[i]!)), ...extraCrls.map((c, i) => parseCrl(c, `etcd CRL ${i + 1}`))]);
-  const effective = [...inForce.values()].map((c) => crlToPem(c.der));
-  if (extraCrls.length > 0) verifier = new PeerVerifier({ root: ca, crls: effective, clock });
   let ownRevoked: string | undefined;
   const checked = verifier.verify(chainDer, 'serverAuth');
   if (!checked.ok && checked.reason === 'revoked') ownRevoked = `${checked.reason}: ${checked.message}`;
@@ -104,7 +104,7 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
     key,
     ca,
-    crls: Object.freeze(effective),
+    crls: Object.freeze(parsed.map((c) => crlToPem(c.der))),
     serial: own.peer.serial,
     identity: own.peer.identity,
     notAfter: own.peer.notAfter,
@@ -115,15 +115,4 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     ownRevoked,
     verifier,
   });
-}
-
-/** One CRL per issuer, the highest CRL number winning (Node's TLS gets exactly these). */
-function crlsInForce(all: readonly ParsedCrl[]): Map<string, ParsedCrl> {
-  const best = new Map<string, ParsedCrl>();
-  for (const c of all) {
-    const key = c.issuerName.toString('hex');
-    const prev = best.get(key);
-    if (!prev || (c.crlNumber ?? -1n) > (prev.crlNumber ?? -1n)) best.set(key, c);
-  }
-  return best;
 }

@@ -7,7 +7,7 @@ import { connectEtcd } from '../control/etcd.js';
 import { CrlPublishError, publishCrl, readStoredCrls } from '../control/crl-store.js';
 import { CA_NAMES, type CaName } from '../pki/ca-store.js';
 import { CrlTrust } from '../pki/crl-trust.js';
-import { loadPrivateKey } from '../pki/keys.js';
+import { keyFromFlags } from './admin-key.js';
 import { systemClock } from '../runtime.js';
 import { parseFlags, requireFlag, readFlagFile, etcdFlag, UsageError } from './cli-common.js';
 
@@ -40,9 +40,8 @@ async function etcdClient(values: { etcd?: string; cert?: string; key?: string; 
   const endpoints = etcdFlag(values.etcd);
   const certPem = readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/admin/chain.pem'), 'cert');
   const keyPath = requireFlag(values.key, 'key', 'pki/operators/admin/key.pem');
-  const passphrase = values['key-passphrase-file'] ? readFlagFile(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
-  const key = await loadPrivateKey(readFlagFile(keyPath, 'key'), passphrase, keyPath);
-  return connectEtcd({ endpoints, certPem, keyPem: key.keyObject.export({ type: 'pkcs8', format: 'pem' }) as string, caPem });
+  const { pem } = await keyFromFlags(keyPath, 'key', values['key-passphrase-file']);
+  return connectEtcd({ endpoints, certPem, keyPem: pem, caPem });
 }
 
 async function publish(argv: string[]): Promise<void> {

@@ -9,7 +9,7 @@ import { parseTopology, serializeTopology } from '../topology/document.js';
 import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
 import { tokenHex } from '../hash.js';
 import { parsePem } from '../pki/pem.js';
-import { loadPrivateKey } from '../pki/keys.js';
+import { keyFromFlags } from './admin-key.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { signTopology, verifySignedTopology } from '../topology/signed.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
@@ -172,9 +172,8 @@ async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-ke
   const certPem = readFlagFile(certPath, 'operator-cert');
   const chain = parsePem(certPem, certPath).filter((b) => b.label === 'CERTIFICATE').map((b) => new Uint8Array(b.der));
   if (chain.length === 0) throw new UsageError(`--operator-cert ${certPath} holds no certificate`);
-  const passphrase = values['key-passphrase-file'] ? readFlagFile(values['key-passphrase-file'], 'key-passphrase-file').replace(/\r?\n$/, '') : undefined;
-  const key = await loadPrivateKey(readFlagFile(keyPath, 'operator-key'), passphrase, keyPath);
-  return { certPath, certPem, chain, key, keyPem: key.keyObject.export({ type: 'pkcs8', format: 'pem' }) as string };
+  const { key, pem } = await keyFromFlags(keyPath, 'operator-key', values['key-passphrase-file']);
+  return { certPath, certPem, chain, key, keyPem: pem };
 }
 
 const OPERATOR_FLAGS = {

@@ -53,6 +53,22 @@ export function etcdFlag(value: string | undefined): string[] {
   return list;
 }
 
+export type Commands = Record<string, (argv: string[]) => Promise<void>>;
+
+/**
+ * `program <command> …`: runs the command from the table (through runCli); `help`, `-h`,
+ * `--help` or no command prints the usage, an unknown one is a usage error.
+ */
+export function runCommands(program: string, usage: string, commands: Commands): Promise<void> {
+  return runCli(program, async () => {
+    const [cmd, ...rest] = process.argv.slice(2);
+    if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return void process.stdout.write(usage);
+    const run = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
+    if (!run) throw new UsageError(`unknown command "${cmd}"`);
+    return run(rest);
+  });
+}
+
 /** Runs a CLI main; prints errors as one line on stderr and sets the exit status. */
 export async function runCli(program: string, main: () => Promise<void>): Promise<void> {
   try {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `themis-admin`: the operator's cluster tool. Each command family lives in its own file;
 // this file only dispatches.
-import { runCli, UsageError } from './cli-common.js';
+import { runCommands } from './cli-common.js';
 import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
 import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
 import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
@@ -15,24 +15,9 @@ ${SHARDS_USAGE}
 ${CRL_USAGE}
 `;
 
-await runCli('themis-admin', async () => {
-  const [cmd, ...rest] = process.argv.slice(2);
-  switch (cmd) {
-    case 'topology':
-      return topologyCommand(rest);
-    case 'audit':
-      return auditCommand(rest);
-    case 'shards':
-      return shardsCommand(rest);
-    case 'crl':
-      return crlCommand(rest);
-    case 'help':
-    case '--help':
-    case '-h':
-    case undefined:
-      process.stdout.write(USAGE);
-      return;
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
-  }
+await runCommands('themis-admin', USAGE, {
+  topology: topologyCommand,
+  audit: auditCommand,
+  shards: shardsCommand,
+  crl: crlCommand,
 });

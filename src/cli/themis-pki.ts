@@ -22,7 +22,7 @@ import {
 } from '../pki/profiles.js';
 import { shown } from '../pki/write-plan.js';
 import { systemClock, systemRandom } from '../runtime.js';
-import { intFlag, parseFlags, requireFlag, runCli, UsageError, type Options } from './cli-common.js';
+import { intFlag, parseFlags, requireFlag, runCommands, UsageError, type Options } from './cli-common.js';
 
 const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full reference)
 
@@ -231,31 +231,14 @@ async function cmdInspect(argv: string[]): Promise<void> {
   else process.stdout.write(all.map((a) => (all.length > 1 ? `== ${a.file}\n` : '') + renderText(a.items)).join('\n'));
 }
 
-await runCli('themis-pki', async () => {
-  const [cmd, ...rest] = process.argv.slice(2);
-  switch (cmd) {
-    case 'init-root':
-      return cmdInitRoot(rest);
-    case 'create-intermediate':
-      return cmdCreateIntermediate(rest);
-    case 'issue-shard':
-    case 'issue-operator':
-    case 'issue-client':
-    case 'issue-server':
-      return cmdIssue(cmd.slice('issue-'.length) as LeafProfile, rest);
-    case 'revoke':
-      return cmdRevoke(rest);
-    case 'crl':
-      return cmdCrl(rest);
-    case 'inspect':
-      return cmdInspect(rest);
-    case 'help':
-    case '--help':
-    case '-h':
-    case undefined:
-      process.stdout.write(USAGE);
-      return;
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
-  }
+await runCommands('themis-pki', USAGE, {
+  'init-root': cmdInitRoot,
+  'create-intermediate': cmdCreateIntermediate,
+  'issue-shard': (argv) => cmdIssue('shard', argv),
+  'issue-operator': (argv) => cmdIssue('operator', argv),
+  'issue-client': (argv) => cmdIssue('client', argv),
+  'issue-server': (argv) => cmdIssue('server', argv),
+  revoke: cmdRevoke,
+  crl: cmdCrl,
+  inspect: cmdInspect,
 });

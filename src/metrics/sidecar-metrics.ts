@@ -48,14 +48,13 @@ export class SidecarMetrics {
   readonly crlSize = new client.Gauge({ name: 'themis_crl_size_bytes', help: 'Total size of the CRLs in force', registers: [this.registry] });
   readonly crlNumber = new client.Gauge({ name: 'themis_crl_number', help: 'CRL number in force per issuing CA (from the CRL files or etcd, the higher)', labelNames: ['issuer'], registers: [this.registry] });
   readonly crlRejections = new client.Counter({ name: 'themis_crl_rejections_total', help: 'CRLs from etcd refused (malformed, unknown_issuer, bad_signature, no_crl_number, not_newer)', labelNames: ['reason'], registers: [this.registry] });
-  private crlNextUpdates: () => number[] = () => [];
-  readonly crlExpired = new client.Gauge({
+  private staleCrlCount: () => number = () => 0;
+  readonly crlExpired: client.Gauge = new client.Gauge({
     name: 'themis_crl_expired',
     help: 'CRLs in force whose nextUpdate has passed; chains through their CA fail closed until a fresh CRL arrives',
     registers: [this.registry],
     collect: () => {
-      const now = this.now();
-      this.crlExpired.set(this.crlNextUpdates().filter((t) => t < now).length);
+      this.crlExpired.set(this.staleCrlCount());
     },
   });
 
@@ -82,10 +81,9 @@ export class SidecarMetrics {
   }
   private etcdGauge: client.Gauge | undefined;
 
-  /** Where the CRL-expiry gauge reads the nextUpdate times (ms) of the CRLs in force from. */
-  setCrlSource(fn: () => number[], clock: { now(): number }): void {
-    this.crlNextUpdates = fn;
-    this.now = () => clock.now();
+  /** How the CRL-expiry gauge counts the stale CRLs in force, at scrape time. */
+  setStaleCrlCount(fn: () => number): void {
+    this.staleCrlCount = fn;
   }
 
   /** Where the peer-session gauge reads states from at scrape time. */

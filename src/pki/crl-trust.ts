@@ -4,8 +4,8 @@
 // The value in etcd is the CRL PEM followed by the issuing CA's certificate (absent for the
 // root), so a sidecar can check CRLs of CAs it has not met in a chain yet.
 import { X509Certificate as NodeX509, verify as verifySignature } from 'node:crypto';
-import { parseCrl, type ParsedCrl } from './crl.js';
-import { crlToPem, parsePem } from './pem.js';
+import { issuerKeyOf, parseCrl, type ParsedCrl } from './crl.js';
+import { parsePem } from './pem.js';
 import { x509 } from './x509.js';
 import type { Clock } from '../runtime.js';
 
@@ -14,8 +14,6 @@ export type CrlRejectReason = (typeof CRL_REJECT_REASONS)[number];
 
 export interface TrustedCrl {
   crl: ParsedCrl;
-  /** The CRL alone, `X509 CRL` PEM: what Node's `crl:` option and PeerVerifier take. */
-  crlPem: string;
   /** The value as published (CRL + issuer certificate), to cache on disk verbatim. */
   published: string;
   /** Hex DER of the issuer's Name: the key CRLs are compared under. */
@@ -29,13 +27,7 @@ export type CrlCheck =
   /** `duplicate`: the very CRL already held (a re-read, not an attack). */
   | { ok: false; reason: CrlRejectReason; message: string; issuer?: string; duplicate?: boolean };
 
-/** What is held for an issuer: its CRL number and DER. */
-export interface HeldCrl {
-  number: bigint | undefined;
-  der: Buffer;
-  /** Its revoked serials (hex), when the holder has them parsed. */
-  revoked?: ReadonlyMap<string, unknown>;
-}
+
 
 interface Root {
   node: NodeX509;
@@ -64,7 +56,7 @@ export class CrlTrust {
    * held) and, for an intermediate, against the root's CRL. Never throws; every refusal names
    * a reason.
    */
-  check(published: string, held: (issuerKey: string) => HeldCrl | undefined, revokedByRoot: (serial: string) => boolean = () => false): CrlCheck {
+  check(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string) => boolean = () => false): CrlCheck {
     try {
       return this.checkOrThrow(published, held, revokedByRoot);
     } catch (e) {
@@ -73,7 +65,7 @@ export class CrlTrust {
     }
   }
 
-  private checkOrThrow(published: string, held: (issuerKey: string) => HeldCrl | undefined, revokedByRoot: (serial: string) => boolean): CrlCheck {
+  private checkOrThrow(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string) => boolean): CrlCheck {
     let crl: ParsedCrl;
     let issuerPem: string | undefined;
     try {
@@ -88,7 +80,7 @@ export class CrlTrust {
     } catch (e) {
       return { ok: false, reason: 'malformed', message: (e as Error).message };
     }
-    const issuerKey = crl.issuerName.toString('hex');
+    const issuerKey = issuerKeyOf(crl);
     const issuer = this.issuerOf(issuerKey, issuerPem, crl.issuer);
     if (!issuer.ok) return issuer;
     const issuerIsRoot = issuer.node === this.root.node;
@@ -104,11 +96,11 @@ export class CrlTrust {
     if (!good) return { ok: false, reason: 'bad_signature', message: `the CRL is not signed by ${crl.issuer}`, issuer: crl.issuer };
     if (crl.crlNumber === undefined) return { ok: false, reason: 'no_crl_number', message: `the CRL of ${crl.issuer} has no CRL number, so it cannot be ordered`, issuer: crl.issuer };
     const have = held(issuerKey);
-    if (have && have.number !== undefined && crl.crlNumber <= have.number) {
+    if (have && have.crlNumber !== undefined && crl.crlNumber <= have.crlNumber) {
       const duplicate = have.der.equals(crl.der);
-      return { ok: false, reason: 'not_newer', message: `CRL number ${crl.crlNumber} of ${crl.issuer} is not higher than the one in force (${have.number})`, issuer: crl.issuer, duplicate };
+      return { ok: false, reason: 'not_newer', message: `CRL number ${crl.crlNumber} of ${crl.issuer} is not higher than the one in force (${have.crlNumber})`, issuer: crl.issuer, duplicate };
     }
-    return { ok: true, value: { crl, crlPem: crlToPem(crl.der), published, issuerKey, issuerIsRoot } };
+    return { ok: true, value: { crl, published, issuerKey, issuerIsRoot } };
   }
 
   /** The root itself, or the presented CA certificate if the root signed it and it may sign CRLs. */

@@ -133,3 +133,20 @@ export function parseCrl(input: string | Uint8Array, file: string): ParsedCrl {
     hash: (crl.signatureAlgorithm.hash?.name ?? 'SHA-256').replace('SHA-', 'sha'),
   };
 }
+
+/** Hex DER of a CRL's issuer Name: the key CRLs of one CA are compared under. */
+export function issuerKeyOf(crl: ParsedCrl): string {
+  return crl.issuerName.toString('hex');
+}
+
+/** The newer of two CRLs of one issuer by CRL number (one without a number loses). */
+export function newerCrl(a: ParsedCrl, b: ParsedCrl | undefined): ParsedCrl {
+  return !b || (a.crlNumber ?? -1n) > (b.crlNumber ?? -1n) ? a : b;
+}
+
+/** One CRL per issuer: the one with the highest CRL number. */
+export function latestPerIssuer(crls: Iterable<ParsedCrl>): Map<string, ParsedCrl> {
+  const best = new Map<string, ParsedCrl>();
+  for (const c of crls) best.set(issuerKeyOf(c), newerCrl(c, best.get(issuerKeyOf(c))));
+  return best;
+}

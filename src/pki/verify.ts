@@ -4,7 +4,7 @@
 import { X509Certificate as NodeX509, createHash, verify as verifySignature } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../runtime.js';
-import { parseCrl, type ParsedCrl } from './crl.js';
+import { latestPerIssuer, parseCrl, type ParsedCrl } from './crl.js';
 import { PkiError } from './errors.js';
 import { THEMIS_IDENTITY_OID, decodeIdentity, type ThemisIdentity } from './identity-extension.js';
 import { serialHex } from './issue.js';
@@ -67,8 +67,8 @@ class Fail extends Error {
 export interface PeerVerifierOptions {
   /** The trusted root: PEM text or DER. */
   root: string | Uint8Array;
-  /** Current CRLs (PEM or DER), one per CA; every CA of a chain must have one. */
-  crls: ReadonlyArray<string | Uint8Array>;
+  /** Current CRLs (PEM, DER or already parsed), one per CA; every CA of a chain must have one. */
+  crls: ReadonlyArray<string | Uint8Array | ParsedCrl>;
   clock: Clock;
   cacheSize?: number;
 }
@@ -94,14 +94,10 @@ export class PeerVerifier {
   }
 
   /** Replaces the CRL set (keeps the highest CRL number per issuer); throws PkiError on bad input. */
-  setCrls(crls: ReadonlyArray<string | Uint8Array>): void {
+  setCrls(crls: ReadonlyArray<string | Uint8Array | ParsedCrl>): void {
+    const parsed = crls.map((c, i) => (typeof c === 'string' || c instanceof Uint8Array ? parseCrl(c, `crls[${i}]`) : c));
     const next = new Map<string, { crl: ParsedCrl; checked: Map<string, boolean> }>();
-    crls.forEach((c, i) => {
-      const crl = parseCrl(c, `crls[${i}]`);
-      const key = crl.issuerName.toString('hex');
-      const prev = next.get(key);
-      if (!prev || (crl.crlNumber ?? -1n) > (prev.crl.crlNumber ?? -1n)) next.set(key, { crl, checked: new Map() });
-    });
+    for (const [key, crl] of latestPerIssuer(parsed)) next.set(key, { crl, checked: new Map() });
     this.crls = next;
   }
 
