@@ -92,6 +92,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
+  // `npm start` stopped with SIGTERM (systemd, timeout, a CI runner) does not pass the signal
+  // on to us: npm exits and we are re-parented. Without this the whole mesh kept running.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) void stopAll(0);
+  }, 500).unref();
   const watch = (r: Running<unknown>, name: string, log: string) => {
     children.push(r);
     void r.exited.then((e) => {

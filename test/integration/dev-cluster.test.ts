@@ -35,3 +35,43 @@ t.test('npm start brings up a working mesh and stops cleanly on Ctrl-C', async (
   t.equal(await exited, 0, 'exits 0 after stopping its children');
   await t.rejects(fetch(`${ready.apps[0]}/health`), 'sidecars are gone');
 });
+
+t.test('the mesh stops when whatever started it goes away (npm stopped with SIGTERM)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'themis-dev-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // npm does not pass SIGTERM on to the script it runs: it exits, and the script is
+  // re-parented. A shell killed outright stands in for it here.
+  const script = `"${process.execPath}" "${join(ROOT, 'dist/scripts/dev-cluster.js')}" --dir "${dir}" --shards 1 --auto-ports & echo "pid $!"; wait`;
+  const parent = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const ready = await new Promise<{ apps: string[]; pid: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line:\n${out}`)), 60_000);
+    parent.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{"event":"ready"'));
+      const pid = /^pid (\d+)$/m.exec(out)?.[1];
+      if (line && pid) {
+        clearTimeout(timer);
+        resolve({ ...JSON.parse(line), pid: Number(pid) });
+      }
+    });
+    parent.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  });
+  t.equal((await fetch(`${ready.apps[0]}/health`)).status, 200, 'the mesh is up');
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  t.teardown(() => {
+    if (alive(ready.pid)) process.kill(ready.pid, 'SIGTERM');
+  });
+  parent.kill('SIGKILL');
+  const deadline = Date.now() + 20_000;
+  while (alive(ready.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  t.notOk(alive(ready.pid), 'the dev cluster stopped itself');
+  await t.rejects(fetch(`${ready.apps[0]}/health`), 'its sidecars are gone');
+});
