@@ -6,18 +6,29 @@
 // between them) in front of the same storage node; `--soak S` then holds GET c32 on our path
 // for S seconds and samples the sidecars' RSS.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Topology } from '../src/topology/topology.js';
 import { serializeTopology } from '../src/topology/document.js';
 import { TOKEN_MAX } from '../src/hash.js';
 import { mintDevPki } from '../src/pki/dev-pki.js';
 import { ensureSystemDeps } from './ensure-system-deps.js';
-import { MAIN, startListening, type Running } from './processes.js';
+import { MAIN, SIDECAR_NODE_FLAGS, startListening, type Running } from './processes.js';
 import { reservePorts } from './ports.js';
 import { startHaproxyChain, type HaproxyChain } from './bench-haproxy.js';
+
+const FLOOR_PROXY = join(dirname(fileURLToPath(import.meta.url)), 'bench-floor-proxy.js');
+
+interface Row extends WrkResult {
+  cpuA: number;
+  cpuB: number;
+  mainA: number;
+  mainB: number;
+}
 
 interface WrkResult {
   rps: number;
@@ -28,14 +39,34 @@ interface WrkResult {
 
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
-function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime
+/** CPU ticks (utime + stime) of a whole process, or of its main thread only. */
+function cpuTicks(pid: number, mainThread = false): number {
+  const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]);
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+function statusKb(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+const rssMb = (pid: number) => statusKb(pid, 'VmRSS') / 1024;
+/** RSS without file-backed pages (the node binary's, shared by every Node process on a host). */
+const anonMb = (pid: number) => statusKb(pid, 'RssAnon') / 1024;
+
+/** This machine's per-request crypto, in µs: ECDSA P-256 sign and verify of a canonical string. */
+function cryptoCost(): { sign: number; verify: number } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const data = Buffer.from(`THEMIS-SIG-V1\nGET\n/entities/document.bench.items:${'0'.repeat(36)}\nshard-001\n1f\n1795696200882\n0011223344556677\n${'e'.repeat(64)}`);
+  const sig = sign('sha256', data, privateKey);
+  const time = (f: () => unknown, n = 2000) => {
+    for (let i = 0; i < 200; i++) f();
+    const t = process.cpuUsage();
+    for (let i = 0; i < n; i++) f();
+    const c = process.cpuUsage(t);
+    return (c.user + c.system) / n;
+  };
+  return { sign: time(() => sign('sha256', data, privateKey)), verify: time(() => verify('sha256', data, publicKey, sig)) };
 }
 
 function ms(text: string): number {
@@ -75,7 +106,8 @@ export async function main(argv: string[]): Promise<void> {
     }, strict: true });
   const secs = Number(values.duration ?? 5);
   const runs = Number(values.runs ?? 3);
-  if (values.compare !== undefined && values.compare !== 'haproxy') throw new Error(`--compare takes "haproxy", got "${values.compare}"`);
+  const compare = new Set(values.compare ? values.compare.split(',') : []);
+  for (const c of compare) if (c !== 'haproxy' && c !== 'floor') throw new Error(`--compare takes "haproxy", "floor" or both ("haproxy,floor"), got "${c}"`);
   const soak = Number(values.soak ?? 0);
   ensureSystemDeps({ wrk: 'wrk' });
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-'));
@@ -130,8 +162,19 @@ export async function main(argv: string[]): Promise<void> {
     const direct = storageB;
     const mesh = `http://${a.ready.app}`;
     const pids: Record<string, [number, number] | undefined> = { direct: undefined, mesh: [a.child.pid!, b.child.pid!] };
-    const urls: [string, string][] = [['direct', direct], ['mesh', mesh]];
-    if (values.compare === 'haproxy') {
+    const urls: [string, string][] = [['direct', direct]];
+    if (compare.has('floor')) {
+      const [meshPort] = (await reservePorts([{ host: '127.0.0.5' }])) as [number];
+      const tlsArgs = (leaf: { chainPath: string; keyPath: string }) => [leaf.chainPath, leaf.keyPath, pki.rootCert, ...pki.crls];
+      const start = (args: string[], name: string) =>
+        startListening<{ port: number }>(FLOOR_PROXY, args, name, { nodeArgs: [...SIDECAR_NODE_FLAGS] }).then((p) => (procs.push(p), p));
+      const back = await start(['back', `127.0.0.5:${meshPort}`, storageB, ...tlsArgs(pki.shards['shard-002']!)], 'floor B');
+      const front = await start(['front', '0', `127.0.0.5:${meshPort}`, ...tlsArgs(pki.shards['shard-001']!)], 'floor A');
+      urls.push(['floor', `http://127.0.0.1:${front.ready.port}`]);
+      pids.floor = [front.child.pid!, back.child.pid!];
+    }
+    urls.push(['mesh', mesh]);
+    if (compare.has('haproxy')) {
       const [appPort, meshPort] = (await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.4' }])) as [number, number];
       const sb = new URL(storageB);
       haproxy = await startHaproxyChain({
@@ -141,9 +184,12 @@ export async function main(argv: string[]): Promise<void> {
       urls.push(['haproxy', haproxy.url]);
       pids.haproxy = [haproxy.a.pid!, haproxy.b.pid!];
     }
+    const c = cryptoCost();
     console.log(`themis-mesh benchmark: ${Buffer.byteLength(blob)}-byte blob, wrk -t1, ${secs} s per run, median of ${runs} runs`);
-    console.log('path    method conns    req/s    p50 ms   p99 ms   CPU µs/req A   CPU µs/req B');
-    const rows: Record<string, WrkResult & { cpuA: number; cpuB: number }> = {};
+    console.log(`this machine: ECDSA P-256 sign ${c.sign.toFixed(0)} µs, verify ${c.verify.toFixed(0)} µs of CPU; ${availableParallelism()} CPUs`);
+    console.log('CPU µs/req: whole process (its main thread alone in brackets; HAProxy runs several threads)');
+    console.log('path    method conns    req/s    p50 ms   p99 ms   CPU µs/req A    CPU µs/req B');
+    const rows: Record<string, Row> = {};
     const methods = (values.method ? [values.method] : ['GET', 'PUT']) as ('GET' | 'PUT')[];
     const connsList = values.conns ? [Number(values.conns)] : [1, 32];
     const paths = urls.filter(([name]) => !values.path || values.path === name);
@@ -153,38 +199,41 @@ export async function main(argv: string[]): Promise<void> {
         for (const [name, url] of paths) {
           const script = method === 'PUT' ? putLua : undefined;
           wrk(url + key, conns, 2, script); // warm-up
-          const results: (WrkResult & { cpuA: number; cpuB: number })[] = [];
+          const results: Row[] = [];
           const pp = pids[name];
+          // [A, B, A's main thread, B's main thread]
+          const ticks = () => (pp ? [cpuTicks(pp[0]), cpuTicks(pp[1]), cpuTicks(pp[0], true), cpuTicks(pp[1], true)] : [0, 0, 0, 0]);
           for (let i = 0; i < runs; i++) {
-            const before = pp ? pp.map(cpuTicks) : [0, 0];
+            const before = ticks();
             const r = wrk(url + key, conns, secs, script);
-            const after = pp ? pp.map(cpuTicks) : [0, 0];
+            const after = ticks();
             if (name === 'mesh') rssMax = Math.max(rssMax, rssMb(a.child.pid!), rssMb(b.child.pid!));
-            results.push({ ...r, cpuA: ((after[0]! - before[0]!) * TICK_US) / r.requests, cpuB: ((after[1]! - before[1]!) * TICK_US) / r.requests });
+            const [cpuA, cpuB, mainA, mainB] = after.map((x, j) => ((x - before[j]!) * TICK_US) / r.requests) as [number, number, number, number];
+            results.push({ ...r, cpuA, cpuB, mainA, mainB });
           }
-          const m = {
-            rps: median(results.map((r) => r.rps)), p50: median(results.map((r) => r.p50)), p99: median(results.map((r) => r.p99)), requests: 0,
-            cpuA: median(results.map((r) => r.cpuA)), cpuB: median(results.map((r) => r.cpuB)),
-          };
+          const med = (k: keyof Row) => median(results.map((r) => r[k]));
+          const m: Row = { rps: med('rps'), p50: med('p50'), p99: med('p99'), requests: 0, cpuA: med('cpuA'), cpuB: med('cpuB'), mainA: med('mainA'), mainB: med('mainB') };
           rows[`${name} ${method} ${conns}`] = m;
-          const cpu = pp ? [m.cpuA, m.cpuB].map((x) => x.toFixed(0).padStart(12)) : ['           -', '           -'];
-          console.log(`${name.padEnd(7)} ${method.padEnd(6)} ${String(conns).padStart(5)} ${m.rps.toFixed(0).padStart(8)} ${m.p50.toFixed(3).padStart(9)} ${m.p99.toFixed(3).padStart(8)}   ${cpu[0]}   ${cpu[1]}`);
+          const cell = (all: number, main: number) => (pp ? `${all.toFixed(0)}${name === 'haproxy' ? '' : ` (${main.toFixed(0)})`}` : '-').padStart(12);
+          console.log(`${name.padEnd(7)} ${method.padEnd(6)} ${String(conns).padStart(5)} ${m.rps.toFixed(0).padStart(8)} ${m.p50.toFixed(3).padStart(9)} ${m.p99.toFixed(3).padStart(8)}   ${cell(m.cpuA, m.mainA)}    ${cell(m.cpuB, m.mainB)}`);
         }
       }
     }
-    for (const [other, label] of [['direct', 'mesh/direct'], ['haproxy', 'mesh/haproxy']] as const) {
+    for (const [other, label] of [['direct', 'mesh/direct'], ['floor', 'mesh/floor'], ['haproxy', 'mesh/haproxy']] as const) {
       if (!paths.some(([n]) => n === other) || !paths.some(([n]) => n === 'mesh')) continue;
       console.log(`\nratios ${label}:`);
       for (const method of methods) {
         for (const conns of connsList) {
           const d = rows[`${other} ${method} ${conns}`]!;
           const m = rows[`mesh ${method} ${conns}`]!;
-          const cpu = other === 'haproxy' ? `, CPU per request ${((m.cpuA + m.cpuB) / (d.cpuA + d.cpuB)).toFixed(1)}×` : '';
+          const cpu = other !== 'direct' ? `, CPU per request ${((m.cpuA + m.cpuB) / (d.cpuA + d.cpuB)).toFixed(1)}×` : '';
           console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 +${(m.p50 - d.p50).toFixed(3)} ms (${(m.p50 / d.p50).toFixed(1)}×), p99 ${(m.p99 / d.p99).toFixed(2)}×${cpu}`);
         }
       }
     }
-    console.log(`\nsidecar RSS: highest after any run ${rssMax.toFixed(0)} MB; now A ${rssMb(a.child.pid!).toFixed(0)} MB, B ${rssMb(b.child.pid!).toFixed(0)} MB`);
+    const mem = (pid: number) => `${rssMb(pid).toFixed(0)} MB (${anonMb(pid).toFixed(0)} MB of it private)`;
+    console.log(`\nsidecar RSS: highest after any run ${rssMax.toFixed(0)} MB; now A ${mem(a.child.pid!)}, B ${mem(b.child.pid!)}`);
+    for (const [name, pp] of Object.entries(pids)) if (pp && name !== 'mesh') console.log(`${name} RSS now: A ${mem(pp[0])}, B ${mem(pp[1])}`);
     if (soak > 0) {
       console.log(`\nsoak: GET c32 through the mesh for ${soak} s in 5-s slices; req/s and RSS of A/B (MB) after each:`);
       const samples: string[] = [];
