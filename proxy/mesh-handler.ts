@@ -2,20 +2,24 @@
 // ownership at this shard's epoch (421 otherwise), then this shard's storage node — never
 // further, so requests cannot loop. Client-certificate apps: capability, then routed across
 // the cluster like the app port.
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { ThemisError, type ErrorCode } from '../src/errors.js';
 import type { AuditEvent, AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
 import { parseKey, tokenOf } from '../src/urn/urn.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
+import { readBody } from '../src/http-body.js';
 import { classifyRequest, type Operation } from './operations.js';
 import type { MeshPeer } from './peer-identity.js';
-import { sendError } from './respond.js';
+import { respondError, sendError } from './respond.js';
 import { EPOCH_HEADER, type Router } from './router.js';
 import { requireCapability } from './stages/capability.js';
-import { checkSignedRequest } from './stages/signed-request.js';
+import { checkSignedBody, checkSignedHead, checkSignedRequest } from './stages/signed-request.js';
 import type { TopologySource } from './topology-source.js';
+
+type EntityOperation = Extract<Operation, { kind: 'entity' }>;
 
 /** Which audit event a refusal is. */
 const AUDIT_OF: Partial<Record<ErrorCode, AuditEvent>> = {
@@ -38,45 +42,102 @@ export interface MeshHandlerDeps {
   log: Logger;
 }
 
-export function createMeshHandler(d: MeshHandlerDeps) {
+export interface MeshHandler {
+  /**
+   * Takes a shard peer's entity request (GET, PUT, DELETE of one key: nearly all mesh
+   * traffic) straight from the core HTTP/2 API, which costs ~100 µs less CPU per request
+   * than the compatibility layer. Returns false for anything else, to be served by `request`.
+   */
+  stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer): boolean;
+  request(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer): Promise<void>;
+}
+
+export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
+  /** Throws NOT_OWNER unless this shard owns `key` in its current topology. */
+  function requireOwned(key: string): void {
+    const token = tokenOf(parseKey(key));
+    const topo = d.topology.current();
+    if (topo.ownerOf(token) !== d.self) {
+      throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
+    }
+  }
+
+  /** Audits and counts a refusal; returns the headers its answer carries. */
+  function refused(err: unknown, peer: MeshPeer): OutgoingHttpHeaders {
+    const code = err instanceof ThemisError ? err.code : 'INTERNAL';
+    const event = AUDIT_OF[code as ErrorCode];
+    if (event) {
+      d.metrics.rejections.inc({ stage: code, code });
+      d.audit.record({ event, reason: code, peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address } });
+    }
+    return code === 'NOT_OWNER' ? { [EPOCH_HEADER]: String(d.topology.current().epoch) } : {};
+  }
+
+  const verified = (peer: MeshPeer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial });
+
   async function fromShard(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer, op: Operation): Promise<void> {
     const body = await checkSignedRequest(req, peer, op, { replay: d.replay, maxBodyBytes: d.maxBodyBytes });
-    d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial });
+    verified(peer);
     let key: string | undefined;
     if (op.kind === 'entity') key = op.rawKey;
     else if (op.kind === 'entity-post') key = keyOfPost(body);
     if (key !== undefined) {
-      const token = tokenOf(parseKey(key));
-      const topo = d.topology.current();
-      if (topo.ownerOf(token) !== d.self) {
-        throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
-      }
+      requireOwned(key);
       return d.router.toLocalFromPeer(req, res, body);
     }
     if (op.kind === 'query' || op.kind === 'vector' || op.kind === 'changefeed' || op.kind === 'scan') return d.router.toLocalFromPeer(req, res, body);
     return d.router.serve(req, res, op, body);
   }
 
-  return async function handle(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer): Promise<void> {
-    const tracked = d.metrics.track('mesh', res);
+  /** The same stages as fromShard, for an entity request on the core API. */
+  async function entityFromShard(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer, op: EntityOperation): Promise<void> {
+    const started = performance.now();
+    const url = headers[':path'] as string;
+    stream.once('close', () => {
+      const status = stream.sentHeaders?.[':status'];
+      if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
+    });
     try {
-      const op = classifyRequest(req.method, req.url);
-      tracked.operation = op.kind;
-      if (peer.kind === 'shard') await fromShard(req, res, peer, op);
-      else {
-        requireCapability(peer, op.capability);
-        await d.router.serve(req, res, op);
-      }
+      const sig = checkSignedHead(op.method, url, headers, peer, op, d.replay);
+      const body = await readBody(stream, d.maxBodyBytes, headers['content-length']);
+      checkSignedBody(sig, body, d.replay);
+      verified(peer);
+      requireOwned(op.rawKey);
+      await d.router.toLocalFromPeerStream(stream, op.method, url, headers, body);
     } catch (err) {
-      const code = err instanceof ThemisError ? err.code : 'INTERNAL';
-      const event = AUDIT_OF[code as ErrorCode];
-      if (event) {
-        d.metrics.rejections.inc({ stage: code, code });
-        d.audit.record({ event, reason: code, peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address } });
-      }
-      const headers = code === 'NOT_OWNER' ? { [EPOCH_HEADER]: String(d.topology.current().epoch) } : {};
-      sendError(req, res, err, d.log, headers);
+      respondError(stream, op.method, err, d.log, refused(err, peer));
     }
+  }
+
+  return {
+    stream(stream, headers, peer) {
+      // Expectations (100-continue) are the compatibility layer's to answer.
+      if (peer.kind !== 'shard' || headers.expect !== undefined) return false;
+      let op: Operation;
+      try {
+        op = classifyRequest(headers[':method'] as string, headers[':path'] as string);
+      } catch {
+        return false; // the compatibility path answers it with the same error
+      }
+      if (op.kind !== 'entity') return false;
+      void entityFromShard(stream, headers, peer, op);
+      return true;
+    },
+
+    async request(req, res, peer) {
+      const tracked = d.metrics.track('mesh', res);
+      try {
+        const op = classifyRequest(req.method, req.url);
+        tracked.operation = op.kind;
+        if (peer.kind === 'shard') await fromShard(req, res, peer, op);
+        else {
+          requireCapability(peer, op.capability);
+          await d.router.serve(req, res, op);
+        }
+      } catch (err) {
+        sendError(req, res, err, d.log, refused(err, peer));
+      }
+    },
   };
 }
 

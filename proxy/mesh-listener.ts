@@ -2,7 +2,14 @@
 // admitted once (peer-identity.ts) — refused ones are audited with their reason, counted
 // and destroyed before any stream is served. Supports live certificate rotation and cutting
 // the sessions of peers whose certificates were revoked.
-import http2, { type Http2SecureServer, type ServerHttp2Session, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import http2, {
+  type Http2SecureServer,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { AuditSink } from '../src/audit/audit-log.js';
@@ -12,7 +19,11 @@ import type { Clock } from '../src/runtime.js';
 import { admitPeer, type MeshPeer } from './peer-identity.js';
 import type { TlsMaterial } from './tls-material.js';
 
-export type MeshHandler = (req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer) => void;
+export interface MeshHandler {
+  /** Serves the stream from the core API and returns true, or returns false to get `request`. */
+  stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer): boolean;
+  request(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer): void;
+}
 
 export function serverTlsOptions(m: TlsMaterial): SecureContextOptions & { minVersion: 'TLSv1.3'; maxVersion: 'TLSv1.3' } {
   // setSecureContext() replaces the whole context, so this is the single source of all of it.
@@ -55,13 +66,32 @@ export class MeshServer {
       const reason = err.code ?? 'tls_error';
       this.refused(reason, err.message, socket.remoteAddress);
     });
-    this.server.on('request', (req, res) => {
-      const peer = this.peers.get(req.stream.session as ServerHttp2Session);
+    // No 'request' listener: it would make Node build compatibility objects for every stream.
+    // They are built here only for the requests the core path leaves alone.
+    // Node passes the raw header list as a fourth argument, which @types/node leaves out.
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders?: string[]) => {
+      // A peer can reset or break any stream (RST_STREAM, a body that contradicts its
+      // content-length): that must end the stream, never the process. The compatibility
+      // objects add a listener of their own; a stream served from the core API has only this.
+      stream.on('error', () => undefined);
+      const peer = this.peers.get(stream.session as ServerHttp2Session);
       if (!peer) {
-        req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      handler(req, res, peer);
+      if (handler.stream(stream, headers, peer)) return;
+      const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders ?? []);
+      const res = new http2.Http2ServerResponse(stream);
+      // What Node's own compatibility layer does with expectations before 'request'.
+      if (headers.expect !== undefined) {
+        if (headers.expect !== '100-continue') {
+          res.statusCode = http2.constants.HTTP_STATUS_EXPECTATION_FAILED;
+          res.end();
+          return;
+        }
+        res.writeContinue();
+      }
+      handler.request(req, res, peer);
     });
   }
 

@@ -2,8 +2,9 @@
 // code}` (unknown ones → 500 and a warn log); upstream answers stream through with
 // hop-by-hop headers removed and the mesh's own headers (who served, at which epoch) added.
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { ThemisError, errorBody } from '../src/errors.js';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import type { Writable } from 'node:stream';
+import { ThemisError, errorBody, type ErrorBody } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { endToEndHeaders } from './headers.js';
 import type { UpstreamResponse } from './upstream.js';
@@ -21,19 +22,52 @@ export function sendJson(req: AnyRequest, res: AnyResponse, status: number, body
   res.end(text);
 }
 
-export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: Logger, headers: OutgoingHttpHeaders = {}): void {
+/** The JSON answer for a failed request (unexpected errors are logged); `headers` are added. */
+function errorAnswer(err: unknown, method: string | undefined, log: Logger, headers: OutgoingHttpHeaders): { body: ErrorBody; headers: OutgoingHttpHeaders } {
   const body = errorBody(err);
   if (err instanceof ThemisError) {
-    log.debug({ code: err.code, method: req.method }, 'request rejected');
+    log.debug({ code: err.code, method }, 'request rejected');
     if (err.code === 'METHOD_NOT_ALLOWED' && typeof err.details?.allow === 'string') headers = { ...headers, allow: err.details.allow };
   } else {
-    log.warn({ err, method: req.method }, 'unexpected error while serving a request');
+    log.warn({ err, method }, 'unexpected error while serving a request');
   }
+  return { body, headers };
+}
+
+export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: Logger, headers: OutgoingHttpHeaders = {}): void {
+  const a = errorAnswer(err, req.method, log, headers);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(req, res, body.status_code, body, headers);
+  sendJson(req, res, a.body.status_code, a.body, a.headers);
+}
+
+// The same answers on the core HTTP/2 API (the mesh port's shard-peer entity path).
+
+export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  if (stream.headersSent || stream.destroyed) return;
+  const text = JSON.stringify(body);
+  stream.respond({ ...headers, ':status': status, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  stream.end(text);
+}
+
+export function respondError(stream: ServerHttp2Stream, method: string, err: unknown, log: Logger, headers: OutgoingHttpHeaders = {}): void {
+  const a = errorAnswer(err, method, log, headers);
+  if (stream.headersSent) {
+    stream.destroy();
+    return;
+  }
+  respondJson(stream, a.body.status_code, a.body, a.headers);
+}
+
+export function respondUpstream(stream: ServerHttp2Stream, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
+  if (stream.destroyed) {
+    up.body.destroy();
+    return;
+  }
+  stream.respond({ ...endToEndHeaders(up.headers, false), ...headers, ':status': up.status });
+  relay(up, stream, () => stream.end(), () => stream.destroy());
 }
 
 /** Streams an upstream answer to the client; a failure mid-body resets the client's stream. */
@@ -43,16 +77,20 @@ export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: Ou
     return;
   }
   (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
-  // pipe() rather than stream.pipeline(): pipeline builds an AbortController (and a
-  // DOMException on finish) per call, a measurable cost on the hot path. The answer is ended
-  // only when the upstream body arrived whole; a cut one resets the client's stream instead.
-  up.body.pipe(res as ServerResponse, { end: false });
-  up.body.once('close', () => {
-    if (up.complete()) res.end();
-    else res.destroy();
-  });
-  up.body.once('error', () => res.destroy());
-  res.once('close', () => {
+  relay(up, res as ServerResponse, () => res.end(), () => res.destroy());
+}
+
+/**
+ * Pipes an upstream body to the client. pipe() rather than stream.pipeline(): pipeline builds
+ * an AbortController (and a DOMException on finish) per call, a measurable cost on the hot
+ * path. The answer is ended only when the upstream body arrived whole; a cut one resets the
+ * client's stream instead, and a client that goes away stops the upstream body.
+ */
+function relay(up: UpstreamResponse, sink: Writable, end: () => void, destroy: () => void): void {
+  up.body.pipe(sink, { end: false });
+  up.body.once('close', () => (up.complete() ? end() : destroy()));
+  up.body.once('error', destroy);
+  sink.once('close', () => {
     if (!up.body.readableEnded) up.body.destroy();
   });
 }

@@ -1,6 +1,8 @@
 // Routing and forwarding of storage API calls: an entity call goes to the owner of its
 // key's token in the current topology — the local storage node, or the owner's sidecar over
 // the mesh (signed). A peer that answers 421 makes us refresh the topology and retry once.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
 import { readBody, readJsonObject } from '../src/http-body.js';
@@ -10,7 +12,8 @@ import type { Random } from '../src/runtime.js';
 import { endToEndHeaders } from './headers.js';
 import type { LocalUpstream } from './local-upstream.js';
 import type { PeerPool } from './peer-pool.js';
-import { sendJson, sendUpstream, type AnyRequest, type AnyResponse } from './respond.js';
+import { respondUpstream, sendJson, sendUpstream, type AnyRequest, type AnyResponse } from './respond.js';
+import type { UpstreamResponse } from './upstream.js';
 import type { TopologySource } from './topology-source.js';
 import type { Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
@@ -89,15 +92,24 @@ export class Router {
     return this.toLocal(req, res, body);
   }
 
+  /** The same, for a request taken from the core HTTP/2 API (the mesh port's entity path). */
+  async toLocalFromPeerStream(stream: ServerHttp2Stream, method: string, url: string, headers: IncomingHttpHeaders, body: Buffer): Promise<void> {
+    const epoch = this.d.topology.current().epoch;
+    respondUpstream(stream, await this.local(method, url, headers, body), this.headers(epoch));
+  }
+
   private async toLocal(req: AnyRequest, res: AnyResponse, body: Buffer | Readable | undefined, epoch = this.d.topology.current().epoch): Promise<void> {
-    const up = await this.d.local.request({
-      method: req.method!,
-      path: req.url!,
-      headers: endToEndHeaders(req.headers, true),
-      body: hasBody(req) ? body : undefined,
-      extraTimeoutMs: longPollMs(req.url!),
+    sendUpstream(res, await this.local(req.method!, req.url!, req.headers, body), this.headers(epoch));
+  }
+
+  private local(method: string, url: string, headers: IncomingHttpHeaders, body: Buffer | Readable | undefined): Promise<UpstreamResponse> {
+    return this.d.local.request({
+      method,
+      path: url,
+      headers: endToEndHeaders(headers, true),
+      body: hasBody(method) ? body : undefined,
+      extraTimeoutMs: longPollMs(url),
     });
-    sendUpstream(res, up, this.headers(epoch));
   }
 
   /** Forwards to the token's owner; `body` is buffered when already read. */
@@ -108,7 +120,7 @@ export class Router {
       // HTTP/1.1 bodies stream to the storage node. HTTP/2 bodies are read first: Node ends an
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
       // a read body can be checked against its declared length.
-      const local = body ?? (req.httpVersionMajor === 2 && hasBody(req) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
+      const local = body ?? (req.httpVersionMajor === 2 && hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
       return this.toLocal(req, res, local, topo.epoch);
     }
     const endpoint = topo.shards[owner]?.endpoint;
@@ -116,7 +128,7 @@ export class Router {
       throw new ThemisError('UPSTREAM_UNAVAILABLE', `the topology (epoch ${topo.epoch}) names no endpoint for ${owner}`, { upstream: owner });
     }
     // The signature covers the body's hash, so a forwarded request body is read first.
-    const bytes = body ?? (hasBody(req) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));
+    const bytes = body ?? (hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));
     const up = await this.d.peers.get(owner, endpoint).request({
       method: req.method!,
       path: req.url!,
@@ -141,6 +153,6 @@ function longPollMs(url: string): number {
   return Number.isFinite(v) && v > 0 ? Math.min(v, 300_000) : 0;
 }
 
-function hasBody(req: AnyRequest): boolean {
-  return req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE';
+function hasBody(method: string | undefined): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 }

@@ -192,7 +192,10 @@ export class Sidecar {
       metrics: this.metrics,
       log: log.child({ component: 'mesh' }),
     });
-    this.mesh = new MeshServer(this.material, (req, res, peer) => void meshHandler(req, res, peer), this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
+    this.mesh = new MeshServer(
+      this.material,
+      { stream: meshHandler.stream, request: (req, res, peer) => void meshHandler.request(req, res, peer) },
+      this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
     this.admin = new AdminServer(this.metrics.registry, () => this.readiness());
     this.updateCertMetrics();
   }

@@ -3,25 +3,24 @@
 // → mTLS HTTP/2 mesh (signed, all checks on) → sidecar B → that storage node. Prints req/s,
 // p50, p99 and CPU µs per request of each sidecar, medians of repeated runs, and the ratios.
 // `--compare haproxy` adds the same workload through two HAProxy sidecars (mTLS HTTP/2
-// between them) in front of the same storage node; `--soak S` then holds GET c32 on our path
-// for S seconds and samples the sidecars' RSS.
+// between them) in front of the same storage node, `--compare floor` through two minimal
+// Node proxies (bench-floor-proxy.ts), `--compare haproxy,floor` both; `--soak S` then holds
+// GET c32 on our path for S seconds and samples the sidecars' RSS.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Topology } from '../src/topology/topology.js';
 import { serializeTopology } from '../src/topology/document.js';
 import { TOKEN_MAX } from '../src/hash.js';
 import { mintDevPki } from '../src/pki/dev-pki.js';
 import { ensureSystemDeps } from './ensure-system-deps.js';
-import { MAIN, SIDECAR_NODE_FLAGS, startListening, type Running } from './processes.js';
+import { MAIN, startListening, type Running } from './processes.js';
 import { reservePorts } from './ports.js';
 import { startHaproxyChain, type HaproxyChain } from './bench-haproxy.js';
-
-const FLOOR_PROXY = join(dirname(fileURLToPath(import.meta.url)), 'bench-floor-proxy.js');
+import { startFloorChain } from './bench-floor.js';
 
 interface Row extends WrkResult {
   cpuA: number;
@@ -165,13 +164,13 @@ export async function main(argv: string[]): Promise<void> {
     const urls: [string, string][] = [['direct', direct]];
     if (compare.has('floor')) {
       const [meshPort] = (await reservePorts([{ host: '127.0.0.5' }])) as [number];
-      const tlsArgs = (leaf: { chainPath: string; keyPath: string }) => [leaf.chainPath, leaf.keyPath, pki.rootCert, ...pki.crls];
-      const start = (args: string[], name: string) =>
-        startListening<{ port: number }>(FLOOR_PROXY, args, name, { nodeArgs: [...SIDECAR_NODE_FLAGS] }).then((p) => (procs.push(p), p));
-      const back = await start(['back', `127.0.0.5:${meshPort}`, storageB, ...tlsArgs(pki.shards['shard-002']!)], 'floor B');
-      const front = await start(['front', '0', `127.0.0.5:${meshPort}`, ...tlsArgs(pki.shards['shard-001']!)], 'floor A');
-      urls.push(['floor', `http://127.0.0.1:${front.ready.port}`]);
-      pids.floor = [front.child.pid!, back.child.pid!];
+      const floor = await startFloorChain({
+        mesh: { host: '127.0.0.5', port: meshPort }, storageUrl: storageB,
+        a: pki.shards['shard-001']!, b: pki.shards['shard-002']!, rootCert: pki.rootCert, crls: pki.crls,
+      });
+      procs.push(floor.a, floor.b);
+      urls.push(['floor', floor.url]);
+      pids.floor = [floor.a.child.pid!, floor.b.child.pid!];
     }
     urls.push(['mesh', mesh]);
     if (compare.has('haproxy')) {

@@ -12,6 +12,8 @@ export const ROOT = join(here, here.endsWith(`${sep}dist${sep}scripts`) ? '../..
 export const MAIN = {
   storage: join(ROOT, 'dist/storage-node/main.js'),
   sidecar: join(ROOT, 'dist/proxy/main.js'),
+  /** The benchmark's minimal Node proxy (bench-floor-proxy.ts). */
+  floorProxy: join(ROOT, 'dist/scripts/bench-floor-proxy.js'),
 } as const;
 
 /**

@@ -1,10 +1,12 @@
 // Reading a request body (HTTP/1.1 or HTTP/2) under a hard byte cap: a declared or streamed
 // size over the cap is refused with 413 as soon as it is known; the rest is never buffered.
 import type { IncomingMessage } from 'node:http';
-import { constants as http2constants, type Http2ServerRequest } from 'node:http2';
+import { constants as http2constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
 import { ThemisError } from './errors.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
+/** A request read from the core HTTP/2 API: the stream, and the length its headers declare. */
+type Source = Req | ServerHttp2Stream;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -13,14 +15,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * which is usually still sending, can read the answer and keep its connection. Past another
  * `budget` bytes the node stops listening: it closes the connection once the answer is out.
  */
-function discardRest(req: Req, budget: number): void {
+function discardRest(req: Source, budget: number): void {
   let discarded = 0;
   const onData = (chunk: Buffer): void => {
     discarded += chunk.length;
     if (discarded > budget) {
       req.off('data', onData);
       req.pause();
-      if ('stream' in req) req.stream.close(http2constants.NGHTTP2_CANCEL);
+      if ('respond' in req) req.close(http2constants.NGHTTP2_CANCEL);
+      else if ('stream' in req) req.stream.close(http2constants.NGHTTP2_CANCEL);
       else req.socket.destroySoon();
     }
   };
@@ -32,9 +35,11 @@ function tooLarge(limit: number): ThemisError {
   return new ThemisError('PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, { limit_bytes: limit });
 }
 
-/** Reads the whole body as bytes, or throws PAYLOAD_TOO_LARGE once it passes `limit`. */
-export function readBody(req: Req, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
+/**
+ * Reads the whole body as bytes, or throws PAYLOAD_TOO_LARGE once it passes `limit`. An
+ * HTTP/2 stream has no headers of its own: pass the content-length its request declared.
+ */
+export function readBody(req: Source, limit: number, declared = 'headers' in req ? req.headers['content-length'] : undefined): Promise<Buffer> {
   if (declared !== undefined && Number(declared) > limit) {
     discardRest(req, limit);
     return Promise.reject(tooLarge(limit));

@@ -98,10 +98,13 @@ export class SidecarMetrics {
   track(listener: 'app' | 'mesh', res: { statusCode: number; once(event: 'finish', fn: () => void): unknown }): { operation: string } {
     const started = performance.now();
     const rec = { operation: 'unknown' };
-    res.once('finish', () => {
-      this.requests.inc({ listener, operation: rec.operation, result: `${Math.floor(res.statusCode / 100)}xx` });
-      this.duration.observe({ listener, operation: rec.operation }, (performance.now() - started) / 1000);
-    });
+    res.once('finish', () => this.served(listener, rec.operation, res.statusCode, started));
     return rec;
+  }
+
+  /** Counts one answered request; `started` is its performance.now() on arrival. */
+  served(listener: 'app' | 'mesh', operation: string, status: number, started: number): void {
+    this.requests.inc({ listener, operation, result: `${Math.floor(status / 100)}xx` });
+    this.duration.observe({ listener, operation }, (performance.now() - started) / 1000);
   }
 }

@@ -5,9 +5,10 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { startHaproxyChain, type HaproxyChain } from '../../scripts/bench-haproxy.js';
 import { reservePorts } from '../../scripts/ports.js';
+import { probeHandshake } from '../support/tls-probe.js';
 import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
 import { call, startStorage, type StorageProcess } from '../support/storage-process.js';
 
@@ -49,18 +50,7 @@ t.test('two HAProxy sidecars carry writes and reads to the storage node', async 
 });
 
 t.test('the HAProxy mesh side speaks TLS 1.3 + h2 only to clients with a certificate from our root', async (t) => {
-  const handshake = (o: tls.ConnectionOptions) =>
-    new Promise<{ protocol: string | null; alpn: string | false | null } | 'refused'>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.4', port: meshPort, ca: pki.root.cert, servername: 'localhost', ALPNProtocols: ['h2'], ...o }, () => {
-        // TLS 1.3: a refused client certificate shows up as an alert right after the handshake.
-        s.once('data', () => undefined);
-        setTimeout(() => {
-          resolve(s.destroyed ? 'refused' : { protocol: s.getProtocol(), alpn: s.alpnProtocol });
-          s.destroy();
-        }, 200);
-      });
-      s.once('error', () => resolve('refused'));
-    });
+  const handshake = (o: tls.ConnectionOptions) => probeHandshake('127.0.0.4', meshPort, pki.root.cert, o);
   const ok = await handshake({ cert: pki.shards[0]!.chain, key: pki.shards[0]!.key, checkServerIdentity: () => undefined });
   t.same(ok, { protocol: 'TLSv1.3', alpn: 'h2' }, 'our shard certificate: TLS 1.3 with h2');
   t.equal(await handshake({ checkServerIdentity: () => undefined }), 'refused', 'no client certificate: refused');
