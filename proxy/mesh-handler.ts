@@ -12,6 +12,7 @@ import { parseKey, tokenOf } from '../src/urn/urn.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
 import { readBody } from '../src/http-body.js';
 import { classifyRequest, type Operation } from './operations.js';
+import type { MeshHandler } from './mesh-listener.js';
 import type { MeshPeer } from './peer-identity.js';
 import { respondError, sendError } from './respond.js';
 import { EPOCH_HEADER, type Router } from './router.js';
@@ -42,17 +43,12 @@ export interface MeshHandlerDeps {
   log: Logger;
 }
 
-export interface MeshHandler {
-  /**
-   * Takes a shard peer's entity request (GET, PUT, DELETE of one key: nearly all mesh
-   * traffic) straight from the core HTTP/2 API, which costs ~100 µs less CPU per request
-   * than the compatibility layer. Returns false for anything else, to be served by `request`.
-   */
-  stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer): boolean;
+/** What the mesh listener calls (see MeshHandler in mesh-listener.ts); `request` settles once answered. */
+export interface MeshRequestHandler extends MeshHandler {
   request(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer): Promise<void>;
 }
 
-export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
+export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
   /** Throws NOT_OWNER unless this shard owns `key` in its current topology. */
   function requireOwned(key: string): void {
     const token = tokenOf(parseKey(key));
@@ -78,11 +74,9 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
   async function fromShard(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer, op: Operation): Promise<void> {
     const body = await checkSignedRequest(req, peer, op, { replay: d.replay, maxBodyBytes: d.maxBodyBytes });
     verified(peer);
-    let key: string | undefined;
-    if (op.kind === 'entity') key = op.rawKey;
-    else if (op.kind === 'entity-post') key = keyOfPost(body);
-    if (key !== undefined) {
-      requireOwned(key);
+    // Entity requests (GET/PUT/DELETE of one key) never get here: entityFromShard serves them.
+    if (op.kind === 'entity-post') {
+      requireOwned(keyOfPost(body));
       return d.router.toLocalFromPeer(req, res, body);
     }
     if (op.kind === 'query' || op.kind === 'vector' || op.kind === 'changefeed' || op.kind === 'scan') return d.router.toLocalFromPeer(req, res, body);
@@ -98,6 +92,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
       if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
     });
     try {
+      if (headers.expect === '100-continue') stream.additionalHeaders({ ':status': 100 });
       const sig = checkSignedHead(op.method, url, headers, peer, op, d.replay);
       const body = await readBody(stream, d.maxBodyBytes, headers['content-length']);
       checkSignedBody(sig, body, d.replay);
@@ -111,8 +106,8 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
 
   return {
     stream(stream, headers, peer) {
-      // Expectations (100-continue) are the compatibility layer's to answer.
-      if (peer.kind !== 'shard' || headers.expect !== undefined) return false;
+      // An expectation other than 100-continue gets Node's 417 on the compatibility path.
+      if (peer.kind !== 'shard' || (headers.expect !== undefined && headers.expect !== '100-continue')) return false;
       let op: Operation;
       try {
         op = classifyRequest(headers[':method'] as string, headers[':path'] as string);
@@ -120,7 +115,11 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshHandler {
         return false; // the compatibility path answers it with the same error
       }
       if (op.kind !== 'entity') return false;
-      void entityFromShard(stream, headers, peer, op);
+      entityFromShard(stream, headers, peer, op).catch((err: unknown) => {
+        // Not expected (failures are answered inside); a peer must still never take the process down.
+        d.log.warn({ err }, 'mesh stream failed');
+        if (!stream.destroyed) stream.destroy();
+      });
       return true;
     },
 

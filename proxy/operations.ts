@@ -14,7 +14,9 @@ export type Operation =
 const ENTITY_PREFIX = '/entities/';
 
 /** Classifies `method path`; throws ROUTE_NOT_FOUND / METHOD_NOT_ALLOWED / INVALID_KEY. */
-export function classifyRequest(method: string, url: string): Operation {
+export function classifyRequest(method: string, url: string | undefined): Operation {
+  // HTTP/2 CONNECT requests carry no :path.
+  if (url === undefined) throw new ThemisError('ROUTE_NOT_FOUND', `no route for ${method} without a path`);
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   if (path.startsWith(ENTITY_PREFIX)) {

@@ -45,8 +45,11 @@ export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: 
 
 // The same answers on the core HTTP/2 API (the mesh port's shard-peer entity path).
 
+// A stream the peer has closed (RST_STREAM) may not be destroyed yet, and respond() throws on it.
+const gone = (stream: ServerHttp2Stream) => stream.destroyed || stream.closed;
+
 export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  if (stream.headersSent || stream.destroyed) return;
+  if (stream.headersSent || gone(stream)) return;
   const text = JSON.stringify(body);
   stream.respond({ ...headers, ':status': status, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   stream.end(text);
@@ -62,13 +65,24 @@ export function respondError(stream: ServerHttp2Stream, method: string, err: unk
 }
 
 export function respondUpstream(stream: ServerHttp2Stream, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
-  if (stream.destroyed) {
+  if (gone(stream)) {
     up.body.destroy();
     return;
   }
-  stream.respond({ ...endToEndHeaders(up.headers, false), ...headers, ':status': up.status });
-  relay(up, stream, () => stream.end(), () => stream.destroy());
+  try {
+    stream.respond({ ...endToEndHeaders(up.headers, false), ...headers, ':status': up.status });
+  } catch (err) {
+    up.body.destroy(); // it would hold its storage-node connection until the body timeout
+    throw err;
+  }
+  relay(up, stream, () => stream.end(), () => stream.destroy(cut()));
 }
+
+/**
+ * Resetting with an error sends RST_STREAM(INTERNAL_ERROR). Without one, Node sends NO_ERROR,
+ * which the peer's client takes for a complete answer.
+ */
+const cut = () => new Error('the upstream answer was cut short');
 
 /** Streams an upstream answer to the client; a failure mid-body resets the client's stream. */
 export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
@@ -77,7 +91,7 @@ export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: Ou
     return;
   }
   (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
-  relay(up, res as ServerResponse, () => res.end(), () => res.destroy());
+  relay(up, res as ServerResponse, () => res.end(), () => res.destroy(cut()));
 }
 
 /**

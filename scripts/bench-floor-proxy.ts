@@ -40,8 +40,9 @@ async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
 if (role === 'back') {
   const [host, port] = where.split(':') as [string, string];
   const pool = new Pool(target, { connections: 256 });
-  const server = http2.createSecureServer({ ...creds, requestCert: true, rejectUnauthorized: true, settings: { maxConcurrentStreams: 1000 } });
+  const server = http2.createSecureServer({ ...creds, requestCert: true, rejectUnauthorized: true, noDelay: true, settings: { maxConcurrentStreams: 1000 } });
   server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
     void (async () => {
       const method = headers[':method'] as 'GET' | 'PUT';
       const body = method === 'GET' ? undefined : await collect(stream);
@@ -62,12 +63,15 @@ if (role === 'back') {
       return s;
     },
   });
+  // A broken session must show up in the benchmark as failed requests, not as a crash.
+  session.on('error', (err) => console.error(`floor A: ${err.message}`));
   const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     void (async () => {
       const body = await collect(req);
       const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.url };
       if (body.length > 0) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
       const stream = session.request(headers, { endStream: body.length === 0 });
+      stream.on('error', () => undefined); // surfaces below as a rejected answer
       if (body.length > 0) stream.end(body);
       const h = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
         stream.once('response', resolve);

@@ -81,6 +81,7 @@ function wrk(url: string, conns: number, secs: number, script?: string): WrkResu
   const out = r.stdout;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error answers from ${url}:\n${out}`);
+  if (/Socket errors:/.test(out)) throw new Error(`wrk saw socket errors (connections refused, reset or timed out) at ${url}:\n${out}`);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
     // Anchored: "50%" also ends the Thread Stats line ("… 85.50%"), which once read as NaN.
@@ -146,7 +147,7 @@ export async function main(argv: string[]): Promise<void> {
         tls: { cert: l.chainPath, key: l.keyPath, ca: pki.rootCert, crls: pki.crls }, topology: { file: join(dir, 'topology.json') },
       }));
       const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${values.profile}`] : [];
-      const p = await startListening<{ app: string }>(MAIN.sidecar, ['--config', cfg], id, { env: { THEMIS_LOG_LEVEL: 'warn' }, nodeArgs });
+      const p = await startListening<{ app: string; admin: string }>(MAIN.sidecar, ['--config', cfg], id, { env: { THEMIS_LOG_LEVEL: 'warn' }, nodeArgs });
       procs.push(p);
       return p;
     };
@@ -241,6 +242,13 @@ export async function main(argv: string[]): Promise<void> {
         samples.push(`${r.rps.toFixed(0)} ${rssMb(a.child.pid!).toFixed(0)}/${rssMb(b.child.pid!).toFixed(0)}`);
       }
       console.log('  ' + samples.join(' | '));
+      // RSS that keeps rising could be a leak or V8 putting off collection: the live heap tells.
+      const heap = async (admin: string) => {
+        const text = await fetch(`http://${admin}/metrics`).then((r) => r.text());
+        const mb = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 2 ** 20;
+        return `${mb('nodejs_heap_size_used_bytes').toFixed(0)} of ${mb('nodejs_heap_size_total_bytes').toFixed(0)} MB`;
+      };
+      console.log(`  V8 heap used after the soak: A ${await heap(a.ready.admin)}, B ${await heap(b.ready.admin)}`);
     }
   } finally {
     await haproxy?.stop();

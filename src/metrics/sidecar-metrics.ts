@@ -95,10 +95,13 @@ export class SidecarMetrics {
    * Counts a request and observes its latency when its response finishes. The caller sets
    * `operation` on the returned record once it knows it.
    */
-  track(listener: 'app' | 'mesh', res: { statusCode: number; once(event: 'finish', fn: () => void): unknown }): { operation: string } {
+  track(listener: 'app' | 'mesh', res: { statusCode: number; headersSent: boolean; once(event: 'finish', fn: () => void): unknown }): { operation: string } {
     const started = performance.now();
     const rec = { operation: 'unknown' };
-    res.once('finish', () => this.served(listener, rec.operation, res.statusCode, started));
+    // HTTP/2's compatibility layer finishes a stream reset before any answer too: not served.
+    res.once('finish', () => {
+      if (res.headersSent) this.served(listener, rec.operation, res.statusCode, started);
+    });
     return rec;
   }
 

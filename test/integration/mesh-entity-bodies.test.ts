@@ -93,3 +93,18 @@ t.test('requests the core path leaves to the compatibility layer: expectations a
   t.equal(refused.status, 417, 'an unknown expectation: 417');
   t.equal(await stored(other), 404, 'nothing stored');
 });
+
+t.test('CONNECT gets 405, as from Node\'s own compatibility layer, and the sidecar keeps serving', async (t) => {
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = session.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
+    req.on('response', (h) => {
+      resolve(Number(h[':status']));
+      req.close();
+    });
+    req.on('error', reject);
+  });
+  t.equal(status, 405);
+  const path = keyPath();
+  const body = blobOf(10);
+  t.equal((await meshRequest(session, 'PUT', path, sign(path, body), body)).status, 201);
+});

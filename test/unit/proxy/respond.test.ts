@@ -1,0 +1,59 @@
+// Relaying an upstream answer on the core HTTP/2 API: a whole body ends the stream cleanly; a
+// cut one must reset it with an error code, because the peer's client takes RST_STREAM with
+// NO_ERROR after the data for a complete answer. Real HTTP/2 on loopback, no mocks.
+import t from 'tap';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { respondUpstream } from '../../../proxy/respond.js';
+import type { UpstreamResponse } from '../../../proxy/upstream.js';
+
+async function relayOnce(feed: (body: PassThrough) => void, complete: () => boolean) {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    const body = new PassThrough();
+    const up: UpstreamResponse = { status: 200, headers: { 'content-type': 'application/json', 'content-length': '20' }, body, complete };
+    respondUpstream(stream, up, { 'x-themis-shard': 'shard-002' });
+    feed(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    return await new Promise<{ status: number; shard: unknown; data: string; rstCode: number | undefined; ended: boolean }>((resolve) => {
+      const req = client.request({ ':path': '/' });
+      let status = 0;
+      let shard: unknown;
+      let data = '';
+      let ended = false;
+      req.on('response', (h) => ((status = Number(h[':status'])), (shard = h['x-themis-shard'])));
+      req.on('data', (d: Buffer) => (data += d.toString()));
+      req.on('end', () => (ended = true));
+      req.on('error', () => undefined);
+      req.on('close', () => resolve({ status, shard, data, rstCode: req.rstCode, ended }));
+    });
+  } finally {
+    client.close();
+    server.close();
+  }
+}
+
+t.test('a whole upstream body ends the stream with NO_ERROR', async (t) => {
+  let done = false;
+  const r = await relayOnce((b) => b.end('{"blob":"0123456789"}'.slice(0, 20), () => (done = true)), () => done);
+  t.equal(r.status, 200);
+  t.equal(r.shard, 'shard-002', 'the mesh headers are added');
+  t.equal(r.data.length, 20);
+  t.equal(r.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+  t.ok(r.ended);
+});
+
+t.test('a cut upstream body resets the stream with INTERNAL_ERROR, not NO_ERROR', async (t) => {
+  const r = await relayOnce((b) => {
+    b.write('{"blob":"01');
+    setTimeout(() => b.destroy(), 50);
+  }, () => false);
+  t.equal(r.status, 200);
+  t.equal(r.data, '{"blob":"01', 'what arrived before the cut');
+  t.equal(r.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+});
