@@ -60,6 +60,8 @@ export class Sidecar {
   private etcd: Etcd3 | undefined;
   private readonly crlSource: EtcdCrlSource | undefined;
   private readonly crlWatchdog: CrlWatchdog;
+  private readonly replay: ReplayGuard;
+  private replayPurge: NodeJS.Timeout | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -151,6 +153,7 @@ export class Sidecar {
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
     });
     this.metrics.setStaleCrlCount(() => staleCrls(this.material.crlsByIssuer.values(), rt.clock.now()).length);
+    this.replay = new ReplayGuard(rt.clock, cfg.replay);
     this.crlWatchdog = new CrlWatchdog(() => this.material.crlsByIssuer.values(), rt.clock, log.child({ component: 'crl' }));
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
@@ -186,7 +189,7 @@ export class Sidecar {
       self: cfg.shardId,
       router,
       topology: this.topology,
-      replay: new ReplayGuard(rt.clock, cfg.replay),
+      replay: this.replay,
       maxBodyBytes: cfg.maxBodyBytes,
       audit: this.audit,
       metrics: this.metrics,
@@ -246,6 +249,10 @@ export class Sidecar {
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.crlWatchdog.start();
+    // Expired nonces go at least every 5 s (more often with a short window), so memory
+    // follows request rate × window rather than filling replay.maxNoncesPerSender.
+    this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
+    this.replayPurge.unref();
     if (c.watchFiles) {
       for (const f of [c.tls.cert, c.tls.key, c.tls.ca, ...c.tls.crls]) {
         watchFile(f, { interval: 1000, persistent: false }, () => this.reload('file changed'));
@@ -339,6 +346,7 @@ export class Sidecar {
   async stop(drainMs = 5000): Promise<void> {
     for (const f of this.watched) unwatchFile(f);
     this.crlWatchdog.stop();
+    clearInterval(this.replayPurge);
     this.crlSource?.close();
     await this.registration?.stop();
     this.etcd?.close();

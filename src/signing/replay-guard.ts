@@ -67,6 +67,9 @@ export class ReplayGuard {
       fresh.nonces = new LRUCache<string, number>({
         max: this.maxNonces,
         perf: { now: () => this.clock.now() },
+        // lru-cache would cache "now" for 1 ms, arming a timer to forget it on most calls;
+        // our clock is cheap, and exact expiry is what the purge relies on.
+        ttlResolution: 0,
         dispose: (ts, _nonce, reason) => {
           if (reason === 'evict' && ts + this.windowMs >= this.clock.now()) fresh.floor = Math.max(fresh.floor, ts);
         },
@@ -82,5 +85,26 @@ export class ReplayGuard {
     }
     // Remember until the timestamp can no longer pass checkTimestamp.
     state.nonces.set(nonce, timestamp, { ttl: Math.max(1, timestamp + this.windowMs - now + 1) });
+  }
+
+  /**
+   * Forgets nonces whose timestamps can no longer pass checkTimestamp, and senders with none
+   * left whose floor is that old too. The cache drops expired entries only when it needs the
+   * room, so without this it held maxNoncesPerSender per sender under steady load whatever
+   * the window (the sidecar runs it every few seconds). Forgetting these reopens no replay.
+   */
+  purgeStale(): void {
+    const now = this.clock.now();
+    for (const [sender, state] of [...this.senders.entries()]) {
+      state.nonces.purgeStale();
+      if (state.nonces.size === 0 && state.floor + this.windowMs < now) this.senders.delete(sender);
+    }
+  }
+
+  /** Nonces held, over all senders. */
+  get size(): number {
+    let n = 0;
+    for (const state of this.senders.values()) n += state.nonces.size;
+    return n;
   }
 }

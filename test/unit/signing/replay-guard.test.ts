@@ -43,3 +43,23 @@ t.test('evicting a whole sender raises the global floor', async (t) => {
   g.checkAndRemember('b', '2222222222222222', ts + 5);
   t.throws(() => g.checkAndRemember('a', '1111111111111111', ts), { code: 'REPLAY_DETECTED' });
 });
+
+t.test('expired nonces are purged, so memory follows rate × window; nothing still in the window goes', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { windowMs: 10_000 });
+  const old = clock.now();
+  for (let i = 0; i < 100; i++) g.checkAndRemember('shard-001', i.toString(16).padStart(16, '0'), old);
+  clock.advance(5_000);
+  const fresh = clock.now();
+  g.checkAndRemember('shard-002', 'ffffffffffffffff', fresh);
+  g.purgeStale();
+  t.equal(g.size, 101, 'inside the window: nothing purged');
+  clock.advance(5_002); // the first hundred can no longer pass the timestamp check
+  g.purgeStale();
+  t.equal(g.size, 1, 'the expired hundred are gone; the fresh one stays');
+  t.throws(() => g.checkAndRemember('shard-002', 'ffffffffffffffff', fresh), { code: 'REPLAY_DETECTED' }, 'the fresh nonce is still refused again');
+  t.throws(() => g.checkTimestamp(old), { code: 'TIMESTAMP_OUT_OF_WINDOW' }, 'a replay of a purged one fails the timestamp check');
+  clock.advance(10_000);
+  g.purgeStale();
+  t.equal(g.size, 0, 'all gone once the window has passed');
+});
