@@ -5,7 +5,7 @@ import { constants as http2constants, type Http2ServerRequest, type ServerHttp2S
 import { ThemisError } from './errors.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
-/** A request read from the core HTTP/2 API: the stream, and the length its headers declare. */
+/** A compatibility-API request, or a stream from the core HTTP/2 API (its declared length is passed apart). */
 type Source = Req | ServerHttp2Stream;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -13,7 +13,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * After a 413 the rest of the body is read and thrown away (never held), so that the client,
  * which is usually still sending, can read the answer and keep its connection. Past another
- * `budget` bytes the node stops listening: it closes the connection once the answer is out.
+ * `budget` bytes the node stops listening: it closes the HTTP/1.1 connection once the answer is
+ * out, or cancels the HTTP/2 stream (RST_STREAM CANCEL).
  */
 function discardRest(req: Source, budget: number): void {
   let discarded = 0;
@@ -78,7 +79,8 @@ export function readBody(req: Source, limit: number, declared = 'headers' in req
       finish(null, Buffer.concat(chunks, size));
     };
     const onError = (err: Error): void => finish(err);
-    const onClose = (): void => finish(new Error('client closed the connection before the body ended'));
+    // The client reset or went away: there is no one left to answer, and nothing to log above debug.
+    const onClose = (): void => finish(new ThemisError('INVALID_BODY', 'the client closed the stream before the body ended'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
