@@ -40,7 +40,8 @@ const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().tri
 
 /** CPU ticks (utime + stime) of a whole process, or of its main thread only. */
 function cpuTicks(pid: number, mainThread = false): number {
-  const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' '); // the command name may contain ') '
   return Number(f[11]) + Number(f[12]);
 }
 
