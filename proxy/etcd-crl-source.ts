@@ -2,15 +2,15 @@
 // signature, CRL number higher than the one in force) before the sidecar applies it; refusals
 // are reported once per value and change nothing. Accepted CRLs are cached on disk, so a
 // sidecar restarted while etcd is down still enforces every revocation it has seen.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../src/control/etcd.js';
+import { answerWithin, etcdKeys } from '../src/control/etcd.js';
 import { KeepWatching } from '../src/control/watch.js';
 import { CRL_NAMES, MAX_CRL_VALUE_BYTES, readStoredCrls } from '../src/control/crl-store.js';
 import { CrlTrust, type TrustedCrl } from '../src/pki/crl-trust.js';
 import { newerCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
+import { readCache, writeCache } from './control-cache.js';
 
 export interface EtcdCrlOptions {
   etcd: Etcd3;
@@ -55,10 +55,7 @@ export class EtcdCrlSource {
     const s = new EtcdCrlSource(o);
     for (const { name, value } of s.readCache()) s.consider(name, value, undefined, false);
     try {
-      const stored = await Promise.race([
-        readStoredCrls(o.etcd, o.cluster),
-        new Promise<never>((_, rej) => setTimeout(() => rej(new Error('etcd did not answer within 3 s')), 3000).unref()),
-      ]);
+      const stored = await answerWithin(readStoredCrls(o.etcd, o.cluster));
       for (const v of stored) s.consider(v.name, v.value, BigInt(v.revision), false);
     } catch (e) {
       o.log.warn({ err: (e as Error).message }, 'CRLs not read from etcd at start; enforcing the cached ones');
@@ -151,24 +148,13 @@ export class EtcdCrlSource {
 
   /** Cached values are checked again like any other: the file is only a hint. */
   private readCache(): { name: string; value: string }[] {
-    if (!existsSync(this.o.cacheFile)) return [];
-    try {
-      const parsed = JSON.parse(readFileSync(this.o.cacheFile, 'utf8')) as { crls?: unknown };
-      if (!Array.isArray(parsed.crls)) return [];
-      return parsed.crls.filter((e): e is { name: string; value: string } => typeof e?.name === 'string' && typeof e?.value === 'string');
-    } catch (e) {
-      this.o.log.warn({ file: this.o.cacheFile, err: (e as Error).message }, 'CRL cache unreadable; ignoring it');
-      return [];
-    }
+    const crls = (readCache(this.o.cacheFile, 'CRL', this.o.log) as { crls?: unknown } | null | undefined)?.crls;
+    if (!Array.isArray(crls)) return [];
+    return crls.filter((e): e is { name: string; value: string } => typeof e?.name === 'string' && typeof e?.value === 'string');
   }
 
   private persist(): void {
     const crls = [...this.accepted.values()].map((a) => ({ name: a.name, value: a.crl.published }));
-    try {
-      writeFileSync(this.o.cacheFile + '.tmp', JSON.stringify({ crls }), { mode: 0o600 });
-      renameSync(this.o.cacheFile + '.tmp', this.o.cacheFile);
-    } catch (e) {
-      this.o.log.warn({ err: (e as Error).message, file: this.o.cacheFile }, 'cannot cache the CRLs on disk');
-    }
+    writeCache(this.o.cacheFile, { crls }, 'CRLs', this.o.log);
   }
 }

@@ -2,10 +2,9 @@
 // epoch, this shard's certified range) and applied atomically; every refusal is reported. The
 // last verified topology is kept on disk, so a sidecar restarted while etcd is down serves
 // from it; while etcd is unreachable the sidecar keeps routing by what it has.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../src/config/validate.js';
-import { etcdKeys } from '../src/control/etcd.js';
+import { answerWithin, etcdKeys } from '../src/control/etcd.js';
 import { KeepWatching } from '../src/control/watch.js';
 import { readSignedTopology } from '../src/control/topology-store.js';
 import type { Logger } from '../src/log.js';
@@ -13,6 +12,7 @@ import type { PeerVerifier } from '../src/pki/verify.js';
 import { verifySignedTopology, type SignedTopology } from '../src/topology/signed.js';
 import type { Topology } from '../src/topology/topology.js';
 import type { TopologySource } from './topology-source.js';
+import { readCache, writeCache } from './control-cache.js';
 
 export interface EtcdTopologyOptions {
   etcd: Etcd3;
@@ -41,16 +41,16 @@ export class EtcdTopologySource implements TopologySource {
   /** Loads the cached topology and/or etcd's; throws ConfigError when neither yields one. */
   static async open(o: EtcdTopologyOptions): Promise<EtcdTopologySource> {
     const s = new EtcdTopologySource(o);
-    if (existsSync(o.cacheFile)) {
-      const v = await s.verify(JSON.parse(readFileSync(o.cacheFile, 'utf8')), undefined);
+    const cached = readCache(o.cacheFile, 'topology', o.log);
+    if (cached !== undefined) {
+      const v = await s.verify(cached, undefined);
       if (v.ok) {
         s.topology = v.topology;
-        s.currentDocument = (JSON.parse(readFileSync(o.cacheFile, 'utf8')) as SignedTopology).document;
-      }
-      else o.log.warn({ file: o.cacheFile, reason: v.reason, err: v.message }, 'cached topology no longer verifies; ignoring it');
+        s.currentDocument = (cached as SignedTopology).document;
+      } else o.log.warn({ file: o.cacheFile, reason: v.reason, err: v.message }, 'cached topology no longer verifies; ignoring it');
     }
     try {
-      await Promise.race([s.readNow(), new Promise((_, rej) => setTimeout(() => rej(new Error('etcd did not answer within 3 s')), 3000).unref())]);
+      await answerWithin(s.readNow());
     } catch (e) {
       o.log.warn({ err: (e as Error).message }, 'etcd unreachable at start; serving from the cached topology');
     }
@@ -104,7 +104,7 @@ export class EtcdTopologySource implements TopologySource {
     const prev = this.topology;
     this.topology = v.topology;
     this.currentDocument = (signed as SignedTopology).document;
-    this.persist(signed as SignedTopology);
+    writeCache(this.o.cacheFile, signed, 'topology', this.o.log);
     this.o.log.info({ epoch: v.topology.epoch, signer: v.signer.subject }, 'signed topology applied');
     if (prev) for (const l of this.changeListeners) l(v.topology, prev);
   }
@@ -112,15 +112,6 @@ export class EtcdTopologySource implements TopologySource {
   private reject(reason: string): void {
     this.o.log.warn({ reason }, 'topology from etcd refused; keeping the current one');
     for (const l of this.rejectListeners) l(reason);
-  }
-
-  private persist(signed: SignedTopology): void {
-    try {
-      writeFileSync(this.o.cacheFile + '.tmp', JSON.stringify(signed), { mode: 0o600 });
-      renameSync(this.o.cacheFile + '.tmp', this.o.cacheFile);
-    } catch (e) {
-      this.o.log.warn({ err: (e as Error).message, file: this.o.cacheFile }, 'cannot cache the topology on disk');
-    }
   }
 
   current(): Topology {

@@ -84,14 +84,13 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   }
   // The chain itself must be sound; whether a CRL (from a file or etcd) revokes it is a state
   // the sidecar reports (ownRevoked) while it goes on enforcing everyone else's revocations.
-  const own = verifier.verify(chainDer, 'serverAuth', { revocation: false });
+  // Only a revoked chain is verified a second time, without the CRLs, to learn the rest.
+  const checked = verifier.verify(chainDer, 'serverAuth');
+  const ownRevoked = !checked.ok && checked.reason === 'revoked' ? `${checked.reason}: ${checked.message}` : undefined;
+  const own = ownRevoked ? verifier.verify(chainDer, 'serverAuth', { revocation: false }) : checked;
   if (!own.ok) {
     throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${own.reason}: ${own.message}`);
   }
-  let ownRevoked: string | undefined;
-  const checked = verifier.verify(chainDer, 'serverAuth');
-  if (!checked.ok && checked.reason === 'revoked') ownRevoked = `${checked.reason}: ${checked.message}`;
-  else if (!checked.ok) throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${checked.reason}: ${checked.message}`);
   if (own.peer.identity.shardId !== shardId) {
     throw new ConfigError('shardId', `"${shardId}" but the certificate in tls.cert is for "${own.peer.identity.shardId || '(no shard)'}"`);
   }

@@ -18,7 +18,7 @@ import { parseTopology } from '../src/topology/document.js';
 import { loadPrivateKey } from '../src/pki/keys.js';
 import { parsePem } from '../src/pki/pem.js';
 import { reservePorts } from './ports.js';
-import { CrlPublishError, publishCrl } from '../src/control/crl-store.js';
+import { CrlPublishError, crlValue, publishCrl } from '../src/control/crl-store.js';
 import { CA_NAMES } from '../src/pki/ca-store.js';
 import { CrlTrust } from '../src/pki/crl-trust.js';
 import { systemClock } from '../src/runtime.js';
@@ -129,11 +129,10 @@ async function main(): Promise<void> {
       writeFileSync(topologyFile, serializeTopology(topology));
       // Every CA's CRL goes to etcd too, as an operator would publish it (themis-admin crl
       // publish); one already there from an earlier run is left alone.
-      const rootPem = readFileSync(pki.rootCert, 'utf8');
+      const trust = new CrlTrust(readFileSync(pki.rootCert, 'utf8'), systemClock);
+      const file = (ca: string, name: string) => readFileSync(join(pki.layout.dir, ca, name), 'utf8');
       for (const ca of CA_NAMES) {
-        const crl = readFileSync(join(pki.layout.dir, ca, 'crl.pem'), 'utf8');
-        const value = ca === 'root' ? crl : crl.trimEnd() + '\n' + readFileSync(join(pki.layout.dir, ca, 'cert.pem'), 'utf8');
-        await publishCrl(client, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date()).catch((e: Error) => {
+        await publishCrl(client, cluster, ca, crlValue(ca, file(ca, 'crl.pem'), file(ca, 'cert.pem')), trust, new Date()).catch((e: Error) => {
           if (!(e instanceof CrlPublishError && /not_newer/.test(e.message))) throw e;
         });
       }

@@ -4,12 +4,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectEtcd } from '../control/etcd.js';
-import { CrlPublishError, publishCrl, readStoredCrls } from '../control/crl-store.js';
+import { CrlPublishError, crlValue, publishCrl, readStoredCrls } from '../control/crl-store.js';
 import { CA_NAMES, type CaName } from '../pki/ca-store.js';
 import { CrlTrust } from '../pki/crl-trust.js';
 import { keyFromFlags } from './admin-key.js';
 import { systemClock } from '../runtime.js';
-import { parseFlags, requireFlag, readFlagFile, etcdFlag, UsageError } from './cli-common.js';
+import { parseFlags, requireFlag, readFlagFile, etcdCall, etcdFlag, UsageError } from './cli-common.js';
 
 export const CRL_USAGE = `themis-admin crl publish --ca root|cluster|operator|client --pki DIR [--file CRL.pem]
         --etcd https://HOST:2379[,…] --cert CHAIN.pem --key KEY.pem [--key-passphrase-file FILE] --cluster NAME
@@ -53,20 +53,15 @@ async function publish(argv: string[]): Promise<void> {
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const rootPem = readFlagFile(join(pki, 'root', 'cert.pem'), 'pki');
   const crlPem = readFlagFile(values.file ?? join(pki, ca, 'crl.pem'), values.file ? 'file' : 'pki');
-  // The CA's own certificate travels with its CRL, so sidecars can check CRLs of CAs they have
-  // not met in a chain yet; the root's is already in every sidecar's trust.
-  const value = (ca as CaName) === 'root' ? crlPem : crlPem.trimEnd() + '\n' + readFlagFile(join(pki, ca, 'cert.pem'), 'pki').trimEnd() + '\n';
+  const value = crlValue(ca as CaName, crlPem, readFlagFile(join(pki, ca, 'cert.pem'), 'pki'));
   const etcd = await etcdClient(values, rootPem);
   try {
-    const r = await publishCrl(etcd, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date(systemClock.now()));
+    const r = await etcdCall(publishCrl(etcd, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date(systemClock.now())), CrlPublishError);
     const next = r.crl.crl.nextUpdate ? `, next update ${r.crl.crl.nextUpdate.toISOString()}` : '';
     process.stdout.write(
       `published CRL number ${r.crl.crl.crlNumber} of the ${ca} CA (${r.crl.crl.revoked.size} revoked${next})` +
         `${r.previous !== undefined ? `, replacing number ${r.previous}` : ''}; crl/revoked lists ${r.revokedTotal} serials\n`,
     );
-  } catch (e) {
-    if (e instanceof CrlPublishError) throw new Error(e.message);
-    throw new Error(`etcd: ${(e as Error).message}`);
   } finally {
     etcd.close();
   }
@@ -79,9 +74,7 @@ async function show(argv: string[]): Promise<void> {
   const etcd = await etcdClient(values, rootPem);
   const trust = new CrlTrust(rootPem, systemClock);
   try {
-    const stored = await readStoredCrls(etcd, cluster).catch((e: Error) => {
-      throw new Error(`etcd: ${e.message}`);
-    });
+    const stored = await etcdCall(readStoredCrls(etcd, cluster));
     const now = systemClock.now();
     const rows = stored.map((s) => {
       const c = trust.check(s.value, () => undefined);

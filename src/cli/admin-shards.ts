@@ -5,7 +5,7 @@ import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
-import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdFlag } from './cli-common.js';
+import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdCall, etcdFlag } from './cli-common.js';
 
 export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
         --cluster NAME --crls A.pem,B.pem,… [--json]
@@ -40,9 +40,7 @@ export async function shardsCommand(argv: string[]): Promise<void> {
   const verifier = new PeerVerifier({ root: caPem, crls, clock: systemClock });
   const k = etcdKeys(cluster);
   try {
-    const all = await etcd.getAll().prefix(k.shardsPrefix).strings().catch((e: Error) => {
-      throw new Error(`etcd: ${e.message}`);
-    });
+    const all = await etcdCall(etcd.getAll().prefix(k.shardsPrefix).strings());
     const ids = [...new Set(Object.keys(all).map((key) => key.slice(k.shardsPrefix.length).split('/')[0]!))].sort();
     const rows: Row[] = ids.map((id) => {
       const cert = parseJson(all[k.shardCertificate(id)]) as { cert_pem?: string; serial_number?: string; not_after?: string } | undefined;

@@ -15,7 +15,7 @@ import { signTopology, verifySignedTopology } from '../topology/signed.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
-import { parseFlags, requireFlag, intFlag, UsageError, readFlagFile, crlsFlag, etcdFlag } from './cli-common.js';
+import { parseFlags, requireFlag, intFlag, UsageError, readFlagFile, crlsFlag, etcdCall, etcdFlag } from './cli-common.js';
 
 export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
         [--cluster NAME] [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
@@ -203,11 +203,8 @@ async function publish(argv: string[]): Promise<void> {
   const signed = await signTopology(topology, op.chain, op.key.privateKey);
   const etcd = connectEtcd({ endpoints, certPem: op.certPem, keyPem: op.keyPem, caPem });
   try {
-    const r = await publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, signed);
+    const r = await etcdCall(publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, signed), PublishError);
     process.stdout.write(`published epoch ${r.epoch} of cluster ${topology.cluster}${r.previousEpoch !== undefined ? ` (was ${r.previousEpoch})` : ''} to ${etcdKeys(topology.cluster).topology}\n`);
-  } catch (e) {
-    if (e instanceof PublishError) throw new Error(e.message);
-    throw new Error(`etcd: ${(e as Error).message}`);
   } finally {
     etcd.close();
   }
@@ -226,9 +223,7 @@ async function show(argv: string[]): Promise<void> {
   const keyPem = readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key');
   const etcd = connectEtcd({ endpoints, certPem, keyPem, caPem });
   try {
-    const stored = await readSignedTopology(etcd, etcdKeys(cluster).topology).catch((e: Error) => {
-      throw new Error(`etcd: ${e.message}`);
-    });
+    const stored = await etcdCall(readSignedTopology(etcd, etcdKeys(cluster).topology));
     if (!stored) throw new Error(`no topology published for cluster ${cluster}`);
     const v = await verifySignedTopology(stored.signed ?? null, { verifier: new PeerVerifier({ root: caPem, crls, clock: systemClock }), cluster });
     if (!v.ok) {

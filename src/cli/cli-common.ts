@@ -53,6 +53,19 @@ export function etcdFlag(value: string | undefined): string[] {
   return list;
 }
 
+/**
+ * Awaits one etcd call. A refusal of the `refusal` class (the call's own verdict, such as
+ * "not newer") keeps its message; any other failure is reported as etcd's.
+ */
+export async function etcdCall<T>(call: Promise<T>, refusal?: abstract new (...args: never[]) => Error): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    if (refusal && e instanceof refusal) throw new Error(e.message);
+    throw new Error(`etcd: ${(e as Error).message}`);
+  }
+}
+
 export type Commands = Record<string, (argv: string[]) => Promise<void>>;
 
 /**

@@ -3,16 +3,27 @@
 // serial. Publishing refuses a CRL that sidecars would refuse (bad signature, not newer) and
 // writes both keys in one transaction that fails if any CRL key changed since it was read.
 import type { Etcd3 } from 'etcd3';
+import { CA_NAMES, type CaName } from '../pki/ca-store.js';
 import type { CrlTrust, TrustedCrl } from '../pki/crl-trust.js';
+import { newerCrl } from '../pki/crl.js';
 import { etcdKeys } from './etcd.js';
 
 /** The only `crl/{name}` keys: one per CA of our PKI. */
-export const CRL_NAMES = ['root', 'cluster', 'operator', 'client'] as const;
+export const CRL_NAMES = CA_NAMES;
 /** A CRL value larger than this is refused unread (about 20 000 revoked serials fit in 1 MiB). */
 export const MAX_CRL_VALUE_BYTES = 1024 * 1024;
 
 export class CrlPublishError extends Error {
   override name = 'CrlPublishError';
+}
+
+/**
+ * The `crl/{name}` value for a CA's CRL: the CRL PEM followed by the CA's own certificate, so
+ * sidecars can check CRLs of CAs they have not met in a chain yet. The root's certificate is
+ * already in every sidecar's trust, so its CRL travels alone.
+ */
+export function crlValue(name: CaName, crlPem: string, caCertPem: string): string {
+  return name === 'root' ? crlPem : crlPem.trimEnd() + '\n' + caCertPem.trimEnd() + '\n';
 }
 
 export interface StoredCrl {
@@ -43,7 +54,7 @@ export function verifiedCrls(stored: readonly StoredCrl[], trust: CrlTrust): Map
     const c = trust.check(s.value, () => undefined);
     if (!c.ok) continue;
     const prev = best.get(c.value.issuerKey);
-    if (!prev || c.value.crl.crlNumber! > prev.value.crl.crlNumber!) best.set(c.value.issuerKey, { name: s.name, value: c.value });
+    if (!prev || newerCrl(c.value.crl, prev.value.crl) === c.value.crl) best.set(c.value.issuerKey, { name: s.name, value: c.value });
   }
   return best;
 }

@@ -5,6 +5,11 @@ import { ExponentialBackoff } from 'cockatiel';
 
 type WatchBackoff = NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['watchBackoff'];
 
+/** `call`, or a rejection when etcd has not answered within `ms` (start-up must not hang on etcd). */
+export function answerWithin<T>(call: Promise<T>, ms = 3000): Promise<T> {
+  return Promise.race([call, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`etcd did not answer within ${ms / 1000} s`)), ms).unref())]);
+}
+
 export interface EtcdConnection {
   endpoints: string[];
   /** PEM text: this party's certificate chain, its (unencrypted) key, and the root CA. */

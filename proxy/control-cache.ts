@@ -1,0 +1,25 @@
+// The disk caches of what the sidecar took from etcd (the signed topology, the CRLs): written
+// atomically (temp file, then rename), read back as a hint that is verified again like any
+// value from etcd. A cache that cannot be written or read is logged and otherwise ignored.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Logger } from '../src/log.js';
+
+/** The cached JSON value, or undefined when there is none or it does not parse. */
+export function readCache(file: string, what: string, log: Logger): unknown {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    log.warn({ file, err: (e as Error).message }, `${what} cache unreadable; ignoring it`);
+    return undefined;
+  }
+}
+
+export function writeCache(file: string, value: unknown, what: string, log: Logger): void {
+  try {
+    writeFileSync(file + '.tmp', JSON.stringify(value), { mode: 0o600 });
+    renameSync(file + '.tmp', file);
+  } catch (e) {
+    log.warn({ err: (e as Error).message, file }, `cannot cache the ${what} on disk`);
+  }
+}
