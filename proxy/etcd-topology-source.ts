@@ -9,9 +9,9 @@ import { KeepWatching } from '../src/control/watch.js';
 import { readSignedTopology } from '../src/control/topology-store.js';
 import type { Logger } from '../src/log.js';
 import type { PeerVerifier } from '../src/pki/verify.js';
-import { verifySignedTopology, type SignedTopology } from '../src/topology/signed.js';
+import { verifySignedTopology, type SignedTopology, type TopologySigner } from '../src/topology/signed.js';
 import type { Topology } from '../src/topology/topology.js';
-import type { TopologySource } from './topology-source.js';
+import type { ChangeListener, RejectListener, TopologySource } from './topology-source.js';
 import { readCache, writeCache } from './control-cache.js';
 
 export interface EtcdTopologyOptions {
@@ -26,8 +26,8 @@ export interface EtcdTopologyOptions {
 
 export class EtcdTopologySource implements TopologySource {
   private topology!: Topology;
-  private readonly changeListeners: ((t: Topology, previous: Topology) => void)[] = [];
-  private readonly rejectListeners: ((reason: string, epoch?: number) => void)[] = [];
+  private readonly changeListeners: ChangeListener[] = [];
+  private readonly rejectListeners: RejectListener[] = [];
   private watcher: KeepWatching | undefined;
   private readonly key: string;
   private lastSeen = '';
@@ -99,19 +99,19 @@ export class EtcdTopologySource implements TopologySource {
     const v = await this.verify(signed, this.topology);
     if (!v.ok) {
       if (v.reason === 'not_newer' && (signed as SignedTopology).document === this.currentDocument) return; // the one in force
-      return this.reject(`${v.reason}: ${v.message}`);
+      return this.reject(`${v.reason}: ${v.message}`, v.signer);
     }
     const prev = this.topology;
     this.topology = v.topology;
     this.currentDocument = (signed as SignedTopology).document;
     writeCache(this.o.cacheFile, signed, 'topology', this.o.log);
-    this.o.log.info({ epoch: v.topology.epoch, signer: v.signer.subject }, 'signed topology applied');
-    if (prev) for (const l of this.changeListeners) l(v.topology, prev);
+    this.o.log.info({ epoch: v.topology.epoch, signer: v.signer }, 'signed topology applied');
+    if (prev) for (const l of this.changeListeners) l(v.topology, prev, v.signer);
   }
 
-  private reject(reason: string): void {
-    this.o.log.warn({ reason }, 'topology from etcd refused; keeping the current one');
-    for (const l of this.rejectListeners) l(reason);
+  private reject(reason: string, signer?: TopologySigner): void {
+    this.o.log.warn({ reason, signer }, 'topology from etcd refused; keeping the current one');
+    for (const l of this.rejectListeners) l(reason, undefined, signer);
   }
 
   current(): Topology {
@@ -123,11 +123,11 @@ export class EtcdTopologySource implements TopologySource {
     await this.readNow().catch((e: Error) => this.o.log.warn({ err: e.message }, 'topology refresh from etcd failed'));
   }
 
-  onChange(listener: (t: Topology, previous: Topology) => void): void {
+  onChange(listener: ChangeListener): void {
     this.changeListeners.push(listener);
   }
 
-  onReject(listener: (reason: string, epoch?: number) => void): void {
+  onReject(listener: RejectListener): void {
     this.rejectListeners.push(listener);
   }
 

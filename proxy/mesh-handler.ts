@@ -13,7 +13,7 @@ import type { ReplayGuard } from '../src/signing/replay-guard.js';
 import { readBody } from '../src/http-body.js';
 import { classifyRequest, type Operation } from './operations.js';
 import type { MeshHandler } from './mesh-listener.js';
-import type { MeshPeer } from './peer-identity.js';
+import { auditPeer, type MeshPeer } from './peer-identity.js';
 import { respondError, sendError } from './respond.js';
 import { EPOCH_HEADER, type Router } from './router.js';
 import { requireCapability } from './stages/capability.js';
@@ -64,7 +64,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
     const event = AUDIT_OF[code as ErrorCode];
     if (event) {
       d.metrics.rejections.inc({ stage: code, code });
-      d.audit.record({ event, reason: code, peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address } });
+      d.audit.record({ event, reason: code, peer: auditPeer(peer) });
     }
     return code === 'NOT_OWNER' ? { [EPOCH_HEADER]: String(d.topology.current().epoch) } : {};
   }

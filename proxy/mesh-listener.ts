@@ -16,7 +16,8 @@ import type { AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
-import { admitPeer, type MeshPeer } from './peer-identity.js';
+import { admitPeer, auditPeer, type MeshPeer } from './peer-identity.js';
+import type { ClaimedLeaf } from '../src/pki/verify.js';
 import type { TlsMaterial } from './tls-material.js';
 
 export interface MeshHandler {
@@ -104,14 +105,18 @@ export class MeshServer {
     });
   }
 
-  private refused(reason: string, message: string, address?: string, serial?: string): void {
+  /** `serial`: the certificate that failed; `leaf`: the peer's own certificate, when it decoded. */
+  private refused(reason: string, message: string, address?: string, serial?: string, leaf?: ClaimedLeaf): void {
     this.metrics.handshakes.inc({ result: 'failure', reason });
+    const peerSerial = leaf?.serial ?? serial;
     // Anyone who can reach the port can cause these: repeats are aggregated per interval.
-    this.audit.recordLimited(`${reason}|${address}|${serial ?? ''}`, {
+    this.audit.recordLimited(`${reason}|${address}|${peerSerial ?? ''}`, {
       event: 'MTLS_CONNECTION_FAILED',
       reason,
       message,
-      peer: { address, ...(serial ? { serial } : {}) },
+      peer: { address, ...(peerSerial ? { serial: peerSerial } : {}), ...(leaf ? { cn: leaf.subject, issuer: leaf.issuer } : {}) },
+      // When a CA of the chain failed (revoked, expired, unknown), which one.
+      ...(serial && serial !== peerSerial ? { failed_serial: serial } : {}),
     });
     this.log.debug({ reason, address, serial }, 'mesh connection refused');
   }
@@ -120,7 +125,7 @@ export class MeshServer {
     const socket = session.socket as TLSSocket;
     const result = admitPeer(socket, this.material.verifier, this.material.issuerName);
     if (!result.ok) {
-      this.refused(result.reason, result.message, socket.remoteAddress, result.serial);
+      this.refused(result.reason, result.message, socket.remoteAddress, result.serial, result.leaf);
       session.destroy();
       return;
     }
@@ -141,7 +146,7 @@ export class MeshServer {
     }
     this.audit.record({
       event: 'MTLS_CONNECTION_SUCCESS',
-      peer: { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, address: peer.address },
+      peer: auditPeer(peer),
       kind: peer.kind,
     });
   }

@@ -3,16 +3,21 @@
 // every refusal has a reason to log, audit and count. The result is reused for every stream.
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
-import type { ThemisIdentity } from '../src/pki/identity-extension.js';
-import type { PeerVerifier } from '../src/pki/verify.js';
+import type { AuditPeer } from '../src/audit/audit-log.js';
+import type { Role, ThemisIdentity } from '../src/pki/identity-extension.js';
+import type { ClaimedLeaf, PeerVerifier } from '../src/pki/verify.js';
 
 export type PeerKind = 'shard' | 'client' | 'operator';
+
+const KIND_OF_ROLE: Record<Role, PeerKind> = { primary: 'shard', replica: 'shard', operator: 'operator', client: 'client' };
 
 export interface MeshPeer {
   readonly kind: PeerKind;
   readonly identity: ThemisIdentity;
   readonly serial: string;
   readonly subject: string;
+  /** The issuing CA's subject. */
+  readonly issuer: string;
   readonly notAfter: Date;
   /** Made once per session: verifying signatures with it costs no parsing. */
   readonly publicKey: KeyObject;
@@ -21,7 +26,15 @@ export interface MeshPeer {
   readonly chain: readonly Uint8Array[];
 }
 
-export type Admission = { ok: true; peer: MeshPeer } | { ok: false; reason: string; message: string; serial?: string };
+export type Admission =
+  | { ok: true; peer: MeshPeer }
+  /** `leaf`: what the refused certificate claims (subject, issuer), when it decoded. */
+  | { ok: false; reason: string; message: string; serial?: string; leaf?: ClaimedLeaf };
+
+/** How the audit trail names a mesh peer. */
+export function auditPeer(peer: MeshPeer): AuditPeer {
+  return { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, issuer: peer.issuer, address: peer.address };
+}
 
 /** A peer certificate and its issuers as Node reports them, leaf first, as DER. */
 export function chainOf(cert: DetailedPeerCertificate | undefined): Uint8Array[] {
@@ -40,26 +53,27 @@ export function presentedChain(socket: TLSSocket): Uint8Array[] {
 }
 
 /**
- * Verifies the TLS peer. `clusterIssuer` is the DER (hex) of the cluster CA's name: only
- * certificates that CA issued may act as shards, whatever role their extension claims.
+ * Verifies the TLS peer. `clusterIssuer` is the DER (hex) of this sidecar's cluster CA's name:
+ * only certificates that CA issued may act as shards.
  */
 export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssuer: string): Admission {
   if (socket.getProtocol() !== 'TLSv1.3') return { ok: false, reason: 'tls_version', message: `protocol ${socket.getProtocol()} is not TLS 1.3` };
   const chain = presentedChain(socket);
   if (chain.length === 0) return { ok: false, reason: 'no_client_certificate', message: 'the client presented no certificate' };
   const r = verifier.verify(chain, 'clientAuth');
-  if (!r.ok) return { ok: false, reason: r.reason, message: r.message, ...(r.serial ? { serial: r.serial } : {}) };
+  if (!r.ok) return { ok: false, reason: r.reason, message: r.message, ...(r.serial ? { serial: r.serial } : {}), ...(r.leaf ? { leaf: r.leaf } : {}) };
   const { identity } = r.peer;
-  let kind: PeerKind;
-  if (identity.role === 'primary' || identity.role === 'replica') {
-    if (r.peer.issuerName !== clusterIssuer || !identity.shardId) {
-      return { ok: false, reason: 'wrong_issuer', message: `${r.peer.subject} claims a shard role but was not issued by the cluster CA`, serial: r.peer.serial };
-    }
-    kind = 'shard';
-  } else if (identity.role === 'client') {
-    kind = 'client';
-  } else {
-    kind = 'operator';
+  // The verifier has bound the role to its issuing CA's kind (src/pki/ca-kind.ts); a shard must
+  // also come from this sidecar's own cluster CA and name its shard.
+  const kind = KIND_OF_ROLE[identity.role];
+  if (kind === 'shard' && (r.peer.issuerName !== clusterIssuer || !identity.shardId)) {
+    return {
+      ok: false,
+      reason: 'wrong_issuer',
+      message: `${r.peer.subject} claims a shard role but was not issued by this cluster's CA`,
+      serial: r.peer.serial,
+      leaf: { subject: r.peer.subject, issuer: r.peer.issuer, serial: r.peer.serial },
+    };
   }
   return {
     ok: true,
@@ -68,6 +82,7 @@ export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssu
       identity,
       serial: r.peer.serial,
       subject: r.peer.subject,
+      issuer: r.peer.issuer,
       notAfter: r.peer.notAfter,
       publicKey: new X509Certificate(Buffer.from(chain[0]!)).publicKey,
       address: `${socket.remoteAddress}:${socket.remotePort}`,

@@ -21,7 +21,7 @@ import { createMeshHandler } from './mesh-handler.js';
 import { MeshServer } from './mesh-listener.js';
 import { classifyRequest } from './operations.js';
 import { PeerPool } from './peer-pool.js';
-import { verifyServerCert } from './peer-identity.js';
+import { auditPeer, verifyServerCert } from './peer-identity.js';
 import { sendError, type AnyRequest, type AnyResponse } from './respond.js';
 import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
@@ -138,13 +138,13 @@ export class Sidecar {
       },
     });
     this.topology = topology ?? new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
-    this.topology.onChange((t, prev) => {
+    this.topology.onChange((t, prev, signer) => {
       this.metrics.topologyEpoch.set(t.epoch);
-      this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length });
+      this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length, ...(signer ? { signer } : {}) });
     });
-    this.topology.onReject((reason, epoch) => {
+    this.topology.onReject((reason, epoch, signer) => {
       this.metrics.topologyRejections.inc();
-      this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}) });
+      this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}), ...(signer ? { signer } : {}) });
     });
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
     crls?.onApply((name, crl) => this.applyTls(`CRL number ${crl.crl.crlNumber} of the ${name} CA from etcd`));
@@ -316,7 +316,7 @@ export class Sidecar {
     const outbound = this.peers.resetWhere((chain) => next.verifier.verify(chain, 'serverAuth').ok);
     this.peers.rollAll();
     for (const p of inbound) {
-      this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId: p.identity.shardId || undefined, cn: p.subject, serial: p.serial }, reason: 'session closed: certificate no longer valid' });
+      this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: auditPeer(p), reason: 'session closed: certificate no longer valid' });
     }
     for (const p of outbound) {
       this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: p, reason: 'outgoing session closed: certificate no longer valid' });

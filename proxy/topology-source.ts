@@ -7,14 +7,19 @@ import { parseTopology } from '../src/topology/document.js';
 import { ConfigError } from '../src/config/validate.js';
 import type { Topology } from '../src/topology/topology.js';
 import type { Logger } from '../src/log.js';
+import type { TopologySigner } from '../src/topology/signed.js';
+
+/** A change or refusal, with the signer when the source is signed (audited with it). */
+export type ChangeListener = (t: Topology, previous: Topology, signer?: TopologySigner) => void;
+export type RejectListener = (reason: string, epoch?: number, signer?: TopologySigner) => void;
 
 export interface TopologySource {
   current(): Topology;
   /** Called with the reason when a newer-looking topology is refused. */
-  onReject(listener: (reason: string, epoch?: number) => void): void;
+  onReject(listener: RejectListener): void;
   /** Re-reads the source now (e.g. after a peer answered 421); resolves when done. */
   refresh(): Promise<void>;
-  onChange(listener: (t: Topology, previous: Topology) => void): void;
+  onChange(listener: ChangeListener): void;
   close(): void;
 }
 

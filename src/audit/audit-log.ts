@@ -27,6 +27,8 @@ export interface AuditPeer {
   shardId?: string;
   cn?: string;
   serial?: string;
+  /** The issuing CA's subject: which CA vouched for (or, when refused, is claimed by) the peer. */
+  issuer?: string;
   address?: string;
 }
 

@@ -81,9 +81,10 @@ async function show(argv: string[]): Promise<void> {
       if (!c.ok) return { ca: s.name, status: `REFUSED (${c.reason}): ${c.message}` };
       const crl = c.value.crl;
       const stale = crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now;
+      const misplaced = c.value.issuerKind !== s.name;
       return {
         ca: s.name,
-        status: stale ? 'STALE (past nextUpdate)' : 'valid',
+        status: misplaced ? `MISPLACED (wrong_issuer): the CRL of ${c.value.issuerKind ?? 'a CA of no kind'}, not of the ${s.name} CA` : stale ? 'STALE (past nextUpdate)' : 'valid',
         issuer: crl.issuer,
         crl_number: String(crl.crlNumber),
         this_update: crl.thisUpdate.toISOString(),

@@ -2,6 +2,7 @@
 // certificate serial and expiry, and whether the certificate verifies now (the seed's
 // discoverShards / verifyShard), checked against the root and the CRLs given.
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
+import type { ThemisIdentity } from '../pki/identity-extension.js';
 import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
@@ -50,7 +51,7 @@ export async function shardsCommand(argv: string[]): Promise<void> {
         try {
           const chain = parsePem(cert.cert_pem, `${id} certificate`).map((b) => new Uint8Array(b.der));
           const r = verifier.verify(chain, 'serverAuth');
-          status = r.ok ? (r.peer.identity.shardId === id ? 'valid' : `certificate is for ${r.peer.identity.shardId}`) : r.reason;
+          status = r.ok ? shardStatus(id, r.peer.identity) : r.reason;
         } catch (e) {
           status = `malformed: ${(e as Error).message}`;
         }
@@ -75,6 +76,12 @@ export async function shardsCommand(argv: string[]): Promise<void> {
   } finally {
     etcd.close();
   }
+}
+
+/** A verified certificate (role already bound to its issuing CA) registered under shards/{id}/. */
+function shardStatus(id: string, identity: ThemisIdentity): string {
+  if (identity.role !== 'primary' && identity.role !== 'replica') return `not a shard certificate (role ${identity.role})`;
+  return identity.shardId === id ? 'valid' : `certificate is for ${identity.shardId}`;
 }
 
 function parseJson(v: string | undefined): unknown {

@@ -231,7 +231,7 @@ async function show(argv: string[]): Promise<void> {
       process.exitCode = 1;
       return;
     }
-    process.stdout.write(`cluster ${cluster}: epoch ${v.topology.epoch}, ${Object.keys(v.topology.shards).length} shards, ${v.topology.ranges.length} ranges; signed by ${v.signer.subject} (serial ${v.signer.serial}); verified\n`);
+    process.stdout.write(`cluster ${cluster}: epoch ${v.topology.epoch}, ${Object.keys(v.topology.shards).length} shards, ${v.topology.ranges.length} ranges; signed by ${v.signer.subject} (serial ${v.signer.serial}, issued by ${v.signer.issuer}); verified\n`);
     if (values.ranges) for (const r of v.topology.ranges) process.stdout.write(`${tokenHex(r.start)}  ${tokenHex(r.end)}  ${r.owner}\n`);
   } finally {
     etcd.close();
@@ -255,7 +255,7 @@ async function verify(argv: string[]): Promise<void> {
   const cluster = current?.cluster ?? (typeof (input as { document?: unknown })?.document === 'string' ? parseTopology((input as { document: string }).document).cluster : '');
   const v = await verifySignedTopology(input, { verifier, current, cluster });
   if (values.json) process.stdout.write(JSON.stringify(v.ok ? { ok: true, epoch: v.topology.epoch, signer: v.signer } : v) + '\n');
-  else if (v.ok) process.stdout.write(`${signedPath}: valid — epoch ${v.topology.epoch}, signed by ${v.signer.subject} (serial ${v.signer.serial})\n`);
+  else if (v.ok) process.stdout.write(`${signedPath}: valid — epoch ${v.topology.epoch}, signed by ${v.signer.subject} (serial ${v.signer.serial}, issued by ${v.signer.issuer})\n`);
   else process.stdout.write(`${signedPath}: REFUSED (${v.reason}): ${v.message}\n`);
   if (!v.ok) process.exitCode = 1;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import { ISSUER_OF, PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
 import {
-  createIntermediate, initRoot, issue, revoke, writeCrl,
+  createIntermediate, recertifyIntermediate, initRoot, issue, revoke, writeCrl,
   type CommandResult, type PkiContext,
 } from '../pki/commands.js';
 import { parseReason } from '../pki/crl.js';
@@ -29,6 +29,8 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
   init-root            [--key-type T] [--days 7300] [--crl-days 365] [--cn NAME]
   create-intermediate  --kind cluster|operator|client [--key-type T] [--days 1825] [--crl-days 30]
                        [--cn NAME] [--root-key FILE] [--new-passphrase-file FILE]
+  recertify-intermediate --kind cluster|operator|client [--days 1825] [--root-key FILE]
+                       (same name and key, now bound to its kind: for PKIs made before 0.2)
   issue-shard          --id shard-001 --cluster NAME --dc NAME --token-range START:END
                        [--dns NAME]… [--ip ADDR]… [--capabilities read,write,replicate] [--role primary|replica]
   issue-operator       --name NAME --capabilities rebalance,add_shard,… [--dc NAME]
@@ -151,6 +153,18 @@ async function cmdCreateIntermediate(argv: string[]): Promise<void> {
   report('create-intermediate', ctx, r, f.json === true);
 }
 
+async function cmdRecertifyIntermediate(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { ...COMMON, kind: { type: 'string' }, days: { type: 'string' }, 'root-key': { type: 'string' } });
+  const ctx = context(f);
+  const kind = requireFlag(f.kind, 'kind', 'cluster');
+  if (!(CA_KINDS as readonly string[]).includes(kind)) throw invalid('--kind', `"${kind}" must be one of ${CA_KINDS.join(', ')}`);
+  const days = intFlag(f.days, 'days', 1825, 1, 36500);
+  await loadCaCert(ctx.layout, 'root');
+  await loadCaCert(ctx.layout, kind as CaKind);
+  const rootPassphrase = await caPassphrase(f, 'root');
+  report('recertify-intermediate', ctx, await recertifyIntermediate(ctx, { kind: kind as CaKind, rootPassphrase, rootKeyPath: f['root-key'], days }), f.json === true);
+}
+
 async function cmdIssue(profile: LeafProfile, argv: string[]): Promise<void> {
   const extra: Options =
     profile === 'shard'
@@ -234,6 +248,7 @@ async function cmdInspect(argv: string[]): Promise<void> {
 await runCommands('themis-pki', USAGE, {
   'init-root': cmdInitRoot,
   'create-intermediate': cmdCreateIntermediate,
+  'recertify-intermediate': cmdRecertifyIntermediate,
   'issue-shard': (argv) => cmdIssue('shard', argv),
   'issue-operator': (argv) => cmdIssue('operator', argv),
   'issue-client': (argv) => cmdIssue('client', argv),

@@ -85,8 +85,10 @@ export async function publishCrl(etcd: Etcd3, cluster: string, name: string, val
   const current = verifiedCrls(stored, trust);
   const check = trust.check(value, (issuerKey) => current.get(issuerKey)?.value.crl);
   if (!check.ok) throw new CrlPublishError(`refused (${check.reason}): ${check.message}`);
-  if ((name === 'root') !== check.value.issuerIsRoot) {
-    throw new CrlPublishError(`refused: this is the CRL of ${check.value.crl.issuer}, not of the ${name} CA`);
+  // crl/{name} holds the CRL of the CA of that kind only (its policy, signed by the root, says which).
+  if (check.value.issuerKind !== name) {
+    const is = check.value.issuerKind === undefined ? 'a CA that names no kind in its policies' : `the ${check.value.issuerKind} CA`;
+    throw new CrlPublishError(`refused (wrong_issuer): this is the CRL of ${check.value.crl.issuer}, ${is}, not of the ${name} CA`);
   }
   const next = check.value.crl.nextUpdate;
   if (next && next.getTime() < now.getTime()) {

@@ -15,13 +15,7 @@ import type { x509 } from './x509.js';
 export const CA_NAMES = ['root', 'cluster', 'operator', 'client'] as const;
 export type CaName = (typeof CA_NAMES)[number];
 
-/** Which CA signs which leaf: shards and the etcd server come from the cluster CA. */
-export const ISSUER_OF: Record<LeafProfile, Exclude<CaName, 'root'>> = {
-  shard: 'cluster',
-  server: 'cluster',
-  operator: 'operator',
-  client: 'client',
-};
+export { ISSUER_OF } from './ca-kind.js';
 
 const LEAF_FOLDER: Record<LeafProfile, string> = { shard: 'shards', operator: 'operators', client: 'clients', server: 'servers' };
 

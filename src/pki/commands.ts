@@ -1,8 +1,10 @@
 // The themis-pki operations as library calls: each builds every output in memory, then writes
 // it all at once through write-plan (or nothing). The CLI and the test fixture both use these.
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Clock, Random } from '../runtime.js';
 import {
-  CA_NAMES, ISSUER_OF, emptyState, leafFiles, loadIssuer, readState, stateFile, caExists,
+  CA_NAMES, ISSUER_OF, emptyState, leafFiles, loadCaCert, loadIssuer, readState, stateFile, caExists,
   type CaName, type CaState, type IssuedRecord, type PkiLayout,
 } from './ca-store.js';
 import { buildCrl, type RevocationReason } from './crl.js';
@@ -138,6 +140,49 @@ export async function createIntermediate(ctx: PkiContext, o: IntermediateOptions
     ctx.force,
   );
   return { written, certificate: summary(cert), crl: crlInfo };
+}
+
+/**
+ * Re-certifies an existing intermediate: the root signs the CA's own key and exact name again,
+ * now with its kind's policy (a PKI made before roles were bound to their CA). Certificates the
+ * CA issued stay valid (same name, same key); every chain.pem under the PKI folder that carries
+ * the old CA certificate is rewritten with the new one. The CA's key is not needed.
+ */
+export async function recertifyIntermediate(ctx: PkiContext, o: { kind: CaKind; rootPassphrase: string | undefined; rootKeyPath?: string; days?: number }): Promise<CommandResult> {
+  const L = ctx.layout;
+  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath);
+  const rootState = await readState(L, 'root');
+  const old = await loadCaCert(L, o.kind);
+  const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.intermediate);
+  const publicKey = await old.publicKey.export();
+  const cert = await createIntermediateCa({ kind: o.kind, publicKey, issuer: root, subject: old.subjectName, validity, random: ctx.random });
+  rootState.issued.push(record(cert, 'intermediate', o.kind));
+  const oldPem = certToPem(old).trim();
+  const chains = (await leafChainFiles(L)).filter((f) => f.contents.includes(oldPem));
+  const written = await writeFiles(
+    [
+      { path: L.caCert(o.kind), kind: 'certificate', contents: certToPem(cert), replace: 'always' },
+      { path: L.caChain(o.kind), kind: 'chain', contents: certToPem(cert) + certToPem(root.cert), replace: 'always' },
+      ...chains.map((f): PlannedFile => ({ path: f.path, kind: 'chain', contents: f.contents.replace(oldPem, certToPem(cert).trim()), replace: 'always' })),
+      stateFile(L, 'root', rootState),
+    ],
+    ctx.force,
+  );
+  return { written, certificate: summary(cert) };
+}
+
+/** Every leaf's chain.pem in the PKI folder, with its text. */
+async function leafChainFiles(L: PkiLayout): Promise<{ path: string; contents: string }[]> {
+  const out: { path: string; contents: string }[] = [];
+  for (const profile of ['shard', 'operator', 'client', 'server'] as const) {
+    const folder = dirname(L.leafDir(profile, 'x'));
+    for (const name of await readdir(folder).catch(() => [] as string[])) {
+      const path = leafFiles(join(folder, name)).chain;
+      const contents = await readFile(path, 'utf8').catch(() => undefined);
+      if (contents !== undefined) out.push({ path, contents });
+    }
+  }
+  return out;
 }
 
 export interface LeafOptions {

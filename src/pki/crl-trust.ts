@@ -4,6 +4,7 @@
 // The value in etcd is the CRL PEM followed by the issuing CA's certificate (absent for the
 // root), so a sidecar can check CRLs of CAs it has not met in a chain yet.
 import { X509Certificate as NodeX509, verify as verifySignature } from 'node:crypto';
+import { kindClaimOf, type CaKind } from './ca-kind.js';
 import { issuerKeyOf, parseCrl, type ParsedCrl } from './crl.js';
 import { parsePem } from './pem.js';
 import { x509 } from './x509.js';
@@ -20,6 +21,8 @@ export interface TrustedCrl {
   issuerKey: string;
   /** Signed by the trusted root itself (else by the CA certificate carried). */
   issuerIsRoot: boolean;
+  /** 'root', or the kind the issuing intermediate's policy names (undefined: none or several). */
+  issuerKind: CaKind | 'root' | undefined;
 }
 
 export type CrlCheck =
@@ -100,7 +103,8 @@ export class CrlTrust {
       const duplicate = have.der.equals(crl.der);
       return { ok: false, reason: 'not_newer', message: `CRL number ${crl.crlNumber} of ${crl.issuer} is not higher than the one in force (${have.crlNumber})`, issuer: crl.issuer, duplicate };
     }
-    return { ok: true, value: { crl, published, issuerKey, issuerIsRoot } };
+    const issuerKind = issuerIsRoot ? 'root' : kindClaimOf(new x509.X509Certificate(issuer.node.raw)).kind;
+    return { ok: true, value: { crl, published, issuerKey, issuerIsRoot, issuerKind } };
   }
 
   /** The root itself, or the presented CA certificate if the root signed it and it may sign CRLs. */

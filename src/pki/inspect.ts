@@ -2,7 +2,8 @@
 // --json and as readable text — subject, SANs, validity, serial and the decoded identity.
 import { X509Certificate as NodeX509, createHash, createPrivateKey } from 'node:crypto';
 import { parseCrl } from './crl.js';
-import { THEMIS_IDENTITY_OID, decodeIdentity, identityToJson } from './identity-extension.js';
+import { ISSUER_KIND_OF_ROLE, kindClaimOf, roleIssuerMismatch } from './ca-kind.js';
+import { THEMIS_IDENTITY_OID, decodeIdentity, identityToJson, type ThemisIdentity } from './identity-extension.js';
 import { serialHex } from './issue.js';
 import { keyTypeOf } from './keys.js';
 import { bad, parseCertDer, parsePem } from './pem.js';
@@ -31,6 +32,7 @@ export function inspectCertificate(cert: x509.X509Certificate): Inspected {
       identity = { error: (e as Error).message };
     }
   }
+  const claim = kindClaimOf(cert);
   let keyType: string;
   try {
     keyType = keyTypeOf(new NodeX509(der).publicKey, 'certificate');
@@ -55,8 +57,35 @@ export function inspectCertificate(cert: x509.X509Certificate): Inspected {
       uri: names.filter((n) => n.type === 'url').map((n) => n.value),
     },
     identity,
+    // For a CA: the kind of roles it may grant. For a leaf: the kind of its issuer, as it claims.
+    caKind: claim.kind ?? (claim.reason === 'several' ? 'several (invalid)' : null),
     sha256: createHash('sha256').update(der).digest('hex'),
   };
+}
+
+/**
+ * Whether a leaf's role may come from its issuer: judged on the issuer's certificate when the
+ * file holds it (a chain.pem), else on the kind the leaf itself claims.
+ */
+function roleIssuer(leaf: x509.X509Certificate, all: x509.X509Certificate[]): string | undefined {
+  const ext = leaf.extensions.find((e) => e.type === THEMIS_IDENTITY_OID);
+  let identity: ThemisIdentity;
+  try {
+    if (!ext) return undefined;
+    identity = decodeIdentity(new Uint8Array(ext.value));
+  } catch {
+    return undefined;
+  }
+  const want = ISSUER_KIND_OF_ROLE[identity.role];
+  const issuer = all.find((c) => c !== leaf && Buffer.from(c.subjectName.toArrayBuffer()).equals(Buffer.from(leaf.issuerName.toArrayBuffer())));
+  const own = kindClaimOf(leaf);
+  if (issuer) {
+    const bad = roleIssuerMismatch(identity.role, kindClaimOf(issuer), own, issuer.subject);
+    return bad ? `MISMATCH: ${bad}` : `ok: the ${want} CA may grant ${identity.role}`;
+  }
+  if (own.kind === undefined) return `unknown: the issuer is not in this file and the certificate names no CA kind; a ${identity.role} must come from the ${want} CA`;
+  if (own.kind !== want) return `MISMATCH: the certificate names the ${own.kind} CA as its issuer, but a ${identity.role} must come from the ${want} CA`;
+  return `ok as far as this file shows: the certificate names the ${want} CA (its certificate is not in the file)`;
 }
 
 /** Everything in one file: PEM blocks of certificates, CRLs and keys, or a single DER object. */
@@ -64,7 +93,9 @@ export function inspectFile(data: Buffer, file: string): Inspected[] {
   const text = data.toString('latin1');
   if (!text.includes('-----BEGIN')) {
     try {
-      return [inspectCertificate(new x509.X509Certificate(new Uint8Array(data)))];
+      const cert = new x509.X509Certificate(new Uint8Array(data));
+      const verdict = roleIssuer(cert, [cert]);
+      return [{ ...inspectCertificate(cert), ...(verdict ? { roleIssuer: verdict } : {}) }];
     } catch {
       try {
         return [inspectCrlDer(data, file)];
@@ -73,8 +104,14 @@ export function inspectFile(data: Buffer, file: string): Inspected[] {
       }
     }
   }
-  return parsePem(text, file).map((b, i): Inspected => {
-    if (b.label === 'CERTIFICATE') return inspectCertificate(parseCertDer(b.der, file, `certificate ${i + 1}`));
+  const blocks = parsePem(text, file);
+  const certs = new Map(blocks.flatMap((b, i) => (b.label === 'CERTIFICATE' ? [[i, parseCertDer(b.der, file, `certificate ${i + 1}`)] as const] : [])));
+  return blocks.map((b, i): Inspected => {
+    const cert = certs.get(i);
+    if (cert) {
+      const verdict = roleIssuer(cert, [...certs.values()]);
+      return { ...inspectCertificate(cert), ...(verdict ? { roleIssuer: verdict } : {}) };
+    }
     if (b.label === 'X509 CRL') return inspectCrlDer(b.der, file);
     if (b.label === 'ENCRYPTED PRIVATE KEY') return { type: 'private-key', encrypted: true };
     if (b.label === 'PRIVATE KEY') {

@@ -3,12 +3,12 @@
 import { isIP } from 'node:net';
 import type { Clock, Random } from '../runtime.js';
 import { invalid } from './errors.js';
+import { ISSUER_OF, policyExtension, type CaKind } from './ca-kind.js';
 import { THEMIS_IDENTITY_OID, encodeIdentity, type ThemisIdentity } from './identity-extension.js';
 import { signingAlgorithm } from './keys.js';
 import { x509, type CryptoKey } from './x509.js';
 
-export const CA_KINDS = ['cluster', 'operator', 'client'] as const;
-export type CaKind = (typeof CA_KINDS)[number];
+export { CA_KINDS, type CaKind } from './ca-kind.js';
 export type LeafProfile = 'shard' | 'operator' | 'client' | 'server';
 
 export interface Issuer {
@@ -115,6 +115,8 @@ export interface IntermediateParams {
   publicKey: CryptoKey;
   issuer: Issuer;
   commonName?: string;
+  /** Keep this exact name (re-certifying an existing CA key); overrides commonName. */
+  subject?: x509.Name;
   validity: Validity;
   random: Random;
 }
@@ -125,7 +127,7 @@ export async function createIntermediateCa(p: IntermediateParams): Promise<x509.
   checkWithinIssuer(p.validity, p.issuer);
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(p.random),
-    subject: `CN=${checkCommonName(p.commonName ?? `Themis ${KIND_TITLE[p.kind]} CA`)}, OU=${p.kind}, O=themis-mesh`,
+    subject: p.subject ?? `CN=${checkCommonName(p.commonName ?? `Themis ${KIND_TITLE[p.kind]} CA`)}, OU=${p.kind}, O=themis-mesh`,
     issuer: p.issuer.cert.subjectName,
     ...p.validity,
     publicKey: p.publicKey,
@@ -134,6 +136,8 @@ export async function createIntermediateCa(p: IntermediateParams): Promise<x509.
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      // The kind is what lets this CA grant roles (ca-kind.ts); the root's signature binds it.
+      policyExtension(p.kind),
       ...(await keyIdExtensions(p.publicKey, p.issuer.cert)),
     ],
   });
@@ -187,6 +191,7 @@ export async function issueLeaf(p: LeafParams): Promise<x509.X509Certificate> {
     new x509.KeyUsagesExtension(usage, true),
     new x509.ExtendedKeyUsageExtension(p.overrides?.extendedKeyUsages ?? EKU[p.profile], false),
     ...(await keyIdExtensions(p.publicKey, p.issuer.cert)),
+    policyExtension(ISSUER_OF[p.profile]), // the issuer's kind, for openssl's policy checks
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   const identityDer = p.overrides?.identityDer ?? (p.identity ? encodeIdentity(p.identity) : undefined);

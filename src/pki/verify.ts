@@ -4,6 +4,7 @@
 import { X509Certificate as NodeX509, createHash, verify as verifySignature } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../runtime.js';
+import { kindClaimOf, roleIssuerMismatch, type CaKind, type KindClaim } from './ca-kind.js';
 import { latestPerIssuer, parseCrl, type ParsedCrl } from './crl.js';
 import { PkiError } from './errors.js';
 import { THEMIS_IDENTITY_OID, decodeIdentity, type ThemisIdentity } from './identity-extension.js';
@@ -21,6 +22,7 @@ export const VERIFY_REASONS = [
   'revoked',
   'missing_extension',
   'malformed_extension',
+  'wrong_issuer', // the role is one the issuing CA may not grant (ca-kind.ts)
 ] as const;
 export type VerifyReason = (typeof VERIFY_REASONS)[number];
 export type Purpose = 'clientAuth' | 'serverAuth';
@@ -32,12 +34,23 @@ export interface VerifiedPeer {
   subject: string;
   /** Hex DER of the issuing CA's name: which intermediate vouches for this peer. */
   issuerName: string;
+  /** The issuing CA's subject, for logs and the audit trail. */
+  issuer: string;
+  /** The issuing CA's kind: the one that may grant the peer's role. */
+  issuerKind: CaKind;
   notAfter: Date;
+}
+
+/** What a refused leaf says of itself (unverified): for logs and the audit trail. */
+export interface ClaimedLeaf {
+  subject: string;
+  issuer: string;
+  serial: string;
 }
 
 export type VerifyResult =
   | { ok: true; peer: VerifiedPeer }
-  | { ok: false; reason: VerifyReason; message: string; serial?: string };
+  | { ok: false; reason: VerifyReason; message: string; serial?: string; leaf?: ClaimedLeaf };
 
 interface CertInfo {
   fp: string;
@@ -45,6 +58,7 @@ interface CertInfo {
   subject: string;
   subjectName: string; // hex DER of the Name, for exact issuer matching
   issuerName: string;
+  issuerDn: string; // the issuer's name as text
   serial: string;
   notBefore: number;
   notAfter: number;
@@ -52,6 +66,7 @@ interface CertInfo {
   pathLength: number | undefined;
   keyUsage: number | undefined; // KeyUsageFlags, undefined when the extension is absent
   eku: string[] | undefined;
+  kind: KindClaim; // CA kind from the certificate policies
   identity: { ok: true; value: ThemisIdentity } | { ok: false; reason: 'missing_extension' | 'malformed_extension'; message: string };
   verifiedBy: Set<string>; // fingerprints of issuers whose key checked this signature
 }
@@ -59,6 +74,7 @@ interface CertInfo {
 const EKU_OID: Record<Purpose, string> = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' };
 
 class Fail extends Error {
+  leaf?: ClaimedLeaf;
   constructor(readonly reason: VerifyReason, message: string, readonly serial?: string) {
     super(message);
   }
@@ -109,15 +125,24 @@ export class PeerVerifier {
     try {
       return { ok: true, peer: this.check(chain, purpose, o.revocation !== false) };
     } catch (e) {
-      if (e instanceof Fail) return { ok: false, reason: e.reason, message: e.message, ...(e.serial ? { serial: e.serial } : {}) };
+      if (e instanceof Fail) return { ok: false, reason: e.reason, message: e.message, ...(e.serial ? { serial: e.serial } : {}), ...(e.leaf ? { leaf: e.leaf } : {}) };
       throw e;
     }
   }
 
   private check(chain: ReadonlyArray<Uint8Array>, purpose: Purpose, revocation: boolean): VerifiedPeer {
     if (chain.length === 0) throw new Fail('malformed_certificate', 'no certificate presented');
-    const certs = chain.map((der, i) => this.info(der, `certificate ${i + 1}`));
-    const leaf = certs[0]!;
+    const leaf = this.info(chain[0]!, 'certificate 1');
+    try {
+      return this.checkFrom(leaf, chain, purpose, revocation);
+    } catch (e) {
+      if (e instanceof Fail) e.leaf = { subject: leaf.subject, issuer: leaf.issuerDn, serial: leaf.serial };
+      throw e;
+    }
+  }
+
+  private checkFrom(leaf: CertInfo, chain: ReadonlyArray<Uint8Array>, purpose: Purpose, revocation: boolean): VerifiedPeer {
+    const certs = [leaf, ...chain.slice(1).map((der, i) => this.info(der, `certificate ${i + 2}`))];
     const path = this.buildPath(leaf, certs.slice(1));
     const now = this.clock.now();
     for (const c of [...path, this.root]) {
@@ -139,7 +164,20 @@ export class PeerVerifier {
     }
     if (revocation) path.forEach((c, i) => this.checkRevocation(c, issuers[i]!, now));
     if (!leaf.identity.ok) throw new Fail(leaf.identity.reason, leaf.identity.message, leaf.serial);
-    return { identity: leaf.identity.value, serial: leaf.serial, fingerprint256: leaf.fp, subject: leaf.subject, issuerName: leaf.issuerName, notAfter: new Date(leaf.notAfter) };
+    const identity = leaf.identity.value;
+    const issuer = issuers[0]!;
+    const mismatch = roleIssuerMismatch(identity.role, issuer.kind, leaf.kind, issuer.subject);
+    if (mismatch !== undefined || issuer.kind.kind === undefined) throw new Fail('wrong_issuer', `${leaf.subject}: ${mismatch}`, leaf.serial);
+    return {
+      identity,
+      serial: leaf.serial,
+      fingerprint256: leaf.fp,
+      subject: leaf.subject,
+      issuerName: leaf.issuerName,
+      issuer: issuer.subject,
+      issuerKind: issuer.kind.kind,
+      notAfter: new Date(leaf.notAfter),
+    };
   }
 
   /** Leaf, then intermediates up to (not including) the trusted root; signatures checked. */
@@ -211,6 +249,7 @@ export class PeerVerifier {
         subject: cert.subject,
         subjectName: Buffer.from(cert.subjectName.toArrayBuffer()).toString('hex'),
         issuerName: Buffer.from(cert.issuerName.toArrayBuffer()).toString('hex'),
+        issuerDn: cert.issuer,
         serial: serialHex(cert),
         notBefore: cert.notBefore.getTime(),
         notAfter: cert.notAfter.getTime(),
@@ -218,6 +257,7 @@ export class PeerVerifier {
         pathLength: bc?.pathLength,
         keyUsage: ku ? ku.usages : undefined,
         eku: eku ? eku.usages.map(String) : undefined,
+        kind: kindClaimOf(cert),
         identity: decodeIdentityOf(cert),
         verifiedBy: new Set(),
       };

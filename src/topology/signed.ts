@@ -4,6 +4,8 @@
 // whose certificate grants the change, the epoch is newer, and every range lies inside its
 // owner's certified token range.
 import { openDetached, signDetached } from '../pki/cms.js';
+import { serialHex } from '../pki/issue.js';
+import { parseCertDer } from '../pki/pem.js';
 import type { PeerVerifier } from '../pki/verify.js';
 import type { webcrypto } from 'node:crypto';
 import { parseTopology, serializeTopology } from './document.js';
@@ -22,7 +24,28 @@ export async function signTopology(t: Topology, chainDer: readonly Uint8Array[],
 
 export type RejectReason = 'malformed' | 'bad_signature' | 'untrusted_signer' | 'not_operator' | 'missing_capability' | 'not_newer' | 'range_not_certified' | 'wrong_cluster';
 
-export type Verdict = { ok: true; topology: Topology; signer: { serial: string; subject: string } } | { ok: false; reason: RejectReason; message: string };
+/** Who signed, for logs and the audit trail. `verified: false`: as the certificate claims, its chain refused. */
+export interface TopologySigner {
+  subject: string;
+  serial: string;
+  issuer: string;
+  verified: boolean;
+}
+
+export type Verdict =
+  | { ok: true; topology: Topology; signer: TopologySigner }
+  | { ok: false; reason: RejectReason; message: string; signer?: TopologySigner };
+
+/** What an unverified signer certificate says of itself, or undefined when it does not parse. */
+function claimedSigner(der: Uint8Array | undefined): TopologySigner | undefined {
+  if (!der) return undefined;
+  try {
+    const c = parseCertDer(der, 'signer');
+    return { subject: c.subject, serial: serialHex(c), issuer: c.issuer, verified: false };
+  } catch {
+    return undefined;
+  }
+}
 
 export interface VerifyOptions {
   verifier: PeerVerifier;
@@ -60,24 +83,30 @@ export async function verifySignedTopology(input: unknown, o: VerifyOptions): Pr
   } catch (e) {
     return no('malformed', `cms: ${(e as Error).message}`);
   }
-  if (!parts.signatureValid) return no('bad_signature', 'the CMS signature does not verify over the document');
+  const claimed = claimedSigner(parts.chain[0]);
+  if (!parts.signatureValid) return { ...no('bad_signature', 'the CMS signature does not verify over the document'), ...(claimed ? { signer: claimed } : {}) };
   const chain = parts.chain.length ? o.verifier.verify(parts.chain, 'clientAuth') : undefined;
-  if (!chain?.ok) return no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate');
-  const { identity, serial, subject } = chain.peer;
-  if (identity.role !== 'operator') return no('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
+  if (!chain?.ok) {
+    return { ...no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate'), ...(claimed ? { signer: claimed } : {}) };
+  }
+  const { identity, serial, subject, issuer } = chain.peer;
+  const signer: TopologySigner = { subject, serial, issuer, verified: true };
+  const refuse = (reason: RejectReason, message: string): Verdict => ({ ...no(reason, message), signer });
+  // The verifier has bound the role to the issuing CA: an operator here came from the operator CA.
+  if (identity.role !== 'operator') return refuse('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
   const needed = capabilitiesFor(o.current, topology);
   if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) {
-    return no('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
+    return refuse('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
   }
-  if (topology.cluster !== o.cluster) return no('wrong_cluster', `topology is for cluster "${topology.cluster}", not "${o.cluster}"`);
-  if (o.current && topology.epoch <= o.current.epoch) return no('not_newer', `epoch ${topology.epoch} is not newer than ${o.current.epoch}`);
+  if (topology.cluster !== o.cluster) return refuse('wrong_cluster', `topology is for cluster "${topology.cluster}", not "${o.cluster}"`);
+  if (o.current && topology.epoch <= o.current.epoch) return refuse('not_newer', `epoch ${topology.epoch} is not newer than ${o.current.epoch}`);
   if (o.certifiedRange) {
     for (const r of topology.ranges) {
       const allowed = o.certifiedRange(r.owner);
       if (allowed && (r.start < allowed.start || r.end > allowed.end)) {
-        return no('range_not_certified', `${r.owner} is given tokens outside the range its certificate allows`);
+        return refuse('range_not_certified', `${r.owner} is given tokens outside the range its certificate allows`);
       }
     }
   }
-  return { ok: true, topology, signer: { serial, subject } };
+  return { ok: true, topology, signer };
 }
