@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import { endToEndHeaders } from './headers.js';
 import { TimeoutError, upstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 export interface LocalUpstreamOptions {
@@ -102,7 +103,32 @@ export class LocalUpstream implements Upstream {
     return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body, complete: () => ended };
   }
 
+  /**
+   * Forwards a request as received (end-to-end headers, the mesh's x-themis-* dropped): the
+   * app port's and the peer-inbound path's delivery to this shard's storage node.
+   */
+  forward(method: string, url: string, headers: IncomingHttpHeaders, body: Buffer | Readable | undefined): Promise<UpstreamResponse> {
+    return this.request({
+      method,
+      path: url,
+      headers: endToEndHeaders(headers, true),
+      body: hasBody(method) ? body : undefined,
+      extraTimeoutMs: longPollMs(url),
+    });
+  }
+
   close(): void {
     void this.pool.destroy();
   }
+}
+
+/** A change-feed long poll may legitimately wait up to long_poll_ms (the storage node caps it). */
+function longPollMs(url: string): number {
+  if (!url.startsWith('/changefeed')) return 0;
+  const v = Number(new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('long_poll_ms'));
+  return Number.isFinite(v) && v > 0 ? Math.min(v, 300_000) : 0;
+}
+
+export function hasBody(method: string | undefined): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 }

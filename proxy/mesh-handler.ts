@@ -1,26 +1,25 @@
-// The mesh port's request path, per peer kind. Shard peers: signed-request stages, then
-// ownership at this shard's epoch (421 otherwise), then this shard's storage node — never
-// further, so requests cannot loop. Client-certificate apps: capability, then routed across
-// the cluster like the app port.
+// The mesh port's request handling: two adapters (Node's core HTTP/2 stream API, the fast path
+// for shard peers' entity requests, and the compatibility API for everything else) build one
+// MeshRequest and run the same stages (mesh-pipeline.ts). Shard peers are then served by the
+// peer-inbound path only; client-certificate apps are routed across the cluster like the app
+// port. Refusals are audited and counted here, and answered through proxy/respond.ts.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { ThemisError, type ErrorCode } from '../src/errors.js';
 import type { AuditEvent, AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
-import { parseKey, tokenOf } from '../src/urn/urn.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
-import { readBody } from '../src/http-body.js';
-import { classifyRequest, type Operation } from './operations.js';
+import { EPOCH_HEADER } from './mesh-headers.js';
+import { APP_PEER_STAGES, SHARD_PEER_STAGES } from './mesh-pipeline.js';
 import type { MeshHandler } from './mesh-listener.js';
+import { classifyRequest, type Operation } from './operations.js';
 import { auditPeer, type MeshPeer } from './peer-identity.js';
-import { respondError, sendError } from './respond.js';
-import { EPOCH_HEADER, type Router } from './router.js';
-import { requireCapability } from './stages/capability.js';
-import { checkSignedBody, checkSignedHead, checkSignedRequest } from './stages/signed-request.js';
-import type { TopologySource } from './topology-source.js';
-
-type EntityOperation = Extract<Operation, { kind: 'entity' }>;
+import type { PeerInbound } from './peer-inbound.js';
+import { replyOnStream, replyTo, type Reply } from './respond.js';
+import type { Router } from './router.js';
+import { runStages, type MeshRequest, type StageDeps } from './stages/mesh-request.js';
+import type { TopologySource } from './control/topology-source.js';
 
 /** Which audit event a refusal is. */
 const AUDIT_OF: Partial<Record<ErrorCode, AuditEvent>> = {
@@ -34,7 +33,9 @@ const AUDIT_OF: Partial<Record<ErrorCode, AuditEvent>> = {
 
 export interface MeshHandlerDeps {
   self: string;
+  /** For client-certificate apps only; shard peers never reach it. */
   router: Router;
+  inbound: PeerInbound;
   topology: TopologySource;
   replay: ReplayGuard;
   maxBodyBytes: number;
@@ -49,14 +50,7 @@ export interface MeshRequestHandler extends MeshHandler {
 }
 
 export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
-  /** Throws NOT_OWNER unless this shard owns `key` in its current topology. */
-  function requireOwned(key: string): void {
-    const token = tokenOf(parseKey(key));
-    const topo = d.topology.current();
-    if (topo.ownerOf(token) !== d.self) {
-      throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
-    }
-  }
+  const stageDeps: StageDeps = { self: d.self, replay: d.replay, maxBodyBytes: d.maxBodyBytes, topology: d.topology };
 
   /** Audits and counts a refusal; returns the headers its answer carries. */
   function refused(err: unknown, peer: MeshPeer): OutgoingHttpHeaders {
@@ -69,53 +63,43 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
     return code === 'NOT_OWNER' ? { [EPOCH_HEADER]: String(d.topology.current().epoch) } : {};
   }
 
-  const verified = (peer: MeshPeer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial });
-
-  async function fromShard(req: Http2ServerRequest, res: Http2ServerResponse, peer: MeshPeer, op: Operation): Promise<void> {
-    const body = await checkSignedRequest(req, peer, op, { replay: d.replay, maxBodyBytes: d.maxBodyBytes });
-    verified(peer);
-    // Entity requests (GET/PUT/DELETE of one key) never get here: entityFromShard serves them.
-    if (op.kind === 'entity-post') {
-      requireOwned(keyOfPost(body));
-      return d.router.toLocalFromPeer(req, res, body);
-    }
-    if (op.kind === 'query' || op.kind === 'vector' || op.kind === 'changefeed' || op.kind === 'scan') return d.router.toLocalFromPeer(req, res, body);
-    return d.router.serve(req, res, op, body);
-  }
-
-  /** The same stages as fromShard, for an entity request on the core API. */
-  async function entityFromShard(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer, op: EntityOperation): Promise<void> {
-    const started = performance.now();
-    const url = headers[':path'] as string;
-    stream.once('close', () => {
-      const status = stream.sentHeaders?.[':status'];
-      if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
-    });
+  /** Both adapters end here: the stages for the peer's kind, then its path, or the refusal. */
+  async function handle(r: MeshRequest, reply: Reply, req?: Http2ServerRequest): Promise<void> {
     try {
-      if (headers.expect === '100-continue') stream.additionalHeaders({ ':status': 100 });
-      const sig = checkSignedHead(op.method, url, headers, peer, op, d.replay);
-      const body = await readBody(stream, d.maxBodyBytes, headers['content-length']);
-      checkSignedBody(sig, body, d.replay);
-      verified(peer);
-      requireOwned(op.rawKey);
-      await d.router.toLocalFromPeerStream(stream, op.method, url, headers, body);
+      if (r.peer.kind === 'shard') {
+        await runStages(SHARD_PEER_STAGES, r, stageDeps);
+        d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: r.peer.identity.shardId, serial: r.peer.serial });
+        await d.inbound.deliver(r, reply);
+      } else {
+        await runStages(APP_PEER_STAGES, r, stageDeps);
+        await d.router.serve(req!, reply, r.op);
+      }
     } catch (err) {
-      respondError(stream, op.method, err, d.log, refused(err, peer));
+      reply.error(err, d.log, refused(err, r.peer));
     }
   }
 
   return {
-    stream(stream, headers, peer) {
+    /** The core-API adapter: shard peers' GET/PUT/DELETE of one key, nearly all mesh traffic. */
+    stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: MeshPeer): boolean {
       // An expectation other than 100-continue gets Node's 417 on the compatibility path.
       if (peer.kind !== 'shard' || (headers.expect !== undefined && headers.expect !== '100-continue')) return false;
+      const method = headers[':method'] as string;
+      const url = headers[':path'] as string;
       let op: Operation;
       try {
-        op = classifyRequest(headers[':method'] as string, headers[':path'] as string);
+        op = classifyRequest(method, url);
       } catch {
         return false; // the compatibility path answers it with the same error
       }
       if (op.kind !== 'entity') return false;
-      entityFromShard(stream, headers, peer, op).catch((err: unknown) => {
+      const started = performance.now();
+      stream.once('close', () => {
+        const status = stream.sentHeaders?.[':status'];
+        if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
+      });
+      if (headers.expect === '100-continue') stream.additionalHeaders({ ':status': 100 });
+      handle({ method, url, headers, peer, op, source: stream }, replyOnStream(stream, method)).catch((err: unknown) => {
         // Not expected (failures are answered inside); a peer must still never take the process down.
         d.log.warn({ err }, 'mesh stream failed');
         if (!stream.destroyed) stream.destroy();
@@ -123,31 +107,19 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
       return true;
     },
 
+    /** The compatibility adapter: everything else. */
     async request(req, res, peer) {
       const tracked = d.metrics.track('mesh', res);
+      const reply = replyTo(req, res);
+      let op: Operation;
       try {
-        const op = classifyRequest(req.method, req.url);
-        tracked.operation = op.kind;
-        if (peer.kind === 'shard') await fromShard(req, res, peer, op);
-        else {
-          requireCapability(peer, op.capability);
-          await d.router.serve(req, res, op);
-        }
+        op = classifyRequest(req.method, req.url);
       } catch (err) {
-        sendError(req, res, err, d.log, refused(err, peer));
+        reply.error(err, d.log, refused(err, peer));
+        return;
       }
+      tracked.operation = op.kind;
+      await handle({ method: req.method, url: req.url, headers: req.headers, peer, op, source: req }, reply, req);
     },
   };
-}
-
-function keyOfPost(body: Buffer): string {
-  let obj: unknown;
-  try {
-    obj = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new ThemisError('INVALID_JSON', 'request body is not valid JSON');
-  }
-  const key = (obj as { key?: unknown } | null)?.key;
-  if (typeof key !== 'string') throw new ThemisError('INVALID_BODY', 'a POST /entities between shards must carry "key"');
-  return key;
 }

@@ -1,6 +1,7 @@
-// The only place the sidecar writes answers: errors become `{error, message, status_code,
-// code}` (unknown ones → 500 and a warn log); upstream answers stream through with
-// hop-by-hop headers removed and the mesh's own headers (who served, at which epoch) added.
+// The only place the sidecar writes answers, behind one interface (Reply) with two transports:
+// a compatibility-API or HTTP/1.1 response, and a core HTTP/2 stream. Errors become `{error,
+// message, status_code, code}` (unknown ones → 500 and a warn log); upstream answers stream
+// through with hop-by-hop headers removed and the mesh's own headers (who served, epoch) added.
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
@@ -12,14 +13,15 @@ import type { UpstreamResponse } from './upstream.js';
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
-export function sendJson(req: AnyRequest, res: AnyResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  const out: OutgoingHttpHeaders = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) };
-  // An HTTP/1.1 request whose body we did not read to the end cannot share its connection.
-  if (req.httpVersionMajor === 1 && !(req as IncomingMessage).complete) out.connection = 'close';
-  (res as ServerResponse).writeHead(status, out);
-  res.end(text);
+/** How a request is answered, whatever carries it. Each method answers at most once. */
+export interface Reply {
+  json(status: number, body: unknown, headers?: OutgoingHttpHeaders): void;
+  /** The error answer, or a reset when an answer has already begun. */
+  error(err: unknown, log: Logger, headers?: OutgoingHttpHeaders): void;
+  /** Streams an upstream answer; a body cut short resets the client's stream instead of ending it. */
+  upstream(up: UpstreamResponse, headers: OutgoingHttpHeaders): void;
+  /** Starts a streamed answer: write the body to the result, then end() or destroy() it. */
+  begin(status: number, headers: OutgoingHttpHeaders): Writable;
 }
 
 /** The JSON answer for a failed request (unexpected errors are logged); `headers` are added. */
@@ -34,65 +36,13 @@ function errorAnswer(err: unknown, method: string | undefined, log: Logger, head
   return { body, headers };
 }
 
-export function sendError(req: AnyRequest, res: AnyResponse, err: unknown, log: Logger, headers: OutgoingHttpHeaders = {}): void {
-  const a = errorAnswer(err, req.method, log, headers);
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  sendJson(req, res, a.body.status_code, a.body, a.headers);
-}
-
-// The same answers on the core HTTP/2 API (the mesh port's shard-peer entity path).
-
-// A stream the peer has closed (RST_STREAM) may not be destroyed yet, and respond() throws on it.
-const gone = (stream: ServerHttp2Stream) => stream.destroyed || stream.closed;
-
-export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  if (stream.headersSent || gone(stream)) return;
-  const text = JSON.stringify(body);
-  stream.respond({ ...headers, ':status': status, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  stream.end(text);
-}
-
-export function respondError(stream: ServerHttp2Stream, method: string, err: unknown, log: Logger, headers: OutgoingHttpHeaders = {}): void {
-  const a = errorAnswer(err, method, log, headers);
-  if (stream.headersSent) {
-    stream.destroy();
-    return;
-  }
-  respondJson(stream, a.body.status_code, a.body, a.headers);
-}
-
-export function respondUpstream(stream: ServerHttp2Stream, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
-  if (gone(stream)) {
-    up.body.destroy();
-    return;
-  }
-  try {
-    stream.respond({ ...endToEndHeaders(up.headers, false), ...headers, ':status': up.status });
-  } catch (err) {
-    up.body.destroy(); // it would hold its storage-node connection until the body timeout
-    throw err;
-  }
-  relay(up, stream, () => stream.end(), () => stream.destroy(cut()));
-}
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * Resetting with an error sends RST_STREAM(INTERNAL_ERROR). Without one, Node sends NO_ERROR,
  * which the peer's client takes for a complete answer.
  */
 const cut = () => new Error('the upstream answer was cut short');
-
-/** Streams an upstream answer to the client; a failure mid-body resets the client's stream. */
-export function sendUpstream(res: AnyResponse, up: UpstreamResponse, headers: OutgoingHttpHeaders): void {
-  if (res.destroyed || (res as Http2ServerResponse).stream?.destroyed) {
-    up.body.destroy();
-    return;
-  }
-  (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
-  relay(up, res as ServerResponse, () => res.end(), () => res.destroy(cut()));
-}
 
 /**
  * Pipes an upstream body to the client. pipe() rather than stream.pipeline(): pipeline builds
@@ -107,4 +57,75 @@ function relay(up: UpstreamResponse, sink: Writable, end: () => void, destroy: (
   sink.once('close', () => {
     if (!up.body.readableEnded) up.body.destroy();
   });
+}
+
+/** Answers through a node:http response or HTTP/2 compatibility response. */
+export function replyTo(req: AnyRequest, res: AnyResponse): Reply {
+  const r: Reply = {
+    json(status, body, headers = {}) {
+      if (res.headersSent || res.destroyed) return;
+      const text = JSON.stringify(body);
+      const out: OutgoingHttpHeaders = { ...headers, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) };
+      // An HTTP/1.1 request whose body we did not read to the end cannot share its connection.
+      if (req.httpVersionMajor === 1 && !(req as IncomingMessage).complete) out.connection = 'close';
+      (res as ServerResponse).writeHead(status, out);
+      res.end(text);
+    },
+    error(err, log, headers = {}) {
+      const a = errorAnswer(err, req.method, log, headers);
+      if (res.headersSent) res.destroy();
+      else r.json(a.body.status_code, a.body, a.headers);
+    },
+    upstream(up, headers) {
+      if (res.destroyed || (res as Http2ServerResponse).stream?.destroyed) {
+        up.body.destroy();
+        return;
+      }
+      (res as ServerResponse).writeHead(up.status, { ...endToEndHeaders(up.headers, false), ...headers });
+      relay(up, res as ServerResponse, () => res.end(), () => res.destroy(cut()));
+    },
+    begin(status, headers) {
+      (res as ServerResponse).writeHead(status, { 'content-type': JSON_TYPE, ...headers });
+      return res as ServerResponse;
+    },
+  };
+  return r;
+}
+
+// A stream the peer has closed (RST_STREAM) may not be destroyed yet, and respond() throws on it.
+const gone = (stream: ServerHttp2Stream) => stream.destroyed || stream.closed;
+
+/** Answers on a core-API HTTP/2 stream (the mesh port's fast path). */
+export function replyOnStream(stream: ServerHttp2Stream, method: string): Reply {
+  const r: Reply = {
+    json(status, body, headers = {}) {
+      if (stream.headersSent || gone(stream)) return;
+      const text = JSON.stringify(body);
+      stream.respond({ ...headers, ':status': status, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
+      stream.end(text);
+    },
+    error(err, log, headers = {}) {
+      const a = errorAnswer(err, method, log, headers);
+      if (stream.headersSent) stream.destroy();
+      else r.json(a.body.status_code, a.body, a.headers);
+    },
+    upstream(up, headers) {
+      if (gone(stream)) {
+        up.body.destroy();
+        return;
+      }
+      try {
+        stream.respond({ ...endToEndHeaders(up.headers, false), ...headers, ':status': up.status });
+      } catch (err) {
+        up.body.destroy(); // it would hold its storage-node connection until the body timeout
+        throw err;
+      }
+      relay(up, stream, () => stream.end(), () => stream.destroy(cut()));
+    },
+    begin(status, headers) {
+      stream.respond({ 'content-type': JSON_TYPE, ...headers, ':status': status });
+      return stream;
+    },
+  };
+  return r;
 }

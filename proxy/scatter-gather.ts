@@ -10,13 +10,12 @@ import { parseQuery, type Position, type Query, type ResultRow } from '../src/qu
 import { parseVectorQuery, type VectorHit } from '../src/query/vector.js';
 import { compareStrings, compareValues } from '../src/query/ordering.js';
 import { sha256Hex } from '../src/signing/sign.js';
-import type { LocalUpstream } from './local-upstream.js';
-import type { PeerPool } from './peer-pool.js';
-import type { TopologySource } from './topology-source.js';
-import type { Upstream } from './upstream.js';
-import { sendJson, type AnyRequest, type AnyResponse } from './respond.js';
+import { parseJsonObject } from '../src/http-body.js';
+import type { ShardResolver } from './resolver.js';
+import type { TopologySource } from './control/topology-source.js';
+import type { Reply } from './respond.js';
 import { decodeContinuation, encodeContinuation, queryFingerprint } from './continuation.js';
-import { EPOCH_HEADER, SHARD_HEADER } from './router.js';
+import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
 
 export interface ScatterOptions {
   /** Shard calls in flight at once for one query. */
@@ -30,10 +29,8 @@ export interface ScatterOptions {
 }
 
 export interface ScatterDeps {
-  self: string;
   topology: TopologySource;
-  local: LocalUpstream;
-  peers: PeerPool;
+  resolver: ShardResolver;
   options: ScatterOptions;
 }
 
@@ -89,17 +86,6 @@ function extras(body: Record<string, unknown>): { pageSize?: number; continuatio
   return { pageSize: page_size as number | undefined, continuation, allowPartial: allow_partial === true, rest };
 }
 
-function parseBody(buf: Buffer): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(buf.toString('utf8'));
-  } catch {
-    throw new ThemisError('INVALID_JSON', 'request body is not valid JSON');
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ThemisError('INVALID_QUERY', 'request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
-
 /** (table, uuid) of a `table:uuid` key: vector ties are ordered by that pair, not the string. */
 function splitKey(key: string): [string, string] {
   const i = key.lastIndexOf(':');
@@ -109,18 +95,11 @@ function splitKey(key: string): [string, string] {
 export class ScatterGather {
   constructor(private readonly d: ScatterDeps) {}
 
-  private upstream(shard: string): Upstream {
-    if (shard === this.d.self) return this.d.local;
-    const endpoint = this.d.topology.current().shards[shard]?.endpoint;
-    if (!endpoint) throw new ShardFailure(shard, 'no endpoint in the topology');
-    return this.d.peers.get(shard, endpoint);
-  }
-
   /** One call to one shard; resolves with its JSON answer or throws ShardFailure. */
   private async call(shard: string, path: string, body: unknown): Promise<any> {
     const bytes = Buffer.from(JSON.stringify(body));
     try {
-      const up = await this.upstream(shard).request({
+      const up = await this.d.resolver.resolve(shard).upstream.request({
         method: 'POST',
         path,
         headers: { 'content-type': 'application/json' },
@@ -159,8 +138,8 @@ export class ScatterGather {
     };
   }
 
-  async query(req: AnyRequest, res: AnyResponse, buf: Buffer): Promise<void> {
-    const { pageSize, continuation, allowPartial, rest } = extras(parseBody(buf));
+  async query(reply: Reply, buf: Buffer): Promise<void> {
+    const { pageSize, continuation, allowPartial, rest } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
     const q = parseQuery(rest); // 400 before any fan-out
     const topo = this.d.topology.current();
     const shards = topo.owners();
@@ -168,7 +147,7 @@ export class ScatterGather {
     const resume = continuation === undefined ? undefined : decodeContinuation(continuation, topo.epoch, fingerprint);
     if (q.return === 'count') {
       if (pageSize !== undefined || resume !== undefined) throw new ThemisError('INVALID_QUERY', 'return "count" is one number: it is not paged (drop page_size and continuation)');
-      return this.count(req, res, q, rest, shards, allowPartial, topo.epoch);
+      return this.count(reply, q, rest, shards, allowPartial, topo.epoch);
     }
     if (q.return === 'rows') throw new ThemisError('INVALID_QUERY', 'return must be "keys", "entities" or "count"');
 
@@ -212,12 +191,9 @@ export class ScatterGather {
     const live = cursors.filter((c) => !missing.some((m) => m.shard === c.shard));
     const answered = live.map((c) => c.shard);
     const listField = q.return === 'entities' ? 'entities' : 'keys';
-    (res as import('node:http').ServerResponse).writeHead(200, {
-      'content-type': 'application/json; charset=utf-8',
-      ...this.headers(topo.epoch, answered, missing),
-    });
+    const res = reply.begin(200, this.headers(topo.epoch, answered, missing));
     const write = async (s: string) => {
-      if (!(res as import('node:http').ServerResponse).write(s)) await once(res as import('node:http').ServerResponse, 'drain');
+      if (!res.write(s)) await once(res, 'drain');
     };
     await write(`{"table":${JSON.stringify(q.table)},"${listField}":[`);
     let emitted = 0;
@@ -256,7 +232,7 @@ export class ScatterGather {
     res.end(`],${JSON.stringify(tail).slice(1)}`);
   }
 
-  private async count(req: AnyRequest, res: AnyResponse, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, epoch: number): Promise<void> {
+  private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, epoch: number): Promise<void> {
     const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.call(s, '/query', rest)));
     const missing: ShardFailure[] = [];
     let sum = 0;
@@ -267,11 +243,11 @@ export class ScatterGather {
     if (missing.length && !allowPartial) throw this.fail(missing);
     const count = Math.min(sum, q.orderBy?.limit ?? Infinity);
     const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
-    sendJson(req, res, 200, { table: q.table, count, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(epoch, answered, missing));
+    reply.json(200, { table: q.table, count, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(epoch, answered, missing));
   }
 
-  async vector(req: AnyRequest, res: AnyResponse, buf: Buffer): Promise<void> {
-    const { pageSize, continuation, allowPartial, rest } = extras(parseBody(buf));
+  async vector(reply: Reply, buf: Buffer): Promise<void> {
+    const { pageSize, continuation, allowPartial, rest } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
     if (pageSize !== undefined || continuation !== undefined) throw new ThemisError('INVALID_QUERY', 'vector search is not paged; ask for a larger k');
     const vq = parseVectorQuery(rest);
     const topo = this.d.topology.current();
@@ -289,6 +265,6 @@ export class ScatterGather {
     keyed.sort((a, b) => (a.h.distance < b.h.distance ? -1 : a.h.distance > b.h.distance ? 1 : 0) || compareStrings(a.t[0], b.t[0]) || compareStrings(a.t[1], b.t[1]));
     const top = keyed.slice(0, vq.k).map((x) => x.h);
     const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
-    sendJson(req, res, 200, { results: top, k: vq.k, count: top.length, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
+    reply.json(200, { results: top, k: vq.k, count: top.length, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
   }
 }

@@ -1,36 +1,35 @@
-// Wires one sidecar from its config: TLS material, topology source, upstreams, the three
-// listeners and the audit trail; owns reload (certificate rotation) and orderly shutdown.
-import { watchFile, unwatchFile } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+// Wires one sidecar from its config and nothing else: trust (trust.ts), the topology source
+// (control/), the upstreams and the resolver, the app and mesh request paths, the three
+// listeners, the audit trail; and starts and stops them in order.
 import type { Etcd3 } from 'etcd3';
-import { connectEtcd } from '../src/control/etcd.js';
-import { Registration } from '../src/control/registration.js';
-import http from 'node:http';
 import type { DetailedPeerCertificate } from 'node:tls';
+import { connectEtcd } from '../src/control/etcd.js';
+import type { Registration } from '../src/control/registration.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { ReplayGuard } from '../src/signing/replay-guard.js';
-import { RequestSigner } from '../src/signing/sign.js';
 import type { Clock, Random } from '../src/runtime.js';
 import type { Logger } from '../src/log.js';
-import { AdminServer, type Readiness } from './admin-listener.js';
+import { AdminServer } from './admin-listener.js';
+import { createAppHandler } from './app-handler.js';
 import { AppServer } from './app-listener.js';
+import { staleCrls } from './control/crl-health.js';
+import { EtcdTopologySource } from './control/etcd-topology-source.js';
+import { registerSidecar } from './control/registration.js';
+import { FileTopologySource, type TopologySource } from './control/topology-source.js';
 import { LocalUpstream } from './local-upstream.js';
 import { createMeshHandler } from './mesh-handler.js';
 import { MeshServer } from './mesh-listener.js';
-import { classifyRequest } from './operations.js';
-import { PeerPool } from './peer-pool.js';
 import { auditPeer, verifyServerCert } from './peer-identity.js';
-import { sendError, type AnyRequest, type AnyResponse } from './respond.js';
+import { PeerInbound } from './peer-inbound.js';
+import { PeerPool } from './peer-pool.js';
+import { readiness } from './readiness.js';
+import { ShardResolver } from './resolver.js';
 import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
-import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
-import { FileTopologySource, type TopologySource } from './topology-source.js';
-import { EtcdTopologySource } from './etcd-topology-source.js';
-import { EtcdCrlSource } from './etcd-crl-source.js';
-import { CrlWatchdog, staleCrls } from './crl-health.js';
-import { ConfigError } from '../src/config/validate.js';
+import type { TlsMaterial } from './tls-material.js';
+import { Trust } from './trust.js';
 
 export interface SidecarRuntime {
   clock: Clock;
@@ -45,70 +44,41 @@ export interface Bound {
 }
 
 export class Sidecar {
-  private material: TlsMaterial;
-  private signer: RequestSigner;
   readonly metrics = new SidecarMetrics();
   private readonly audit: AuditLog;
-  private readonly topology: TopologySource;
   private readonly local: LocalUpstream;
   private readonly peers: PeerPool;
   private readonly app: AppServer;
   private readonly mesh: MeshServer;
   private readonly admin: AdminServer;
-  private readonly watched: string[] = [];
-  private registration: Registration | undefined;
-  private etcd: Etcd3 | undefined;
-  private readonly crlSource: EtcdCrlSource | undefined;
-  private readonly crlWatchdog: CrlWatchdog;
   private readonly replay: ReplayGuard;
   private replayPurge: NodeJS.Timeout | undefined;
+  private registration: Registration | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
    * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
    */
   static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
-    let material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock);
-    if (material.ownRevoked) throw new ConfigError('tls.cert', `this shard's own certificate is not usable: ${material.ownRevoked}`);
-    if (!cfg.etcd) return new Sidecar(cfg, rt, material);
-    const etcd = connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: material.certChain, keyPem: material.keyPem, caPem: material.ca });
-    let crls: EtcdCrlSource | undefined;
-    let crlGeneration = 0;
-    let sidecar: Sidecar | undefined;
+    const trust = Trust.load(cfg, rt);
+    const m = trust.material;
+    const etcd = cfg.etcd ? connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca }) : undefined;
     try {
-      if (cfg.etcd.crls) {
-        crls = await EtcdCrlSource.open({
-          etcd,
-          cluster: cfg.cluster,
-          rootPem: material.ca,
-          clock: rt.clock,
-          held: (k) => (sidecar ? sidecar.material : material).crlsByIssuer.get(k),
-          cacheFile: cfg.etcd.crlCache,
-          log: rt.log.child({ component: 'crl' }),
-        });
-        crlGeneration = crls.generation;
-        material = loadTlsMaterial(cfg.tls, cfg.shardId, rt.clock, crls.crls());
-        if (material.ownRevoked) {
-          throw new ConfigError('tls.cert', `this shard's certificate is refused by a CRL published in etcd (${material.ownRevoked}); issue a new certificate`);
-        }
-      }
-      const topology = cfg.etcd.topology
+      if (etcd && cfg.etcd?.crls) await trust.followEtcd(etcd);
+      const topology = cfg.etcd?.topology
         ? await EtcdTopologySource.open({
-            etcd,
+            etcd: etcd!,
             cluster: cfg.cluster,
-            verifier: () => (sidecar ? sidecar.material : material).verifier,
-            self: { shardId: cfg.shardId, start: material.identity.tokenRangeStart, end: material.identity.tokenRangeEnd },
+            verifier: () => trust.material.verifier,
+            self: { shardId: cfg.shardId, start: m.identity.tokenRangeStart, end: m.identity.tokenRangeEnd },
             cacheFile: cfg.etcd.topologyCache,
             log: rt.log.child({ component: 'topology' }),
           })
-        : undefined;
-      sidecar = new Sidecar(cfg, rt, material, topology, etcd, crls);
-      // A CRL accepted while the topology was loading (nobody listened yet) is applied now.
-      if (crls && crls.generation !== crlGeneration) sidecar.applyTls('CRLs from etcd accepted during start-up');
-      return sidecar;
+        : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs);
+      return new Sidecar(cfg, rt, trust, topology, etcd);
     } catch (e) {
-      crls?.close();
-      etcd.close();
+      trust.close();
+      etcd?.close();
       throw e;
     }
   }
@@ -116,16 +86,11 @@ export class Sidecar {
   private constructor(
     private readonly cfg: SidecarConfig,
     private readonly rt: SidecarRuntime,
-    material: TlsMaterial,
-    topology?: TopologySource,
-    etcd?: Etcd3,
-    crls?: EtcdCrlSource,
+    private readonly trust: Trust,
+    private readonly topology: TopologySource,
+    private readonly etcd: Etcd3 | undefined,
   ) {
     const log = rt.log;
-    this.material = material;
-    this.etcd = etcd;
-    this.crlSource = crls;
-    this.signer = this.makeSigner();
     this.audit = new AuditLog({
       file: cfg.auditFile,
       maxBytes: cfg.auditMaxBytes,
@@ -137,7 +102,6 @@ export class Sidecar {
         log.error({ err: err.message, file: cfg.auditFile }, 'audit trail write failed');
       },
     });
-    this.topology = topology ?? new FileTopologySource(cfg.topologyFile, log.child({ component: 'topology' }), cfg.topologyPollMs);
     this.topology.onChange((t, prev, signer) => {
       this.metrics.topologyEpoch.set(t.epoch);
       this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length, ...(signer ? { signer } : {}) });
@@ -147,47 +111,35 @@ export class Sidecar {
       this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}), ...(signer ? { signer } : {}) });
     });
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
-    crls?.onApply((name, crl) => this.applyTls(`CRL number ${crl.crl.crlNumber} of the ${name} CA from etcd`));
-    crls?.onReject((r) => {
+    trust.crlSource?.onReject((r) => {
       this.metrics.crlRejections.inc({ reason: r.reason });
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
     });
-    this.metrics.setStaleCrlCount(() => staleCrls(this.material.crlsByIssuer.values(), rt.clock.now()).length);
+    this.metrics.setStaleCrlCount(() => staleCrls(this.trust.material.crlsByIssuer.values(), rt.clock.now()).length);
     this.replay = new ReplayGuard(rt.clock, cfg.replay);
-    this.crlWatchdog = new CrlWatchdog(() => this.material.crlsByIssuer.values(), rt.clock, log.child({ component: 'crl' }));
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
       connectTimeoutMs: cfg.timeouts.connectMs,
       requestTimeoutMs: cfg.timeouts.requestMs,
       backoffInitialMs: cfg.backoff.initialMs,
       backoffMaxMs: cfg.backoff.maxMs,
-      tls: () => ({ cert: this.material.certChain, key: this.material.keyPem, ca: this.material.ca, crl: [...this.material.crls], signer: this.signer }),
-      verifyServer: (cert, expected) => verifyServerCert(cert as DetailedPeerCertificate, expected, this.material.verifier, this.material.issuerName),
+      tls: () => {
+        const m = this.trust.material;
+        return { cert: m.certChain, key: m.keyPem, ca: m.ca, crl: [...m.crls], signer: this.trust.signer };
+      },
+      verifyServer: (cert, expected) => verifyServerCert(cert as DetailedPeerCertificate, expected, this.trust.material.verifier, this.trust.material.issuerName),
       clock: rt.clock,
       log: log.child({ component: 'peers' }),
     });
-    const scatter = new ScatterGather({
-      self: cfg.shardId,
-      topology: this.topology,
-      local: this.local,
-      peers: this.peers,
-      options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 },
-    });
     this.metrics.setPeerStateSource(() => this.peers.states());
-    const router = new Router({
-      self: cfg.shardId,
-      topology: this.topology,
-      local: this.local,
-      peers: this.peers,
-      random: rt.random,
-      maxBodyBytes: cfg.maxBodyBytes,
-      scatter,
-    });
-    const appLog = log.child({ component: 'app' });
-    this.app = new AppServer((req, res) => void this.serveApp(router, req, res, appLog));
+    const resolver = new ShardResolver({ self: cfg.shardId, topology: this.topology, local: this.local, peers: this.peers });
+    const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
+    const router = new Router({ self: cfg.shardId, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
+    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
+      inbound: new PeerInbound({ self: cfg.shardId, topology: this.topology, local: this.local }),
       topology: this.topology,
       replay: this.replay,
       maxBodyBytes: cfg.maxBodyBytes,
@@ -196,119 +148,16 @@ export class Sidecar {
       log: log.child({ component: 'mesh' }),
     });
     this.mesh = new MeshServer(
-      this.material,
+      trust.material,
       { stream: meshHandler.stream, request: (req, res, peer) => void meshHandler.request(req, res, peer) },
       this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
-    this.admin = new AdminServer(this.metrics.registry, () => this.readiness());
+    this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock }));
+    trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     this.updateCertMetrics();
   }
 
-  private makeSigner(): RequestSigner {
-    return new RequestSigner(this.material.key, this.cfg.shardId, this.material.serial, this.rt.clock, this.rt.random);
-  }
-
-  private updateCertMetrics(): void {
-    this.metrics.certificateSeen(this.cfg.shardId, this.material.notAfter.getTime(), this.rt.clock);
-    this.metrics.crlSize.set(this.material.crls.reduce((a, c) => a + Buffer.byteLength(c), 0));
-    if (Number.isFinite(this.material.crlNextUpdate)) this.metrics.crlNextUpdate.set(Math.floor(this.material.crlNextUpdate / 1000));
-    this.metrics.crlNumber.reset();
-    for (const c of this.material.crlsByIssuer.values()) if (c.crlNumber !== undefined) this.metrics.crlNumber.set({ issuer: c.issuer }, Number(c.crlNumber));
-  }
-
-  private async serveApp(router: Router, req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
-    const tracked = this.metrics.track('app', res);
-    try {
-      const op = classifyRequest(req.method!, req.url!);
-      tracked.operation = op.kind;
-      await router.serve(req, res, op);
-    } catch (err) {
-      sendError(req, res, err, log);
-    }
-  }
-
-  private async readiness(): Promise<Readiness> {
-    const now = this.rt.clock.now();
-    const revoked = this.material.ownRevoked;
-    const cert = revoked ? { ok: false, detail: revoked } : { ok: now < this.material.notAfter.getTime(), detail: `expires ${this.material.notAfter.toISOString()}` };
-    const topo = this.topology.current();
-    const storage = await new Promise<{ ok: boolean; detail?: string }>((resolve) => {
-      const req = http.get(`${this.cfg.storageUrl}/health`, { timeout: 1000 }, (res) => {
-        res.resume();
-        resolve({ ok: res.statusCode === 200, detail: `status ${res.statusCode}` });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (e) => resolve({ ok: false, detail: e.message }));
-    });
-    const checks = { certificate: cert, topology: { ok: true, detail: `epoch ${topo.epoch}` }, storage };
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
-  }
-
-  async start(): Promise<Bound> {
-    const c = this.cfg;
-    const app = await this.app.listen(c.app.port, c.app.host);
-    const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
-    const admin = await this.admin.listen(c.admin.port, c.admin.host);
-    this.crlWatchdog.start();
-    // Expired nonces go at least every 5 s (more often with a short window), so memory
-    // follows request rate × window rather than filling replay.maxNoncesPerSender.
-    this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
-    this.replayPurge.unref();
-    if (c.watchFiles) {
-      for (const f of [c.tls.cert, c.tls.key, c.tls.ca, ...c.tls.crls]) {
-        watchFile(f, { interval: 1000, persistent: false }, () => this.reload('file changed'));
-        this.watched.push(f);
-      }
-    }
-    if (c.etcd && this.material.ownRevoked) {
-      this.rt.log.error({ reason: this.material.ownRevoked }, 'not registering in etcd: this sidecar\'s own certificate is revoked');
-    } else if (c.etcd) {
-      const m = this.material;
-      this.etcd ??= connectEtcd({ endpoints: [...c.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca });
-      const leaf = new X509Certificate(m.certChain);
-      const gauge = this.metrics.etcdConnected();
-      gauge.set(0);
-      this.registration = new Registration(
-        this.etcd,
-        {
-          cluster: c.cluster,
-          shardId: c.shardId,
-          certPem: m.certChain, // leaf + cluster CA, so anyone with the root can verify it
-          serial: m.serial,
-          notBefore: new Date(leaf.validFrom).toISOString(),
-          notAfter: m.notAfter.toISOString(),
-          capabilities: m.identity.capabilities,
-          endpoint: { host: mesh.address, port: mesh.port, datacenter: m.identity.datacenter },
-        },
-        this.rt.log.child({ component: 'registration' }),
-        (up) => gauge.set(up ? 1 : 0),
-      );
-      // In the background: with etcd down, traffic flows at once and registration retries.
-      void this.registration.start();
-    }
-    return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
-  }
-
-  /**
-   * Re-reads the topology, and the certificate, key, CA and CRLs. New handshakes (both directions) use them; sessions
-   * with peers whose certificates are now revoked are cut. A bad file set changes nothing.
-   */
-  reload(why: string): boolean {
-    void this.topology.refresh();
-    return this.applyTls(why);
-  }
-
-  /** Loads the TLS files plus the CRLs from etcd and puts them in force (see reload). */
-  applyTls(why: string): boolean {
-    let next: TlsMaterial;
-    try {
-      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, this.crlSource?.crls() ?? []);
-    } catch (e) {
-      this.rt.log.error({ why, err: (e as Error).message }, 'TLS reload refused; keeping the current certificates');
-      return false;
-    }
-    const wasRevoked = this.material.ownRevoked;
-    this.material = next;
-    this.signer = this.makeSigner();
+  /** Every listener and session follows a trust change; sessions no longer valid are cut. */
+  private followTrust(next: TlsMaterial, previous: TlsMaterial, why: string): void {
     this.mesh.rotate(next);
     // Every live session is checked again under the new trust: a revoked leaf, a revoked
     // intermediate or an expired certificate ends it now.
@@ -321,12 +170,47 @@ export class Sidecar {
     for (const p of outbound) {
       this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: p, reason: 'outgoing session closed: certificate no longer valid' });
     }
-    if (next.ownRevoked && !wasRevoked) this.selfRevoked(next.ownRevoked);
+    if (next.ownRevoked && !previous.ownRevoked) this.selfRevoked(next.ownRevoked);
     this.audit.record({ event: 'CRL_APPLIED', reason: why, revoked: next.revoked.size });
     this.updateCertMetrics();
-    this.crlWatchdog.check();
     this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length }, 'TLS material reloaded');
-    return true;
+  }
+
+  private updateCertMetrics(): void {
+    const m = this.trust.material;
+    this.metrics.certificateSeen(this.cfg.shardId, m.notAfter.getTime(), this.rt.clock);
+    this.metrics.crlSize.set(m.crls.reduce((a, c) => a + Buffer.byteLength(c), 0));
+    if (Number.isFinite(m.crlNextUpdate)) this.metrics.crlNextUpdate.set(Math.floor(m.crlNextUpdate / 1000));
+    this.metrics.crlNumber.reset();
+    for (const c of m.crlsByIssuer.values()) if (c.crlNumber !== undefined) this.metrics.crlNumber.set({ issuer: c.issuer }, Number(c.crlNumber));
+  }
+
+  async start(): Promise<Bound> {
+    const c = this.cfg;
+    const app = await this.app.listen(c.app.port, c.app.host);
+    const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
+    const admin = await this.admin.listen(c.admin.port, c.admin.host);
+    this.trust.start();
+    // Expired nonces go at least every 5 s (more often with a short window), so memory
+    // follows request rate × window rather than filling replay.maxNoncesPerSender.
+    this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
+    this.replayPurge.unref();
+    const m = this.trust.material;
+    if (this.etcd && m.ownRevoked) {
+      this.rt.log.error({ reason: m.ownRevoked }, 'not registering in etcd: this sidecar\'s own certificate is revoked');
+    } else if (this.etcd) {
+      this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
+    }
+    return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
+  }
+
+  /**
+   * Re-reads the topology, and the certificate, key, CA and CRLs. New handshakes (both directions) use them; sessions
+   * with peers whose certificates are now revoked are cut. A bad file set changes nothing.
+   */
+  reload(why: string): boolean {
+    void this.topology.refresh();
+    return this.trust.apply(why);
   }
 
   /**
@@ -335,8 +219,9 @@ export class Sidecar {
    * revocations and stays up so the operator sees why. A restart refuses to start.
    */
   private selfRevoked(reason: string): void {
-    this.rt.log.error({ serial: this.material.serial, reason }, 'this sidecar\'s own certificate is revoked: deregistering; issue a new certificate and restart');
-    this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId: this.cfg.shardId, serial: this.material.serial }, reason: `this sidecar's own certificate: ${reason}` });
+    const serial = this.trust.material.serial;
+    this.rt.log.error({ serial, reason }, 'this sidecar\'s own certificate is revoked: deregistering; issue a new certificate and restart');
+    this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: { shardId: this.cfg.shardId, serial }, reason: `this sidecar's own certificate: ${reason}` });
     const registration = this.registration;
     this.registration = undefined;
     void registration?.stop();
@@ -344,10 +229,8 @@ export class Sidecar {
 
   /** Stops accepting, drains in-flight requests up to drainMs, GOAWAY to peers, closes files. */
   async stop(drainMs = 5000): Promise<void> {
-    for (const f of this.watched) unwatchFile(f);
-    this.crlWatchdog.stop();
     clearInterval(this.replayPurge);
-    this.crlSource?.close();
+    this.trust.close();
     await this.registration?.stop();
     this.etcd?.close();
     this.topology.close();

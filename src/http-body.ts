@@ -88,9 +88,8 @@ export function readBody(req: Source, limit: number, declared = 'headers' in req
   });
 }
 
-/** Reads and parses a JSON body; INVALID_JSON for bytes that are not UTF-8 JSON text. */
-export async function readJson(req: Req, limit: number): Promise<unknown> {
-  const bytes = await readBody(req, limit);
+/** Parses bytes as JSON; INVALID_JSON for bytes that are not UTF-8 JSON text. */
+export function parseJson(bytes: Buffer): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -105,15 +104,16 @@ export async function readJson(req: Req, limit: number): Promise<unknown> {
   }
 }
 
-/** Reads a body that must be a JSON object; `code` names the error for a non-object. */
-export async function readJsonObject(
-  req: Req,
-  limit: number,
-  code: 'INVALID_BODY' | 'INVALID_QUERY',
-): Promise<Record<string, unknown>> {
-  const value = await readJson(req, limit);
+/** Parses bytes that must hold a JSON object; `code` names the error for a non-object. */
+export function parseJsonObject(bytes: Buffer, code: 'INVALID_BODY' | 'INVALID_QUERY'): Record<string, unknown> {
+  const value = parseJson(bytes);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ThemisError(code, 'request body must be a JSON object');
   }
   return value as Record<string, unknown>;
+}
+
+/** Reads a body that must be a JSON object; `code` names the error for a non-object. */
+export async function readJsonObject(req: Req, limit: number, code: 'INVALID_BODY' | 'INVALID_QUERY'): Promise<Record<string, unknown>> {
+  return parseJsonObject(await readBody(req, limit), code);
 }

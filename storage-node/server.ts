@@ -1,5 +1,5 @@
-// The storage node's HTTP/1.1 server (node:http, keep-alive) and its router: a table of
-// paths → methods → handlers; handlers return answers or throw, respond.ts writes both.
+// The storage node's HTTP/1.1 server (node:http, keep-alive): one handler per route of the API
+// table (src/api/routes.ts); handlers return answers or throw, respond.ts writes both.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { StorageConfig } from '../src/config/storage.js';
@@ -7,6 +7,7 @@ import { ThemisError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import type { Clock, Random } from '../src/runtime.js';
 import { readJsonObject } from '../src/http-body.js';
+import { matchRoute, type RouteId } from '../src/api/routes.js';
 import { ChangeWaiters, changefeed, parseChangefeedParams, systemTimers, type Timers } from './changefeed.js';
 import { deleteEntity, getEntity, postEntity, putEntity } from './entities.js';
 import { parseQuery, runQuery } from '../src/query/query.js';
@@ -29,7 +30,6 @@ interface Ctx {
 }
 
 type Handler = (ctx: Ctx) => Promise<Answer>;
-type Methods = Partial<Record<string, Handler>>;
 
 export interface StorageServer {
   readonly server: Server;
@@ -55,62 +55,33 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
   const body = (req: IncomingMessage, code: 'INVALID_BODY' | 'INVALID_QUERY') => readJsonObject(req, config.maxBodyBytes, code);
   let closing = false;
 
-  const routes: Record<string, Methods> = {
-    '/health': {
-      GET: async () => ({ status: 200, body: { status: 'ok', service: 'themis-storage', version: VERSION, last_seq: store.lastSeq } }),
+  // One handler per route of the API table (src/api/routes.ts); the compiler checks none is missing.
+  const handlers: Record<RouteId, Handler> = {
+    health: async () => ({ status: 200, body: { status: 'ok', service: 'themis-storage', version: VERSION, last_seq: store.lastSeq } }),
+    scan: async (c) => scan(store, parseScanParams(c.query), PAGE_BUDGET_BYTES),
+    'entity-post': async (c) => postEntity(store, await body(c.req, 'INVALID_BODY'), config.maxBlobBytes, random),
+    'entity-get': async (c) => getEntity(store, c.segment),
+    'entity-put': async (c) => putEntity(store, c.segment, () => body(c.req, 'INVALID_BODY'), config.maxBlobBytes),
+    'entity-delete': async (c) => deleteEntity(store, c.segment),
+    query: async (c) => {
+      const q = parseQuery(await body(c.req, 'INVALID_QUERY'));
+      return { status: 200, body: await runQuery(q, store.entities(q.table)) };
     },
-    '/entities': {
-      GET: async (c) => scan(store, parseScanParams(c.query), PAGE_BUDGET_BYTES),
-      POST: async (c) => postEntity(store, await body(c.req, 'INVALID_BODY'), config.maxBlobBytes, random),
+    vector: async (c) => {
+      const q = parseVectorQuery(await body(c.req, 'INVALID_QUERY'));
+      return { status: 200, body: await searchVectors(q, store.entities(q.table)) };
     },
-    '/entities/{key}': {
-      GET: async (c) => getEntity(store, c.segment),
-      PUT: async (c) => putEntity(store, c.segment, () => body(c.req, 'INVALID_BODY'), config.maxBlobBytes),
-      DELETE: async (c) => deleteEntity(store, c.segment),
-    },
-    '/query': {
-      POST: async (c) => {
-        const q = parseQuery(await body(c.req, 'INVALID_QUERY'));
-        return { status: 200, body: await runQuery(q, store.entities(q.table)) };
-      },
-    },
-    '/vector/search': {
-      POST: async (c) => {
-        const q = parseVectorQuery(await body(c.req, 'INVALID_QUERY'));
-        return { status: 200, body: await searchVectors(q, store.entities(q.table)) };
-      },
-    },
-    '/changefeed': {
-      GET: async (c) => changefeed(store, waiters, parseChangefeedParams(c.query, config.maxLongPollMs), PAGE_BUDGET_BYTES, c.signal),
-    },
+    changefeed: async (c) => changefeed(store, waiters, parseChangefeedParams(c.query, config.maxLongPollMs), PAGE_BUDGET_BYTES, c.signal),
   };
-
-  function route(ctx: Ctx, method: string): Handler {
-    let pattern = ctx.path;
-    if (ctx.path.startsWith('/entities/')) {
-      pattern = '/entities/{key}';
-      ctx.segment = ctx.path.slice('/entities/'.length);
-    }
-    const methods = Object.hasOwn(routes, pattern) ? routes[pattern] : undefined;
-    if (methods === undefined) throw new ThemisError('ROUTE_NOT_FOUND', `no route ${ctx.path.slice(0, 80)}; see docs/storage-api.md`);
-    const handler = Object.hasOwn(methods, method) ? methods[method] : undefined;
-    if (handler === undefined) {
-      const allow = Object.keys(methods).join(', ');
-      throw new ThemisError('METHOD_NOT_ALLOWED', `${method.slice(0, 16)} is not allowed here; use ${allow}`, { allow });
-    }
-    return handler;
-  }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
       if (closing) throw new ThemisError('STORAGE_UNAVAILABLE', 'the storage node is shutting down');
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q < 0 ? url : url.slice(0, q);
-      const ctx: Ctx = { req, path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), segment: '', signal: abort.signal };
-      const answer = await route(ctx, req.method ?? 'GET')(ctx);
+      const m = matchRoute(req.method ?? 'GET', req.url ?? '/');
+      const ctx: Ctx = { req, path: m.path, query: new URLSearchParams(m.query), segment: m.segment, signal: abort.signal };
+      const answer = await handlers[m.route.id](ctx);
       sendAnswer(req, res, answer, closing);
     } catch (err) {
       sendError(req, res, err, log, closing);

@@ -5,6 +5,7 @@ import { ThemisError } from '../../src/errors.js';
 import { ALLOWED_CAPABILITIES } from '../../src/pki/profiles.js';
 import type { MeshPeer } from '../peer-identity.js';
 import type { Capability } from '../operations.js';
+import type { Stage } from './mesh-request.js';
 
 const CEILING: Record<MeshPeer['kind'], readonly string[]> = ALLOWED_CAPABILITIES;
 
@@ -16,3 +17,6 @@ export function requireCapability(peer: MeshPeer, needed: Capability): void {
     });
   }
 }
+
+/** Stage: the operation's capability (403 CAPABILITY_DENIED). */
+export const capability: Stage = (r) => requireCapability(r.peer, r.op.capability);

@@ -5,7 +5,7 @@ import { loadIssuer } from '../../../src/pki/ca-store.js';
 import { buildCrl, parseCrl } from '../../../src/pki/crl.js';
 import { CrlTrust } from '../../../src/pki/crl-trust.js';
 import { FakeClock } from '../../../src/runtime.js';
-import { CrlWatchdog, staleCrls } from '../../../proxy/crl-health.js';
+import { CrlWatchdog, staleCrls } from '../../../proxy/control/crl-health.js';
 import { FIXTURE_PASSPHRASE, createPkiFixture, type PkiFixture } from '../../support/pki-fixture.js';
 
 const T0 = Date.UTC(2026, 0, 1);

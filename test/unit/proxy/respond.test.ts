@@ -5,7 +5,7 @@ import t from 'tap';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { respondUpstream } from '../../../proxy/respond.js';
+import { replyOnStream } from '../../../proxy/respond.js';
 import type { UpstreamResponse } from '../../../proxy/upstream.js';
 
 async function relayOnce(feed: (body: PassThrough) => void, complete: () => boolean) {
@@ -14,7 +14,7 @@ async function relayOnce(feed: (body: PassThrough) => void, complete: () => bool
     stream.on('error', () => undefined);
     const body = new PassThrough();
     const up: UpstreamResponse = { status: 200, headers: { 'content-type': 'application/json', 'content-length': '20' }, body, complete };
-    respondUpstream(stream, up, { 'x-themis-shard': 'shard-002' });
+    replyOnStream(stream, 'GET').upstream(up, { 'x-themis-shard': 'shard-002' });
     feed(body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -3,11 +3,11 @@
 // document written by `themis-admin topology plan --out`; the etcd source (signed) slots in
 // behind the same interface.
 import { readFileSync, watchFile, unwatchFile } from 'node:fs';
-import { parseTopology } from '../src/topology/document.js';
-import { ConfigError } from '../src/config/validate.js';
-import type { Topology } from '../src/topology/topology.js';
-import type { Logger } from '../src/log.js';
-import type { TopologySigner } from '../src/topology/signed.js';
+import { parseTopology } from '../../src/topology/document.js';
+import { ConfigError } from '../../src/config/validate.js';
+import type { Topology } from '../../src/topology/topology.js';
+import type { Logger } from '../../src/log.js';
+import type { TopologySigner } from '../../src/topology/signed.js';
 
 /** A change or refusal, with the signer when the source is signed (audited with it). */
 export type ChangeListener = (t: Topology, previous: Topology, signer?: TopologySigner) => void;

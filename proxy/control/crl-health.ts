@@ -1,9 +1,9 @@
 // Reports CRLs past their nextUpdate, loudly: an error log line per stale CRL on every check
 // (once a minute by default) until a fresh one is in force. The sidecar keeps failing closed
 // for chains through that CA — see docs/security-model.md "A stale CRL".
-import type { ParsedCrl } from '../src/pki/crl.js';
-import type { Logger } from '../src/log.js';
-import type { Clock } from '../src/runtime.js';
+import type { ParsedCrl } from '../../src/pki/crl.js';
+import type { Logger } from '../../src/log.js';
+import type { Clock } from '../../src/runtime.js';
 
 export interface StaleCrl {
   issuer: string;

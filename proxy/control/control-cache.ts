@@ -2,7 +2,7 @@
 // atomically (temp file, then rename), read back as a hint that is verified again like any
 // value from etcd. A cache that cannot be written or read is logged and otherwise ignored.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { Logger } from '../src/log.js';
+import type { Logger } from '../../src/log.js';
 
 /** The cached JSON value, or undefined when there is none or it does not parse. */
 export function readCache(file: string, what: string, log: Logger): unknown {

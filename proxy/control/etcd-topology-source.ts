@@ -3,14 +3,14 @@
 // last verified topology is kept on disk, so a sidecar restarted while etcd is down serves
 // from it; while etcd is unreachable the sidecar keeps routing by what it has.
 import type { Etcd3 } from 'etcd3';
-import { ConfigError } from '../src/config/validate.js';
-import { answerWithin, etcdKeys } from '../src/control/etcd.js';
-import { KeepWatching } from '../src/control/watch.js';
-import { readSignedTopology } from '../src/control/topology-store.js';
-import type { Logger } from '../src/log.js';
-import type { PeerVerifier } from '../src/pki/verify.js';
-import { verifySignedTopology, type SignedTopology, type TopologySigner } from '../src/topology/signed.js';
-import type { Topology } from '../src/topology/topology.js';
+import { ConfigError } from '../../src/config/validate.js';
+import { answerWithin, etcdKeys } from '../../src/control/etcd.js';
+import { KeepWatching } from '../../src/control/watch.js';
+import { readSignedTopology } from '../../src/control/topology-store.js';
+import type { Logger } from '../../src/log.js';
+import type { PeerVerifier } from '../../src/pki/verify.js';
+import { verifySignedTopology, type SignedTopology, type TopologySigner } from '../../src/topology/signed.js';
+import type { Topology } from '../../src/topology/topology.js';
 import type { ChangeListener, RejectListener, TopologySource } from './topology-source.js';
 import { readCache, writeCache } from './control-cache.js';
 

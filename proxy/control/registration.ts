@@ -1,0 +1,33 @@
+// This sidecar's registration in etcd (shards/{id}/certificate, endpoint, leased alive key),
+// made from its current TLS material and bound mesh address; drives themis_etcd_connected.
+import { X509Certificate } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { Registration } from '../../src/control/registration.js';
+import type { Logger } from '../../src/log.js';
+import type { SidecarMetrics } from '../../src/metrics/sidecar-metrics.js';
+import type { TlsMaterial } from '../tls-material.js';
+
+export function registerSidecar(etcd: Etcd3, o: { cluster: string; shardId: string; material: TlsMaterial; mesh: { address: string; port: number }; metrics: SidecarMetrics; log: Logger }): Registration {
+  const m = o.material;
+  const leaf = new X509Certificate(m.certChain);
+  const gauge = o.metrics.etcdConnected();
+  gauge.set(0);
+  const registration = new Registration(
+    etcd,
+    {
+      cluster: o.cluster,
+      shardId: o.shardId,
+      certPem: m.certChain, // leaf + cluster CA, so anyone with the root can verify it
+      serial: m.serial,
+      notBefore: new Date(leaf.validFrom).toISOString(),
+      notAfter: m.notAfter.toISOString(),
+      capabilities: m.identity.capabilities,
+      endpoint: { host: o.mesh.address, port: o.mesh.port, datacenter: m.identity.datacenter },
+    },
+    o.log,
+    (up) => gauge.set(up ? 1 : 0),
+  );
+  // In the background: with etcd down, traffic flows at once and registration retries.
+  void registration.start();
+  return registration;
+}

@@ -1,0 +1,24 @@
+// Stage: a request for one entity reaches this shard only if it owns the key's token at its
+// topology epoch (421 NOT_OWNER, with the epoch, so the sender re-reads its topology). Queries,
+// scans and the change feed are about this node's own data and pass.
+import { ThemisError } from '../../src/errors.js';
+import { parseJsonObject } from '../../src/http-body.js';
+import { parseKey, tokenOf } from '../../src/urn/urn.js';
+import type { MeshRequest, Stage } from './mesh-request.js';
+
+function keyOf(r: MeshRequest): string | undefined {
+  if (r.op.kind === 'entity') return r.op.rawKey;
+  if (r.op.kind !== 'entity-post') return undefined;
+  const key = parseJsonObject(r.body!, 'INVALID_BODY').key;
+  if (typeof key !== 'string') throw new ThemisError('INVALID_BODY', 'a POST /entities between shards must carry "key"');
+  return key;
+}
+
+export const ownership: Stage = (r, d) => {
+  const key = keyOf(r);
+  if (key === undefined) return;
+  const topo = d.topology.current();
+  if (topo.ownerOf(tokenOf(parseKey(key))) !== d.self) {
+    throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
+  }
+};
