@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
 import { parseJsonObject, readBody } from '../src/http-body.js';
-import { parseKey, parseTable, formatThemisKey, tokenOf } from '../src/urn/urn.js';
+import { parseTable, formatThemisKey } from '../src/urn/urn.js';
 import { sha256Hex } from '../src/signing/sign.js';
 import type { Random } from '../src/runtime.js';
 import { endToEndHeaders } from './headers.js';
@@ -34,7 +34,7 @@ export class Router {
   async serve(req: AnyRequest, reply: Reply, op: Operation): Promise<void> {
     switch (op.kind) {
       case 'entity':
-        return this.toOwner(req, reply, tokenOf(parseKey(op.rawKey)));
+        return this.toOwner(req, reply, op.rawKey);
       case 'entity-post':
         return this.post(req, reply);
       case 'changefeed':
@@ -66,17 +66,17 @@ export class Router {
     } else {
       throw new ThemisError('INVALID_BODY', 'POST /entities needs "key" (or "table" to generate one) and "blob"');
     }
-    return this.toOwner(req, reply, tokenOf(parseKey(key)), body);
+    return this.toOwner(req, reply, key, body);
   }
 
   private async toLocal(req: AnyRequest, reply: Reply, local: LocalUpstream, body: Buffer | Readable | undefined, epoch: number): Promise<void> {
     reply.upstream(await local.forward(req.method!, req.url!, req.headers, body), servedBy(this.d.self, epoch));
   }
 
-  /** Forwards to the token's owner; `body` is given when already read. */
-  private async toOwner(req: AnyRequest, reply: Reply, token: bigint, body?: Buffer, attempt = 0): Promise<void> {
+  /** Forwards to the key's owner; `body` is given when already read. */
+  private async toOwner(req: AnyRequest, reply: Reply, key: string, body?: Buffer, attempt = 0): Promise<void> {
     const topo = this.d.topology.current();
-    const owner = this.d.resolver.resolve(topo.ownerOf(token));
+    const owner = this.d.resolver.resolve(topo.ownerOfKey(key));
     if (owner.local) {
       // HTTP/1.1 bodies stream to the storage node. HTTP/2 bodies are read first: Node ends an
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
@@ -97,7 +97,7 @@ export class Router {
       up.body.resume();
       await this.d.topology.refresh();
       // Retry only if there is something new to route by; otherwise the 421 stands.
-      if (this.d.topology.current().epoch > topo.epoch) return this.toOwner(req, reply, token, bytes, 1);
+      if (this.d.topology.current().epoch > topo.epoch) return this.toOwner(req, reply, key, bytes, 1);
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));
   }

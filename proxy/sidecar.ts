@@ -9,8 +9,7 @@ import type { SidecarConfig } from '../src/config/sidecar.js';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { ReplayGuard } from '../src/signing/replay-guard.js';
-import type { Clock, Random } from '../src/runtime.js';
-import type { Logger } from '../src/log.js';
+import type { SidecarRuntime } from './runtime.js';
 import { AdminServer } from './admin-listener.js';
 import { createAppHandler } from './app-handler.js';
 import { AppServer } from './app-listener.js';
@@ -31,11 +30,7 @@ import { ScatterGather } from './scatter-gather.js';
 import type { TlsMaterial } from './tls-material.js';
 import { Trust } from './trust.js';
 
-export interface SidecarRuntime {
-  clock: Clock;
-  random: Random;
-  log: Logger;
-}
+export type { SidecarRuntime } from './runtime.js';
 
 export interface Bound {
   app: string;

@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { ConfigError } from '../src/config/validate.js';
 import { RequestSigner } from '../src/signing/sign.js';
-import type { SidecarRuntime } from './sidecar.js';
+import type { SidecarRuntime } from './runtime.js';
 import { EtcdCrlSource } from './control/etcd-crl-source.js';
 import { CrlWatchdog } from './control/crl-health.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';

@@ -3,7 +3,6 @@
 // scans and the change feed are about this node's own data and pass.
 import { ThemisError } from '../../src/errors.js';
 import { parseJsonObject } from '../../src/http-body.js';
-import { parseKey, tokenOf } from '../../src/urn/urn.js';
 import type { MeshRequest, Stage } from './mesh-request.js';
 
 function keyOf(r: MeshRequest): string | undefined {
@@ -18,7 +17,7 @@ export const ownership: Stage = (r, d) => {
   const key = keyOf(r);
   if (key === undefined) return;
   const topo = d.topology.current();
-  if (topo.ownerOf(tokenOf(parseKey(key))) !== d.self) {
+  if (topo.ownerOfKey(key) !== d.self) {
     throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
   }
 };

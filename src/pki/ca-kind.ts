@@ -4,11 +4,11 @@
 // Leaves carry their issuer's policy too, so `openssl verify -policy OID -explicit_policy`
 // checks the same binding without our code. See docs/security-model.md "Roles and issuers".
 import type { Role } from './identity-extension.js';
-import type { LeafProfile } from './issue.js';
 import { x509 } from './x509.js';
 
 export const CA_KINDS = ['cluster', 'operator', 'client'] as const;
 export type CaKind = (typeof CA_KINDS)[number];
+export type LeafProfile = 'shard' | 'operator' | 'client' | 'server';
 
 /** Under the identity extension's arc (…1456215.1): …1456215.2.{1,2,3}; every arc fits in 32 bits. */
 const POLICY_ARC = '1.2.840.113556.1.8000.2554.53803.51159.47884.18026.35185.1890621.1456215.2';

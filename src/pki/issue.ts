@@ -3,13 +3,12 @@
 import { isIP } from 'node:net';
 import type { Clock, Random } from '../runtime.js';
 import { invalid } from './errors.js';
-import { ISSUER_OF, policyExtension, type CaKind } from './ca-kind.js';
+import { ISSUER_OF, policyExtension, type CaKind, type LeafProfile } from './ca-kind.js';
 import { THEMIS_IDENTITY_OID, encodeIdentity, type ThemisIdentity } from './identity-extension.js';
 import { signingAlgorithm } from './keys.js';
 import { x509, type CryptoKey } from './x509.js';
 
-export { CA_KINDS, type CaKind } from './ca-kind.js';
-export type LeafProfile = 'shard' | 'operator' | 'client' | 'server';
+export { CA_KINDS, type CaKind, type LeafProfile } from './ca-kind.js';
 
 export interface Issuer {
   cert: x509.X509Certificate;

@@ -2,6 +2,7 @@
 // all 2^64 tokens exactly once, each with an owner shard and replicas. Routing reads this,
 // never the ring. Lookup is a binary search that allocates nothing.
 import { TOKEN_MAX } from '../hash.js';
+import { parseKey, tokenOf } from '../urn/urn.js';
 import { SortedTokens } from '../ring/token-search.js';
 
 export interface TokenRange {
@@ -97,6 +98,11 @@ export class Topology {
 
   ownerOf(token: bigint): string {
     return this.ranges[this.ends.lowerBound(token)]!.owner;
+  }
+
+  /** The owner of an entity key (URN or table:uuid); throws INVALID_KEY for a malformed one. */
+  ownerOfKey(key: string): string {
+    return this.ownerOf(tokenOf(parseKey(key)));
   }
 
   /** Shard ids that own at least one range. */
