@@ -4,12 +4,14 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
 import type { AuditPeer } from '../src/audit/audit-log.js';
-import type { Role, ThemisIdentity } from '../src/pki/identity-extension.js';
+import type { CaKind } from '../src/pki/ca-kind.js';
+import type { ThemisIdentity } from '../src/pki/identity-extension.js';
 import type { ClaimedLeaf, PeerVerifier } from '../src/pki/verify.js';
 
 export type PeerKind = 'shard' | 'client' | 'operator';
 
-const KIND_OF_ROLE: Record<Role, PeerKind> = { primary: 'shard', replica: 'shard', operator: 'operator', client: 'client' };
+/** The verifier bound the role to its issuing CA's kind, so the kind says what the peer is. */
+const KIND_OF_ISSUER: Record<CaKind, PeerKind> = { cluster: 'shard', operator: 'operator', client: 'client' };
 
 export interface MeshPeer {
   readonly kind: PeerKind;
@@ -63,9 +65,8 @@ export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssu
   const r = verifier.verify(chain, 'clientAuth');
   if (!r.ok) return { ok: false, reason: r.reason, message: r.message, ...(r.serial ? { serial: r.serial } : {}), ...(r.leaf ? { leaf: r.leaf } : {}) };
   const { identity } = r.peer;
-  // The verifier has bound the role to its issuing CA's kind (src/pki/ca-kind.ts); a shard must
-  // also come from this sidecar's own cluster CA and name its shard.
-  const kind = KIND_OF_ROLE[identity.role];
+  // A shard must also come from this sidecar's own cluster CA and name its shard.
+  const kind = KIND_OF_ISSUER[r.peer.issuerKind];
   if (kind === 'shard' && (r.peer.issuerName !== clusterIssuer || !identity.shardId)) {
     return {
       ok: false,

@@ -106,6 +106,9 @@ export class Sidecar {
       this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}), ...(signer ? { signer } : {}) });
     });
     this.metrics.topologyEpoch.set(this.topology.current().epoch);
+    // The topology taken at start (from etcd or its cache) is on the record with its signer too.
+    const startSigner = this.topology.signer?.();
+    if (startSigner) this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: this.topology.current().epoch, at_start: true, signer: startSigner });
     trust.crlSource?.onReject((r) => {
       this.metrics.crlRejections.inc({ reason: r.reason });
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });

@@ -33,6 +33,9 @@ export class EtcdTopologySource implements TopologySource {
   private lastSeen = '';
   /** The exact document in force, to tell a re-read of it from a conflicting one. */
   private currentDocument = '';
+  private currentSigner: TopologySigner | undefined;
+  /** Refusals before anyone listened (during open): handed to the first listener, so they are audited. */
+  private early: Parameters<RejectListener>[] | undefined = [];
 
   private constructor(private readonly o: EtcdTopologyOptions) {
     this.key = etcdKeys(o.cluster).topology;
@@ -46,6 +49,7 @@ export class EtcdTopologySource implements TopologySource {
       const v = await s.verify(cached, undefined);
       if (v.ok) {
         s.topology = v.topology;
+        s.currentSigner = v.signer;
         s.currentDocument = (cached as SignedTopology).document;
       } else o.log.warn({ file: o.cacheFile, reason: v.reason, err: v.message }, 'cached topology no longer verifies; ignoring it');
     }
@@ -103,6 +107,7 @@ export class EtcdTopologySource implements TopologySource {
     }
     const prev = this.topology;
     this.topology = v.topology;
+    this.currentSigner = v.signer;
     this.currentDocument = (signed as SignedTopology).document;
     writeCache(this.o.cacheFile, signed, 'topology', this.o.log);
     this.o.log.info({ epoch: v.topology.epoch, signer: v.signer }, 'signed topology applied');
@@ -111,11 +116,16 @@ export class EtcdTopologySource implements TopologySource {
 
   private reject(reason: string, signer?: TopologySigner): void {
     this.o.log.warn({ reason, signer }, 'topology from etcd refused; keeping the current one');
+    if (this.early) this.early.push([reason, undefined, signer]);
     for (const l of this.rejectListeners) l(reason, undefined, signer);
   }
 
   current(): Topology {
     return this.topology;
+  }
+
+  signer(): TopologySigner | undefined {
+    return this.currentSigner;
   }
 
   async refresh(): Promise<void> {
@@ -129,6 +139,8 @@ export class EtcdTopologySource implements TopologySource {
 
   onReject(listener: RejectListener): void {
     this.rejectListeners.push(listener);
+    for (const args of this.early ?? []) listener(...args);
+    this.early = undefined;
   }
 
   close(): void {

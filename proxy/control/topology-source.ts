@@ -20,6 +20,8 @@ export interface TopologySource {
   /** Re-reads the source now (e.g. after a peer answered 421); resolves when done. */
   refresh(): Promise<void>;
   onChange(listener: ChangeListener): void;
+  /** Who signed the topology in force, for a signed source. */
+  signer?(): TopologySigner | undefined;
   close(): void;
 }
 

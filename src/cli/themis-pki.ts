@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
-import { ISSUER_OF, PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
+import { PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
+import { CA_KINDS, ISSUER_OF, type CaKind, type LeafProfile } from '../pki/ca-kind.js';
 import {
   createIntermediate, recertifyIntermediate, initRoot, issue, revoke, writeCrl,
   type CommandResult, type PkiContext,
@@ -13,7 +14,7 @@ import { parseReason } from '../pki/crl.js';
 import { invalid } from '../pki/errors.js';
 import { parseCapabilities, parseTokenRange } from '../pki/identity-extension.js';
 import { inspectFile, renderText } from '../pki/inspect.js';
-import { CA_KINDS, normalizeSerial, type CaKind, type LeafProfile } from '../pki/issue.js';
+import { normalizeSerial } from '../pki/issue.js';
 import { parseKeyType } from '../pki/keys.js';
 import { PASSPHRASE_ENV, requirePassphrase } from '../pki/passphrase.js';
 import {

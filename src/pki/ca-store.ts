@@ -6,7 +6,8 @@ import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PkiError } from './errors.js';
 import type { RevocationRecord } from './crl.js';
-import type { Issuer, LeafProfile } from './issue.js';
+import type { LeafProfile } from './ca-kind.js';
+import type { Issuer } from './issue.js';
 import { loadPrivateKey } from './keys.js';
 import { certFromPem } from './pem.js';
 import type { PlannedFile } from './write-plan.js';
@@ -15,7 +16,6 @@ import type { x509 } from './x509.js';
 export const CA_NAMES = ['root', 'cluster', 'operator', 'client'] as const;
 export type CaName = (typeof CA_NAMES)[number];
 
-export { ISSUER_OF } from './ca-kind.js';
 
 const LEAF_FOLDER: Record<LeafProfile, string> = { shard: 'shards', operator: 'operators', client: 'clients', server: 'servers' };
 

@@ -3,15 +3,16 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Clock, Random } from '../runtime.js';
+import { ISSUER_OF, type CaKind } from './ca-kind.js';
 import {
-  CA_NAMES, ISSUER_OF, emptyState, leafFiles, loadCaCert, loadIssuer, readState, stateFile, caExists,
+  CA_NAMES, emptyState, leafFiles, loadCaCert, loadIssuer, readState, stateFile, caExists,
   type CaName, type CaState, type IssuedRecord, type PkiLayout,
 } from './ca-store.js';
 import { buildCrl, type RevocationReason } from './crl.js';
 import { PkiError, invalid } from './errors.js';
 import {
   createIntermediateCa, createRootCa, issueLeaf, serialHex, validityFor,
-  type CaKind, type Issuer, type LeafParams, type Validity,
+  type Issuer, type LeafParams, type Validity,
 } from './issue.js';
 import { MIN_PASSPHRASE_LENGTH, exportPrivateKeyPem, generateKeyPair, type KeyType } from './keys.js';
 import { certToPem } from './pem.js';

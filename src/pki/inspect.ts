@@ -77,15 +77,25 @@ function roleIssuer(leaf: x509.X509Certificate, all: x509.X509Certificate[]): st
     return undefined;
   }
   const want = ISSUER_KIND_OF_ROLE[identity.role];
-  const issuer = all.find((c) => c !== leaf && Buffer.from(c.subjectName.toArrayBuffer()).equals(Buffer.from(leaf.issuerName.toArrayBuffer())));
+  const named = (c: x509.X509Certificate) => c !== leaf && Buffer.from(c.subjectName.toArrayBuffer()).equals(Buffer.from(leaf.issuerName.toArrayBuffer()));
+  const issuer = all.find((c) => named(c) && signedBy(leaf, c));
   const own = kindClaimOf(leaf);
   if (issuer) {
     const bad = roleIssuerMismatch(identity.role, kindClaimOf(issuer), own, issuer.subject);
-    return bad ? `MISMATCH: ${bad}` : `ok: the ${want} CA may grant ${identity.role}`;
+    return bad ? `MISMATCH: ${bad}` : `ok: the ${want} CA may grant ${identity.role} (trust in the root is not checked here)`;
   }
-  if (own.kind === undefined) return `unknown: the issuer is not in this file and the certificate names no CA kind; a ${identity.role} must come from the ${want} CA`;
-  if (own.kind !== want) return `MISMATCH: the certificate names the ${own.kind} CA as its issuer, but a ${identity.role} must come from the ${want} CA`;
-  return `ok as far as this file shows: the certificate names the ${want} CA (its certificate is not in the file)`;
+  if (all.some(named)) return `MISMATCH: the certificate named ${leaf.issuer} in this file did not sign it`;
+  // Without the issuer, only a contradiction can be told: the leaf's own claim proves nothing.
+  if (own.kind !== undefined && own.kind !== want) return `MISMATCH: the certificate's policy names the ${own.kind} CA, but a ${identity.role} must come from the ${want} CA`;
+  return `unknown: the issuer's certificate is not in this file (inspect the chain.pem); a ${identity.role} must come from the ${want} CA`;
+}
+
+function signedBy(leaf: x509.X509Certificate, issuer: x509.X509Certificate): boolean {
+  try {
+    return new NodeX509(Buffer.from(leaf.rawData)).verify(new NodeX509(Buffer.from(issuer.rawData)).publicKey);
+  } catch {
+    return false;
+  }
 }
 
 /** Everything in one file: PEM blocks of certificates, CRLs and keys, or a single DER object. */

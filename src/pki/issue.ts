@@ -8,7 +8,6 @@ import { THEMIS_IDENTITY_OID, encodeIdentity, type ThemisIdentity } from './iden
 import { signingAlgorithm } from './keys.js';
 import { x509, type CryptoKey } from './x509.js';
 
-export { CA_KINDS, type CaKind, type LeafProfile } from './ca-kind.js';
 
 export interface Issuer {
   cert: x509.X509Certificate;

@@ -166,8 +166,14 @@ export class PeerVerifier {
     if (!leaf.identity.ok) throw new Fail(leaf.identity.reason, leaf.identity.message, leaf.serial);
     const identity = leaf.identity.value;
     const issuer = issuers[0]!;
-    const mismatch = roleIssuerMismatch(identity.role, issuer.kind, leaf.kind, issuer.subject);
-    if (mismatch !== undefined || issuer.kind.kind === undefined) throw new Fail('wrong_issuer', `${leaf.subject}: ${mismatch}`, leaf.serial);
+    // A CA's kind counts only when the root itself signed it: a sub-CA's policy would be its
+    // parent CA's say-so (our root's pathLen already forbids them; roots made elsewhere may not).
+    const kind: KindClaim = path.length === 2 ? issuer.kind : { kind: undefined, reason: 'none' };
+    const mismatch = roleIssuerMismatch(identity.role, kind, leaf.kind, issuer.subject);
+    if (mismatch !== undefined || kind.kind === undefined) {
+      const why = path.length > 2 ? `${issuer.subject} is not signed by the root itself, so it grants no role` : mismatch;
+      throw new Fail('wrong_issuer', `${leaf.subject}: ${why}`, leaf.serial);
+    }
     return {
       identity,
       serial: leaf.serial,
@@ -175,7 +181,7 @@ export class PeerVerifier {
       subject: leaf.subject,
       issuerName: leaf.issuerName,
       issuer: issuer.subject,
-      issuerKind: issuer.kind.kind,
+      issuerKind: kind.kind,
       notAfter: new Date(leaf.notAfter),
     };
   }

@@ -83,11 +83,12 @@ export async function verifySignedTopology(input: unknown, o: VerifyOptions): Pr
   } catch (e) {
     return no('malformed', `cms: ${(e as Error).message}`);
   }
-  const claimed = claimedSigner(parts.chain[0]);
-  if (!parts.signatureValid) return { ...no('bad_signature', 'the CMS signature does not verify over the document'), ...(claimed ? { signer: claimed } : {}) };
+  const withClaim = (v: Verdict, claimed: TopologySigner | undefined): Verdict => (claimed ? { ...v, signer: claimed } : v);
+  if (!parts.signatureValid) return withClaim(no('bad_signature', 'the CMS signature does not verify over the document'), claimedSigner(parts.chain[0]));
   const chain = parts.chain.length ? o.verifier.verify(parts.chain, 'clientAuth') : undefined;
   if (!chain?.ok) {
-    return { ...no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate'), ...(claimed ? { signer: claimed } : {}) };
+    const leaf = chain?.leaf;
+    return withClaim(no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate'), leaf && { ...leaf, verified: false });
   }
   const { identity, serial, subject, issuer } = chain.peer;
   const signer: TopologySigner = { subject, serial, issuer, verified: true };

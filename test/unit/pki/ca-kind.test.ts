@@ -153,3 +153,49 @@ t.test('recertify-intermediate: a PKI made before the binding is bound without r
   t.match(v.verify(der(chainFile())), { ok: true, peer: { issuerKind: 'cluster', serial: old.shards[0]!.serial } }, 'after: the same leaf verifies');
   t.equal(openssl(['verify', '-policy', CA_KIND_POLICY.cluster, '-CAfile', old.root.certPath, '-untrusted', old.layout.caCert('cluster'), old.shards[0]!.certPath]).status, 0, 'openssl accepts the new CA');
 });
+
+t.test('a CA kind counts only when the root signed it: a sub-CA under a root without pathLen grants nothing', async (t) => {
+  const { buildCrl } = await import('../../../src/pki/crl.js');
+  const ca = async (name: string, issuer: Issuer | undefined, policies: string[]): Promise<Issuer> => {
+    const keys = await generateKeyPair();
+    const signer = issuer ?? { cert: undefined as unknown as x509.X509Certificate, key: keys.privateKey };
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(systemRandom),
+      subject: `CN=${name}, O=elsewhere`,
+      issuer: issuer ? issuer.cert.subjectName : `CN=${name}, O=elsewhere`,
+      ...validityFor(clock, 30),
+      publicKey: keys.publicKey,
+      signingKey: signer.key,
+      signingAlgorithm: signingAlgorithm(signer.key),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true), // no path length: nothing stops a sub-CA
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        ...(policies.length ? [new x509.CertificatePolicyExtension(policies, false)] : []),
+      ],
+    });
+    return { cert, key: keys.privateKey };
+  };
+  const looseRoot = await ca('Loose Root', undefined, []);
+  const cluster = await ca('Loose Cluster CA', looseRoot, [CA_KIND_POLICY.cluster]);
+  const sub = await ca('Sub CA', cluster, [CA_KIND_POLICY.operator]);
+  const leaf = await leafUnder(sub, { ...operatorProfile({ name: 'sneaky', capabilities: ['rebalance'] }) });
+  const now = new Date(clock.now());
+  const crls = await Promise.all([looseRoot, cluster, sub].map((i) => buildCrl({ issuer: i, crlNumber: 1, revoked: [], thisUpdate: now, nextUpdate: new Date(clock.now() + 86_400_000) })));
+  const v = new PeerVerifier({ root: looseRoot.cert.toString('pem'), crls: crls.map((c) => c.pem), clock });
+  t.match(v.verify(chainOf(leaf, sub.cert, cluster.cert)), { ok: false, reason: 'wrong_issuer', message: /Sub CA.* is not signed by the root itself/ });
+  const shard = await leafUnder(cluster);
+  t.match(v.verify(chainOf(shard, cluster.cert)), { ok: true, peer: { issuerKind: 'cluster' } }, 'control: the same root’s direct CA grants its kind');
+});
+
+t.test('inspect does not take a name for a signature, nor a leaf’s own claim for its issuer', async (t) => {
+  const { inspectFile } = await import('../../../src/pki/inspect.js');
+  const cluster = await loadIssuer(fx.layout, 'cluster', FIXTURE_PASSPHRASE);
+  const client = await loadIssuer(fx.layout, 'client', FIXTURE_PASSPHRASE);
+  // Names the cluster CA as its issuer, but the client CA's key signed it.
+  const forged = await leafUnder({ cert: cluster.cert, key: client.key });
+  const pem = (...c: x509.X509Certificate[]) => Buffer.from(c.map((x) => x.toString('pem')).join('\n') + '\n');
+  t.match(inspectFile(pem(forged, cluster.cert), 'forged.pem')[0], { roleIssuer: /^MISMATCH: .*did not sign it/ });
+  const honest = await leafUnder(cluster);
+  t.match(inspectFile(pem(honest, cluster.cert), 'chain.pem')[0], { roleIssuer: /^ok: the cluster CA may grant primary/ }, 'control: the real chain');
+  t.match(inspectFile(pem(honest), 'cert.pem')[0], { roleIssuer: /^unknown: the issuer's certificate is not in this file/ }, 'a lone leaf is never "ok"');
+});
