@@ -4,7 +4,6 @@
 // limit pushed down, counts summed, vector top-k by (distance, key). Shards are read a page at
 // a time, so merging holds about one page per shard; the answer streams out as it is merged.
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
 import { parseQuery, type Position, type Query, type ResultRow } from '../src/query/query.js';
 import { parseVectorQuery, type VectorHit } from '../src/query/vector.js';
@@ -12,6 +11,7 @@ import { compareStrings, compareValues } from '../src/query/ordering.js';
 import { sha256Hex } from '../src/signing/sign.js';
 import { parseJsonObject } from '../src/http-body.js';
 import type { ShardResolver } from './resolver.js';
+import { readAnswer } from './upstream.js';
 import type { TopologySource } from './control/topology-source.js';
 import type { Reply } from './respond.js';
 import { decodeContinuation, encodeContinuation, queryFingerprint } from './continuation.js';
@@ -44,20 +44,6 @@ class ShardFailure extends Error {
   ) {
     super(`${shard}: ${reason}`);
   }
-}
-
-async function readAll(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      throw new Error(`answer larger than ${limit} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /** Runs `tasks` with at most `n` in flight; settles every one. */
@@ -107,7 +93,7 @@ export class ScatterGather {
         contentSha256: sha256Hex(bytes),
         timeoutMs: this.d.options.shardTimeoutMs,
       });
-      const text = await readAll(up.body, this.d.options.maxAnswerBytes);
+      const text = await readAnswer(up, this.d.options.maxAnswerBytes);
       if (up.status !== 200) {
         let code = `status ${up.status}`;
         try {

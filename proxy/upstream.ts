@@ -48,6 +48,21 @@ export function upstreamError(err: unknown, upstream: string): ThemisError {
   return new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${upstream} failed mid-request (${code || (err as Error)?.message || 'unknown'})`, { upstream });
 }
 
+/** Reads a whole upstream answer body, refusing one larger than `limit` bytes. */
+export async function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of up.body) {
+    size += (c as Buffer).length;
+    if (size > limit) {
+      up.body.destroy();
+      throw new Error(`answer larger than ${limit} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
 export class TimeoutError extends Error {
   readonly code = 'UPSTREAM_TIMEOUT';
 }

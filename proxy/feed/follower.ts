@@ -1,0 +1,152 @@
+// The change-feed follower, built once for replication and range movement: make a target node
+// hold exactly what a source node holds in some token ranges, and keep it so. Without a usable
+// checkpoint it first notes the source's head S, then repairs the target against a scan of the
+// source (copy what is missing or different, delete what the source lacks), then follows the
+// source's change feed from S, filtered to the ranges, page by page (each key's last change in
+// the page), with the checkpoint persisted after every page. Changes replayed from S that the scan already
+// saw are applied again in order, so the target converges to the source at every page boundary.
+import type { Logger } from '../../src/log.js';
+import type { Clock } from '../../src/runtime.js';
+import type { CheckpointStore } from './checkpoints.js';
+import type { Change, NodeClient } from './node-client.js';
+import { diffRanges } from './range-diff.js';
+import type { TokenRanges } from './token-ranges.js';
+
+export type FollowerState = 'idle' | 'copying' | 'following' | 'backoff' | 'stopped';
+
+export interface FollowerOptions {
+  /** Names the checkpoint: one per (source, target, purpose). */
+  id: string;
+  /** The shard whose feed this is (recorded in the checkpoint). */
+  sourceShard: string;
+  source: NodeClient;
+  target: NodeClient;
+  ranges: TokenRanges;
+  checkpoints: CheckpointStore;
+  clock: Clock;
+  log: Logger;
+  pageSize?: number;
+  longPollMs?: number;
+  /** Distinct keys written at once within a page. */
+  concurrency?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** After every page applied and checkpointed: the source sequence now held. */
+  onProgress?: (seq: number, latestSeq: number) => void;
+  /** Each full copy, with why (first start, source behind us, checkpoint unusable). */
+  onFullCopy?: (reason: string) => void;
+}
+
+export class FeedFollower {
+  state: FollowerState = 'idle';
+  /** Every change of the source up to here (in our ranges) is applied; -1 before the first copy. */
+  position = -1;
+  /** The source's newest sequence at the last page: position vs this is the lag in changes. */
+  latest = -1;
+  /** When the last page was applied (clock ms): with `latest`, how stale we may be. */
+  caughtUpAt = 0;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  /** Why the next full copy happens, when it is not simply the first. */
+  private restartReason: string | undefined;
+
+  constructor(private readonly o: FollowerOptions) {}
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.running;
+    this.state = 'stopped';
+  }
+
+  private async run(): Promise<void> {
+    let backoff = this.o.backoffInitialMs ?? 100;
+    while (!this.stopping) {
+      try {
+        const cp = this.o.checkpoints.get(this.o.id);
+        if (!cp || cp.source !== this.o.sourceShard) await this.fullCopy(this.restartReason ?? (cp ? `checkpoint of another source (${cp.source})` : 'no checkpoint'));
+        else this.position = cp.seq;
+        this.state = 'following';
+        while (!this.stopping) {
+          await this.followPage();
+          backoff = this.o.backoffInitialMs ?? 100;
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        this.state = 'backoff';
+        this.o.log.warn({ follower: this.o.id, err: (err as Error).message, retryMs: backoff }, 'change-feed follower failed; retrying');
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, this.o.backoffMaxMs ?? 5000);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Repairs the target against the source's current data, then starts the feed at the head noted first. */
+  private async fullCopy(reason: string): Promise<void> {
+    this.state = 'copying';
+    this.o.onFullCopy?.(reason);
+    this.o.log.info({ follower: this.o.id, reason }, 'full copy of the ranges, then following the change feed');
+    const head = await this.o.source.head();
+    const { same, different } = await diffRanges(this.o.source, this.o.target, this.o.ranges, async (d) => {
+      if (d.kind === 'extra') await this.o.target.delete(d.key);
+      else await this.o.target.put(d.key, d.blob);
+    }, this.o.pageSize ?? 1000);
+    this.checkpoint(head);
+    this.restartReason = undefined;
+    this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
+  }
+
+  private checkpoint(seq: number): void {
+    this.o.checkpoints.put(this.o.id, { seq, source: this.o.sourceShard, updatedAt: new Date(this.o.clock.now()).toISOString() });
+    this.position = seq;
+  }
+
+  private async followPage(): Promise<void> {
+    const page = await this.o.source.changes(this.position, this.o.pageSize ?? 1000, this.stopping ? 0 : this.o.longPollMs ?? 1000);
+    if (page.lastSeq < this.position) {
+      // The source holds less than we applied (its data was lost or replaced): start over.
+      this.o.checkpoints.drop(this.o.id);
+      this.restartReason = `source behind: at ${page.lastSeq}, we were at ${this.position}`;
+      throw new Error(`source ${this.o.sourceShard} is at sequence ${page.lastSeq}, behind our ${this.position}; a full copy follows`);
+    }
+    await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key)));
+    this.latest = page.latestSeq;
+    if (page.lastSeq !== this.position) this.checkpoint(page.lastSeq);
+    this.caughtUpAt = this.o.clock.now();
+    this.o.onProgress?.(this.position, page.latestSeq);
+  }
+
+  /**
+   * A page's changes: only each key's last one counts (the target must equal the source at the
+   * page's end, not at every step), and distinct keys are written side by side.
+   */
+  private async apply(changes: Change[]): Promise<void> {
+    const last = new Map<string, Change>();
+    for (const c of changes) last.set(c.key, c);
+    const todo = [...last.values()];
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const c = todo[next++]!;
+        if (c.operation === 'DELETE' || c.new_val === null) await this.o.target.delete(c.key);
+        else await this.o.target.put(c.key, c.new_val);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 32, todo.length) }, worker));
+  }
+}

@@ -1,0 +1,85 @@
+// The storage API calls a change-feed follower makes, typed: read a node's change feed and scan
+// it (through any Upstream: this node's storage node, or a peer sidecar over the mesh with the
+// `replicate` capability), and write or delete one entity on a target node.
+import { ThemisError } from '../../src/errors.js';
+import { readAnswer, type Upstream } from '../upstream.js';
+
+/** One record of GET /changefeed (docs/storage-api.md). */
+export interface Change {
+  operation: 'PUT' | 'DELETE';
+  key: string; // table:uuid
+  sequence: number;
+  new_val: string | null;
+}
+
+export interface ChangePage {
+  changes: Change[];
+  /** Pass as the next from_seq. Below the from_seq asked: the source has less than we had. */
+  lastSeq: number;
+  latestSeq: number;
+}
+
+export interface ScanPage {
+  entities: { key: string; blob: string }[];
+  /** The `after` of the next page; null at the end. */
+  next: string | null;
+}
+
+const MAX_ANSWER = 256 * 1024 * 1024;
+
+export class NodeClient {
+  constructor(readonly upstream: Upstream) {}
+
+  private async call(method: string, path: string, body?: unknown, timeoutMs?: number, extraTimeoutMs?: number): Promise<{ status: number; json: any }> {
+    const bytes = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const up = await this.upstream.request({
+      method,
+      path,
+      headers: bytes ? { 'content-type': 'application/json' } : {},
+      ...(bytes ? { body: bytes } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(extraTimeoutMs !== undefined ? { extraTimeoutMs } : {}),
+    });
+    const text = await readAnswer(up, MAX_ANSWER);
+    let json: any;
+    try {
+      json = text.length ? JSON.parse(text.toString('utf8')) : undefined;
+    } catch {
+      throw new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${this.upstream.name} answered ${method} ${path.split('?')[0]} with status ${up.status} and a body that is not JSON`, { upstream: this.upstream.name });
+    }
+    return { status: up.status, json };
+  }
+
+  private fail(what: string, r: { status: number; json: any }): ThemisError {
+    const code = typeof r.json?.code === 'string' ? r.json.code : `status ${r.status}`;
+    return new ThemisError('UPSTREAM_UNAVAILABLE', `${this.upstream.name}: ${what} failed (${code})`, { upstream: this.upstream.name, status: r.status });
+  }
+
+  async changes(fromSeq: number, limit: number, longPollMs: number): Promise<ChangePage> {
+    const r = await this.call('GET', `/changefeed?from_seq=${fromSeq}&limit=${limit}&long_poll_ms=${longPollMs}`, undefined, undefined, longPollMs);
+    if (r.status !== 200) throw this.fail('reading the change feed', r);
+    return { changes: r.json.changes as Change[], lastSeq: r.json.last_seq as number, latestSeq: r.json.latest_seq as number };
+  }
+
+  /** The newest sequence number of the node. */
+  async head(): Promise<number> {
+    return (await this.changes(Number.MAX_SAFE_INTEGER, 1, 0)).latestSeq;
+  }
+
+  async scan(after: string | null, limit: number): Promise<ScanPage> {
+    const r = await this.call('GET', `/entities?limit=${limit}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+    if (r.status !== 200) throw this.fail('scanning', r);
+    return { entities: r.json.entities, next: r.json.next };
+  }
+
+  async put(key: string, blob: string): Promise<void> {
+    const r = await this.call('PUT', `/entities/${encodeURIComponent(key)}`, { blob });
+    if (r.status !== 201) throw this.fail(`writing ${key}`, r);
+  }
+
+  /** Deletes `key`; a key that is not there is fine (the change is already in effect). */
+  async delete(key: string): Promise<void> {
+    const r = await this.call('DELETE', `/entities/${encodeURIComponent(key)}`);
+    if (r.status !== 200 && !(r.status === 404 && r.json?.code === 'ENTITY_NOT_FOUND')) throw this.fail(`deleting ${key}`, r);
+  }
+}
