@@ -2,6 +2,9 @@
 // node and nothing else. This module is given no peer pool, resolver or router, so a peer's
 // request can never be forwarded further (no loops): a test checks its imports stay that way.
 import type { LocalUpstream } from './local-upstream.js';
+import type { AckGate } from './replication/ack-gate.js';
+import { APPLIED_HEADER, type ReplicaPositions } from './replication/positions.js';
+import { writeLocally } from './replication/replicated-write.js';
 import { answerHealth } from './health.js';
 import { servedBy } from './mesh-headers.js';
 import type { Reply } from './respond.js';
@@ -12,6 +15,10 @@ export interface PeerInboundDeps {
   self: string;
   topology: TopologySource;
   local: LocalUpstream;
+  /** Writes count as done only when the range's replicas confirm them. */
+  gate: AckGate;
+  /** Replicas announce their positions on the change-feed requests they make. */
+  positions: ReplicaPositions;
 }
 
 export class PeerInbound {
@@ -19,7 +26,11 @@ export class PeerInbound {
 
   async deliver(r: MeshRequest, reply: Reply): Promise<void> {
     const epoch = this.d.topology.current().epoch;
-    if (r.op.kind === 'health') return answerHealth(reply, this.d.self, epoch);
+    const op = r.op;
+    if (op.kind === 'health') return answerHealth(reply, this.d.self, epoch);
+    if (op.kind === 'changefeed') this.d.positions.record(r.peer.identity.shardId, r.headers[APPLIED_HEADER]);
+    const write = op.kind === 'entity-post' || (op.kind === 'entity' && op.method !== 'GET');
+    if (write) return writeLocally(this.d.local, this.d.gate, r.key!, { method: r.method, url: r.url, headers: r.headers, body: r.body }, reply, servedBy(this.d.self, epoch));
     reply.upstream(await this.d.local.forward(r.method, r.url, r.headers, r.body), servedBy(this.d.self, epoch));
   }
 }

@@ -17,9 +17,13 @@ import type { ShardResolver } from './resolver.js';
 import type { TopologySource } from './control/topology-source.js';
 import type { Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
+import type { AckGate } from './replication/ack-gate.js';
+import { writeLocally } from './replication/replicated-write.js';
 
 export interface RouterDeps {
   self: string;
+  /** Writes to this shard count as done only when the range's replicas confirm them. */
+  gate: AckGate;
   topology: TopologySource;
   resolver: ShardResolver;
   random: Random;
@@ -82,7 +86,8 @@ export class Router {
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
       // a read body can be checked against its declared length.
       const local = body ?? (req.httpVersionMajor === 2 && hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
-      return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
+      if (req.method === 'GET') return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
+      return writeLocally(owner.upstream, this.d.gate, key, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch));
     }
     // The signature covers the body's hash, so a forwarded request body is read first.
     const bytes = body ?? (hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));

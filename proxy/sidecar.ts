@@ -29,6 +29,12 @@ import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
 import type { TlsMaterial } from './tls-material.js';
 import { Trust } from './trust.js';
+import { FileCheckpoints } from './feed/checkpoints.js';
+import { NodeClient } from './feed/node-client.js';
+import { AckGate } from './replication/ack-gate.js';
+import { LocalHead } from './replication/local-head.js';
+import { ReplicaPositions } from './replication/positions.js';
+import { ReplicaManager } from './replication/replica-manager.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -49,6 +55,7 @@ export class Sidecar {
   private readonly replay: ReplayGuard;
   private replayPurge: NodeJS.Timeout | undefined;
   private registration: Registration | undefined;
+  private readonly replicas: ReplicaManager;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -131,13 +138,33 @@ export class Sidecar {
     });
     this.metrics.setPeerStateSource(() => this.peers.states());
     const resolver = new ShardResolver({ self: cfg.shardId, topology: this.topology, local: this.local, peers: this.peers });
+    // Replication: the primary side (positions announced by replicas, the ack gate on writes)
+    // and the replica side (a follower per primary this shard replicates).
+    const positions = new ReplicaPositions(rt.clock);
+    const gate = new AckGate({
+      self: cfg.shardId,
+      topology: this.topology,
+      positions,
+      head: new LocalHead(new NodeClient(this.local)),
+      mode: cfg.replication.ack,
+      timeoutMs: cfg.replication.ackTimeoutMs,
+    });
+    this.replicas = new ReplicaManager({
+      self: cfg.shardId,
+      topology: this.topology,
+      resolver,
+      checkpoints: new FileCheckpoints(cfg.replication.stateDir),
+      clock: rt.clock,
+      log: log.child({ component: 'replication' }),
+      longPollMs: cfg.replication.longPollMs,
+    });
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
-    const router = new Router({ self: cfg.shardId, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
+    const router = new Router({ self: cfg.shardId, gate, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
-      inbound: new PeerInbound({ self: cfg.shardId, topology: this.topology, local: this.local }),
+      inbound: new PeerInbound({ self: cfg.shardId, topology: this.topology, local: this.local, gate, positions }),
       topology: this.topology,
       replay: this.replay,
       maxBodyBytes: cfg.maxBodyBytes,
@@ -189,6 +216,7 @@ export class Sidecar {
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
+    this.replicas.start();
     // Expired nonces go at least every 5 s (more often with a short window), so memory
     // follows request rate × window rather than filling replay.maxNoncesPerSender.
     this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
@@ -231,8 +259,8 @@ export class Sidecar {
     this.trust.close();
     await this.registration?.stop();
     this.etcd?.close();
+    await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs), this.replicas.stop()]);
     this.topology.close();
-    await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs)]);
     this.peers.closeAll();
     this.local.close();
     await this.admin.close();

@@ -28,6 +28,7 @@ export const ERRORS = {
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
   UPSTREAM_PROTOCOL_ERROR: { status: 502, retryable: true, summary: 'The storage node or peer sidecar broke the exchange (reset, malformed answer, wrong identity).' },
   UPSTREAM_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage node or peer sidecar that owns the key cannot be reached.' },
+  REPLICATION_UNAVAILABLE: { status: 503, retryable: true, summary: 'The primary holds the write, but not enough replicas confirmed it in time; it is not reported as done (missing_copies names them).' },
   SHARDS_UNAVAILABLE: { status: 503, retryable: true, summary: 'A scatter-gather query could not reach every shard; the answer names them (allow_partial: true returns the rest).' },
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },

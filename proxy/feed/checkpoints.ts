@@ -21,9 +21,10 @@ export interface CheckpointStore {
 const SAFE_ID = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
 export class FileCheckpoints implements CheckpointStore {
-  constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  }
+  private made = false;
+
+  /** The directory is made at the first checkpoint (a sidecar that replicates nothing writes none). */
+  constructor(private readonly dir: string) {}
 
   private file(id: string): string {
     if (!SAFE_ID.test(id)) throw new Error(`checkpoint id "${id}" must be lower-case letters, digits, dots, hyphens or underscores`);
@@ -41,6 +42,10 @@ export class FileCheckpoints implements CheckpointStore {
 
   put(id: string, cp: Checkpoint): void {
     const file = this.file(id);
+    if (!this.made) {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.made = true;
+    }
     const fd = openSync(file + '.tmp', 'w', 0o600);
     try {
       writeSync(fd, JSON.stringify(cp));

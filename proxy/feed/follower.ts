@@ -31,6 +31,8 @@ export interface FollowerOptions {
   concurrency?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** Headers for each feed request, given the position held (a replica announces it so). */
+  announce?: (position: number) => Record<string, string>;
   /** After every page applied and checkpointed: the source sequence now held. */
   onProgress?: (seq: number, latestSeq: number) => void;
   /** Each full copy, with why (first start, source behind us, checkpoint unusable). */
@@ -117,7 +119,7 @@ export class FeedFollower {
   }
 
   private async followPage(): Promise<void> {
-    const page = await this.o.source.changes(this.position, this.o.pageSize ?? 1000, this.stopping ? 0 : this.o.longPollMs ?? 1000);
+    const page = await this.o.source.changes(this.position, this.o.pageSize ?? 1000, this.stopping ? 0 : this.o.longPollMs ?? 1000, this.o.announce?.(this.position));
     if (page.lastSeq < this.position) {
       // The source holds less than we applied (its data was lost or replaced): start over.
       this.o.checkpoints.drop(this.o.id);

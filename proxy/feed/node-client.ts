@@ -2,6 +2,7 @@
 // it (through any Upstream: this node's storage node, or a peer sidecar over the mesh with the
 // `replicate` capability), and write or delete one entity on a target node.
 import { ThemisError } from '../../src/errors.js';
+import { sha256Hex } from '../../src/signing/sign.js';
 import { readAnswer, type Upstream } from '../upstream.js';
 
 /** One record of GET /changefeed (docs/storage-api.md). */
@@ -28,16 +29,21 @@ export interface ScanPage {
 const MAX_ANSWER = 256 * 1024 * 1024;
 
 export class NodeClient {
-  constructor(readonly upstream: Upstream) {}
+  /** `upstream`: the node, or a function giving it at each call (a peer session the topology may move). */
+  constructor(private readonly node: Upstream | (() => Upstream)) {}
 
-  private async call(method: string, path: string, body?: unknown, timeoutMs?: number, extraTimeoutMs?: number): Promise<{ status: number; json: any }> {
+  get upstream(): Upstream {
+    return typeof this.node === 'function' ? this.node() : this.node;
+  }
+
+  private async call(method: string, path: string, body?: unknown, extraTimeoutMs?: number, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
     const bytes = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const up = await this.upstream.request({
+    const upstream = this.upstream;
+    const up = await upstream.request({
       method,
       path,
-      headers: bytes ? { 'content-type': 'application/json' } : {},
-      ...(bytes ? { body: bytes } : {}),
-      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      headers: bytes ? { ...headers, 'content-type': 'application/json' } : headers,
+      ...(bytes ? { body: bytes, contentSha256: sha256Hex(bytes) } : {}),
       ...(extraTimeoutMs !== undefined ? { extraTimeoutMs } : {}),
     });
     const text = await readAnswer(up, MAX_ANSWER);
@@ -45,7 +51,7 @@ export class NodeClient {
     try {
       json = text.length ? JSON.parse(text.toString('utf8')) : undefined;
     } catch {
-      throw new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${this.upstream.name} answered ${method} ${path.split('?')[0]} with status ${up.status} and a body that is not JSON`, { upstream: this.upstream.name });
+      throw new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${upstream.name} answered ${method} ${path.split('?')[0]} with status ${up.status} and a body that is not JSON`, { upstream: upstream.name });
     }
     return { status: up.status, json };
   }
@@ -55,8 +61,9 @@ export class NodeClient {
     return new ThemisError('UPSTREAM_UNAVAILABLE', `${this.upstream.name}: ${what} failed (${code})`, { upstream: this.upstream.name, status: r.status });
   }
 
-  async changes(fromSeq: number, limit: number, longPollMs: number): Promise<ChangePage> {
-    const r = await this.call('GET', `/changefeed?from_seq=${fromSeq}&limit=${limit}&long_poll_ms=${longPollMs}`, undefined, undefined, longPollMs);
+  /** `headers`: e.g. a replica's announcement of its position (replication/positions.ts). */
+  async changes(fromSeq: number, limit: number, longPollMs: number, headers?: Record<string, string>): Promise<ChangePage> {
+    const r = await this.call('GET', `/changefeed?from_seq=${fromSeq}&limit=${limit}&long_poll_ms=${longPollMs}`, undefined, longPollMs, headers);
     if (r.status !== 200) throw this.fail('reading the change feed', r);
     return { changes: r.json.changes as Change[], lastSeq: r.json.last_seq as number, latestSeq: r.json.latest_seq as number };
   }

@@ -22,6 +22,8 @@ export interface MeshRequest {
   sig?: SignedRequestHeaders;
   /** The body bytes, once read (the body stage). */
   body?: Buffer;
+  /** The entity key a write or read addresses, once known (the ownership stage). */
+  key?: string;
 }
 
 export interface StageDeps {

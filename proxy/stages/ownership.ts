@@ -16,6 +16,7 @@ function keyOf(r: MeshRequest): string | undefined {
 export const ownership: Stage = (r, d) => {
   const key = keyOf(r);
   if (key === undefined) return;
+  r.key = key;
   const topo = d.topology.current();
   if (topo.ownerOfKey(key) !== d.self) {
     throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });

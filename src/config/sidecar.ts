@@ -47,6 +47,17 @@ export interface SidecarConfig {
   /** Scatter-gather queries: shard calls in flight per query, per-shard timeout, rows per shard page. */
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
+  /**
+   * Replication of the ranges the topology gives replicas: when a write counts as done (`ack`:
+   * once `all` copies, a `majority` of copies (the primary counted), or the `primary` alone hold
+   * it), how long the primary waits for that, and where followers keep their checkpoints.
+   */
+  readonly replication: {
+    readonly ack: 'all' | 'majority' | 'primary';
+    readonly ackTimeoutMs: number;
+    readonly stateDir: string;
+    readonly longPollMs: number;
+  };
   /** The control plane: when set, the sidecar registers itself there (certificate, endpoint, alive lease). */
   readonly etcd:
     | {
@@ -62,7 +73,7 @@ export interface SidecarConfig {
   readonly watchFiles: boolean;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'etcd', 'maxBodyBytes', 'watchFiles'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -110,6 +121,12 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   rejectUnknown(backoff, ['initialMs', 'maxMs'], 'backoff');
   const replay = asObject(raw.replay ?? {}, 'replay');
   rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender'], 'replay');
+  const replication = asObject(raw.replication ?? {}, 'replication');
+  rejectUnknown(replication, ['ack', 'ackTimeoutMs', 'stateDir', 'longPollMs'], 'replication');
+  const ack = str(replication, 'ack', 'replication', 'majority');
+  if (ack !== 'all' && ack !== 'majority' && ack !== 'primary') {
+    throw new ConfigError('replication.ack', `"${ack}" is not one of all, majority, primary`);
+  }
   const scatter = asObject(raw.scatter ?? {}, 'scatter');
   rejectUnknown(scatter, ['maxConcurrency', 'shardTimeoutMs', 'pageSize'], 'scatter');
 
@@ -159,6 +176,12 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     replay: Object.freeze({
       windowMs: int(replay, 'windowMs', 'replay', 60_000, 1_000, 600_000),
       maxNoncesPerSender: int(replay, 'maxNoncesPerSender', 'replay', 200_000, 100, 10_000_000),
+    }),
+    replication: Object.freeze({
+      ack: ack as 'all' | 'majority' | 'primary',
+      ackTimeoutMs: int(replication, 'ackTimeoutMs', 'replication', 2_000, 10, 600_000),
+      stateDir: resolve(baseDir, str(replication, 'stateDir', 'replication', `replication-${shardId}`)),
+      longPollMs: int(replication, 'longPollMs', 'replication', 1_000, 10, 60_000),
     }),
     scatter: Object.freeze({
       maxConcurrency: int(scatter, 'maxConcurrency', 'scatter', 16, 1, 1024),

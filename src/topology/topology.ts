@@ -100,6 +100,11 @@ export class Topology {
     return this.ranges[this.ends.lowerBound(token)]!.owner;
   }
 
+  /** The range of an entity key (URN or table:uuid); throws INVALID_KEY for a malformed one. */
+  rangeOfKey(key: string): TokenRange {
+    return this.rangeOf(tokenOf(parseKey(key)));
+  }
+
   /** The owner of an entity key (URN or table:uuid); throws INVALID_KEY for a malformed one. */
   ownerOfKey(key: string): string {
     return this.ownerOf(tokenOf(parseKey(key)));

@@ -1,0 +1,95 @@
+// The replica side: for every primary whose ranges the topology gives this shard as a replica,
+// one change-feed follower copying those ranges into this shard's storage node and following
+// the primary's feed over the mesh, announcing its position with every request (the primary
+// counts it towards write acknowledgements). Followers follow the topology: a changed set of
+// ranges is a new follower (its own checkpoint, so a full repair copy), a dropped one stops.
+import type { Logger } from '../../src/log.js';
+import type { Clock } from '../../src/runtime.js';
+import { primariesOf, rangesDigest } from '../../src/topology/replica-ranges.js';
+import type { Topology } from '../../src/topology/topology.js';
+import type { TopologySource } from '../control/topology-source.js';
+import type { CheckpointStore } from '../feed/checkpoints.js';
+import { FeedFollower } from '../feed/follower.js';
+import { NodeClient } from '../feed/node-client.js';
+import { TokenRanges } from '../feed/token-ranges.js';
+import type { ShardResolver } from '../resolver.js';
+import { APPLIED_HEADER } from './positions.js';
+
+export interface ReplicaManagerDeps {
+  self: string;
+  topology: TopologySource;
+  resolver: ShardResolver;
+  checkpoints: CheckpointStore;
+  clock: Clock;
+  log: Logger;
+  longPollMs: number;
+  /** Progress of each follower, for metrics: primary, position, the primary's newest sequence. */
+  onProgress?: (primary: string, position: number, latest: number) => void;
+  onFullCopy?: (primary: string, reason: string) => void;
+}
+
+interface Running {
+  id: string;
+  follower: FeedFollower;
+}
+
+export class ReplicaManager {
+  private readonly followers = new Map<string, Running>();
+  private stopped = false;
+
+  constructor(private readonly d: ReplicaManagerDeps) {}
+
+  start(): void {
+    this.reconcile(this.d.topology.current());
+    this.d.topology.onChange((t) => this.reconcile(t));
+  }
+
+  /** Follower ids by primary, with their state: for /readyz, metrics and tests. */
+  status(): Record<string, { id: string; state: string; position: number; latest: number }> {
+    return Object.fromEntries([...this.followers].map(([p, r]) => [p, { id: r.id, state: r.follower.state, position: r.follower.position, latest: r.follower.latest }]));
+  }
+
+  private reconcile(t: Topology): void {
+    if (this.stopped) return;
+    const wanted = primariesOf(t, this.d.self);
+    for (const [primary, running] of this.followers) {
+      const ranges = wanted.get(primary);
+      if (!ranges || running.id !== this.idOf(primary, rangesDigest(ranges))) {
+        void running.follower.stop();
+        this.followers.delete(primary);
+      }
+    }
+    for (const [primary, ranges] of wanted) {
+      if (primary === this.d.self || this.followers.has(primary)) continue;
+      const digest = rangesDigest(ranges);
+      const id = this.idOf(primary, digest);
+      const follower = new FeedFollower({
+        id,
+        sourceShard: primary,
+        source: new NodeClient(() => this.d.resolver.resolve(primary).upstream),
+        target: new NodeClient(this.d.resolver.local),
+        ranges: new TokenRanges(ranges),
+        checkpoints: this.d.checkpoints,
+        clock: this.d.clock,
+        log: this.d.log,
+        longPollMs: this.d.longPollMs,
+        announce: (position) => ({ [APPLIED_HEADER]: `${Math.max(position, 0)} ${digest}` }),
+        onProgress: (position, latest) => this.d.onProgress?.(primary, position, latest),
+        onFullCopy: (reason) => this.d.onFullCopy?.(primary, reason),
+      });
+      this.followers.set(primary, { id, follower });
+      follower.start();
+      this.d.log.info({ primary, id, ranges: ranges.length }, 'following a primary as its replica');
+    }
+  }
+
+  private idOf(primary: string, digest: string): string {
+    return `replica-of-${primary}-${digest}`;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.followers.values()].map((r) => r.follower.stop()));
+    this.followers.clear();
+  }
+}

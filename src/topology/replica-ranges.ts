@@ -1,0 +1,36 @@
+// Which token ranges a replica holds for a primary in a topology, and a short digest of that
+// list: the replica announces the digest with its position, and the primary counts the
+// position only when it names the same ranges (a position for other ranges proves nothing).
+import { createHash } from 'node:crypto';
+import { tokenHex } from '../hash.js';
+import type { Topology } from './topology.js';
+
+export interface TokenSpan {
+  start: bigint;
+  end: bigint;
+}
+
+/** Ranges owned by `primary` that list `replica` among their replicas, in token order, adjacent ones merged. */
+export function replicaRanges(t: Topology, primary: string, replica: string): TokenSpan[] {
+  const out: TokenSpan[] = [];
+  for (const r of t.ranges) {
+    if (r.owner !== primary || !r.replicas.includes(replica)) continue;
+    const prev = out[out.length - 1];
+    if (prev && prev.end + 1n === r.start) prev.end = r.end;
+    else out.push({ start: r.start, end: r.end });
+  }
+  return out;
+}
+
+/** Primaries this shard is a replica of, each with its ranges. */
+export function primariesOf(t: Topology, replica: string): Map<string, TokenSpan[]> {
+  const out = new Map<string, TokenSpan[]>();
+  for (const p of new Set(t.ranges.filter((r) => r.replicas.includes(replica)).map((r) => r.owner))) out.set(p, replicaRanges(t, p, replica));
+  return out;
+}
+
+export function rangesDigest(ranges: readonly TokenSpan[]): string {
+  const h = createHash('sha256');
+  for (const r of ranges) h.update(`${tokenHex(r.start)}-${tokenHex(r.end)};`);
+  return h.digest('hex').slice(0, 16);
+}
