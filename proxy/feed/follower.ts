@@ -12,6 +12,9 @@ import type { Change, NodeClient } from './node-client.js';
 import { diffRanges } from './range-diff.js';
 import type { TokenRanges } from './token-ranges.js';
 
+/** How often the checkpoint file is rewritten while following. */
+const CHECKPOINT_MS = 250;
+
 export type FollowerState = 'idle' | 'copying' | 'following' | 'backoff' | 'stopped';
 
 export interface FollowerOptions {
@@ -50,6 +53,7 @@ export class FeedFollower {
   private running: Promise<void> | undefined;
   private stopping = false;
   private wake: (() => void) | undefined;
+  private savedAt = -Infinity;
   /** Why the next full copy happens, when it is not simply the first. */
   private restartReason: string | undefined;
 
@@ -63,6 +67,7 @@ export class FeedFollower {
     this.stopping = true;
     this.wake?.();
     await this.running;
+    if (this.position >= 0) this.checkpoint(this.position, true);
     this.state = 'stopped';
   }
 
@@ -108,14 +113,18 @@ export class FeedFollower {
       if (d.kind === 'extra') await this.o.target.delete(d.key);
       else await this.o.target.put(d.key, d.blob);
     }, this.o.pageSize ?? 1000);
-    this.checkpoint(head);
+    this.checkpoint(head, true);
     this.restartReason = undefined;
     this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
   }
 
-  private checkpoint(seq: number): void {
-    this.o.checkpoints.put(this.o.id, { seq, source: this.o.sourceShard, updatedAt: new Date(this.o.clock.now()).toISOString() });
+  /** Moves the position; the checkpoint file follows at most every CHECKPOINT_MS (and at once when `now`). */
+  private checkpoint(seq: number, now = false): void {
     this.position = seq;
+    const t = this.o.clock.monotonic();
+    if (!now && t - this.savedAt < CHECKPOINT_MS) return;
+    this.o.checkpoints.put(this.o.id, { seq, source: this.o.sourceShard, updatedAt: new Date(this.o.clock.now()).toISOString() });
+    this.savedAt = t;
   }
 
   private async followPage(): Promise<void> {
@@ -124,7 +133,8 @@ export class FeedFollower {
       // The source holds less than we applied (its data was lost or replaced): start over.
       this.o.checkpoints.drop(this.o.id);
       this.restartReason = `source behind: at ${page.lastSeq}, we were at ${this.position}`;
-      throw new Error(`source ${this.o.sourceShard} is at sequence ${page.lastSeq}, behind our ${this.position}; a full copy follows`);
+      this.position = -1;
+      throw new Error(`source ${this.o.sourceShard} is behind this follower (${this.restartReason}); a full copy follows`);
     }
     await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key)));
     this.latest = page.latestSeq;

@@ -73,6 +73,9 @@ export class ReplicaManager {
         clock: this.d.clock,
         log: this.d.log,
         longPollMs: this.d.longPollMs,
+        // A replica that cannot reach its primary retries often: it is part of every write's acknowledgement.
+        backoffInitialMs: 50,
+        backoffMaxMs: 1000,
         announce: (position) => ({ [APPLIED_HEADER]: `${Math.max(position, 0)} ${digest}` }),
         onProgress: (position, latest) => this.d.onProgress?.(primary, position, latest),
         onFullCopy: (reason) => this.d.onFullCopy?.(primary, reason),
