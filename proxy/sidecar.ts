@@ -35,6 +35,7 @@ import { AckGate } from './replication/ack-gate.js';
 import { LocalHead } from './replication/local-head.js';
 import { ReplicaPositions } from './replication/positions.js';
 import { ReplicaManager } from './replication/replica-manager.js';
+import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -141,6 +142,12 @@ export class Sidecar {
     // Replication: the primary side (positions announced by replicas, the ack gate on writes)
     // and the replica side (a follower per primary this shard replicates).
     const positions = new ReplicaPositions(rt.clock);
+    const replicationMetrics = new ReplicationMetrics(this.metrics.registry, rt.clock, () => {
+      // The replicas of the ranges this shard owns now, and when each last confirmed a position.
+      const t = this.topology.current();
+      const replicas = new Set(t.ranges.filter((r) => r.owner === cfg.shardId).flatMap((r) => r.replicas));
+      return Object.fromEntries([...replicas].map((r) => [r, positions.lastSeen(r)]));
+    });
     const gate = new AckGate({
       self: cfg.shardId,
       topology: this.topology,
@@ -148,6 +155,7 @@ export class Sidecar {
       head: new LocalHead(new NodeClient(this.local)),
       mode: cfg.replication.ack,
       timeoutMs: cfg.replication.ackTimeoutMs,
+      onRefused: () => replicationMetrics.ackFailures.inc(),
     });
     this.replicas = new ReplicaManager({
       self: cfg.shardId,
@@ -157,6 +165,8 @@ export class Sidecar {
       clock: rt.clock,
       log: log.child({ component: 'replication' }),
       longPollMs: cfg.replication.longPollMs,
+      onProgress: (primary, position, latest) => replicationMetrics.progress(primary, position, latest, rt.clock.now()),
+      onFullCopy: (primary) => replicationMetrics.fullCopies.inc({ primary }),
     });
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
     const router = new Router({ self: cfg.shardId, gate, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });

@@ -23,6 +23,8 @@ export interface AckGateDeps {
   head: LocalHead;
   mode: AckMode;
   timeoutMs: number;
+  /** Each write refused for want of confirmations. */
+  onRefused?: () => void;
 }
 
 export class AckGate {
@@ -48,6 +50,7 @@ export class AckGate {
     const holding = await this.d.positions.waitFor(replicas, needed, seq, this.d.timeoutMs);
     if (holding.length >= needed) return;
     const missing = range.replicas.filter((r) => !holding.includes(r));
+    this.d.onRefused?.();
     throw new ThemisError('REPLICATION_UNAVAILABLE', `the write is durable on ${this.d.self} but only ${holding.length + 1} of ${needed + 1} required copies confirmed it within ${this.d.timeoutMs} ms; missing: ${missing.join(', ')}`, {
       missing_copies: missing,
     });

@@ -105,6 +105,9 @@ t.test('RF 2, a replica down: its ranges answer 503 REPLICATION_UNAVAILABLE nami
     t.same(r.body?.missing_copies, [victim.shard.id], 'names the missing copy');
     t.ok(Date.now() - started < 4000, 'within the ack timeout, no hang');
   }
+  const metrics = await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`).then((r) => r.text());
+  t.ok(Number(/^themis_replication_ack_failures_total (\d+)/m.exec(metrics)?.[1]) >= affected.length, 'the refusals are counted');
+  t.match(metrics, new RegExp(`^themis_replication_replica_silence_seconds\\{replica="${victim.shard.id}"\\} `, 'm'), 'the silent replica is visible');
   for (const k of unaffected) t.equal((await call(mesh.nodes[2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(k)}`, { blob: '{"during":"outage"}' })).status, 201, 'other ranges are written');
   victim.storage = await startStorage({ dataDir: victim.storage.dataDir, args: ['--port', String(victim.storage.port)] });
   let back = 0;
@@ -123,10 +126,14 @@ t.test('RF 3: a replica down does not stop writes; it catches up on the 10,000 w
   await victim.storage.kill('SIGKILL');
   // Its own ranges have no primary while it is down (failover is not built yet): write the others.
   const others = keys.filter((k) => topo.rangeOfKey(k).owner !== victim.shard.id);
-  const missed = await writeLoop(history, others, put, { until: sleep(60_000), maxWrites: 10_000, concurrency: 32 });
-  t.equal(missed.failed, 0, `${missed.acknowledged} writes acknowledged by 2 of 3 copies while ${victim.shard.id}'s storage node was down`);
+  const missed = await writeLoop(history, others, put, { until: sleep(150_000), maxWrites: 10_000, concurrency: 32 });
+  t.equal(missed.failed, 0, 'no write failed');
+  t.equal(missed.acknowledged, 10_000, `10,000 writes acknowledged by 2 of 3 copies while ${victim.shard.id}'s storage node was down`);
   const started = Date.now();
   victim.storage = await startStorage({ dataDir: victim.storage.dataDir, args: ['--port', String(port)] });
   await checkCopies(t, topo, history, 'RF 3 after catch-up');
+  const lag = await fetch(`${victim.adminUrl}/metrics`).then((r) => r.text());
+  t.match(lag, /^themis_replica_lag_changes\{primary="shard-001"\} 0$/m, 'its lag behind shard-001 is back to 0');
+  t.match(lag, /^themis_replica_applied_seq\{primary="shard-001"\} [1-9]\d*$/m, 'its position is exported');
   t.comment(`catch-up of ${missed.acknowledged} writes: ${Date.now() - started} ms after the storage node was back`);
 });
