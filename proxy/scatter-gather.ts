@@ -1,12 +1,15 @@
 // Scatter-gather for POST /query and POST /vector/search: the query runs on every owner in
 // the topology in parallel (bounded fan-out, per-shard timeout) and the answers are merged
 // as if one node held all the data — a k-way merge in the storage node's total order with the
-// limit pushed down, counts summed, vector top-k by (distance, key). Shards are read a page at
-// a time, so merging holds about one page per shard; the answer streams out as it is merged.
+// limit pushed down, counts summed, vector top-k by (distance, key). Every range is read once,
+// from its owner: a node's rows of ranges it does not own (replica copies, data not yet cleaned
+// up after a move) are dropped. Shards are read a page at a time, so merging holds about one
+// page per shard; the answer streams out as it is merged.
 import { once } from 'node:events';
 import { ThemisError } from '../src/errors.js';
 import { parseQuery, type Position, type Query, type ResultRow } from '../src/query/query.js';
-import { parseVectorQuery, type VectorHit } from '../src/query/vector.js';
+import { MAX_K, parseVectorQuery, type VectorHit } from '../src/query/vector.js';
+import type { Topology } from '../src/topology/topology.js';
 import { compareStrings, compareValues } from '../src/query/ordering.js';
 import { sha256Hex } from '../src/signing/sign.js';
 import { parseJsonObject } from '../src/http-body.js';
@@ -72,6 +75,15 @@ function extras(body: Record<string, unknown>): { pageSize?: number; continuatio
   return { pageSize: page_size as number | undefined, continuation, allowPartial: allow_partial === true, rest };
 }
 
+/** Does `shard` own `key` in the topology of this query? (Each node also holds copies it does not own.) */
+function owns(topo: Topology, shard: string, key: string): boolean {
+  try {
+    return topo.ownerOfKey(key) === shard;
+  } catch {
+    return false;
+  }
+}
+
 /** (table, uuid) of a `table:uuid` key: vector ties are ordered by that pair, not the string. */
 function splitKey(key: string): [string, string] {
   const i = key.lastIndexOf(':');
@@ -133,7 +145,7 @@ export class ScatterGather {
     const resume = continuation === undefined ? undefined : decodeContinuation(continuation, topo.epoch, fingerprint);
     if (q.return === 'count') {
       if (pageSize !== undefined || resume !== undefined) throw new ThemisError('INVALID_QUERY', 'return "count" is one number: it is not paged (drop page_size and continuation)');
-      return this.count(reply, q, rest, shards, allowPartial, topo.epoch);
+      return this.count(reply, q, rest, shards, allowPartial, topo);
     }
     if (q.return === 'rows') throw new ThemisError('INVALID_QUERY', 'return must be "keys", "entities" or "count"');
 
@@ -151,15 +163,18 @@ export class ScatterGather {
     const pageLimit = Math.max(1, Math.min(this.d.options.pageSize, want));
     const cursors = shards.map((shard) => ({ shard, rows: [] as ResultRow[], next: 0, more: true, after: resume?.after }));
     const missing: ShardFailure[] = [];
+    /** The shard's next page of rows it owns (pages of only other shards' copies are skipped). */
     const fetchPage = async (c: (typeof cursors)[number]) => {
-      const answer = (await this.call(c.shard, '/query', shardQuery(c.after, pageLimit))) as { rows: ResultRow[] };
-      c.rows = answer.rows;
-      c.next = 0;
-      c.more = answer.rows.length === pageLimit;
-      if (answer.rows.length) {
-        const last = answer.rows[answer.rows.length - 1]!;
-        c.after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
-      }
+      do {
+        const answer = (await this.call(c.shard, '/query', shardQuery(c.after, pageLimit))) as { rows: ResultRow[] };
+        c.rows = answer.rows.filter((r) => owns(topo, c.shard, r.key));
+        c.next = 0;
+        c.more = answer.rows.length === pageLimit;
+        if (answer.rows.length) {
+          const last = answer.rows[answer.rows.length - 1]!;
+          c.after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
+        }
+      } while (c.rows.length === 0 && c.more);
     };
     // First pages from every shard before answering, so a failure can still set the status.
     const first = want > 0 ? await bounded(this.d.options.maxConcurrency, cursors.map((c) => () => fetchPage(c))) : [];
@@ -218,18 +233,41 @@ export class ScatterGather {
     res.end(`],${JSON.stringify(tail).slice(1)}`);
   }
 
-  private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, epoch: number): Promise<void> {
-    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.call(s, '/query', rest)));
+  /** Counts each shard's own rows, a page of keys at a time (a node's count would include the copies it holds of other shards' ranges). */
+  private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, topo: Topology): Promise<void> {
+    const pageSize = this.d.options.pageSize;
+    const countShard = async (shard: string): Promise<number> => {
+      let n = 0;
+      let after: Position | undefined;
+      for (;;) {
+        const body = { ...rest, ...(q.orderBy ? { order_by: { column: q.orderBy.column, desc: q.orderBy.desc } } : {}), return: 'rows', blobs: false, limit: pageSize, ...(after ? { after } : {}) };
+        const { rows } = (await this.call(shard, '/query', body)) as { rows: ResultRow[] };
+        for (const r of rows) if (owns(topo, shard, r.key)) n++;
+        if (rows.length < pageSize) return n;
+        const last = rows[rows.length - 1]!;
+        after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
+      }
+    };
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => countShard(s)));
     const missing: ShardFailure[] = [];
     let sum = 0;
     results.forEach((r, i) => {
-      if (r.status === 'fulfilled') sum += (r.value as { count: number }).count;
+      if (r.status === 'fulfilled') sum += r.value;
       else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
     });
     if (missing.length && !allowPartial) throw this.fail(missing);
     const count = Math.min(sum, q.orderBy?.limit ?? Infinity);
     const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
-    reply.json(200, { table: q.table, count, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(epoch, answered, missing));
+    reply.json(200, { table: q.table, count, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
+  }
+
+  /** A shard's k nearest among the rows it owns: asks for more while its copies of other ranges crowd them out. */
+  private async nearestOwned(shard: string, rest: Record<string, unknown>, k: number, topo: Topology): Promise<VectorHit[]> {
+    for (let ask = k; ; ask = Math.min(ask * 4, MAX_K)) {
+      const { results } = (await this.call(shard, '/vector/search', { ...rest, k: ask })) as { results: VectorHit[] };
+      const owned = results.filter((h) => owns(topo, shard, h.key));
+      if (owned.length >= k || results.length < ask || ask === MAX_K) return owned.slice(0, k);
+    }
   }
 
   async vector(reply: Reply, buf: Buffer): Promise<void> {
@@ -238,11 +276,11 @@ export class ScatterGather {
     const vq = parseVectorQuery(rest);
     const topo = this.d.topology.current();
     const shards = topo.owners();
-    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.call(s, '/vector/search', rest)));
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.nearestOwned(s, rest, vq.k, topo)));
     const missing: ShardFailure[] = [];
     const hits: VectorHit[] = [];
     results.forEach((r, i) => {
-      if (r.status === 'fulfilled') hits.push(...(r.value as { results: VectorHit[] }).results);
+      if (r.status === 'fulfilled') hits.push(...r.value);
       else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
     });
     if (missing.length && !allowPartial) throw this.fail(missing);
