@@ -1,12 +1,12 @@
-// `themis-admin topology plan|diff`: build a topology from the ring and show its balance;
-// list the ranges that change owner between two topologies.
+// `themis-admin topology plan|diff|sign|verify|publish|show`: build a topology from the ring (or
+// balanced: admin-topology-balanced.ts) and show its balance; diff, sign, publish and read topologies.
 import { existsSync, writeFileSync } from 'node:fs';
 import { HashRing, DEFAULT_VNODES } from '../ring/ring.js';
 import { topologyFromRing } from '../topology/from-ring.js';
 import { diffTopologies } from '../topology/diff.js';
-import { measureBalance, type Balance } from '../topology/balance.js';
+import { measureBalance } from '../topology/balance.js';
 import { parseTopology, serializeTopology } from '../topology/document.js';
-import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
+import { TopologyError, type Topology } from '../topology/topology.js';
 import { tokenHex } from '../hash.js';
 import { parsePem } from '../pki/pem.js';
 import { keyFromFlags } from './admin-key.js';
@@ -16,12 +16,17 @@ import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
 import { parseFlags, requireFlag, intFlag, UsageError, readFlagFile, crlsFlag, etcdCall, etcdFlag } from './cli-common.js';
+import { formatBalance, parseEndpoints, parseShards, readTopology } from './topology-flags.js';
+import { BALANCED_FLAGS, BALANCED_USAGE, planBalancedCommand, refuseBalancedFlags } from './admin-topology-balanced.js';
+
+export { formatBalance } from './topology-flags.js';
 
 export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
         [--cluster NAME] [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
         [--ranges] [--json] [--out FILE [--force]]
   Builds the topology from the ThemisDB ring and prints each shard's share of the token
   space and of a sample of random UUIDs. --out writes the topology document.
+${BALANCED_USAGE}
 themis-admin topology diff --from OLD.json --to NEW.json [--json]
   Lists the token ranges whose owner changes between two topology documents.
 themis-admin topology sign --plan PLAN.json --operator-cert CHAIN.pem --operator-key KEY.pem
@@ -48,26 +53,6 @@ export async function topologyCommand(argv: string[]): Promise<void> {
   throw new UsageError(`unknown topology command "${sub ?? ''}"; use plan, diff, sign, verify, publish or show`);
 }
 
-function parseShards(list: string): string[] {
-  const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
-  if (ids.length === 0) throw new UsageError('--shards needs at least one shard id');
-  for (const id of ids) if (!SHARD_ID_RE.test(id)) throw new UsageError(`--shards: "${id}" is not a valid shard id (e.g. shard-001)`);
-  if (new Set(ids).size !== ids.length) throw new UsageError('--shards: shard ids must be unique');
-  return ids;
-}
-
-function parseEndpoints(list: string | undefined, ids: string[]): Record<string, ShardInfo> {
-  const out: Record<string, ShardInfo> = {};
-  for (const item of (list ?? '').split(',').filter(Boolean)) {
-    const [id, endpoint] = item.split('=');
-    if (!id || !endpoint || !ids.includes(id)) {
-      throw new UsageError(`--endpoints: "${item}" must be SHARD=HOST:PORT for a shard named in --shards`);
-    }
-    out[id] = { endpoint };
-  }
-  return out;
-}
-
 function plan(argv: string[]): void {
   const { values } = parseFlags(argv, {
     shards: { type: 'string' },
@@ -82,7 +67,10 @@ function plan(argv: string[]): void {
     json: { type: 'boolean' },
     out: { type: 'string' },
     force: { type: 'boolean' },
+    ...BALANCED_FLAGS,
   });
+  if (values.balanced) return planBalancedCommand(values);
+  refuseBalancedFlags(values);
   const ids = parseShards(requireFlag(values.shards, 'shards', 'shard-001,shard-002,shard-003'));
   if (values.out && !values.force && existsSync(values.out)) {
     throw new UsageError(`--out ${values.out} already exists; pass --force to overwrite it`);
@@ -122,32 +110,6 @@ function plan(argv: string[]): void {
   }
   process.stdout.write(formatBalance(topology, balance));
   if (values.out) process.stdout.write(`wrote ${values.out} (epoch ${topology.epoch}, ${topology.ranges.length} ranges)\n`);
-}
-
-export function formatBalance(t: Topology, b: Balance): string {
-  const pct = (x: number) => (x * 100).toFixed(2).padStart(6) + '%';
-  const lines = [
-    `cluster ${t.cluster}, epoch ${t.epoch}: ${Object.keys(t.shards).length} shards × ${t.vnodes} vnodes → ${t.ranges.length} ranges`,
-    `${'shard'.padEnd(16)} ${'tokens'.padStart(7)} ${'keys'.padStart(7)} (of ${b.sampleSize} random UUIDs)`,
-  ];
-  if (b.shards.length <= 40) {
-    for (const s of b.shards) lines.push(`${s.shard.padEnd(16)} ${pct(s.tokenShare)} ${pct(s.keyShare)}`);
-  }
-  lines.push(
-    `token share: std dev ${pct(b.tokens.relStdDev)} of the mean, max/mean ${b.tokens.maxOverMean.toFixed(3)}`,
-    `key share:   std dev ${pct(b.keys.relStdDev)} of the mean, max/mean ${b.keys.maxOverMean.toFixed(3)}`,
-  );
-  return lines.join('\n') + '\n';
-}
-
-function readTopology(path: string, flag: string): Topology {
-  const text = readFlagFile(path, flag);
-  try {
-    return parseTopology(text);
-  } catch (e) {
-    if (e instanceof TopologyError) throw new UsageError(`--${flag} ${path}: ${e.message}`);
-    throw e;
-  }
 }
 
 function diff(argv: string[]): void {
