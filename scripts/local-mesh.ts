@@ -7,7 +7,7 @@ import { serializeTopology } from '../src/topology/document.js';
 import type { Topology } from '../src/topology/topology.js';
 import { devShards, mintDevPki, splitTokenRange, type DevPki, type DevShard } from '../src/pki/dev-pki.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
-import { MAIN, startListening } from './processes.js';
+import { MAIN, SIDECAR_NODE_FLAGS, startListening } from './processes.js';
 import { reservePorts, type PortRequest } from './ports.js';
 import { meshTopology, type RangeLayout } from './mesh-topology.js';
 import { SidecarHandle, StorageHandle, type SidecarReady } from './mesh-nodes.js';
@@ -168,7 +168,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       startListening<SidecarReady>(o.sidecarMain ?? MAIN.sidecar, ['--config', configFile, ...(o.sidecarArgs ?? [])], `sidecar ${s.id}`, {
         env,
         logFile: logFile(`sidecar-${s.id}`),
-        nodeArgs: o.nodeArgs,
+        nodeArgs: [...SIDECAR_NODE_FLAGS, ...(o.nodeArgs ?? [])],
       });
     const sidecar = new SidecarHandle(`sidecar ${s.id}`, launchSidecar, configFile, auditFile, `${s.ip}:${p.mesh}`, p.mesh, `http://127.0.0.1:${p.app}`, `http://127.0.0.1:${p.admin}`);
     return { id: s.id, ip: s.ip, storage, sidecar };
