@@ -52,6 +52,8 @@ export interface MeshOptions {
   withEtcd?: boolean;
   /** With withEtcd: publish the topology (signed by the admin operator) and have sidecars take it from etcd. */
   etcdTopology?: boolean;
+  /** Replica shards of every range in the topology: the next ones after its owner (default 0). */
+  replicas?: number;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
@@ -71,6 +73,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     pki: pki.dev,
     shards: pki.shards.map((s) => ({ id: s.id, ip: s.ip, tokenRange: s.tokenRange })),
     ranges: 'certified',
+    replicas: opts.replicas,
     crls: crlFiles,
     etcd: opts.withEtcd ? { topology: opts.etcdTopology === true } : undefined,
     topologyPollMs: opts.topologyPollMs ?? 1000,
