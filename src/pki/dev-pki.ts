@@ -61,7 +61,7 @@ const KEY_TYPE = 'ecdsa-p256' as const;
 const INTERMEDIATES = ['cluster', 'operator', 'client'] as const;
 
 /** shard-001, shard-002, … */
-export const devShardId = (i: number): string => `shard-${String(i + 1).padStart(3, '0')}`;
+const devShardId = (i: number): string => `shard-${String(i + 1).padStart(3, '0')}`;
 
 /** Splits 0 … 2^64-1 into n contiguous ranges. */
 export function splitTokenRange(n: number): Array<{ start: bigint; end: bigint }> {
