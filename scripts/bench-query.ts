@@ -1,18 +1,13 @@
-// `npm run bench -- query [--entities 100000] [--runs 30]`: an ordered, limited query over
-// three shards through a sidecar (scatter-gather) against the same query on one storage node
-// holding all the entities. Prints p50/p90/max latency of each.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run bench -- query [--entities 100000] [--runs 30]`: an ordered, limited query over a 3-shard
+// local mesh (scatter-gather) against one storage node holding all; p50/p90/max latency of each.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { HashRing } from '../src/ring/ring.js';
-import { topologyFromRing } from '../src/topology/from-ring.js';
-import { serializeTopology } from '../src/topology/document.js';
 import { xxh64 } from '../src/hash.js';
-import { mintDevPki } from '../src/pki/dev-pki.js';
 import { MAIN, startListening, type Running } from './processes.js';
-import { reservePorts } from './ports.js';
+import { startLocalMesh, type LocalMesh } from './local-mesh.js';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
@@ -27,34 +22,16 @@ export async function main(argv: string[]): Promise<void> {
   const total = Number(values.entities ?? 100_000);
   const runs = Number(values.runs ?? 30);
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-q-'));
-  const procs: Running<{ port?: number; app?: string }>[] = [];
+  let mesh: LocalMesh | undefined;
+  let single: Running<{ port: number }> | undefined;
   try {
-    const ids = ['shard-001', 'shard-002', 'shard-003'];
-    const ips = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
-    const pki = await mintDevPki({ dir: join(dir, 'pki'), cluster: 'bench', shards: ids.map((id, i) => ({ id, ip: ips[i]! })), passphrase: 'bench-passphrase', kdfIterations: 1000 });
-    const meshPorts = await reservePorts(ips.map((host) => ({ host })));
-    const topology = topologyFromRing(new HashRing(ids), { cluster: 'bench', epoch: 1, shards: Object.fromEntries(ids.map((id, i) => [id, { endpoint: `${ips[i]}:${meshPorts[i]}` }])) });
-    writeFileSync(join(dir, 'topology.json'), serializeTopology(topology));
     const env = { THEMIS_LOG_LEVEL: 'warn' };
-    const storage: Record<string, string> = {};
-    for (const name of [...ids, 'single']) {
-      const p = await startListening<{ port: number }>(MAIN.storage, ['--data-dir', join(dir, `data-${name}`), '--port', '0'], name, { env });
-      procs.push(p);
-      storage[name] = `http://127.0.0.1:${p.ready.port}`;
-    }
-    let app = '';
-    for (const [i, id] of ids.entries()) {
-      const l = pki.shards[id]!;
-      const cfg = join(dir, `${id}.json`);
-      writeFileSync(cfg, JSON.stringify({
-        shardId: id, cluster: 'bench', app: { port: 0 }, mesh: { host: ips[i], port: meshPorts[i] }, admin: { port: 0 },
-        audit: { file: join(dir, `audit-${id}.log`) }, storage: { url: storage[id] },
-        tls: { cert: l.chainPath, key: l.keyPath, ca: pki.rootCert, crls: pki.crls }, topology: { file: join(dir, 'topology.json') },
-      }));
-      const p = await startListening<{ app: string }>(MAIN.sidecar, ['--config', cfg], id, { env });
-      procs.push(p);
-      if (i === 0) app = `http://${p.ready.app}`;
-    }
+    mesh = await startLocalMesh({ dir: join(dir, 'mesh'), cluster: 'bench', shards: 3, ranges: 'ring', passphrase: 'bench-passphrase', kdfIterations: 1000, logLevel: 'warn' });
+    single = await startListening<{ port: number }>(MAIN.storage, ['--data-dir', join(dir, 'data-single'), '--port', '0'], 'single', { env });
+    const storage: Record<string, string> = { single: `http://127.0.0.1:${single.ready.port}` };
+    for (const n of mesh.nodes) storage[n.id] = n.storage.url;
+    const app = mesh.nodes[0]!.sidecar.appUrl;
+    const topology = mesh.topology;
     const table = 'document.bench.items';
     process.stdout.write(`loading ${total} entities into 3 shards and into one node … `);
     const started = Date.now();
@@ -92,7 +69,7 @@ export async function main(argv: string[]): Promise<void> {
       console.log(`${name.padEnd(38)} ${pct(xs, 0.5).toFixed(1).padStart(7)}   ${pct(xs, 0.9).toFixed(1).padStart(7)}   ${Math.max(...xs).toFixed(1).padStart(7)}`);
     }
   } finally {
-    await Promise.all(procs.map((p) => p.kill('SIGTERM')));
+    await Promise.all([mesh?.close(), single?.kill('SIGTERM')]);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,27 +1,11 @@
-// `npm start`: a local mesh on loopback — a PKI minted under the dev folder, one storage node
-// and one sidecar per shard (sidecar N's mesh port on 127.0.0.N+1, as if on its own host), a
-// topology from the ring. Prints the app ports and a working curl example; Ctrl-C stops all.
+// `npm start`: the local mesh with etcd, a ring topology and a PKI kept in the dev folder (sidecar N's
+// mesh port on 127.0.0.N+1, as if on its own host); prints ports and a curl example; Ctrl-C stops all.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { HashRing } from '../src/ring/ring.js';
-import { topologyFromRing } from '../src/topology/from-ring.js';
-import { serializeTopology } from '../src/topology/document.js';
-import { mintDevPki, type DevPki } from '../src/pki/dev-pki.js';
-import { MAIN, startListening, type Running } from './processes.js';
-import { startEtcd, type EtcdProcess } from './etcd-process.js';
-import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
-import { publishSignedTopology, readSignedTopology } from '../src/control/topology-store.js';
-import { signTopology } from '../src/topology/signed.js';
-import { parseTopology } from '../src/topology/document.js';
-import { loadPrivateKey } from '../src/pki/keys.js';
-import { parsePem } from '../src/pki/pem.js';
-import { reservePorts } from './ports.js';
-import { CrlPublishError, crlValue, publishCrl } from '../src/control/crl-store.js';
-import { CA_NAMES } from '../src/pki/ca-store.js';
-import { CrlTrust } from '../src/pki/crl-trust.js';
-import { systemClock } from '../src/runtime.js';
+import { devShards, mintDevPki, type DevPki } from '../src/pki/dev-pki.js';
+import { prepareLocalMesh, type LocalMesh } from './local-mesh.js';
 
 const USAGE = `usage: npm start -- [--shards 3] [--dir .dev] [--fresh] [--auto-ports]
   --shards N     number of shards (default 3)
@@ -41,10 +25,9 @@ async function main(): Promise<void> {
   if (values.fresh) rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const cluster = 'cluster-dev';
-  const ids = Array.from({ length: n }, (_, i) => `shard-${String(i + 1).padStart(3, '0')}`);
-  const ip = (i: number) => `127.0.0.${i + 2}`;
 
   // PKI: minted once per dev folder; a different shard count needs --fresh.
+  const shards = devShards(n, { firstIp: 2, split: false });
   const stateFile = join(dir, 'cluster.json');
   let pki: DevPki;
   if (existsSync(stateFile)) {
@@ -56,38 +39,31 @@ async function main(): Promise<void> {
     console.log(`minting a development PKI under ${join(dir, 'pki')} …`);
     const passphrase = randomBytes(18).toString('base64url');
     writeFileSync(join(dir, 'pki-passphrase'), passphrase + '\n', { mode: 0o600 });
-    pki = await mintDevPki({ dir: join(dir, 'pki'), cluster, shards: ids.map((id, i) => ({ id, ip: ip(i) })), passphrase });
+    pki = await mintDevPki({ dir: join(dir, 'pki'), cluster, shards, passphrase });
     writeFileSync(stateFile, JSON.stringify({ shards: n, pki }, null, 2));
   }
 
   const auto = values['auto-ports'] === true;
-  const wanted = ids.flatMap((_, i) => [
-    { host: '127.0.0.1', port: auto ? 0 : 8765 + i },
-    { host: '127.0.0.1', port: auto ? 0 : 7080 + i },
-    { host: '127.0.0.1', port: auto ? 0 : 9464 + i },
-    { host: ip(i), port: auto ? 0 : 7443 },
-  ]);
-  const got = await reservePorts(wanted).catch((e: Error) => {
-    throw new Error(auto ? e.message : `${e.message} (or run with --auto-ports)`);
-  });
-  const ports = ids.map((_, i) => ({ storage: got[4 * i]!, app: got[4 * i + 1]!, admin: got[4 * i + 2]!, mesh: got[4 * i + 3]! }));
-  let etcdEndpoint = '';
-  let topology = topologyFromRing(new HashRing(ids), {
+  // The control plane: a private etcd over mTLS; the topology is published there, signed by
+  // the admin operator, one epoch above whatever an earlier run left, and every CA's CRL.
+  const mesh: LocalMesh = await prepareLocalMesh({
+    dir,
     cluster,
-    epoch: 1,
-    shards: Object.fromEntries(ids.map((id, i) => [id, { endpoint: `${ip(i)}:${ports[i]!.mesh}`, datacenter: 'dc1' }])),
+    shards,
+    pki,
+    ranges: 'ring',
+    etcd: { topology: true, crls: true },
+    ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
+    logDir: join(dir, 'logs'),
+  }).catch((e: Error) => {
+    throw new Error(!auto && / is in use;/.test(e.message) ? `${e.message} (or run with --auto-ports)` : e.message);
   });
-  const topologyFile = join(dir, 'topology.json');
-  writeFileSync(topologyFile, serializeTopology(topology));
 
-  const children: Running<unknown>[] = [];
-  let etcdProcess: EtcdProcess | undefined;
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await Promise.all(children.map((c) => c.kill('SIGTERM')));
-    await etcdProcess?.stop(); // last: the sidecars give their leases back first
+    await mesh.close(); // etcd last: the sidecars give their leases back first
     process.exit(code);
   };
   process.on('SIGINT', () => void stopAll(0));
@@ -98,97 +74,40 @@ async function main(): Promise<void> {
   setInterval(() => {
     if (process.ppid !== parent) void stopAll(0);
   }, 500).unref();
-  const watch = (r: Running<unknown>, name: string, log: string) => {
-    children.push(r);
-    void r.exited.then((e) => {
-      if (stopping) return;
-      console.error(`${name} exited (${e.code ?? e.signal}); see ${log}. Stopping the cluster.`);
-      void stopAll(1);
-    });
-  };
 
   try {
-    // The control plane: a private etcd over mTLS; the topology is published there, signed by
-    // the admin operator, one epoch above whatever an earlier run left.
-    const etcd = await startEtcd({ cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert }, { dataDir: join(dir, 'etcd') });
-    etcdProcess = etcd;
-    const admin = pki.operators.admin;
-    const adminKey = await loadPrivateKey(readFileSync(admin.keyPath, 'utf8'), undefined, admin.keyPath);
-    const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: readFileSync(admin.chainPath, 'utf8'), keyPem: readFileSync(admin.keyPath, 'utf8'), caPem: readFileSync(pki.rootCert, 'utf8') });
-    try {
-      const previous = await readSignedTopology(client, etcdKeys(cluster).topology);
-      let epoch = 1;
-      try {
-        epoch = previous?.signed ? parseTopology(previous.signed.document).epoch + 1 : 1;
-      } catch {
-        epoch = 1;
-      }
-      const chain = parsePem(readFileSync(admin.chainPath, 'utf8'), admin.chainPath).map((b) => new Uint8Array(b.der));
-      await publishSignedTopology(client, etcdKeys(cluster).topology, await signTopology(topology.withEpoch(epoch), chain, adminKey.privateKey));
-      topology = topology.withEpoch(epoch);
-      writeFileSync(topologyFile, serializeTopology(topology));
-      // Every CA's CRL goes to etcd too, as an operator would publish it (themis-admin crl
-      // publish); one already there from an earlier run is left alone.
-      const trust = new CrlTrust(readFileSync(pki.rootCert, 'utf8'), systemClock);
-      const file = (ca: string, name: string) => readFileSync(join(pki.layout.dir, ca, name), 'utf8');
-      for (const ca of CA_NAMES) {
-        await publishCrl(client, cluster, ca, crlValue(ca, file(ca, 'crl.pem'), file(ca, 'cert.pem')), trust, new Date()).catch((e: Error) => {
-          if (!(e instanceof CrlPublishError && /not_newer/.test(e.message))) throw e;
-        });
-      }
-    } finally {
-      client.close();
-    }
-    etcdEndpoint = etcd.endpoint;
-    for (const [i, id] of ids.entries()) {
-      const p = ports[i]!;
-      const log = join(dir, 'logs', `storage-${id}.log`);
-      const storage = await startListening(MAIN.storage, ['--data-dir', join(dir, 'data', id), '--port', String(p.storage)], `storage node of ${id}`, { logFile: log });
-      watch(storage, `storage node of ${id}`, log);
-      const cfgFile = join(dir, `sidecar-${id}.json`);
-      writeFileSync(
-        cfgFile,
-        JSON.stringify(
-          {
-            shardId: id,
-            cluster,
-            app: { host: '127.0.0.1', port: p.app },
-            mesh: { host: ip(i), port: p.mesh },
-            admin: { host: '127.0.0.1', port: p.admin },
-            audit: { file: join(dir, 'logs', `audit-${id}.log`) },
-            storage: { url: `http://127.0.0.1:${p.storage}` },
-            tls: { cert: pki.shards[id]!.chainPath, key: pki.shards[id]!.keyPath, ca: pki.rootCert, crls: pki.crls },
-            topology: { file: topologyFile },
-            etcd: { endpoints: [etcdEndpoint], topology: true, topologyCache: join(dir, `topology-cache-${id}.json`), crlCache: join(dir, `crl-cache-${id}.json`) },
-          },
-          null,
-          2,
-        ),
-      );
-      const slog = join(dir, 'logs', `sidecar-${id}.log`);
-      const sidecar = await startListening(MAIN.sidecar, ['--config', cfgFile], `sidecar ${id}`, { logFile: slog });
-      watch(sidecar, `sidecar ${id}`, slog);
-    }
+    await mesh.start();
   } catch (e) {
     console.error((e as Error).message);
     await stopAll(1);
     return;
   }
+  for (const { id, storage, sidecar } of mesh.nodes) {
+    for (const [p, log] of [[storage, `storage-${id}.log`], [sidecar, `sidecar-${id}.log`]] as const) {
+      void p.exited.then((e) => {
+        if (stopping) return;
+        console.error(`${p.name} exited (${e.code ?? e.signal}); see ${join(dir, 'logs', log)}. Stopping the cluster.`);
+        void stopAll(1);
+      });
+    }
+  }
 
+  const { topology, nodes } = mesh;
+  const etcdEndpoint = mesh.etcd!.endpoint;
   const uuid = randomUUID();
-  const app = (i: number) => `http://127.0.0.1:${ports[i]!.app}`;
+  const app = (i: number) => nodes[i]!.sidecar.appUrl;
   console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
-  ids.forEach((id, i) => console.log(`${id}   ${app(i).padEnd(22)} ${`${ip(i)}:${ports[i]!.mesh}`.padEnd(23)} http://127.0.0.1:${ports[i]!.admin}/metrics`));
+  nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));
   console.log(`\nTry it — write through one sidecar, read through another:
   curl -X PUT ${app(0)}/entities/urn:themis:document:shop:orders:${uuid} -d '{"blob":"{\\"total\\":42}"}'
   curl -i ${app(n - 1)}/entities/document.shop.orders:${uuid}
 A client certificate on the mesh port:
-  curl --http2 --cert ${pki.client.chainPath} --key ${pki.client.keyPath} --cacert ${pki.rootCert} https://${ip(0)}:${ports[0]!.mesh}/entities/document.shop.orders:${uuid}
+  curl --http2 --cert ${pki.client.chainPath} --key ${pki.client.keyPath} --cacert ${pki.rootCert} https://${nodes[0]!.sidecar.meshEndpoint}/entities/document.shop.orders:${uuid}
 The control plane — registered shards and the CRLs in etcd:
   node dist/src/cli/themis-admin.js crl show --root ${pki.rootCert} --etcd ${etcdEndpoint} --cert ${pki.operators.readonly.chainPath} --key ${pki.operators.readonly.keyPath} --cluster ${cluster}
 Logs and audit trails: ${join(dir, 'logs')}.  Ctrl-C stops everything.`);
-  console.log(JSON.stringify({ event: 'ready', apps: ids.map((_, i) => app(i)), dir }));
+  console.log(JSON.stringify({ event: 'ready', apps: nodes.map((nd) => nd.sidecar.appUrl), dir }));
 }
 
 main().catch((e: unknown) => {

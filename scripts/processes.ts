@@ -17,10 +17,10 @@ export const MAIN = {
 } as const;
 
 /**
- * V8 flags every sidecar runs with (the systemd unit too): a 16 MiB young generation
- * semi-space. The sidecar allocates many short-lived objects per request; with V8's default
- * the scavenger ran so often that GET at concurrency 1 went from ~400 to ~510 req/s with this
- * flag (CPU per request 1,100 → 860 µs per sidecar, `npm run bench -- mesh`), with no
+ * V8 flags every sidecar runs with (local-mesh.ts passes them; the systemd unit too): a 16 MiB
+ * young generation semi-space. The sidecar allocates many short-lived objects per request; with
+ * V8's default the scavenger ran so often that GET at concurrency 1 went from ~400 to ~510 req/s
+ * with this flag (CPU per request 1,100 → 860 µs per sidecar, `npm run bench -- mesh`), with no
  * measurable change in RSS.
  */
 export const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=16'] as const;
@@ -51,8 +51,7 @@ export interface StartOptions {
 export async function startListening<L>(main: string, args: string[], name: string, o: StartOptions = {}): Promise<Running<L>> {
   if (!existsSync(main)) throw new Error(`${main} is missing: build first with \`npm run build\``);
   const timeoutMs = o.timeoutMs ?? 20_000;
-  const flags = main === MAIN.sidecar ? SIDECAR_NODE_FLAGS : [];
-  const child = spawn(process.execPath, [...flags, ...(o.nodeArgs ?? []), main, ...args], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), main, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, THEMIS_LOG_LEVEL: process.env.THEMIS_LOG_LEVEL ?? 'info', ...o.env },
   });

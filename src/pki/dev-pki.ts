@@ -1,17 +1,23 @@
-// A complete PKI for a development cluster or a benchmark, minted in one call through the
-// same commands as `themis-pki`: root, the three intermediates, one certificate per shard,
-// an admin and a read-only operator, a read-write client, and a CRL for every CA.
-import { PkiLayout, loadIssuer, type CaName } from './ca-store.js';
-import { createIntermediate, initRoot, issue, type PkiContext } from './commands.js';
-import { clientProfile, operatorProfile, serverProfile, shardProfile } from './profiles.js';
+// The one way to mint a development PKI (dev cluster, benchmarks, local mesh, test fixture),
+// through the same commands as `themis-pki`: root, three intermediates, leaves and CRLs.
+import { ISSUER_OF, PkiLayout, loadIssuer, type CaName } from './ca-store.js';
+import { createIntermediate, initRoot, issue, type LeafOptions, type PkiContext } from './commands.js';
+import type { Capability } from './identity-extension.js';
+import type { Issuer, Validity } from './issue.js';
+import { clientProfile, operatorProfile, serverProfile, shardProfile, type LeafProfileParams } from './profiles.js';
 import { TOKEN_MAX } from '../hash.js';
-import { systemClock, systemRandom } from '../runtime.js';
+import { systemClock, systemRandom, type Clock } from '../runtime.js';
 
 export interface DevShard {
   id: string;
   ip: string;
   /** Certified token range; default: all tokens (the ring scatters a shard's ranges). */
   tokenRange?: { start: bigint; end: bigint };
+}
+
+export interface DevClient {
+  name: string;
+  capabilities: Capability[];
 }
 
 export interface DevLeaf {
@@ -28,25 +34,72 @@ export interface DevPki {
   crls: string[];
   shards: Record<string, DevLeaf>;
   operators: { admin: DevLeaf; readonly: DevLeaf };
+  /** The first of `clients`. */
   client: DevLeaf;
+  clients: Record<string, DevLeaf>;
   /** etcd's server certificate (cluster CA; 127.0.0.1 and localhost). */
   etcd: DevLeaf;
 }
 
-export async function mintDevPki(o: { dir: string; cluster: string; shards: DevShard[]; passphrase: string; kdfIterations?: number }): Promise<DevPki> {
-  const layout = new PkiLayout(o.dir);
-  const ctx: PkiContext = { layout, clock: systemClock, random: systemRandom, force: false, kdfIterations: o.kdfIterations };
-  const keyType = 'ecdsa-p256' as const;
-  await initRoot(ctx, { passphrase: o.passphrase, keyType });
-  for (const kind of ['cluster', 'operator', 'client'] as const) {
-    await createIntermediate(ctx, { kind, rootPassphrase: o.passphrase, newPassphrase: o.passphrase, keyType });
-  }
-  const issuers = new Map<CaName, Awaited<ReturnType<typeof loadIssuer>>>();
-  for (const ca of ['cluster', 'operator', 'client'] as const) issuers.set(ca, await loadIssuer(layout, ca, o.passphrase));
-  const leaf = async (params: Parameters<typeof issue>[1]['params'], name: string, ca: CaName): Promise<DevLeaf> => {
-    const r = await issue(ctx, { params, name, caPassphrase: o.passphrase, issuer: issuers.get(ca), keyType });
+export interface DevPkiOptions {
+  dir: string;
+  cluster: string;
+  shards: DevShard[];
+  /** Of every CA key. */
+  passphrase: string;
+  /** PBKDF2 rounds of the CA keys; fixtures and benchmarks use few. */
+  kdfIterations?: number;
+  clock?: Clock;
+  /** Client certificates to issue; default one read-write client, app1. */
+  clients?: DevClient[];
+}
+
+/** Mints one more leaf from the CA its profile belongs to. */
+export type LeafMinter = (params: LeafProfileParams, name: string, extra?: { validity?: Validity; overrides?: LeafOptions['overrides'] }) => Promise<DevLeaf>;
+
+const KEY_TYPE = 'ecdsa-p256' as const;
+const INTERMEDIATES = ['cluster', 'operator', 'client'] as const;
+
+/** shard-001, shard-002, … */
+const devShardId = (i: number): string => `shard-${String(i + 1).padStart(3, '0')}`;
+
+/** Splits 0 … 2^64-1 into n contiguous ranges. */
+export function splitTokenRange(n: number): Array<{ start: bigint; end: bigint }> {
+  const size = (TOKEN_MAX + 1n) / BigInt(n);
+  return Array.from({ length: n }, (_, i) => ({
+    start: BigInt(i) * size,
+    end: i === n - 1 ? TOKEN_MAX : BigInt(i + 1) * size - 1n,
+  }));
+}
+
+/** n shards on 127.0.0.{firstIp}, …; each certified for a contiguous 1/n of the tokens when `split`. */
+export function devShards(n: number, o: { firstIp: number; split: boolean }): DevShard[] {
+  const ranges = o.split ? splitTokenRange(n) : [];
+  return Array.from({ length: n }, (_, i) => ({ id: devShardId(i), ip: `127.0.0.${i + o.firstIp}`, ...(o.split ? { tokenRange: ranges[i]! } : {}) }));
+}
+
+export function devPkiContext(layout: PkiLayout, o: { clock?: Clock; kdfIterations?: number } = {}): PkiContext {
+  return { layout, clock: o.clock ?? systemClock, random: systemRandom, force: false, kdfIterations: o.kdfIterations };
+}
+
+/** Opens the three intermediates once; every leaf is then issued by the one its profile names. */
+export async function devLeafMinter(ctx: PkiContext, passphrase: string): Promise<LeafMinter> {
+  const issuers = new Map<CaName, Issuer>();
+  for (const ca of INTERMEDIATES) issuers.set(ca, await loadIssuer(ctx.layout, ca, passphrase));
+  return async (params, name, extra = {}) => {
+    const r = await issue(ctx, { params, name, caPassphrase: passphrase, issuer: issuers.get(ISSUER_OF[params.profile]), keyType: KEY_TYPE, ...extra });
     return { serial: r.certificate!.serial, certPath: r.files.cert, keyPath: r.files.key, chainPath: r.files.chain };
   };
+}
+
+export async function mintDevPki(o: DevPkiOptions): Promise<DevPki> {
+  const layout = new PkiLayout(o.dir);
+  const ctx = devPkiContext(layout, o);
+  await initRoot(ctx, { passphrase: o.passphrase, keyType: KEY_TYPE });
+  for (const kind of INTERMEDIATES) {
+    await createIntermediate(ctx, { kind, rootPassphrase: o.passphrase, newPassphrase: o.passphrase, keyType: KEY_TYPE });
+  }
+  const mint = await devLeafMinter(ctx, o.passphrase);
   const shards: Record<string, DevLeaf> = {};
   for (const s of o.shards) {
     const params = shardProfile({
@@ -59,18 +112,24 @@ export async function mintDevPki(o: { dir: string; cluster: string; shards: DevS
       capabilities: ['read', 'write', 'replicate'],
       role: 'primary',
     });
-    shards[s.id] = await leaf(params, s.id, 'cluster');
+    shards[s.id] = await mint(params, s.id);
+  }
+  const operators = {
+    admin: await mint(operatorProfile({ name: 'admin', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology'] }), 'admin'),
+    readonly: await mint(operatorProfile({ name: 'readonly', capabilities: ['view_topology'] }), 'readonly'),
+  };
+  const clients: Record<string, DevLeaf> = {};
+  for (const c of o.clients ?? [{ name: 'app1', capabilities: ['read', 'write'] }]) {
+    clients[c.name] = await mint(clientProfile({ name: c.name, capabilities: c.capabilities }), c.name);
   }
   return {
     layout,
     rootCert: layout.caCert('root'),
-    crls: (['root', 'cluster', 'operator', 'client'] as const).map((c) => layout.caCrl(c)),
+    crls: (['root', ...INTERMEDIATES] as const).map((c) => layout.caCrl(c)),
     shards,
-    operators: {
-      admin: await leaf(operatorProfile({ name: 'admin', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology'] }), 'admin', 'operator'),
-      readonly: await leaf(operatorProfile({ name: 'readonly', capabilities: ['view_topology'] }), 'readonly', 'operator'),
-    },
-    client: await leaf(clientProfile({ name: 'app1', capabilities: ['read', 'write'] }), 'app1', 'client'),
-    etcd: await leaf(serverProfile({ name: 'etcd', dns: ['localhost'], ips: ['127.0.0.1'] }), 'etcd', 'cluster'),
+    operators,
+    client: Object.values(clients)[0]!,
+    clients,
+    etcd: await mint(serverProfile({ name: 'etcd', dns: ['localhost'], ips: ['127.0.0.1'] }), 'etcd'),
   };
 }

@@ -1,32 +1,22 @@
-// A real mesh for integration tests: a PKI minted at test start, one storage node and one
-// sidecar per shard (sidecar N's mesh port on 127.0.0.N), and a topology in which each shard
-// owns exactly the token range its certificate allows. Everything runs as child processes.
-import { reservePorts } from '../../scripts/ports.js';
-import { startEtcd, type EtcdProcess } from '../../scripts/etcd-process.js';
+// A real mesh for integration tests, on the local-mesh launcher: the fixture's PKI, N shards each
+// owning the range its certificate allows (mesh port on 127.0.0.N), CRLs the tests republish.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Topology } from '../../src/topology/topology.js';
-import { serializeTopology } from '../../src/topology/document.js';
+import type { EtcdProcess } from '../../scripts/etcd-process.js';
+import { startLocalMesh, type SidecarReady, type StorageHandle } from '../../scripts/local-mesh.js';
+import { MAIN, type Running } from '../../scripts/processes.js';
+import type { Topology } from '../../src/topology/topology.js';
 import { createPkiFixture, type PkiFixture, type ShardMaterial } from './pki-fixture.js';
-import { startStorage, type StorageProcess } from './storage-process.js';
-import { startListening, type Running } from './child-process.js';
 
-export const SIDECAR_MAIN = fileURLToPath(new URL('../../dist/proxy/main.js', import.meta.url));
-
-export interface SidecarReady {
-  event: 'listening';
-  shard: string;
-  app: string;
-  mesh: string;
-  admin: string;
-}
+export const SIDECAR_MAIN = MAIN.sidecar;
+export type { SidecarReady } from '../../scripts/local-mesh.js';
 
 export interface MeshNode {
   shard: ShardMaterial;
-  storage: StorageProcess;
-  sidecar: Running<SidecarReady> | undefined;
+  storage: StorageHandle;
+  /** Set by startSidecar, cleared by stopSidecar. */
+  readonly sidecar: Running<SidecarReady> | undefined;
   configPath: string;
   meshPort: number;
   appUrl: string;
@@ -40,7 +30,7 @@ export interface Mesh {
   nodes: MeshNode[];
   topologyFile: string;
   topology: Topology;
-  etcd: EtcdProcess | undefined;
+  readonly etcd: EtcdProcess | undefined;
   startSidecar(i: number): Promise<void>;
   stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Stops etcd for real (SIGTERM), keeping its data. */
@@ -52,7 +42,6 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-
 export interface MeshOptions {
   shards?: number;
   /** Extra sidecar config fields, merged at the top level. */
@@ -63,96 +52,70 @@ export interface MeshOptions {
   withEtcd?: boolean;
   /** With withEtcd: publish the topology (signed by the admin operator) and have sidecars take it from etcd. */
   etcdTopology?: boolean;
+  /** Replica shards of every range in the topology: the next ones after its owner (default 0). */
+  replicas?: number;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
-  const n = opts.shards ?? 3;
-  const pki = await createPkiFixture({ shards: n });
-  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.root.certPath };
-  const etcdData = opts.withEtcd ? mkdtempSync(join(tmpdir(), 'themis-etcd-')) : undefined;
-  const etcd = etcdData ? await startEtcd(etcdTls, { dataDir: etcdData }) : undefined;
+  const pki = await createPkiFixture({ shards: opts.shards ?? 3 });
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
+  // The sidecars read copies, so that a revocation reaches them only when a test publishes it.
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
   const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
   publishCrls();
-  // Mesh, app and admin port of every shard, all distinct.
-  const ports = await reservePorts(pki.shards.flatMap((s) => [{ host: s.ip }, { host: '127.0.0.1' }, { host: '127.0.0.1' }]));
-  const meshPorts = pki.shards.map((_, i) => ports[3 * i]!);
-  const topology = new Topology({
+  const cleanup = async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await pki.cleanup();
+  };
+  const local = await startLocalMesh({
+    dir,
     cluster: pki.cluster,
-    epoch: 1,
-    vnodes: 0,
-    shards: Object.fromEntries(pki.shards.map((s, i) => [s.id, { endpoint: `${s.ip}:${meshPorts[i]}`, datacenter: 'dc1' }])),
-    ranges: pki.shards.map((s) => ({ start: s.tokenRange.start, end: s.tokenRange.end, owner: s.id, replicas: [] })),
+    pki: pki.dev,
+    shards: pki.shards.map((s) => ({ id: s.id, ip: s.ip, tokenRange: s.tokenRange })),
+    ranges: 'certified',
+    replicas: opts.replicas,
+    crls: crlFiles,
+    etcd: opts.withEtcd ? { topology: opts.etcdTopology === true } : undefined,
+    topologyPollMs: opts.topologyPollMs ?? 1000,
+    sidecarConfig: { timeouts: { connectMs: 2000, requestMs: 5000 }, backoff: { initialMs: 50, maxMs: 500 }, ...opts.sidecarConfig },
+    sidecarArgs: ['--drain-ms', '2000'],
+  }).catch(async (e: unknown) => {
+    await cleanup();
+    throw e;
   });
-  const topologyFile = join(dir, 'topology.json');
-  writeFileSync(topologyFile, serializeTopology(topology));
-  if (etcd && opts.etcdTopology) await publishAsAdmin(pki, etcd, topology);
-  const nodes: MeshNode[] = [];
-  for (const [i, shard] of pki.shards.entries()) {
-    const storage = await startStorage();
-    const [appPort, adminPort] = [ports[3 * i + 1]!, ports[3 * i + 2]!];
-    const configPath = join(dir, `${shard.id}.json`);
-    const auditFile = join(dir, `audit-${shard.id}.log`);
-    const cfg = {
-      shardId: shard.id,
-      cluster: pki.cluster,
-      app: { host: '127.0.0.1', port: appPort },
-      mesh: { host: shard.ip, port: meshPorts[i] },
-      admin: { host: '127.0.0.1', port: adminPort },
-      audit: { file: auditFile },
-      storage: { url: storage.url },
-      tls: { cert: shard.chainPath, key: shard.keyPath, ca: pki.root.certPath, crls: crlFiles },
-      topology: { file: topologyFile, pollMs: opts.topologyPollMs ?? 1000 },
-      timeouts: { connectMs: 2000, requestMs: 5000 },
-      backoff: { initialMs: 50, maxMs: 500 },
-      ...(etcd ? { etcd: { endpoints: [etcd.endpoint], topology: opts.etcdTopology === true, topologyCache: join(dir, `topology-cache-${shard.id}.json`), crlCache: join(dir, `crl-cache-${shard.id}.json`) } } : {}),
-      ...opts.sidecarConfig,
-    };
-    writeFileSync(configPath, JSON.stringify(cfg, null, 2));
-    nodes.push({ shard, storage, sidecar: undefined, configPath, meshPort: meshPorts[i]!, appUrl: `http://127.0.0.1:${appPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, auditFile });
-  }
-  const mesh: Mesh = {
+  const nodes: MeshNode[] = local.nodes.map((n, i) => ({
+    shard: pki.shards[i]!,
+    storage: n.storage,
+    get sidecar() {
+      return n.sidecar.process;
+    },
+    configPath: n.sidecar.configFile,
+    meshPort: n.sidecar.meshPort,
+    appUrl: n.sidecar.appUrl,
+    adminUrl: n.sidecar.adminUrl,
+    auditFile: n.sidecar.auditFile,
+  }));
+  return {
     dir,
     pki,
     nodes,
-    topologyFile,
-    topology,
-    etcd,
+    topologyFile: local.topologyFile,
+    topology: local.topology,
+    get etcd() {
+      return local.etcd;
+    },
     publishCrls,
-    async stopEtcd() {
-      await mesh.etcd?.stop();
-    },
-    async restartEtcd() {
-      const old = mesh.etcd!;
-      await old.stop();
-      mesh.etcd = await startEtcd(etcdTls, { dataDir: old.dataDir, port: old.ports.client, peerPort: old.ports.peer });
-    },
-    async startSidecar(i) {
-      const node = nodes[i]!;
-      node.sidecar = await startListening<SidecarReady>(SIDECAR_MAIN, ['--config', node.configPath, '--drain-ms', '2000'], `sidecar ${node.shard.id}`);
-    },
+    stopEtcd: () => local.stopEtcd(),
+    restartEtcd: () => local.restartEtcd(),
+    startSidecar: (i) => local.nodes[i]!.sidecar.start(),
     async stopSidecar(i, signal = 'SIGTERM') {
-      await nodes[i]!.sidecar?.kill(signal);
-      nodes[i]!.sidecar = undefined;
+      await local.nodes[i]!.sidecar.stop(signal);
     },
     async close() {
-      await Promise.all(nodes.map((nd) => nd.sidecar?.kill('SIGKILL')));
-      await Promise.all(nodes.map((nd) => nd.storage.kill('SIGKILL')));
-      await mesh.etcd?.stop();
-      if (etcdData) rmSync(etcdData, { recursive: true, force: true });
-      for (const nd of nodes) rmSync(nd.storage.dataDir, { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
-      await pki.cleanup();
+      await local.close('SIGKILL');
+      await cleanup();
     },
   };
-  try {
-    await Promise.all(nodes.map((_, i) => mesh.startSidecar(i)));
-  } catch (e) {
-    await mesh.close();
-    throw e;
-  }
-  return mesh;
 }
 
 /** A uuid whose token falls in `shard`'s certified range (found by trying random ones). */
@@ -160,17 +123,7 @@ export { uuidOwnedBy } from './keys.js';
 
 /** Signs `topology` as the fixture's admin operator and publishes it to etcd. */
 export async function publishAsAdmin(pki: PkiFixture, etcd: EtcdProcess, topology: Topology, who = pki.operators.admin): Promise<void> {
-  const { connectEtcd, etcdKeys } = await import('../../src/control/etcd.js');
-  const { publishSignedTopology } = await import('../../src/control/topology-store.js');
-  const { signTopology } = await import('../../src/topology/signed.js');
-  const { loadPrivateKey } = await import('../../src/pki/keys.js');
-  const { parsePem } = await import('../../src/pki/pem.js');
-  const key = await loadPrivateKey(who.key, undefined, 'operator key');
-  const signed = await signTopology(topology, parsePem(who.chain, 'chain').map((b) => new Uint8Array(b.der)), key.privateKey);
-  const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: who.chain, keyPem: who.key, caPem: pki.root.cert });
-  try {
-    await publishSignedTopology(client, etcdKeys(topology.cluster).topology, signed);
-  } finally {
-    client.close();
-  }
+  const { publishTopology, withEtcd } = await import('../../scripts/mesh-control.js');
+  const operator = { chain: who.chain, key: who.key, ca: pki.root.cert };
+  await withEtcd(etcd.endpoint, operator, (client) => publishTopology(client, operator, topology));
 }

@@ -1,22 +1,24 @@
-// A complete PKI minted at test start through the library (no child processes): root, the
-// three intermediates, N shards, admin/readonly operators, read-write/read-only clients, etcd.
-// Also small helpers the PKI tests share: openssl, the compiled themis-pki, directory snapshots.
+// A test PKI minted by src/pki/dev-pki.ts (N shards on contiguous certified ranges, two clients) with
+// PEM contents, issue and revoke; and helpers the PKI tests share: openssl, themis-pki, snapshots.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TOKEN_MAX } from '../../src/hash.js';
-import { PkiLayout, loadIssuer, type CaName } from '../../src/pki/ca-store.js';
-import { createIntermediate, initRoot, issue, revoke, writeCrl, type LeafOptions, type PkiContext } from '../../src/pki/commands.js';
+import type { CaName, PkiLayout } from '../../src/pki/ca-store.js';
+import { revoke, writeCrl, type LeafOptions, type PkiContext } from '../../src/pki/commands.js';
 import type { RevocationReason } from '../../src/pki/crl.js';
-import type { Capability } from '../../src/pki/identity-extension.js';
-import type { Issuer, Validity } from '../../src/pki/issue.js';
-import { clientProfile, operatorProfile, serverProfile, shardProfile, type LeafProfileParams } from '../../src/pki/profiles.js';
-import { systemClock, systemRandom, type Clock } from '../../src/runtime.js';
+import { devLeafMinter, devPkiContext, devShards, mintDevPki, type DevLeaf, type DevPki } from '../../src/pki/dev-pki.js';
+import type { Validity } from '../../src/pki/issue.js';
+import type { LeafProfileParams } from '../../src/pki/profiles.js';
+import type { Clock } from '../../src/runtime.js';
+
+export { splitTokenRange } from '../../src/pki/dev-pki.js';
 
 export const FIXTURE_PASSPHRASE = 'fixture-passphrase';
+/** Few PBKDF2 rounds: the keys are real encrypted PKCS#8, just cheap to open in tests. */
+const KDF_ITERATIONS = 1000;
 const INTERMEDIATES = ['cluster', 'operator', 'client'] as const;
 
 export interface CaMaterial {
@@ -57,6 +59,8 @@ export interface PkiFixture {
   operators: { admin: LeafMaterial; readonly: LeafMaterial };
   clients: { readWrite: LeafMaterial; readOnly: LeafMaterial };
   etcd: LeafMaterial;
+  /** The same PKI as the dev PKI describes it (file paths only): what the local mesh takes. */
+  dev: DevPki;
   /** Current CRL PEMs of all four CAs (root first): what Node's `crl:` option needs. */
   crls(): string[];
   /** Mints one more leaf (e.g. with a validity in the past) into its own folder. */
@@ -72,55 +76,25 @@ export interface PkiFixtureOptions {
   clock?: Clock;
 }
 
-/** Splits 0 … 2^64-1 into n contiguous ranges. */
-export function splitTokenRange(n: number): Array<{ start: bigint; end: bigint }> {
-  const size = (TOKEN_MAX + 1n) / BigInt(n);
-  return Array.from({ length: n }, (_, i) => ({
-    start: BigInt(i) * size,
-    end: i === n - 1 ? TOKEN_MAX : BigInt(i + 1) * size - 1n,
-  }));
+async function material(name: string, leaf: DevLeaf): Promise<LeafMaterial> {
+  const [cert, key, chain] = await Promise.all([leaf.certPath, leaf.keyPath, leaf.chainPath].map((p) => readFile(p, 'utf8')));
+  return { name, ...leaf, cert: cert!, key: key!, chain: chain! };
 }
 
 export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<PkiFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'themis-pki-'));
-  const layout = new PkiLayout(dir);
-  // Few PBKDF2 rounds: the keys are real encrypted PKCS#8, just cheap to open in tests.
-  const ctx: PkiContext = { layout, clock: opts.clock ?? systemClock, random: systemRandom, force: false, kdfIterations: 1000 };
   const passphrase = FIXTURE_PASSPHRASE;
   const cluster = opts.cluster ?? 'cluster-test';
-  await initRoot(ctx, { passphrase, keyType: 'ecdsa-p256' });
-  for (const kind of INTERMEDIATES) {
-    await createIntermediate(ctx, { kind, rootPassphrase: passphrase, newPassphrase: passphrase, keyType: 'ecdsa-p256' });
-  }
-  const issuers = new Map<CaName, Issuer>();
-  for (const ca of INTERMEDIATES) issuers.set(ca, await loadIssuer(layout, ca, passphrase));
-
-  const mint = async (params: LeafProfileParams, name: string, extra: { validity?: Validity; overrides?: LeafOptions['overrides'] } = {}) => {
-    const ca = params.profile === 'shard' || params.profile === 'server' ? 'cluster' : params.profile;
-    const r = await issue(ctx, { params, name, caPassphrase: passphrase, issuer: issuers.get(ca), keyType: 'ecdsa-p256', ...extra });
-    const [cert, key, chain] = await Promise.all([r.files.cert, r.files.key, r.files.chain].map((p) => readFile(p, 'utf8')));
-    return { name, serial: r.certificate!.serial, certPath: r.files.cert, keyPath: r.files.key, chainPath: r.files.chain, cert: cert!, key: key!, chain: chain! };
-  };
-
-  const ranges = splitTokenRange(opts.shards ?? 3);
+  const specs = devShards(opts.shards ?? 3, { firstIp: 1, split: true });
+  const dev = await mintDevPki({
+    dir, cluster, shards: specs, passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
+    clients: [{ name: 'app-rw', capabilities: ['read', 'write'] }, { name: 'app-ro', capabilities: ['read'] }],
+  });
+  const layout = dev.layout;
+  const ctx = devPkiContext(layout, { clock: opts.clock, kdfIterations: KDF_ITERATIONS });
+  const mint = await devLeafMinter(ctx, passphrase);
   const shards: ShardMaterial[] = [];
-  for (const [i, tokenRange] of ranges.entries()) {
-    const id = `shard-${String(i + 1).padStart(3, '0')}`;
-    const ip = `127.0.0.${i + 1}`;
-    const caps: Capability[] = ['read', 'write', 'replicate'];
-    const params = shardProfile({ id, cluster, datacenter: 'dc1', dns: ['localhost'], ips: [...new Set([ip, '127.0.0.1'])], tokenRange, capabilities: caps, role: 'primary' });
-    shards.push({ ...(await mint(params, id)), id, ip, tokenRange });
-  }
-  const operators = {
-    admin: await mint(operatorProfile({ name: 'admin', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology'] }), 'admin'),
-    readonly: await mint(operatorProfile({ name: 'readonly', capabilities: ['view_topology'] }), 'readonly'),
-  };
-  const clients = {
-    readWrite: await mint(clientProfile({ name: 'app-rw', capabilities: ['read', 'write'] }), 'app-rw'),
-    readOnly: await mint(clientProfile({ name: 'app-ro', capabilities: ['read'] }), 'app-ro'),
-  };
-  const etcd = await mint(serverProfile({ name: 'etcd', dns: ['localhost'], ips: ['127.0.0.1'] }), 'etcd');
-
+  for (const s of specs) shards.push({ ...(await material(s.id, dev.shards[s.id]!)), id: s.id, ip: s.ip, tokenRange: s.tokenRange! });
   const ca = async (name: CaName): Promise<CaMaterial> => ({
     certPath: layout.caCert(name),
     cert: await readFile(layout.caCert(name), 'utf8'),
@@ -130,11 +104,14 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
     crl: await readFile(layout.caCrl(name), 'utf8'),
   });
   const fx: PkiFixture = {
-    dir, layout, ctx, passphrase, cluster, shards, operators, clients, etcd,
+    dir, layout, ctx, passphrase, cluster, shards, dev,
+    operators: { admin: await material('admin', dev.operators.admin), readonly: await material('readonly', dev.operators.readonly) },
+    clients: { readWrite: await material('app-rw', dev.clients['app-rw']!), readOnly: await material('app-ro', dev.clients['app-ro']!) },
+    etcd: await material('etcd', dev.etcd),
     root: await ca('root'),
     cas: { cluster: await ca('cluster'), operator: await ca('operator'), client: await ca('client') },
     crls: () => [fx.root.crl, fx.cas.cluster.crl, fx.cas.operator.crl, fx.cas.client.crl],
-    issue: mint,
+    issue: async (params, name, extra) => material(name, await mint(params, name, extra)),
     revoke: async (serial, reason = 'keyCompromise') => {
       const r = await revoke(ctx, { serial, reason });
       const name = r.revocation!.ca;

@@ -1,24 +1,22 @@
-// Starts a real storage node (`node dist/storage-node/main.js`) as a child process on a
-// temporary data directory and port 0, and waits for its `{"event":"listening"}` line.
+// A real storage node for tests (dist/storage-node/main.js on a temporary data dir and port 0,
+// started like every program of the local mesh); runStorage for start-up failures; call().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startListening, type Exit } from '../../scripts/processes.js';
 
 export const STORAGE_MAIN = fileURLToPath(new URL('../../dist/storage-node/main.js', import.meta.url));
 
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type { Exit } from '../../scripts/processes.js';
 
 export interface StorageProcess {
   readonly url: string;
   readonly port: number;
   readonly dataDir: string;
   readonly child: ChildProcess;
-  /** Everything the process wrote to stderr so far (its pino log). */
+  /** The last 64 KiB the process wrote to stderr (its pino log). */
   stderr(): string;
   /** Sends `signal` and resolves when the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<Exit>;
@@ -73,47 +71,16 @@ function requireBuild(): void {
 export async function startStorage(opts: StartOptions = {}): Promise<StorageProcess> {
   requireBuild();
   const dataDir = opts.dataDir ?? tempDataDir();
-  const child = spawn(process.execPath, [STORAGE_MAIN, '--port', '0', '--data-dir', dataDir, ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, THEMIS_LOG_LEVEL: process.env.THEMIS_LOG_LEVEL ?? 'info' },
-  });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`storage node did not print its listening line within ${opts.timeoutMs ?? 15_000} ms; stderr:\n${err}`));
-    }, opts.timeoutMs ?? 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{"event":"listening"'));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { port: number }).port);
-      }
-    });
-    void exited.then((e) => {
-      clearTimeout(timer);
-      reject(new Error(`storage node exited (${e.code ?? e.signal}) before listening; stderr:\n${err}`));
-    });
-  });
-
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<Exit> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    return exited;
-  };
+  const p = await startListening<{ port: number }>(STORAGE_MAIN, ['--port', '0', '--data-dir', dataDir, ...(opts.args ?? [])], 'storage node', { timeoutMs: opts.timeoutMs ?? 15_000 });
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${p.ready.port}`,
+    port: p.ready.port,
     dataDir,
-    child,
-    stderr: () => err,
-    kill,
-    stop: () => kill('SIGTERM'),
-    exited,
+    child: p.child,
+    stderr: p.stderr,
+    kill: p.kill,
+    stop: () => p.kill('SIGTERM'),
+    exited: p.exited,
   };
 }
 

@@ -1,0 +1,235 @@
+// The one local-mesh launcher (dev cluster, benchmarks, integration tests): a dev PKI, a storage
+// node and a sidecar per shard on loopback, optionally etcd; writes every sidecar config.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serializeTopology } from '../src/topology/document.js';
+import type { Topology } from '../src/topology/topology.js';
+import { devShards, mintDevPki, splitTokenRange, type DevPki, type DevShard } from '../src/pki/dev-pki.js';
+import { startEtcd, type EtcdProcess } from './etcd-process.js';
+import { MAIN, SIDECAR_NODE_FLAGS, startListening } from './processes.js';
+import { reservePorts, type PortRequest } from './ports.js';
+import { meshTopology, type RangeLayout } from './mesh-topology.js';
+import { SidecarHandle, StorageHandle, type SidecarReady } from './mesh-nodes.js';
+
+export { SidecarHandle, StorageHandle, type SidecarReady } from './mesh-nodes.js';
+export type { RangeLayout } from './mesh-topology.js';
+
+export interface MeshShard extends DevShard {
+  /** A storage node already running there, used instead of one the mesh starts. */
+  storageUrl?: string;
+}
+
+export interface NodePorts {
+  storage: number;
+  app: number;
+  admin: number;
+  /** On the shard's own address. */
+  mesh: number;
+}
+
+export interface LocalMeshOptions {
+  /** Configs, data, logs, topology (and a minted PKI) go here; default a temporary folder close() removes. */
+  dir?: string;
+  /** Default cluster-dev. */
+  cluster?: string;
+  /** A count (shard-001 … with mesh ports on 127.0.0.2, .3, …) or the shards; default 3. */
+  shards?: number | MeshShard[];
+  /** A PKI that covers the shards; default one minted under DIR/pki. */
+  pki?: DevPki;
+  /** Of a minted PKI's CA keys (default a fixed development one), and their PBKDF2 rounds. */
+  passphrase?: string;
+  kdfIterations?: number;
+  /** Default 'certified' (shards without a certified range get 1/n each). */
+  ranges?: RangeLayout;
+  /** Replica shards per range (the topology's `replicas`); default 0. */
+  replicas?: number;
+  /** A private etcd (mTLS), sidecars registered there; `topology`: published signed by the admin
+   * operator (one epoch above what the data dir holds) and taken from there; `crls`: every CA's CRL published. */
+  etcd?: { topology?: boolean; crls?: boolean; dataDir?: string };
+  /** Fixed ports of shard i; the rest are picked free. */
+  ports?: (i: number) => Partial<NodePorts>;
+  /** CRL files the sidecars read; default the PKI's own. */
+  crls?: string[];
+  topologyPollMs?: number;
+  /** Merged into every sidecar config at the top level. */
+  sidecarConfig?: Record<string, unknown>;
+  sidecarArgs?: string[];
+  /** Another build's dist/proxy/main.js (e.g. a baseline to compare against). */
+  sidecarMain?: string;
+  /** Extra node flags of every sidecar (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** THEMIS_LOG_LEVEL of every process. */
+  logLevel?: string;
+  /** Append each process's stderr to DIR/storage-ID.log and sidecar-ID.log; audit logs go here too. */
+  logDir?: string;
+}
+
+export interface LocalNode {
+  id: string;
+  ip: string;
+  storage: StorageHandle;
+  sidecar: SidecarHandle;
+}
+
+export interface LocalMesh {
+  readonly dir: string;
+  readonly cluster: string;
+  readonly pki: DevPki;
+  readonly nodes: readonly LocalNode[];
+  /** As published (its epoch may be above 1 when etcd held an older one). */
+  readonly topology: Topology;
+  readonly topologyFile: string;
+  readonly etcd: EtcdProcess | undefined;
+  /** etcd (and what is published there), then every storage node, then every sidecar. */
+  start(): Promise<void>;
+  stopEtcd(): Promise<void>;
+  /** The same etcd member again: same ports, same data. */
+  restartEtcd(): Promise<void>;
+  /** Sidecars, then storage nodes (with `signal`), then etcd; removes the folder if it made it. */
+  close(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Everything but processes: PKI, ports, topology file, sidecar configs. */
+export async function prepareLocalMesh(o: LocalMeshOptions = {}): Promise<LocalMesh> {
+  if (o.dir !== undefined) return prepare(o, o.dir, false);
+  const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
+  return prepare(o, dir, true).catch((e: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  });
+}
+
+/** Resolves when all have settled; rejects with the first failure (nothing is left starting). */
+async function settled(ps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promise<LocalMesh> {
+  const cluster = o.cluster ?? 'cluster-dev';
+  const ranges = o.ranges ?? 'certified';
+  const given = typeof o.shards === 'object' ? o.shards : devShards(o.shards ?? 3, { firstIp: 2, split: false });
+  const split = splitTokenRange(given.length);
+  const shards: MeshShard[] = given.map((s, i) => ({ ...s, tokenRange: s.tokenRange ?? (ranges === 'certified' ? split[i] : undefined) }));
+  const logDir = o.logDir ?? dir;
+  mkdirSync(logDir, { recursive: true });
+  const pki = o.pki ?? (await mintDevPki({ dir: join(dir, 'pki'), cluster, shards, passphrase: o.passphrase ?? 'dev-mesh-passphrase', kdfIterations: o.kdfIterations }));
+
+  const fixed = shards.map((_, i) => o.ports?.(i) ?? {});
+  const want: PortRequest[] = shards.flatMap((s, i) => [
+    { host: s.ip, port: fixed[i]!.mesh },
+    { host: '127.0.0.1', port: fixed[i]!.app },
+    { host: '127.0.0.1', port: fixed[i]!.admin },
+    ...(s.storageUrl ? [] : [{ host: '127.0.0.1', port: fixed[i]!.storage }]),
+  ]);
+  if (o.etcd) want.push({ host: '127.0.0.1' }, { host: '127.0.0.1' });
+  const got = await reservePorts(want);
+  const take = () => got.shift()!;
+  const ports = shards.map((s) => ({ mesh: take(), app: take(), admin: take(), storage: s.storageUrl ? 0 : take() }));
+  const etcdPorts = o.etcd ? { port: take(), peerPort: take() } : undefined;
+  const etcdEndpoint = `https://127.0.0.1:${etcdPorts?.port}`;
+
+  let topology = meshTopology({ cluster, shards: shards.map((s, i) => ({ ...s, endpoint: `${s.ip}:${ports[i]!.mesh}` })), ranges, replicas: o.replicas ?? 0 });
+  const topologyFile = join(dir, 'topology.json');
+  writeFileSync(topologyFile, serializeTopology(topology));
+
+  const env = o.logLevel ? { THEMIS_LOG_LEVEL: o.logLevel } : undefined;
+  const logFile = (name: string) => (o.logDir ? join(o.logDir, `${name}.log`) : undefined);
+  const nodes: LocalNode[] = shards.map((s, i) => {
+    const p = ports[i]!;
+    const dataDir = join(dir, 'data', s.id);
+    const storageName = `storage node of ${s.id}`;
+    const storageUrl = s.storageUrl ?? `http://127.0.0.1:${p.storage}`;
+    const launchStorage = () => startListening<{ port: number }>(MAIN.storage, ['--data-dir', dataDir, '--port', String(p.storage)], storageName, { env, logFile: logFile(`storage-${s.id}`) });
+    const storage = new StorageHandle(storageName, s.storageUrl ? undefined : launchStorage, storageUrl, s.storageUrl ? undefined : dataDir);
+    const leaf = pki.shards[s.id];
+    if (!leaf) throw new Error(`the PKI has no certificate for ${s.id}`);
+    const configFile = join(dir, `sidecar-${s.id}.json`);
+    const auditFile = join(logDir, `audit-${s.id}.log`);
+    // The one place a sidecar config is written.
+    const config = {
+      shardId: s.id,
+      cluster,
+      app: { host: '127.0.0.1', port: p.app },
+      mesh: { host: s.ip, port: p.mesh },
+      admin: { host: '127.0.0.1', port: p.admin },
+      audit: { file: auditFile },
+      storage: { url: storageUrl },
+      tls: { cert: leaf.chainPath, key: leaf.keyPath, ca: pki.rootCert, crls: o.crls ?? pki.crls },
+      topology: { file: topologyFile, ...(o.topologyPollMs === undefined ? {} : { pollMs: o.topologyPollMs }) },
+      ...(o.etcd
+        ? { etcd: { endpoints: [etcdEndpoint], topology: o.etcd.topology === true, topologyCache: join(dir, `topology-cache-${s.id}.json`), crlCache: join(dir, `crl-cache-${s.id}.json`) } }
+        : {}),
+      ...o.sidecarConfig,
+    };
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    const launchSidecar = () =>
+      startListening<SidecarReady>(o.sidecarMain ?? MAIN.sidecar, ['--config', configFile, ...(o.sidecarArgs ?? [])], `sidecar ${s.id}`, {
+        env,
+        logFile: logFile(`sidecar-${s.id}`),
+        nodeArgs: [...SIDECAR_NODE_FLAGS, ...(o.nodeArgs ?? [])],
+      });
+    const sidecar = new SidecarHandle(`sidecar ${s.id}`, launchSidecar, configFile, auditFile, `${s.ip}:${p.mesh}`, p.mesh, `http://127.0.0.1:${p.app}`, `http://127.0.0.1:${p.admin}`);
+    return { id: s.id, ip: s.ip, storage, sidecar };
+  });
+
+  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert };
+  const etcdData = o.etcd?.dataDir ?? join(dir, 'etcd');
+  const mesh = {
+    dir,
+    cluster,
+    pki,
+    nodes,
+    topology,
+    topologyFile,
+    etcd: undefined as EtcdProcess | undefined,
+    async start() {
+      if (o.etcd && etcdPorts) {
+        mesh.etcd = await startEtcd(etcdTls, { dataDir: etcdData, ...etcdPorts });
+        if (o.etcd.topology || o.etcd.crls) {
+          const ctl = await import('./mesh-control.js');
+          const admin = ctl.operatorFromFiles(pki.operators.admin, pki.rootCert);
+          await ctl.withEtcd(mesh.etcd.endpoint, admin, async (etcd) => {
+            if (o.etcd?.topology) {
+              topology = topology.withEpoch(await ctl.nextEpoch(etcd, cluster, topology.epoch));
+              mesh.topology = topology;
+              await ctl.publishTopology(etcd, admin, topology);
+              writeFileSync(topologyFile, serializeTopology(topology));
+            }
+            if (o.etcd?.crls) await ctl.publishCaCrls(etcd, cluster, pki.layout.dir, admin.ca);
+          });
+        }
+      }
+      await settled(nodes.filter((n) => !n.storage.external).map((n) => n.storage.start()));
+      await settled(nodes.map((n) => n.sidecar.start()));
+    },
+    async stopEtcd() {
+      await mesh.etcd?.stop();
+    },
+    async restartEtcd() {
+      const old = mesh.etcd!;
+      await old.stop();
+      mesh.etcd = await startEtcd(etcdTls, { dataDir: old.dataDir, port: old.ports.client, peerPort: old.ports.peer });
+    },
+    async close(signal: NodeJS.Signals = 'SIGTERM') {
+      await Promise.all(nodes.map((n) => n.sidecar.stop(signal)));
+      await Promise.all(nodes.map((n) => n.storage.stop(signal)));
+      await mesh.etcd?.stop();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return mesh;
+}
+
+/** prepareLocalMesh, then start(); whatever started is stopped again when a part fails. */
+export async function startLocalMesh(o: LocalMeshOptions = {}): Promise<LocalMesh> {
+  const mesh = await prepareLocalMesh(o);
+  try {
+    await mesh.start();
+  } catch (e) {
+    await mesh.close('SIGKILL');
+    throw e;
+  }
+  return mesh;
+}

@@ -1,0 +1,66 @@
+// The local mesh's control plane in etcd: a topology signed by an operator and published, and
+// every CA's CRL published as an operator would (themis-admin crl publish).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
+import { publishSignedTopology, readSignedTopology } from '../src/control/topology-store.js';
+import { CrlPublishError, crlValue, publishCrl } from '../src/control/crl-store.js';
+import { CA_NAMES } from '../src/pki/ca-store.js';
+import { CrlTrust } from '../src/pki/crl-trust.js';
+import { loadPrivateKey } from '../src/pki/keys.js';
+import { parsePem } from '../src/pki/pem.js';
+import { parseTopology } from '../src/topology/document.js';
+import { signTopology } from '../src/topology/signed.js';
+import type { Topology } from '../src/topology/topology.js';
+import { systemClock } from '../src/runtime.js';
+
+/** PEM text of an operator's chain and (unencrypted) key, and of the root CA. */
+export interface Operator {
+  chain: string;
+  key: string;
+  ca: string;
+}
+
+export const operatorFromFiles = (leaf: { chainPath: string; keyPath: string }, rootCert: string): Operator => ({
+  chain: readFileSync(leaf.chainPath, 'utf8'),
+  key: readFileSync(leaf.keyPath, 'utf8'),
+  ca: readFileSync(rootCert, 'utf8'),
+});
+
+export async function withEtcd<T>(endpoint: string, who: Operator, f: (etcd: Etcd3) => Promise<T>): Promise<T> {
+  const client = connectEtcd({ endpoints: [endpoint], certPem: who.chain, keyPem: who.key, caPem: who.ca });
+  try {
+    return await f(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** One above the epoch of the topology etcd holds (an earlier run's), or `epoch` when there is none. */
+export async function nextEpoch(etcd: Etcd3, cluster: string, epoch: number): Promise<number> {
+  const previous = await readSignedTopology(etcd, etcdKeys(cluster).topology);
+  try {
+    return previous?.signed ? parseTopology(previous.signed.document).epoch + 1 : epoch;
+  } catch {
+    return epoch;
+  }
+}
+
+/** Signs `topology` as `who` and publishes it (refused unless its epoch is newer). */
+export async function publishTopology(etcd: Etcd3, who: Operator, topology: Topology): Promise<void> {
+  const key = await loadPrivateKey(who.key, undefined, 'operator key');
+  const chain = parsePem(who.chain, 'operator chain').map((b) => new Uint8Array(b.der));
+  await publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, await signTopology(topology, chain, key.privateKey));
+}
+
+/** Every CA's CRL from the PKI folder; one already there (from an earlier run) is left alone. */
+export async function publishCaCrls(etcd: Etcd3, cluster: string, pkiDir: string, rootPem: string): Promise<void> {
+  const trust = new CrlTrust(rootPem, systemClock);
+  const file = (ca: string, name: string) => readFileSync(join(pkiDir, ca, name), 'utf8');
+  for (const ca of CA_NAMES) {
+    await publishCrl(etcd, cluster, ca, crlValue(ca, file(ca, 'crl.pem'), file(ca, 'cert.pem')), trust, new Date()).catch((e: Error) => {
+      if (!(e instanceof CrlPublishError && /not_newer/.test(e.message))) throw e;
+    });
+  }
+}
