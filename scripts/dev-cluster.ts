@@ -1,5 +1,7 @@
 // `npm start`: the local mesh with etcd, a ring topology and a PKI kept in the dev folder (sidecar N's
 // mesh port on 127.0.0.N+1, as if on its own host); prints ports and a curl example; Ctrl-C stops all.
+import { kindClaimOf } from '../src/pki/ca-kind.js';
+import { x509 } from '../src/pki/x509.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +36,9 @@ async function main(): Promise<void> {
     const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { shards: number; pki: DevPki };
     if (saved.shards !== n) throw new Error(`${dir} holds a ${saved.shards}-shard cluster; run with --fresh to make a ${n}-shard one`);
     if (!saved.pki.etcd) throw new Error(`${dir} was made by an older version (no etcd certificate); run with --fresh`);
+    // Intermediates made before roles were bound to their CA grant no role (docs/security-model.md).
+    const kinds = (['cluster', 'operator', 'client'] as const).map((k) => kindClaimOf(new x509.X509Certificate(readFileSync(join(dir, 'pki', k, 'cert.pem'), 'utf8'))).kind);
+    if (kinds.some((k) => k === undefined)) throw new Error(`${dir} holds a PKI made before roles were bound to their CA; run with --fresh (or themis-pki recertify-intermediate)`);
     pki = saved.pki;
   } else {
     console.log(`minting a development PKI under ${join(dir, 'pki')} …`);

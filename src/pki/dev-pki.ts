@@ -1,6 +1,7 @@
 // The one way to mint a development PKI (dev cluster, benchmarks, local mesh, test fixture),
 // through the same commands as `themis-pki`: root, three intermediates, leaves and CRLs.
-import { ISSUER_OF, PkiLayout, loadIssuer, type CaName } from './ca-store.js';
+import { ISSUER_OF } from './ca-kind.js';
+import { PkiLayout, loadIssuer, type CaName } from './ca-store.js';
 import { createIntermediate, initRoot, issue, type LeafOptions, type PkiContext } from './commands.js';
 import type { Capability } from './identity-extension.js';
 import type { Issuer, Validity } from './issue.js';

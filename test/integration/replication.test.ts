@@ -11,7 +11,7 @@ import { serializeTopology } from '../../src/topology/document.js';
 import { Topology } from '../../src/topology/topology.js';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
-import { call, startStorage } from '../support/storage-process.js';
+import { call } from '../support/storage-process.js';
 
 // 10,000 writes with a replica down and its catch-up: more than tap's default 120 s on a busy machine.
 t.setTimeout(400_000);
@@ -119,7 +119,7 @@ t.test('RF 2, a replica down: its ranges answer 503 REPLICATION_UNAVAILABLE nami
   t.ok(Number(/^themis_replication_ack_failures_total (\d+)/m.exec(metrics)?.[1]) >= affected.length, 'the refusals are counted');
   t.match(metrics, new RegExp(`^themis_replication_replica_silence_seconds\\{replica="${victim.shard.id}"\\} `, 'm'), 'the silent replica is visible');
   for (const k of unaffected) t.equal((await call(mesh.nodes[2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(k)}`, { blob: '{"during":"outage"}' })).status, 201, 'other ranges are written');
-  victim.storage = await startStorage({ dataDir: victim.storage.dataDir, args: ['--port', String(victim.storage.port)] });
+  await victim.storage.start(); // same port, same data
   let back = 0;
   for (let i = 0; i < 200 && back !== 201; i++) {
     back = (await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${encodeURIComponent(affected[0]!)}`, { blob: '{"after":"outage"}' })).status;
@@ -132,7 +132,6 @@ t.test('RF 3: a replica down does not stop writes; it catches up on the 10,000 w
   const topo = await publish(4, 3);
   const history = new History('rf3');
   const victim = mesh.nodes[2]!;
-  const port = victim.storage.port;
   await victim.storage.kill('SIGKILL');
   // Its own ranges have no primary while it is down (failover is not built yet): write the others.
   const others = keys.filter((k) => topo.rangeOfKey(k).owner !== victim.shard.id);
@@ -140,7 +139,7 @@ t.test('RF 3: a replica down does not stop writes; it catches up on the 10,000 w
   t.equal(missed.failed, 0, 'no write failed');
   t.equal(missed.acknowledged, 10_000, `10,000 writes acknowledged by 2 of 3 copies while ${victim.shard.id}'s storage node was down`);
   const started = Date.now();
-  victim.storage = await startStorage({ dataDir: victim.storage.dataDir, args: ['--port', String(port)] });
+  await victim.storage.start();
   await checkCopies(t, topo, history, 'RF 3 after catch-up');
   const lag = await fetch(`${victim.adminUrl}/metrics`).then((r) => r.text());
   t.match(lag, /^themis_replica_lag_changes\{primary="shard-001"\} 0$/m, 'its lag behind shard-001 is back to 0');
