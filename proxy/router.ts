@@ -19,11 +19,14 @@ import type { Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import { writeLocally } from './replication/replicated-write.js';
+import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
 
 export interface RouterDeps {
   self: string;
   /** Writes to this shard count as done only when the range's replicas confirm them. */
   gate: AckGate;
+  /** Whether this shard may serve a read as a replica (x-themis-read: any). */
+  replicas: ReplicaState;
   topology: TopologySource;
   resolver: ShardResolver;
   random: Random;
@@ -37,8 +40,17 @@ export class Router {
   /** Serves any classified operation for an app. */
   async serve(req: AnyRequest, reply: Reply, op: Operation): Promise<void> {
     switch (op.kind) {
-      case 'entity':
+      case 'entity': {
+        if (op.method === 'GET' && acceptsReplica(req.headers)) {
+          const topo = this.d.topology.current();
+          const lag = replicaReadLag(topo, this.d.self, op.rawKey, this.d.replicas);
+          if (lag !== undefined) {
+            const up = await this.d.resolver.local.forward(req.method!, req.url!, req.headers, undefined);
+            return reply.upstream(up, { ...servedBy(this.d.self, topo.epoch), [COPY_HEADER]: 'replica', [LAG_HEADER]: String(lag) });
+          }
+        }
         return this.toOwner(req, reply, op.rawKey);
+      }
       case 'entity-post':
         return this.post(req, reply);
       case 'changefeed':

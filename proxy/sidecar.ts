@@ -169,7 +169,7 @@ export class Sidecar {
       onFullCopy: (primary) => replicationMetrics.fullCopies.inc({ primary }),
     });
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
-    const router = new Router({ self: cfg.shardId, gate, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
+    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,

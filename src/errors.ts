@@ -17,6 +17,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
   // Mesh checks on a signed request, in the order they run (ARCHITECTURE.md "Mesh protocol").
+  INVALID_HEADER: { status: 400, retryable: false, summary: 'A request header the mesh reads (such as x-themis-read) has a value it does not know.' },
   SIGNATURE_HEADERS_INVALID: { status: 400, retryable: false, summary: 'A signed-request header is missing or malformed.' },
   IDENTITY_MISMATCH: { status: 401, retryable: false, summary: 'x-themis-shard-id or x-themis-cert-serial does not match the TLS peer certificate.' },
   CAPABILITY_DENIED: { status: 403, retryable: false, summary: "The peer's certificate lacks the capability this operation needs." },

@@ -14,6 +14,7 @@ import { NodeClient } from '../feed/node-client.js';
 import { TokenRanges } from '../feed/token-ranges.js';
 import type { ShardResolver } from '../resolver.js';
 import { APPLIED_HEADER } from './positions.js';
+import type { ReplicaState } from './read-preference.js';
 
 export interface ReplicaManagerDeps {
   self: string;
@@ -33,7 +34,7 @@ interface Running {
   follower: FeedFollower;
 }
 
-export class ReplicaManager {
+export class ReplicaManager implements ReplicaState {
   private readonly followers = new Map<string, Running>();
   private stopped = false;
 
@@ -42,6 +43,13 @@ export class ReplicaManager {
   start(): void {
     this.reconcile(this.d.topology.current());
     this.d.topology.onChange((t) => this.reconcile(t));
+  }
+
+  /** This shard's follower of `primary` while it follows the feed: its lag in changes at its last page. */
+  following(primary: string): { lag: number } | undefined {
+    const f = this.followers.get(primary)?.follower;
+    if (!f || f.state !== 'following' || f.latest < 0) return undefined;
+    return { lag: Math.max(0, f.latest - f.position) };
   }
 
   /** Follower ids by primary, with their state: for /readyz, metrics and tests. */

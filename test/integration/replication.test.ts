@@ -101,6 +101,27 @@ t.test('RF 2: every acknowledged write is on both copies', async (t) => {
   t.same(new Set(listed), new Set([...written].map((k) => k)), 'keys: exactly the entities written');
 });
 
+t.test('x-themis-read: any lets a replica answer, and says so', async (t) => {
+  const topo = await publish(2, 2);
+  const [primary, replica] = [mesh.nodes[0]!, mesh.nodes[1]!];
+  const range = topo.ranges.find((r) => r.owner === primary.shard.id && r.replicas.includes(replica.shard.id))!;
+  const key = `document.shop.orders:${uuidOwnedBy(range)}`;
+  t.equal((await call(primary.appUrl, 'PUT', `/entities/${key}`, { blob: '{"v":1}' })).status, 201);
+  const get = (headers: Record<string, string>) => fetch(`${replica.appUrl}/entities/${key}`, { headers });
+  const any = await get({ 'x-themis-read': 'any' });
+  t.equal(any.status, 200);
+  t.equal(any.headers.get('x-themis-shard'), replica.shard.id, 'served by the replica');
+  t.equal(any.headers.get('x-themis-copy'), 'replica');
+  t.match(any.headers.get('x-themis-replica-lag'), /^\d+$/, 'with its lag in changes');
+  t.equal(((await any.json()) as { blob: string }).blob, '{"v":1}', 'the acknowledged value (ack majority = both copies)');
+  const plain = await get({});
+  t.equal(plain.headers.get('x-themis-shard'), primary.shard.id, 'without the header: the primary');
+  t.equal(plain.headers.get('x-themis-copy'), null);
+  const bad = await get({ 'x-themis-read': 'nearest' });
+  t.equal(bad.status, 400);
+  t.equal(((await bad.json()) as { code: string }).code, 'INVALID_HEADER');
+});
+
 t.test('RF 2, a replica down: its ranges answer 503 REPLICATION_UNAVAILABLE naming it, the rest go on', async (t) => {
   const current = await publish(3, 2);
   const victim = mesh.nodes[1]!; // replica of shard-001's ranges
@@ -141,7 +162,13 @@ t.test('RF 3: a replica down does not stop writes; it catches up on the 10,000 w
   const started = Date.now();
   await victim.storage.start();
   await checkCopies(t, topo, history, 'RF 3 after catch-up');
-  const lag = await fetch(`${victim.adminUrl}/metrics`).then((r) => r.text());
+  // The metrics move at page boundaries (an empty long poll included).
+  let lag = '';
+  for (let i = 0; i < 100; i++) {
+    lag = await fetch(`${victim.adminUrl}/metrics`).then((r) => r.text());
+    if (/^themis_replica_lag_changes\{primary="shard-001"\} 0$/m.test(lag)) break;
+    await sleep(50);
+  }
   t.match(lag, /^themis_replica_lag_changes\{primary="shard-001"\} 0$/m, 'its lag behind shard-001 is back to 0');
   t.match(lag, /^themis_replica_applied_seq\{primary="shard-001"\} [1-9]\d*$/m, 'its position is exported');
   t.comment(`catch-up of ${missed.acknowledged} writes: ${Date.now() - started} ms after the storage node was back`);
