@@ -3,7 +3,7 @@
 // listeners, the audit trail; and starts and stops them in order.
 import type { Etcd3 } from 'etcd3';
 import type { DetailedPeerCertificate } from 'node:tls';
-import { connectEtcd } from '../src/control/etcd.js';
+import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
 import type { Registration } from '../src/control/registration.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { AuditLog } from '../src/audit/audit-log.js';
@@ -45,6 +45,9 @@ export interface Bound {
   admin: string;
 }
 
+/** How often the replica followers' status goes to etcd. */
+const STATUS_EVERY_MS = 2000;
+
 export class Sidecar {
   readonly metrics = new SidecarMetrics();
   private readonly audit: AuditLog;
@@ -55,6 +58,7 @@ export class Sidecar {
   private readonly admin: AdminServer;
   private readonly replay: ReplayGuard;
   private replayPurge: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private registration: Registration | undefined;
   private readonly replicas: ReplicaManager;
 
@@ -236,6 +240,10 @@ export class Sidecar {
       this.rt.log.error({ reason: m.ownRevoked }, 'not registering in etcd: this sidecar\'s own certificate is revoked');
     } else if (this.etcd) {
       this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
+      // Replica lag, for operators (`themis-admin shards`): every few seconds, on the lease.
+      const key = etcdKeys(c.cluster).shardReplication(c.shardId);
+      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), followers: this.replicas.status() }), STATUS_EVERY_MS);
+      this.statusTimer.unref();
     }
     return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
   }
@@ -266,6 +274,7 @@ export class Sidecar {
   /** Stops accepting, drains in-flight requests up to drainMs, GOAWAY to peers, closes files. */
   async stop(drainMs = 5000): Promise<void> {
     clearInterval(this.replayPurge);
+    clearInterval(this.statusTimer);
     this.trust.close();
     await this.registration?.stop();
     this.etcd?.close();

@@ -10,8 +10,9 @@ import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdCall, etcdFlag } f
 
 export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
         --cluster NAME --crls A.pem,B.pem,… [--json]
-  Lists registered shards: endpoint, alive (lease), certificate serial, expiry, and status
-  (valid, or why the certificate no longer verifies: revoked, expired, …).`;
+  Lists registered shards: endpoint, alive (lease), certificate serial, expiry, status
+  (valid, or why the certificate no longer verifies: revoked, expired, …), and as a replica
+  which primaries it follows and how many changes it is behind each.`;
 
 interface Row {
   shard: string;
@@ -20,6 +21,8 @@ interface Row {
   serial: string | null;
   notAfter: string | null;
   status: string;
+  /** As a replica: per primary, the follower's state and how many changes it is behind. */
+  replication: Record<string, { state: string; position: number; lag_changes: number }> | null;
 }
 
 
@@ -63,15 +66,17 @@ export async function shardsCommand(argv: string[]): Promise<void> {
         serial: cert?.serial_number ?? null,
         notAfter: cert?.not_after ?? null,
         status,
+        replication: replicationOf(parseJson(all[k.shardReplication(id)])),
       };
     });
     if (values.json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} status\n`);
+    process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} ${'status'.padEnd(16)} replica of (changes behind)\n`);
     for (const r of rows) {
-      process.stdout.write(`${r.shard.padEnd(12)} ${(r.endpoint ?? '-').padEnd(22)} ${(r.alive ? 'yes' : 'no').padEnd(6)} ${(r.serial ?? '-').padEnd(34)} ${(r.notAfter ?? '-').padEnd(25)} ${r.status}\n`);
+      const rep = Object.entries(r.replication ?? {}).map(([p, f]) => (f.state === 'following' ? `${p} (${f.lag_changes})` : `${p} (${f.state})`)).join(', ') || '-';
+      process.stdout.write(`${r.shard.padEnd(12)} ${(r.endpoint ?? '-').padEnd(22)} ${(r.alive ? 'yes' : 'no').padEnd(6)} ${(r.serial ?? '-').padEnd(34)} ${(r.notAfter ?? '-').padEnd(25)} ${r.status.padEnd(16)} ${rep}\n`);
     }
   } finally {
     etcd.close();
@@ -82,6 +87,19 @@ export async function shardsCommand(argv: string[]): Promise<void> {
 function shardStatus(id: string, identity: ThemisIdentity): string {
   if (identity.role !== 'primary' && identity.role !== 'replica') return `not a shard certificate (role ${identity.role})`;
   return identity.shardId === id ? 'valid' : `certificate is for ${identity.shardId}`;
+}
+
+/** The `shards/{id}/replication` value a sidecar reports: its followers by primary. */
+function replicationOf(v: unknown): Row['replication'] {
+  const followers = (v as { followers?: Record<string, { state?: unknown; position?: unknown; latest?: unknown }> } | undefined)?.followers;
+  if (!followers || typeof followers !== 'object') return null;
+  const out: NonNullable<Row['replication']> = {};
+  for (const [p, f] of Object.entries(followers)) {
+    const position = Number(f?.position);
+    const latest = Number(f?.latest);
+    out[p] = { state: String(f?.state), position, lag_changes: Number.isFinite(latest) && latest >= 0 ? Math.max(0, latest - position) : -1 };
+  }
+  return out;
 }
 
 function parseJson(v: string | undefined): unknown {

@@ -41,6 +41,8 @@ export function etcdKeys(cluster: string) {
     shardCertificate: (id: string) => `${base}/shards/${id}/certificate`,
     shardEndpoint: (id: string) => `${base}/shards/${id}/endpoint`,
     shardAlive: (id: string) => `${base}/shards/${id}/alive`,
+    /** This shard's replica followers, on its lease: what `themis-admin shards` shows as lag. */
+    shardReplication: (id: string) => `${base}/shards/${id}/replication`,
     shardsPrefix: `${base}/shards/`,
     crl: (issuer: string) => `${base}/crl/${issuer}`,
     revoked: `${base}/crl/revoked`,

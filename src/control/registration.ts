@@ -81,6 +81,11 @@ export class Registration {
     this.log.info({ shard: i.shardId }, 'registered in etcd');
   }
 
+  /** Puts a status value under `key` on this registration's lease (gone when the sidecar is); never throws. */
+  async report(key: string, value: unknown): Promise<void> {
+    await this.lease?.put(key).value(JSON.stringify(value)).catch((e: Error) => this.log.debug({ err: e.message }, 'status report to etcd failed'));
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);

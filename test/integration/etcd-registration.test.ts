@@ -6,11 +6,11 @@ import { runProgram } from '../support/cli.js';
 
 let mesh: Mesh;
 t.before(async () => {
-  mesh = await startMesh({ shards: 3, withEtcd: true });
+  mesh = await startMesh({ shards: 3, withEtcd: true, replicas: 1 });
 });
 t.teardown(() => mesh?.close());
 
-function shards(): { shard: string; endpoint: string | null; alive: boolean; serial: string; status: string }[] {
+function shards(): { shard: string; endpoint: string | null; alive: boolean; serial: string; status: string; replication: Record<string, { state: string; lag_changes: number }> | null }[] {
   const crls = mesh.pki.crls().map((c, i) => {
     const f = join(mesh.dir, `admin-crl-${i}.pem`);
     writeFileSync(f, c);
@@ -46,6 +46,10 @@ t.test('sidecars register certificate, endpoint and a leased alive key; themis-a
   t.match(JSON.parse(raw.stdout), { serial_number: mesh.nodes[0]!.shard.serial, capabilities: ['read', 'write', 'replicate'] }, 'readable with etcdctl');
   const metrics = await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`).then((r) => r.text());
   t.match(metrics, /^themis_etcd_connected 1$/m, 'etcd connectivity exported');
+  // Each shard replicates the one before it (replicas: 1): its lag is reported through etcd.
+  t.ok(await waitUntil(() => shards().find((s) => s.shard === 'shard-002')?.replication?.['shard-001']?.state === 'following', 10_000), 'shard-002 reports following shard-001');
+  t.match(shards().find((s) => s.shard === 'shard-002')!.replication, { 'shard-001': { state: 'following', lag_changes: 0 } }, 'and how far behind it is');
+  t.equal(shards().find((s) => s.shard === 'shard-001')!.replication?.['shard-001'], undefined, 'nobody replicates itself');
 });
 
 t.test('a killed sidecar stops being alive within seconds; a revoked one shows as revoked', async (t) => {
