@@ -50,7 +50,13 @@ export interface MeshRequestHandler extends MeshHandler {
 }
 
 export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
-  const stageDeps: StageDeps = { self: d.self, replay: d.replay, maxBodyBytes: d.maxBodyBytes, topology: d.topology };
+  const stageDeps: StageDeps = {
+    self: d.self,
+    replay: d.replay,
+    maxBodyBytes: d.maxBodyBytes,
+    topology: d.topology,
+    verified: (peer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial }),
+  };
 
   /** Audits and counts a refusal; returns the headers its answer carries. */
   function refused(err: unknown, peer: MeshPeer): OutgoingHttpHeaders {
@@ -68,7 +74,6 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
     try {
       if (r.peer.kind === 'shard') {
         await runStages(SHARD_PEER_STAGES, r, stageDeps);
-        d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: r.peer.identity.shardId, serial: r.peer.serial });
         await d.inbound.deliver(r, reply);
       } else {
         await runStages(APP_PEER_STAGES, r, stageDeps);
@@ -98,7 +103,14 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
         const status = stream.sentHeaders?.[':status'];
         if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
       });
-      if (headers.expect === '100-continue') stream.additionalHeaders({ ':status': 100 });
+      if (headers.expect === '100-continue') {
+        try {
+          stream.additionalHeaders({ ':status': 100 });
+        } catch {
+          stream.destroy(); // the peer closed the stream already
+          return true;
+        }
+      }
       handle({ method, url, headers, peer, op, source: stream }, replyOnStream(stream, method)).catch((err: unknown) => {
         // Not expected (failures are answered inside); a peer must still never take the process down.
         d.log.warn({ err }, 'mesh stream failed');

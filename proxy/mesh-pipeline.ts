@@ -11,6 +11,7 @@ import { replay } from './stages/replay.js';
 import { signature } from './stages/signature.js';
 import { signedHeaders } from './stages/signed-headers.js';
 import { timestamp } from './stages/timestamp.js';
+import { verified } from './stages/verified.js';
 
 /** Shard peers (cluster CA, primary/replica): every request signed, then served locally. */
 export const SHARD_PEER_STAGES: readonly Stage[] = [
@@ -21,6 +22,7 @@ export const SHARD_PEER_STAGES: readonly Stage[] = [
   signature, // 401
   body, // 413 / 400, then 401 when it does not match the signed hash
   replay, // 409 nonce seen before (remembered only from here on)
+  verified, // SIGNATURE_VERIFIED, also for requests the next stage refuses
   ownership, // 421 this shard does not own the key at its epoch
 ];
 

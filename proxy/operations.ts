@@ -24,3 +24,13 @@ export function classifyRequest(method: string, url: string | undefined): Operat
   }
   return { kind: 'entity', method: route.method as 'GET' | 'PUT' | 'DELETE', rawKey, capability: route.capability };
 }
+
+/** A method that changes an entity (PUT, POST, DELETE). */
+export function isWriteMethod(method: string | undefined): boolean {
+  return method === 'PUT' || method === 'POST' || method === 'DELETE';
+}
+
+/** A request that writes one entity: the ones a primary must have confirmed by its replicas. */
+export function isEntityWrite(op: Operation): boolean {
+  return op.kind === 'entity-post' || (op.kind === 'entity' && isWriteMethod(op.method));
+}

@@ -2,6 +2,7 @@
 // node and nothing else. This module is given no peer pool, resolver or router, so a peer's
 // request can never be forwarded further (no loops): a test checks its imports stay that way.
 import type { LocalUpstream } from './local-upstream.js';
+import { isEntityWrite } from './operations.js';
 import type { AckGate } from './replication/ack-gate.js';
 import { APPLIED_HEADER, type ReplicaPositions } from './replication/positions.js';
 import { writeLocally } from './replication/replicated-write.js';
@@ -29,8 +30,7 @@ export class PeerInbound {
     const op = r.op;
     if (op.kind === 'health') return answerHealth(reply, this.d.self, epoch);
     if (op.kind === 'changefeed') this.d.positions.record(r.peer.identity.shardId, r.headers[APPLIED_HEADER]);
-    const write = op.kind === 'entity-post' || (op.kind === 'entity' && op.method !== 'GET');
-    if (write) return writeLocally(this.d.local, this.d.gate, r.key!, { method: r.method, url: r.url, headers: r.headers, body: r.body }, reply, servedBy(this.d.self, epoch));
+    if (isEntityWrite(op)) return writeLocally(this.d.local, this.d.gate, r.key!, r.topology!, { method: r.method, url: r.url, headers: r.headers, body: r.body }, reply, servedBy(this.d.self, epoch));
     reply.upstream(await this.d.local.forward(r.method, r.url, r.headers, r.body), servedBy(this.d.self, epoch));
   }
 }

@@ -15,7 +15,7 @@ import { servedBy } from './mesh-headers.js';
 import type { AnyRequest, Reply } from './respond.js';
 import type { ShardResolver } from './resolver.js';
 import type { TopologySource } from './control/topology-source.js';
-import type { Operation } from './operations.js';
+import { isWriteMethod, type Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import { writeLocally } from './replication/replicated-write.js';
@@ -98,8 +98,8 @@ export class Router {
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
       // a read body can be checked against its declared length.
       const local = body ?? (req.httpVersionMajor === 2 && hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
-      if (req.method === 'GET') return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
-      return writeLocally(owner.upstream, this.d.gate, key, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch));
+      if (!isWriteMethod(req.method)) return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
+      return writeLocally(owner.upstream, this.d.gate, key, topo, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch));
     }
     // The signature covers the body's hash, so a forwarded request body is read first.
     const bytes = body ?? (hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));

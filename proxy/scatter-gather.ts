@@ -37,6 +37,9 @@ export interface ScatterDeps {
   options: ScatterOptions;
 }
 
+/** Keys per page when a count must be filtered by ownership (about 6 MB of keys). */
+const COUNT_PAGE = 100_000;
+
 /** Our paging and failure fields, taken off the body before the storage node's validation. */
 const EXTRA = ['page_size', 'continuation', 'allow_partial'] as const;
 
@@ -233,10 +236,16 @@ export class ScatterGather {
     res.end(`],${JSON.stringify(tail).slice(1)}`);
   }
 
-  /** Counts each shard's own rows, a page of keys at a time (a node's count would include the copies it holds of other shards' ranges). */
+  /**
+   * Sums each shard's rows. Without replicas in the topology a node holds only its own ranges and
+   * its count is taken as it is; with replicas, its keys are paged (COUNT_PAGE at a time: each
+   * page is a pass over the table on the node) and only those of ranges it owns are counted.
+   */
   private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, topo: Topology): Promise<void> {
-    const pageSize = this.d.options.pageSize;
+    const pageSize = COUNT_PAGE;
+    const copies = topo.ranges.some((r) => r.replicas.length > 0);
     const countShard = async (shard: string): Promise<number> => {
+      if (!copies) return ((await this.call(shard, '/query', rest)) as { count: number }).count;
       let n = 0;
       let after: Position | undefined;
       for (;;) {

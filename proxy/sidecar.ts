@@ -145,7 +145,8 @@ export class Sidecar {
     const resolver = new ShardResolver({ self: cfg.shardId, topology: this.topology, local: this.local, peers: this.peers });
     // Replication: the primary side (positions announced by replicas, the ack gate on writes)
     // and the replica side (a follower per primary this shard replicates).
-    const positions = new ReplicaPositions(rt.clock);
+    const head = new LocalHead(new NodeClient(this.local));
+    const positions = new ReplicaPositions(rt.clock, head);
     const replicationMetrics = new ReplicationMetrics(this.metrics.registry, rt.clock, () => {
       // The replicas of the ranges this shard owns now, and when each last confirmed a position.
       const t = this.topology.current();
@@ -156,7 +157,7 @@ export class Sidecar {
       self: cfg.shardId,
       topology: this.topology,
       positions,
-      head: new LocalHead(new NodeClient(this.local)),
+      head,
       mode: cfg.replication.ack,
       timeoutMs: cfg.replication.ackTimeoutMs,
       onRefused: () => replicationMetrics.ackFailures.inc(),

@@ -18,6 +18,8 @@ export class Trust {
   private current: TlsMaterial;
   private signerNow: RequestSigner;
   private readonly listeners: TrustChange[] = [];
+  /** Applies before anyone listened (CRLs from etcd during start-up): told to the first listener, so they are audited. */
+  private early: { previous: TlsMaterial; why: string[] } | undefined;
   crlSource: EtcdCrlSource | undefined;
   private readonly watched: string[] = [];
   readonly watchdog: CrlWatchdog;
@@ -83,6 +85,8 @@ export class Trust {
 
   onChange(listener: TrustChange): void {
     this.listeners.push(listener);
+    if (this.early) listener(this.current, this.early.previous, this.early.why.join('; '));
+    this.early = undefined;
   }
 
   /** Reloads when a certificate, key, root or CRL file changes (config `watchFiles`). */
@@ -111,6 +115,10 @@ export class Trust {
     const previous = this.current;
     this.current = next;
     this.signerNow = this.makeSigner();
+    if (this.listeners.length === 0) {
+      this.early ??= { previous, why: [] };
+      this.early.why.push(why);
+    }
     for (const l of this.listeners) l(next, previous, why);
     this.watchdog.check();
     return true;

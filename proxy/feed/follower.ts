@@ -67,7 +67,11 @@ export class FeedFollower {
     this.stopping = true;
     this.wake?.();
     await this.running;
-    if (this.position >= 0) this.checkpoint(this.position, true);
+    try {
+      if (this.position >= 0) this.checkpoint(this.position, true);
+    } catch (e) {
+      this.o.log.warn({ follower: this.o.id, err: (e as Error).message }, 'cannot save the checkpoint at stop; the next start replays from the last one');
+    }
     this.state = 'stopped';
   }
 
@@ -152,13 +156,23 @@ export class FeedFollower {
     for (const c of changes) last.set(c.key, c);
     const todo = [...last.values()];
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < todo.length) {
+      // After one failure no further write starts: the page is applied again from the checkpoint.
+      while (next < todo.length && !failed) {
         const c = todo[next++]!;
-        if (c.operation === 'DELETE' || c.new_val === null) await this.o.target.delete(c.key);
-        else await this.o.target.put(c.key, c.new_val);
+        try {
+          if (c.operation === 'DELETE' || c.new_val === null) await this.o.target.delete(c.key);
+          else await this.o.target.put(c.key, c.new_val);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 32, todo.length) }, worker));
+    // Every write of the page has settled before a failure is reported, so none lands after a retry began.
+    const results = await Promise.allSettled(Array.from({ length: Math.min(this.o.concurrency ?? 32, todo.length) }, worker));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 }

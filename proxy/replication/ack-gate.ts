@@ -4,6 +4,7 @@
 // answered 503 REPLICATION_UNAVAILABLE naming the missing copies, never as done.
 import { ThemisError } from '../../src/errors.js';
 import type { TopologySource } from '../control/topology-source.js';
+import type { Topology } from '../../src/topology/topology.js';
 import { rangesDigest, replicaRanges } from '../../src/topology/replica-ranges.js';
 import type { LocalHead } from './local-head.js';
 import type { ReplicaPositions } from './positions.js';
@@ -27,31 +28,39 @@ export interface AckGateDeps {
   onRefused?: () => void;
 }
 
+/** What a write to one key must wait for, fixed by the topology it was routed by. */
+export interface Pending {
+  readonly key: string;
+  readonly topo: Topology;
+  readonly replicas: readonly string[];
+  /** Replica confirmations needed (the primary itself is the first copy). */
+  readonly needed: number;
+}
+
 export class AckGate {
   constructor(private readonly d: AckGateDeps) {}
 
-  /** Replica confirmations a write to `key` needs now (0: done once the primary holds it). */
-  private needed(key: string): number {
-    return copiesNeeded(this.d.mode, this.d.topology.current().rangeOfKey(key).replicas.length + 1) - 1;
+  /** What a write to `key` routed by `topo` will need; `needed` 0: done once the primary holds it. */
+  plan(key: string, topo: Topology): Pending {
+    const replicas = topo.rangeOfKey(key).replicas;
+    return { key, topo, replicas, needed: copiesNeeded(this.d.mode, replicas.length + 1) - 1 };
   }
 
-  required(key: string): boolean {
-    return this.needed(key) > 0;
-  }
-
-  /** Resolves once the write to `key` just made on this shard counts as done; throws otherwise. */
-  async settle(key: string): Promise<void> {
-    const needed = this.needed(key);
-    if (needed <= 0) return;
-    const topo = this.d.topology.current();
-    const range = topo.rangeOfKey(key);
+  /** Resolves once the write just made on this shard counts as done; throws otherwise. */
+  async settle(p: Pending): Promise<void> {
+    if (p.needed <= 0) return;
     const seq = await this.d.head.after();
-    const replicas = new Map(range.replicas.map((r) => [r, rangesDigest(replicaRanges(topo, this.d.self, r))]));
-    const holding = await this.d.positions.waitFor(replicas, needed, seq, this.d.timeoutMs);
-    if (holding.length >= needed) return;
-    const missing = range.replicas.filter((r) => !holding.includes(r));
+    const replicas = new Map(p.replicas.map((r) => [r, rangesDigest(replicaRanges(p.topo, this.d.self, r))]));
+    const holding = await this.d.positions.waitFor(replicas, p.needed, seq, this.d.timeoutMs);
+    // The range may have moved away while the write waited: then it is not this shard's to confirm.
+    const owner = this.d.topology.current().ownerOfKey(p.key);
+    if (holding.length >= p.needed && owner === this.d.self) return;
     this.d.onRefused?.();
-    throw new ThemisError('REPLICATION_UNAVAILABLE', `the write is durable on ${this.d.self} but only ${holding.length + 1} of ${needed + 1} required copies confirmed it within ${this.d.timeoutMs} ms; missing: ${missing.join(', ')}`, {
+    if (owner !== this.d.self) {
+      throw new ThemisError('REPLICATION_UNAVAILABLE', `the key moved to ${owner} while its write waited for confirmations on ${this.d.self}; repeat it`, { missing_copies: [...p.replicas] });
+    }
+    const missing = p.replicas.filter((r) => !holding.includes(r));
+    throw new ThemisError('REPLICATION_UNAVAILABLE', `the write is durable on ${this.d.self} but only ${holding.length + 1} of ${p.needed + 1} required copies confirmed it within ${this.d.timeoutMs} ms; missing: ${missing.join(', ')}`, {
       missing_copies: missing,
     });
   }

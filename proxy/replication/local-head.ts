@@ -6,8 +6,16 @@ import type { NodeClient } from '../feed/node-client.js';
 export class LocalHead {
   private next: Promise<number> | undefined;
   private running: Promise<number> | undefined;
+  /** The last head read; -1 before the first. */
+  latest = -1;
+  private readonly lowered: ((head: number) => void)[] = [];
 
   constructor(private readonly node: NodeClient) {}
+
+  /** Called when a read finds the head lower than before: the node lost or replaced its history. */
+  onLowered(l: (head: number) => void): void {
+    this.lowered.push(l);
+  }
 
   /** A head read that starts after this call: at or above every write completed before it. */
   after(): Promise<number> {
@@ -20,7 +28,12 @@ export class LocalHead {
   }
 
   private read(): Promise<number> {
-    const p = this.node.head();
+    const p = this.node.head().then((h) => {
+      const before = this.latest;
+      this.latest = h;
+      if (h < before) for (const l of this.lowered) l(h);
+      return h;
+    });
     void p.finally(() => {
       if (this.running === p) this.running = undefined;
     }).catch(() => undefined);

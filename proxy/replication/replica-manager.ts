@@ -36,6 +36,8 @@ interface Running {
 
 export class ReplicaManager implements ReplicaState {
   private readonly followers = new Map<string, Running>();
+  /** Followers being stopped, by primary: a new one for the same primary waits for its predecessor. */
+  private readonly retiring = new Map<string, Promise<void>>();
   private stopped = false;
 
   constructor(private readonly d: ReplicaManagerDeps) {}
@@ -63,8 +65,16 @@ export class ReplicaManager implements ReplicaState {
     for (const [primary, running] of this.followers) {
       const ranges = wanted.get(primary);
       if (!ranges || running.id !== this.idOf(primary, rangesDigest(ranges))) {
-        void running.follower.stop();
         this.followers.delete(primary);
+        // Its checkpoint describes ranges we no longer hold as one set: coming back to them means a repair copy.
+        const done = running.follower.stop().then(
+          () => this.d.checkpoints.drop(running.id),
+          (e: Error) => this.d.log.warn({ primary, err: e.message }, 'stopping a replica follower failed'),
+        ).catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'dropping a retired checkpoint failed'));
+        this.retiring.set(primary, done);
+        void done.then(() => {
+          if (this.retiring.get(primary) === done) this.retiring.delete(primary);
+        });
       }
     }
     for (const [primary, ranges] of wanted) {
@@ -89,7 +99,11 @@ export class ReplicaManager implements ReplicaState {
         onFullCopy: (reason) => this.d.onFullCopy?.(primary, reason),
       });
       this.followers.set(primary, { id, follower });
-      follower.start();
+      // Never two followers writing one primary's ranges at once: the old one finishes its page first.
+      const before = this.retiring.get(primary) ?? Promise.resolve();
+      void before.then(() => {
+        if (this.followers.get(primary)?.follower === follower && !this.stopped) follower.start();
+      });
       this.d.log.info({ primary, id, ranges: ranges.length }, 'following a primary as its replica');
     }
   }
@@ -100,7 +114,8 @@ export class ReplicaManager implements ReplicaState {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.followers.values()].map((r) => r.follower.stop()));
+    await Promise.allSettled([...this.followers.values()].map((r) => r.follower.stop()));
+    await Promise.allSettled([...this.retiring.values()]);
     this.followers.clear();
   }
 }

@@ -8,6 +8,7 @@ import type { SignedRequestHeaders } from '../../src/signing/canonical.js';
 import type { MeshPeer } from '../peer-identity.js';
 import type { Operation } from '../operations.js';
 import type { TopologySource } from '../control/topology-source.js';
+import type { Topology } from '../../src/topology/topology.js';
 
 export interface MeshRequest {
   readonly method: string;
@@ -24,10 +25,14 @@ export interface MeshRequest {
   body?: Buffer;
   /** The entity key a write or read addresses, once known (the ownership stage). */
   key?: string;
+  /** The topology the ownership stage judged by. */
+  topology?: Topology;
 }
 
 export interface StageDeps {
   readonly self: string;
+  /** Told when a shard peer's request has passed every signature check (audited, aggregated). */
+  readonly verified: (peer: MeshPeer) => void;
   readonly replay: ReplayGuard;
   readonly maxBodyBytes: number;
   readonly topology: TopologySource;

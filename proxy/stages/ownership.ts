@@ -18,6 +18,7 @@ export const ownership: Stage = (r, d) => {
   if (key === undefined) return;
   r.key = key;
   const topo = d.topology.current();
+  r.topology = topo;
   if (topo.ownerOfKey(key) !== d.self) {
     throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
   }
