@@ -30,7 +30,7 @@ t.test('npm start brings up a working mesh and stops cleanly on Ctrl-C', async (
   t.equal(put.status, 201);
   const got = await fetch(`${ready.apps[1]}/entities/${key}`);
   t.equal(got.status, 200);
-  t.equal((await got.json()).blob, '{"n":1}');
+  t.equal(((await got.json()) as { blob: string }).blob, '{"n":1}');
   child.kill('SIGINT');
   t.equal(await exited, 0, 'exits 0 after stopping its children');
   await t.rejects(fetch(`${ready.apps[0]}/health`), 'sidecars are gone');

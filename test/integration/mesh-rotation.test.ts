@@ -89,7 +89,7 @@ t.test('revoking a connected peer cuts its session and refuses its next handshak
   t.ok(r.status >= 502 && r.status <= 503, `c can no longer reach b: ${r.status} ${r.text}`);
   const refusal = auditOf(1).find((e) => e.event === 'MTLS_CONNECTION_FAILED' && e.reason === 'revoked' && e.peer?.serial === c.shard.serial);
   t.ok(refusal, 'b refused c’s new handshake as revoked');
-  const direct = await fetch(`${b.storage.url}${key}`).then((x) => x.json());
+  const direct = await fetch(`${b.storage.url}${key}`).then((x) => x.json() as Promise<{ blob: string }>);
   t.equal(direct.blob, '{}', 'nothing from c after revocation reached b');
 });
 

@@ -57,7 +57,7 @@ t.test('every check of a signed request, in order, with its status and code', as
     t.equal(r.body?.code, code, name);
   }
   // Nothing of the refused writes reached storage: the value is still the accepted one.
-  const direct = await fetch(`${receiver.storage.url}${path}`).then((r) => r.json());
+  const direct = await fetch(`${receiver.storage.url}${path}`).then((r) => r.json() as Promise<{ blob: string }>);
   t.equal(direct.blob, '{"v":1}');
   const events = audit(1).map((e) => e.event);
   t.ok(events.includes('SIGNATURE_FAILED'), 'signature failures audited');
@@ -128,7 +128,7 @@ t.test('client certificates: no signing, routed across the cluster, limited to t
   const denied = curl(ro, '-X', 'PUT', '--data-binary', JSON.stringify({ blob: '{"by":"ro"}' }));
   t.match(denied.stdout, /\n403$/, denied.stdout);
   t.match(denied.stdout, /CAPABILITY_DENIED/);
-  const direct = await fetch(`${owner.storage.url}/entities/document.app.orders:${uuid}`).then((r) => r.json());
+  const direct = await fetch(`${owner.storage.url}/entities/document.app.orders:${uuid}`).then((r) => r.json() as Promise<{ blob: string }>);
   t.equal(direct.blob, '{"by":"client"}', 'the denied write changed nothing');
   t.ok(audit(0).some((e) => e.event === 'CAPABILITY_DENIED' && e.peer?.serial === ro.serial), 'denial audited with the serial');
 });

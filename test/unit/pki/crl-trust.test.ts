@@ -2,7 +2,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadIssuer } from '../../../src/pki/ca-store.js';
-import { buildCrl, parseCrl } from '../../../src/pki/crl.js';
+import { buildCrl, parseCrl, type ParsedCrl } from '../../../src/pki/crl.js';
 import { CrlTrust } from '../../../src/pki/crl-trust.js';
 import { FakeClock } from '../../../src/runtime.js';
 import { CrlWatchdog, staleCrls } from '../../../proxy/control/crl-health.js';
@@ -40,7 +40,7 @@ t.test('refused, each with its reason', async (t) => {
   const cluster7 = await crlOf(fx, 'cluster', 7);
   const held = parseCrl(cluster7, 'held');
   const holding = () => held;
-  const cases: [string, string, string, (() => { number: bigint; der: Buffer } | undefined)?][] = [
+  const cases: [string, string, string, (() => ParsedCrl | undefined)?][] = [
     ['empty', '', 'malformed'],
     ['a certificate, no CRL', fx.cas.cluster.cert, 'malformed'],
     ['two CRLs', cluster7 + cluster7, 'malformed'],

@@ -25,7 +25,7 @@ const writeCrls = (tag: string) =>
     writeFileSync(f, c);
     return f;
   });
-const tlsOf = (i: number, crls: string[]) => ({ cert: fx.shards[i]!.chainPath, key: fx.shards[i]!.keyPath, ca: fx.root.certPath, crls });
+const tlsOf = (i: number, crls: string[]) => ({ cert: fx.shards[i]!.chainPath, key: fx.shards[i]!.keyPath, keyPassphraseFile: undefined, ca: fx.root.certPath, crls });
 
 t.test('a CRL revoking the sidecar\'s own certificate is loaded and reported, not refused', async (t) => {
   const before = loadTlsMaterial(tlsOf(0, writeCrls('before')), fx.shards[0]!.id, clock);
