@@ -55,7 +55,8 @@ export class ReplicaManager {
     for (const [primary, running] of this.followers) {
       const ranges = wanted.get(primary);
       if (!ranges || running.id !== this.idOf(primary, rangesDigest(ranges))) {
-        void running.follower.stop();
+        // Stopped for good: its registration at the primary no longer holds the primary's log.
+        void running.follower.stop().then(() => running.follower.unregister()).catch(() => undefined);
         this.followers.delete(primary);
       }
     }
@@ -65,6 +66,8 @@ export class ReplicaManager {
       const id = this.idOf(primary, digest);
       const follower = new FeedFollower({
         id,
+        // Unique at the primary: every replica of it registers its own checkpoint there.
+        registerAs: `${this.d.self}.${id}`,
         sourceShard: primary,
         source: new NodeClient(() => this.d.resolver.resolve(primary).upstream),
         target: new NodeClient(this.d.resolver.local),
