@@ -113,6 +113,8 @@ export async function changefeed(
   budgetBytes: number,
   signal?: AbortSignal,
 ): Promise<Answer> {
+  // Below the horizon: refused before reading (not walking the trimmed records' tombstones).
+  checkHorizon(store, params.fromSeq, []);
   // The head is read before the records: every change up to it is in the iterator's snapshot.
   let head = store.lastSeq;
   let records = await store.changes(params.fromSeq, params.limit, budgetBytes);

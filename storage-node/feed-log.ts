@@ -1,7 +1,7 @@
 // The change log's retention state in LevelDB: the trimmed-through sequence, time marks (which
 // sequence was newest at what time), follower registrations, and chunked deletion of old records.
 import type { ClassicLevel } from 'classic-level';
-import { ALL_CHANGES_START, ALL_FOLLOWERS, ALL_TIME_MARKS, TRIMMED_KEY, changeKey, followerKey, timeMarkKey } from './layout.js';
+import { ALL_CHANGES_START, ALL_FOLLOWERS, ALL_TIME_MARKS, TRIMMED_KEY, changeKey, changeSeq, followerKey, timeMarkKey } from './layout.js';
 
 type Db = ClassicLevel<string, string>;
 
@@ -15,19 +15,29 @@ export interface FollowerEntry {
 
 export class FeedLog {
   private trimmed: number;
+  /** Records up to here are deleted (below `trimmed` after a crash midway, until the next trim). */
+  private deleted: number;
 
   constructor(
     private readonly db: Db,
     trimmedThrough: number,
+    deletedThrough: number,
   ) {
     this.trimmed = trimmedThrough;
+    this.deleted = deletedThrough;
   }
 
   static async open(db: Db): Promise<FeedLog> {
     const text = (await db.get(TRIMMED_KEY)) ?? '0';
     const n = Number(text);
     if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(n)) throw new Error(`damaged ${TRIMMED_KEY} ${JSON.stringify(text.slice(0, 32))}`);
-    return new FeedLog(db, n);
+    // One seek for the oldest record left: from there on, deletion needs no iterator (sequence
+    // numbers are gap-free), so it never walks the tombstones of earlier trims.
+    const [first] = await db.keys({ gte: ALL_CHANGES_START, lt: 'c"', limit: 1 }).all();
+    const deleted = first === undefined ? n : Math.min(changeSeq(first) - 1, n);
+    const log = new FeedLog(db, n, deleted);
+    if (deleted < n) await log.deleteThrough(n);
+    return log;
   }
 
   /** Every record with sequence ≤ this is gone (or going): reads from below it are refused. */
@@ -56,17 +66,23 @@ export class FeedLog {
     if (through <= this.trimmed) return 0;
     this.trimmed = through;
     await this.db.put(TRIMMED_KEY, String(through));
-    let deleted = 0;
-    for (;;) {
-      const keys = await this.db.keys({ gte: ALL_CHANGES_START, lte: changeKey(through), limit: TRIM_CHUNK }).all();
-      if (keys.length === 0) break;
-      await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
-      deleted += keys.length;
-      await new Promise((r) => setImmediate(r));
-    }
+    const deleted = await this.deleteThrough(through);
     const marks = await this.db.keys({ gt: ALL_TIME_MARKS.gt, lt: timeMarkKey(marksBefore) }).all();
     if (marks.length > 0) await this.db.batch(marks.map((key) => ({ type: 'del' as const, key })));
     return deleted;
+  }
+
+  private async deleteThrough(through: number): Promise<number> {
+    const from = this.deleted;
+    while (this.deleted < through) {
+      const end = Math.min(through, this.deleted + TRIM_CHUNK);
+      const ops = [];
+      for (let s = this.deleted + 1; s <= end; s++) ops.push({ type: 'del' as const, key: changeKey(s) });
+      await this.db.batch(ops);
+      this.deleted = end;
+      await new Promise((r) => setImmediate(r));
+    }
+    return this.deleted - from;
   }
 
   /** Approximate bytes the change records take on disk (LevelDB's estimate; 0 until compacted). */
