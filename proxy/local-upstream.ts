@@ -122,11 +122,19 @@ export class LocalUpstream implements Upstream {
   }
 }
 
-/** A change-feed long poll may legitimately wait up to long_poll_ms (the storage node caps it). */
+/**
+ * A change-feed long poll may legitimately wait up to long_poll_ms (the storage node caps it),
+ * and a change-feed stream stays silent up to its heartbeat between events (the node's default
+ * heartbeat is its own setting, so without heartbeat_ms the stream may idle up to the 300 s cap).
+ * The stream's body is piped as it comes (respond.ts), never buffered.
+ */
 function longPollMs(url: string): number {
   if (!url.startsWith('/changefeed')) return 0;
-  const v = Number(new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('long_poll_ms'));
-  return Number.isFinite(v) && v > 0 ? Math.min(v, 300_000) : 0;
+  const q = new URLSearchParams(url.slice(url.indexOf('?') + 1));
+  const stream = url.startsWith('/changefeed/stream');
+  const v = Number(q.get(stream ? 'heartbeat_ms' : 'long_poll_ms'));
+  if (Number.isFinite(v) && v > 0) return Math.min(v, 300_000);
+  return stream ? 300_000 : 0;
 }
 
 export function hasBody(method: string | undefined): boolean {

@@ -15,6 +15,7 @@ export const ERRORS = {
   ENTITY_NOT_FOUND: { status: 404, retryable: false, summary: 'No entity is stored under this key.' },
   ROUTE_NOT_FOUND: { status: 404, retryable: false, summary: 'No such path in the API.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
+  CHANGEFEED_TRIMMED: { status: 410, retryable: false, summary: 'The change log no longer holds the records after this from_seq (or Last-Event-ID); make a full copy, then follow from oldest_seq - 1 or later.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
   // Mesh checks on a signed request, in the order they run (ARCHITECTURE.md "Mesh protocol").
   INVALID_HEADER: { status: 400, retryable: false, summary: 'A request header the mesh reads (such as x-themis-read) has a value it does not know.' },

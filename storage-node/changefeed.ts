@@ -1,5 +1,6 @@
 // GET /changefeed: the node's change log after `from_seq`, with long polling — a request that
 // finds nothing new waits (up to a cap) until the writer commits a later sequence number.
+import { ThemisError } from '../src/errors.js';
 import type { Clock } from '../src/runtime.js';
 import { intParam, rejectUnknownParams } from './params.js';
 import type { Answer } from './respond.js';
@@ -112,6 +113,8 @@ export async function changefeed(
   budgetBytes: number,
   signal?: AbortSignal,
 ): Promise<Answer> {
+  // Below the horizon: refused before reading (not walking the trimmed records' tombstones).
+  checkHorizon(store, params.fromSeq, []);
   // The head is read before the records: every change up to it is in the iterator's snapshot.
   let head = store.lastSeq;
   let records = await store.changes(params.fromSeq, params.limit, budgetBytes);
@@ -121,7 +124,27 @@ export async function changefeed(
       records = await store.changes(params.fromSeq, params.limit, budgetBytes);
     }
   }
+  checkHorizon(store, params.fromSeq, records);
   const last = records.length > 0 ? records[records.length - 1]!.seq : Math.min(head, params.fromSeq);
   const json = `{"changes":[${records.map((r) => r.json).join(',')}],"last_seq":${last},"latest_seq":${store.lastSeq}}`;
   return { status: 200, json };
+}
+
+/**
+ * Refuses a read from below the retention horizon: the records after `fromSeq` must start at
+ * fromSeq + 1. Checked after reading, so a trim racing the read is caught: an iterator snapshot
+ * taken before the trim still holds them (and is served), one taken after does not (410).
+ */
+export function checkHorizon(store: Store, fromSeq: number, records: readonly { seq: number }[]): void {
+  const trimmed = store.log.trimmedThrough;
+  if (fromSeq >= trimmed || records[0]?.seq === fromSeq + 1) return;
+  throw trimmedError(fromSeq, trimmed);
+}
+
+export function trimmedError(fromSeq: number, trimmed: number): ThemisError {
+  return new ThemisError(
+    'CHANGEFEED_TRIMMED',
+    `the change log no longer holds the changes after ${fromSeq}: it is trimmed through ${trimmed}; make a full copy and follow from its head`,
+    { oldest_seq: trimmed + 1, trimmed_through: trimmed, from_seq: fromSeq },
+  );
 }

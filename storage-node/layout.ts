@@ -1,5 +1,6 @@
 // The LevelDB key layout of the storage node: entities under `e!{table}!{uuid}`, change
-// records under `c!{sequence, 16 digits}`, metadata under `m!…`. All keys and values are UTF-8.
+// records under `c!{sequence, 16 digits}`, time marks under `t!{ms}`, follower registrations
+// under `f!{id}`, metadata under `m!…`. All keys and values are UTF-8.
 //
 // Table names use only [A-Za-z0-9_.-] and uuids only hex digits and "-", all above "!" in
 // byte order, so LevelDB's key order is exactly (table, uuid) order and a table is one range.
@@ -41,6 +42,22 @@ export function changeSeq(key: string): number {
 }
 
 export const ALL_CHANGES_END = 'c"';
+export const ALL_CHANGES_START = CHANGE;
+
+/** Every change record with sequence ≤ this is trimmed (retention.ts); absent = 0. */
+export const TRIMMED_KEY = 'm!trimmed_through';
+
+/** A time mark: the newest sequence committed at `ms` (written at most about once a second). */
+export function timeMarkKey(ms: number): string {
+  return `t!${String(Math.max(0, Math.floor(ms))).padStart(SEQ_DIGITS, '0')}`;
+}
+export const ALL_TIME_MARKS = Object.freeze({ gt: 't!', lt: 't"' });
+
+/** A follower registration: `{seq, expires_at}` JSON. */
+export function followerKey(id: string): string {
+  return `f!${id}`;
+}
+export const ALL_FOLLOWERS = Object.freeze({ gt: 'f!', lt: 'f"' });
 
 /** A change record exactly as stored and as served by GET /changefeed. */
 export interface ChangeRecord {

@@ -5,7 +5,8 @@ import { ThemisError, errorBody } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 
 /** What a handler returns: a value to serialize, or JSON text that is already serialized. */
-export type Answer = { status: number; body: unknown } | { status: number; json: string };
+/** `streamed`: the handler wrote the response itself (GET /changefeed/stream). */
+export type Answer = { status: number; body: unknown } | { status: number; json: string } | { streamed: true };
 
 export function json(status: number, body: unknown): Answer {
   return { status, body };
@@ -22,6 +23,7 @@ export function classify(err: unknown): unknown {
 }
 
 export function sendAnswer(req: IncomingMessage, res: ServerResponse, answer: Answer, closing: boolean): void {
+  if ('streamed' in answer) return;
   const text = 'json' in answer ? answer.json : JSON.stringify(answer.body);
   write(res, answer.status, text, {}, closing);
 }

@@ -9,6 +9,9 @@ import type { Clock, Random } from '../src/runtime.js';
 import { readJsonObject } from '../src/http-body.js';
 import { matchRoute, type RouteId } from '../src/api/routes.js';
 import { ChangeWaiters, changefeed, parseChangefeedParams, systemTimers, type Timers } from './changefeed.js';
+import { listFollowers, registerFollower } from './feed-followers.js';
+import { Retention } from './retention.js';
+import { StreamStats, parseStreamParams, streamChangefeed } from './sse.js';
 import { deleteEntity, getEntity, postEntity, putEntity } from './entities.js';
 import { parseQuery, runQuery } from '../src/query/query.js';
 import { sendAnswer, sendError, type Answer } from './respond.js';
@@ -22,6 +25,7 @@ export const PAGE_BUDGET_BYTES = 32 * 1024 * 1024;
 
 interface Ctx {
   req: IncomingMessage;
+  res: ServerResponse;
   path: string;
   query: URLSearchParams;
   /** Raw (still percent-encoded) key segment of /entities/{key}. */
@@ -52,12 +56,21 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
   const { config, store, log, clock, random } = deps;
   const waiters = new ChangeWaiters(store.lastSeq, clock, deps.timers ?? systemTimers);
   const unsubscribe = store.onCommit((seq) => waiters.committed(seq));
+  const retention = new Retention(store, config, clock, deps.timers ?? systemTimers, log);
+  await retention.start();
+  const streams = new StreamStats();
   const body = (req: IncomingMessage, code: 'INVALID_BODY' | 'INVALID_QUERY') => readJsonObject(req, config.maxBodyBytes, code);
   let closing = false;
 
   // One handler per route of the API table (src/api/routes.ts); the compiler checks none is missing.
   const handlers: Record<RouteId, Handler> = {
-    health: async () => ({ status: 200, body: { status: 'ok', service: 'themis-storage', version: VERSION, last_seq: store.lastSeq } }),
+    health: async () => ({
+      status: 200,
+      body: {
+        status: 'ok', service: 'themis-storage', version: VERSION, last_seq: store.lastSeq,
+        changefeed: { ...(await retention.report()), streams: streams.open.size, stream_buffered_bytes: streams.bufferedBytes },
+      },
+    }),
     scan: async (c) => scan(store, parseScanParams(c.query), PAGE_BUDGET_BYTES),
     'entity-post': async (c) => postEntity(store, await body(c.req, 'INVALID_BODY'), config.maxBlobBytes, random),
     'entity-get': async (c) => getEntity(store, c.segment),
@@ -72,6 +85,13 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
       return { status: 200, body: await searchVectors(q, store.entities(q.table)) };
     },
     changefeed: async (c) => changefeed(store, waiters, parseChangefeedParams(c.query, config.maxLongPollMs), PAGE_BUDGET_BYTES, c.signal),
+    'changefeed-stream': async (c) => {
+      const p = parseStreamParams(c.query, c.req.headers['last-event-id'], config.sseHeartbeatMs);
+      await streamChangefeed({ store, waiters, stats: streams, closing: () => closing }, c.req, c.res, p, c.signal);
+      return { streamed: true };
+    },
+    'feed-followers-get': async () => listFollowers(retention),
+    'feed-followers-post': async (c) => registerFollower(retention, await body(c.req, 'INVALID_BODY')),
   };
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -80,7 +100,7 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
     try {
       if (closing) throw new ThemisError('STORAGE_UNAVAILABLE', 'the storage node is shutting down');
       const m = matchRoute(req.method ?? 'GET', req.url ?? '/');
-      const ctx: Ctx = { req, path: m.path, query: new URLSearchParams(m.query), segment: m.segment, signal: abort.signal };
+      const ctx: Ctx = { req, res, path: m.path, query: new URLSearchParams(m.query), segment: m.segment, signal: abort.signal };
       const answer = await handlers[m.route.id](ctx);
       sendAnswer(req, res, answer, closing);
     } catch (err) {
@@ -108,6 +128,7 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
     closing = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     waiters.close();
+    await retention.stop();
     server.closeIdleConnections();
     const force = setTimeout(() => server.closeAllConnections(), graceMs);
     await closed;

@@ -14,6 +14,7 @@ import {
   splitEntityKey,
   tableBounds,
 } from './layout.js';
+import { FeedLog } from './feed-log.js';
 import { DEFAULT_WRITER_LIMITS, GroupWriter, type WriteResult, type WriterLimits } from './writer.js';
 
 export interface StoredEntity {
@@ -36,10 +37,12 @@ export class Store {
   private constructor(
     private readonly db: Db,
     private readonly writer: GroupWriter,
+    /** Retention state of the change log (horizon, time marks, follower registrations). */
+    readonly log: FeedLog,
   ) {}
 
   /** Opens (creating when missing) the database in `dir`. Fails if another process holds it. */
-  static async open(dir: string, limits: WriterLimits = DEFAULT_WRITER_LIMITS): Promise<Store> {
+  static async open(dir: string, limits: WriterLimits = DEFAULT_WRITER_LIMITS, now: () => number = Date.now): Promise<Store> {
     mkdirSync(dir, { recursive: true });
     const db: Db = new ClassicLevel<string, string>(dir, { createIfMissing: true });
     await db.open();
@@ -53,8 +56,8 @@ export class Store {
         throw new Error(`${dir} holds a damaged last sequence number ${JSON.stringify(lastSeqText.slice(0, 32))}`);
       }
       let store: Store | undefined;
-      const writer = new GroupWriter(db, lastSeq, (seq) => store?.notify(seq), limits);
-      store = new Store(db, writer);
+      const writer = new GroupWriter(db, lastSeq, (seq) => store?.notify(seq), limits, now);
+      store = new Store(db, writer, await FeedLog.open(db));
       return store;
     } catch (err) {
       await db.close();

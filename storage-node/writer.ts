@@ -2,7 +2,10 @@
 // are collected into the next LevelDB batch (entities, change records, last sequence; sync:true).
 import type { ClassicLevel } from 'classic-level';
 import { ThemisError } from '../src/errors.js';
-import { LAST_SEQ_KEY, changeKey, entityKey, type ChangeRecord } from './layout.js';
+import { LAST_SEQ_KEY, changeKey, entityKey, timeMarkKey, type ChangeRecord } from './layout.js';
+
+/** At most one time mark (retention by age) per this many milliseconds. */
+export const TIME_MARK_MS = 1000;
 
 export type WriteOp =
   | { readonly kind: 'put'; readonly table: string; readonly uuid: string; readonly blob: string }
@@ -36,12 +39,14 @@ export class GroupWriter {
   private seq: number;
   /** Batches written so far and writes acknowledged; for tests and health. */
   readonly stats = { batches: 0, writes: 0 };
+  private markedAt = -Infinity;
 
   constructor(
     private readonly db: Db,
     lastSeq: number,
     private readonly onCommit: (lastSeq: number) => void,
     private readonly limits: WriterLimits = DEFAULT_WRITER_LIMITS,
+    private readonly now: () => number = Date.now,
   ) {
     this.seq = lastSeq;
   }
@@ -127,6 +132,11 @@ export class GroupWriter {
     }
     if (ops.length > 0) {
       ops.push({ type: 'put', key: LAST_SEQ_KEY, value: String(seq) });
+      const t = this.now();
+      if (t - this.markedAt >= TIME_MARK_MS) {
+        ops.push({ type: 'put', key: timeMarkKey(t), value: String(seq) });
+        this.markedAt = t;
+      }
       await this.db.batch(ops, { sync: true });
       this.seq = seq;
       this.stats.batches += 1;

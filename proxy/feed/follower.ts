@@ -5,6 +5,7 @@
 // source's change feed from S, filtered to the ranges, page by page (each key's last change in
 // the page), with the checkpoint persisted after every page. Changes replayed from S that the scan already
 // saw are applied again in order, so the target converges to the source at every page boundary.
+import { ThemisError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
 import type { CheckpointStore } from './checkpoints.js';
@@ -14,6 +15,8 @@ import type { TokenRanges } from './token-ranges.js';
 
 /** How often the checkpoint file is rewritten while following. */
 const CHECKPOINT_MS = 250;
+/** How often the position is registered at the source (which keeps its log for it). */
+const REGISTER_MS = 1000;
 
 export type FollowerState = 'idle' | 'copying' | 'following' | 'backoff' | 'stopped';
 
@@ -38,8 +41,10 @@ export interface FollowerOptions {
   announce?: (position: number) => Record<string, string>;
   /** After every page applied and checkpointed: the source sequence now held. */
   onProgress?: (seq: number, latestSeq: number) => void;
-  /** Each full copy, with why (first start, source behind us, checkpoint unusable). */
+  /** Each full copy, with why (first start, source behind us, feed trimmed, checkpoint unusable). */
   onFullCopy?: (reason: string) => void;
+  /** The name this follower's checkpoint is registered under at the source (default `id`); unique per source. */
+  registerAs?: string;
 }
 
 export class FeedFollower {
@@ -56,6 +61,7 @@ export class FeedFollower {
   private savedAt = -Infinity;
   /** Why the next full copy happens, when it is not simply the first. */
   private restartReason: string | undefined;
+  private registeredAt = -Infinity;
 
   constructor(private readonly o: FollowerOptions) {}
 
@@ -113,6 +119,8 @@ export class FeedFollower {
     this.o.onFullCopy?.(reason);
     this.o.log.info({ follower: this.o.id, reason }, 'full copy of the ranges, then following the change feed');
     const head = await this.o.source.head();
+    // Before the scan: the source keeps its log from `head` on while we copy.
+    await this.register(head, true);
     const { same, different } = await diffRanges(this.o.source, this.o.target, this.o.ranges, async (d) => {
       if (d.kind === 'extra') await this.o.target.delete(d.key);
       else await this.o.target.put(d.key, d.blob);
@@ -131,8 +139,35 @@ export class FeedFollower {
     this.savedAt = t;
   }
 
+  /** Registers the position at the source, at most every REGISTER_MS unless `now`; a failure only costs retention. */
+  private async register(seq: number, now = false): Promise<void> {
+    const t = this.o.clock.monotonic();
+    if (!now && t - this.registeredAt < REGISTER_MS) return;
+    this.registeredAt = t;
+    try {
+      await this.o.source.register(this.o.registerAs ?? this.o.id, seq);
+    } catch (err) {
+      this.o.log.warn({ follower: this.o.id, err: (err as Error).message }, 'could not register the change-feed checkpoint at the source; its log may be trimmed past us');
+    }
+  }
+
+  /** Removes the registration at the source: for a follower that is stopped for good. */
+  async unregister(): Promise<void> {
+    await this.o.source.register(this.o.registerAs ?? this.o.id, null);
+  }
+
   private async followPage(): Promise<void> {
-    const page = await this.o.source.changes(this.position, this.o.pageSize ?? 1000, this.stopping ? 0 : this.o.longPollMs ?? 1000, this.o.announce?.(this.position));
+    let page;
+    try {
+      page = await this.o.source.changes(this.position, this.o.pageSize ?? 1000, this.stopping ? 0 : this.o.longPollMs ?? 1000, this.o.announce?.(this.position));
+    } catch (err) {
+      if (!(err instanceof ThemisError && err.code === 'CHANGEFEED_TRIMMED')) throw err;
+      // The source trimmed its log past our checkpoint (its hard cap, or we were away too long).
+      this.o.checkpoints.drop(this.o.id);
+      this.restartReason = `change feed trimmed: the source holds changes from ${String(err.details?.oldest_seq)} on, we were at ${this.position}`;
+      this.position = -1;
+      throw new Error(`${this.restartReason}; a full copy follows`);
+    }
     if (page.lastSeq < this.position) {
       // The source holds less than we applied (its data was lost or replaced): start over.
       this.o.checkpoints.drop(this.o.id);
@@ -143,6 +178,7 @@ export class FeedFollower {
     await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key)));
     this.latest = page.latestSeq;
     if (page.lastSeq !== this.position) this.checkpoint(page.lastSeq);
+    await this.register(this.position);
     this.caughtUpAt = this.o.clock.now();
     this.o.onProgress?.(this.position, page.latestSeq);
   }

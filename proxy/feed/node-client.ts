@@ -64,8 +64,20 @@ export class NodeClient {
   /** `headers`: e.g. a replica's announcement of its position (replication/positions.ts). */
   async changes(fromSeq: number, limit: number, longPollMs: number, headers?: Record<string, string>): Promise<ChangePage> {
     const r = await this.call('GET', `/changefeed?from_seq=${fromSeq}&limit=${limit}&long_poll_ms=${longPollMs}`, undefined, longPollMs, headers);
+    if (r.status === 410 && r.json?.code === 'CHANGEFEED_TRIMMED') {
+      throw new ThemisError('CHANGEFEED_TRIMMED', `${this.upstream.name}: ${r.json.message}`, { oldest_seq: r.json.oldest_seq, trimmed_through: r.json.trimmed_through, from_seq: fromSeq });
+    }
     if (r.status !== 200) throw this.fail('reading the change feed', r);
     return { changes: r.json.changes as Change[], lastSeq: r.json.last_seq as number, latestSeq: r.json.latest_seq as number };
+  }
+
+  /**
+   * Registers (or refreshes) at the node the checkpoint this follower still needs: the node's
+   * log is not trimmed past it (up to its hard cap) while the registration lives.
+   */
+  async register(id: string, seq: number | null): Promise<void> {
+    const r = await this.call('POST', '/changefeed/followers', { id, seq });
+    if (r.status !== 200) throw this.fail('registering a change-feed checkpoint', r);
   }
 
   /** The newest sequence number of the node. */

@@ -67,8 +67,12 @@ export class ReplicaManager implements ReplicaState {
       if (!ranges || running.id !== this.idOf(primary, rangesDigest(ranges))) {
         this.followers.delete(primary);
         // Its checkpoint describes ranges we no longer hold as one set: coming back to them means a repair copy.
+        // Stopped for good: its registration at the primary no longer holds the primary's log.
         const done = running.follower.stop().then(
-          () => this.d.checkpoints.drop(running.id),
+          async () => {
+            this.d.checkpoints.drop(running.id);
+            await running.follower.unregister();
+          },
           (e: Error) => this.d.log.warn({ primary, err: e.message }, 'stopping a replica follower failed'),
         ).catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'dropping a retired checkpoint failed'));
         this.retiring.set(primary, done);
@@ -83,6 +87,8 @@ export class ReplicaManager implements ReplicaState {
       const id = this.idOf(primary, digest);
       const follower = new FeedFollower({
         id,
+        // Unique at the primary: every replica of it registers its own checkpoint there.
+        registerAs: `${this.d.self}.${id}`,
         sourceShard: primary,
         source: new NodeClient(() => this.d.resolver.resolve(primary).upstream),
         target: new NodeClient(this.d.resolver.local),

@@ -29,6 +29,9 @@ export const ROUTES = [
   { id: 'query', method: 'POST', path: '/query', operation: 'query', capability: 'read', body: 'json-object' },
   { id: 'vector', method: 'POST', path: '/vector/search', operation: 'vector', capability: 'read', body: 'json-object' },
   { id: 'changefeed', method: 'GET', path: '/changefeed', operation: 'changefeed', capability: 'replicate', body: 'none' },
+  { id: 'changefeed-stream', method: 'GET', path: '/changefeed/stream', operation: 'changefeed', capability: 'replicate', body: 'none' },
+  { id: 'feed-followers-get', method: 'GET', path: '/changefeed/followers', operation: 'changefeed', capability: 'replicate', body: 'none' },
+  { id: 'feed-followers-post', method: 'POST', path: '/changefeed/followers', operation: 'changefeed', capability: 'replicate', body: 'json-object' },
 ] as const satisfies readonly Route[];
 
 export type RouteId = (typeof ROUTES)[number]['id'];

@@ -21,7 +21,21 @@ export interface StorageConfig {
   readonly allowNonLoopback: boolean;
   /** Upper bound for `long_poll_ms` on GET /changefeed; larger requests are capped to it. */
   readonly maxLongPollMs: number;
+  /** Change-log retention (storage-node/retention.ts): keep at least this age… */
+  readonly feedRetainMs: number;
+  /** …or this many records, whichever keeps more, */
+  readonly feedRetainRecords: number;
+  /** …and more for registered followers, but never more records than this (protects the disk). */
+  readonly feedMaxRecords: number;
+  /** How often the background trimmer runs. */
+  readonly feedTrimIntervalMs: number;
+  /** A follower registration not refreshed for this long no longer holds the log. */
+  readonly feedFollowerTtlMs: number;
+  /** Default heartbeat of GET /changefeed/stream. */
+  readonly sseHeartbeatMs: number;
 }
+
+const FEED_FIELDS = ['feedRetainMs', 'feedRetainRecords', 'feedMaxRecords', 'feedTrimIntervalMs', 'feedFollowerTtlMs', 'sseHeartbeatMs'] as const;
 
 export const STORAGE_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
@@ -29,10 +43,17 @@ export const STORAGE_DEFAULTS = Object.freeze({
   maxBlobBytes: 16 * 1024 * 1024,
   allowNonLoopback: false,
   maxLongPollMs: 30_000,
+  feedRetainMs: 24 * 3600_000,
+  feedRetainRecords: 100_000,
+  feedMaxRecords: 10_000_000,
+  feedTrimIntervalMs: 1000,
+  feedFollowerTtlMs: 3600_000,
+  sseHeartbeatMs: 15_000,
 });
 
-const KNOWN = ['host', 'port', 'dataDir', 'maxBlobBytes', 'allowNonLoopback', 'maxLongPollMs'] as const;
+const KNOWN = ['host', 'port', 'dataDir', 'maxBlobBytes', 'allowNonLoopback', 'maxLongPollMs', ...FEED_FIELDS] as const;
 const MAX_BLOB_LIMIT = 256 * 1024 * 1024;
+const MAX_RECORDS = 1e12;
 const BODY_SLACK = 64 * 1024;
 
 /** Validates a raw settings object (file contents merged with flags) into a frozen config. */
@@ -51,6 +72,7 @@ export function validateStorageConfig(input: unknown): StorageConfig {
     );
   }
   const maxBlobBytes = int(raw, 'maxBlobBytes', '', STORAGE_DEFAULTS.maxBlobBytes, 1, MAX_BLOB_LIMIT);
+  const feed = feedSettings(raw);
   return Object.freeze({
     host,
     port: int(raw, 'port', '', STORAGE_DEFAULTS.port, 0, 65535),
@@ -59,7 +81,26 @@ export function validateStorageConfig(input: unknown): StorageConfig {
     maxBodyBytes: 2 * maxBlobBytes + BODY_SLACK,
     allowNonLoopback,
     maxLongPollMs: int(raw, 'maxLongPollMs', '', STORAGE_DEFAULTS.maxLongPollMs, 0, 300_000),
+    ...feed,
   });
+}
+
+/** The change-log retention settings; the hard cap may not be below the record count kept. */
+function feedSettings(raw: Raw) {
+  const d = STORAGE_DEFAULTS;
+  const feedRetainRecords = int(raw, 'feedRetainRecords', '', d.feedRetainRecords, 0, MAX_RECORDS);
+  const feedMaxRecords = int(raw, 'feedMaxRecords', '', d.feedMaxRecords, 1, MAX_RECORDS);
+  if (feedMaxRecords < feedRetainRecords) {
+    throw new ConfigError('feedMaxRecords', `the hard cap (${feedMaxRecords} records) is below feedRetainRecords (${feedRetainRecords}); raise feedMaxRecords or lower feedRetainRecords`);
+  }
+  return {
+    feedRetainMs: int(raw, 'feedRetainMs', '', d.feedRetainMs, 0, 365 * 24 * 3600_000),
+    feedRetainRecords,
+    feedMaxRecords,
+    feedTrimIntervalMs: int(raw, 'feedTrimIntervalMs', '', d.feedTrimIntervalMs, 10, 3600_000),
+    feedFollowerTtlMs: int(raw, 'feedFollowerTtlMs', '', d.feedFollowerTtlMs, 1000, 30 * 24 * 3600_000),
+    sseHeartbeatMs: int(raw, 'sseHeartbeatMs', '', d.sseHeartbeatMs, 100, 300_000),
+  };
 }
 
 function hostOf(raw: Raw): string {
@@ -77,8 +118,14 @@ export const STORAGE_USAGE = `usage: themis-storage --data-dir DIR [options]
   --port N                TCP port (default 8765; 0 = any free port)
   --max-blob-bytes N      largest blob in UTF-8 bytes (default 16777216)
   --max-long-poll-ms N    cap for long_poll_ms on GET /changefeed (default 30000)
+  --feed-retain-ms N      keep change records at least this long (default 86400000 = 24 h)
+  --feed-retain-records N …or at least this many, whichever keeps more (default 100000)
+  --feed-max-records N    hard cap, even for registered followers (default 10000000)
+  --feed-trim-interval-ms N  background trimming period (default 1000)
+  --feed-follower-ttl-ms N   a follower registration expires unless refreshed (default 3600000)
+  --sse-heartbeat-ms N    heartbeat of GET /changefeed/stream (default 15000)
   --allow-non-loopback    permit a non-loopback --host (plaintext, no authentication!)
-  --config FILE.json      settings file: {"host", "port", "dataDir", "maxBlobBytes", "allowNonLoopback", "maxLongPollMs"}
+  --config FILE.json      settings file: {"host", "port", "dataDir", "maxBlobBytes", "allowNonLoopback", "maxLongPollMs", "feedRetainMs", …}
   --help                  print this text`;
 
 /** Flag name → config field. */
@@ -88,6 +135,12 @@ const FLAGS = {
   'data-dir': 'dataDir',
   'max-blob-bytes': 'maxBlobBytes',
   'max-long-poll-ms': 'maxLongPollMs',
+  'feed-retain-ms': 'feedRetainMs',
+  'feed-retain-records': 'feedRetainRecords',
+  'feed-max-records': 'feedMaxRecords',
+  'feed-trim-interval-ms': 'feedTrimIntervalMs',
+  'feed-follower-ttl-ms': 'feedFollowerTtlMs',
+  'sse-heartbeat-ms': 'sseHeartbeatMs',
 } as const;
 
 /**

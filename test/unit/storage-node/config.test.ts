@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseStorageArgs, validateStorageConfig } from '../../../src/config/storage.js';
 import { ConfigError } from '../../../src/config/validate.js';
 
-t.test('defaults: loopback, port 8765, 16 MiB blobs, 30 s long-poll cap', async (t) => {
+t.test('defaults: loopback, port 8765, 16 MiB blobs, 30 s long-poll cap, 24 h / 100k-record change log', async (t) => {
   const c = validateStorageConfig({ dataDir: '/var/lib/themis' });
   t.same(c, {
     host: '127.0.0.1',
@@ -15,6 +15,12 @@ t.test('defaults: loopback, port 8765, 16 MiB blobs, 30 s long-poll cap', async 
     maxBodyBytes: 2 * 16777216 + 65536,
     allowNonLoopback: false,
     maxLongPollMs: 30000,
+    feedRetainMs: 86400000,
+    feedRetainRecords: 100000,
+    feedMaxRecords: 10000000,
+    feedTrimIntervalMs: 1000,
+    feedFollowerTtlMs: 3600000,
+    sseHeartbeatMs: 15000,
   });
   t.ok(Object.isFrozen(c));
 });
@@ -33,6 +39,13 @@ t.test('bad settings name the field', async (t) => {
     ['host not an address', { dataDir: '/d', host: 'example.com' }, 'host'],
     ['host a number', { dataDir: '/d', host: 127 }, 'host'],
     ['unknown setting', { dataDir: '/d', dataDirectory: '/x' }, 'dataDirectory'],
+    ['feedRetainMs negative', { dataDir: '/d', feedRetainMs: -1 }, 'feedRetainMs'],
+    ['feedRetainRecords not a number', { dataDir: '/d', feedRetainRecords: 'many' }, 'feedRetainRecords'],
+    ['feedMaxRecords zero', { dataDir: '/d', feedMaxRecords: 0 }, 'feedMaxRecords'],
+    ['feedMaxRecords below feedRetainRecords', { dataDir: '/d', feedRetainRecords: 1000, feedMaxRecords: 999 }, 'feedMaxRecords'],
+    ['feedTrimIntervalMs too small', { dataDir: '/d', feedTrimIntervalMs: 1 }, 'feedTrimIntervalMs'],
+    ['feedFollowerTtlMs too small', { dataDir: '/d', feedFollowerTtlMs: 5 }, 'feedFollowerTtlMs'],
+    ['sseHeartbeatMs zero', { dataDir: '/d', sseHeartbeatMs: 0 }, 'sseHeartbeatMs'],
   ];
   for (const [name, raw, field] of cases) t.throws(() => validateStorageConfig(raw), { name: 'ConfigError', field }, name);
 });
@@ -82,4 +95,11 @@ t.test('CLI flags, a JSON file, and flags winning over the file', async (t) => {
     ['no data dir', ['--port', '1'], 'dataDir'],
   ];
   for (const [name, argv, field] of bad) t.throws(() => parseStorageArgs(argv), { name: 'ConfigError', field }, name);
+});
+
+t.test('change-log retention flags; a hard cap below the records kept is refused, naming the field', async (t) => {
+  const c = parseStorageArgs(['--data-dir', '/d', '--feed-retain-ms', '5000', '--feed-retain-records', '10', '--feed-max-records', '50', '--feed-trim-interval-ms', '100', '--feed-follower-ttl-ms', '60000', '--sse-heartbeat-ms', '250']);
+  t.match(c, { feedRetainMs: 5000, feedRetainRecords: 10, feedMaxRecords: 50, feedTrimIntervalMs: 100, feedFollowerTtlMs: 60000, sseHeartbeatMs: 250 });
+  t.throws(() => parseStorageArgs(['--data-dir', '/d', '--feed-retain-records', '10', '--feed-max-records', '5']), { name: 'ConfigError', field: 'feedMaxRecords', message: /below feedRetainRecords/ });
+  t.doesNotThrow(() => parseStorageArgs(['--data-dir', '/d', '--feed-retain-records', '10', '--feed-max-records', '10']), 'equal is fine');
 });
