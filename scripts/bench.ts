@@ -4,6 +4,7 @@ const benches: Record<string, string> = {
   ring: './bench-ring.js',
   mesh: './bench-mesh.js',
   query: './bench-query.js',
+  replication: './bench-replication.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {
