@@ -43,6 +43,11 @@ export async function restartDead(dir: string, timeoutMs = 60_000): Promise<Clus
     // Running again under a new pid.
     const back = dead.every((d) => now.processes.some((p) => p.name === d.name && p.running && p.pid !== d.pid));
     if (back) return now;
+    // Tried and failed this time (more attempts than before): no use waiting.
+    const failed = now.processes.filter((p) => !p.running && (p.restartAttempts ?? 0) > (dead.find((d) => d.name === p.name)?.restartAttempts ?? 0));
+    if (failed.length > 0 && failed.length + now.processes.filter((p) => p.running).length === now.processes.length) {
+      throw new Error(`could not start again: ${failed.map((p) => `${p.name}: ${p.restartError}`).join('; ')}\n${formatStatus(now)}`);
+    }
     if (Date.now() > deadline) throw new Error(`not all came back within ${timeoutMs} ms (see the dev cluster's output and logs):\n${formatStatus(now)}`);
   }
 }

@@ -24,6 +24,9 @@ export interface ProcessState {
   running: boolean;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   log?: string;
+  /** Restarts tried since it last died, and the error of the last one when it failed. */
+  restartAttempts?: number;
+  restartError?: string;
 }
 
 /** What DIR/processes.json holds while the dev cluster runs (dev-control.ts reads it). */
@@ -39,6 +42,7 @@ export type Report = (event: Record<string, unknown>, text: string) => void;
 export class DevSupervisor {
   private stopping = false;
   private readonly exits = new Map<Supervised, ProcessState['exit']>();
+  private readonly failures = new Map<Supervised, { attempts: number; error: string }>();
   private restarting: Promise<void> | undefined;
 
   constructor(
@@ -63,7 +67,11 @@ export class DevSupervisor {
     return this.all.map((p) => {
       const c = p.child();
       const exit = this.exits.get(p);
-      return { name: p.name, role: p.role, ...(p.shard ? { shard: p.shard } : {}), pid: c?.pid, running: c !== undefined && !exit, ...(exit ? { exit } : {}), ...(p.log ? { log: p.log } : {}) };
+      const failed = this.failures.get(p);
+      return {
+        name: p.name, role: p.role, ...(p.shard ? { shard: p.shard } : {}), pid: c?.pid, running: c !== undefined && !exit, ...(exit ? { exit } : {}), ...(p.log ? { log: p.log } : {}),
+        ...(failed ? { restartAttempts: failed.attempts, restartError: failed.error } : {}),
+      };
     });
   }
 
@@ -82,9 +90,11 @@ export class DevSupervisor {
           try {
             await p.restart();
             this.exits.delete(p);
+            this.failures.delete(p);
             this.follow(p);
             this.report({ event: 'restarted', process: p.name, role: p.role, shard: p.shard, pid: p.child()?.pid }, `${p.name} started again (pid ${p.child()?.pid})`);
           } catch (e) {
+            this.failures.set(p, { attempts: (this.failures.get(p)?.attempts ?? 0) + 1, error: (e as Error).message });
             this.report({ event: 'restart-failed', process: p.name, role: p.role, shard: p.shard, error: (e as Error).message }, `${p.name} could not be started again: ${(e as Error).message}`);
           }
         }),
