@@ -14,7 +14,7 @@ import { formatStatus, readClusterState, restartDead, stateFileOf } from './dev-
 const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--dir .dev] [--fresh] [--auto-ports]
        npm start -- --status | --restart [--dir .dev]
   --shards N     number of shards (default 3)
-  --replicas R   replica shards per range (0, 1 or 2: replication factor R+1; default 0)
+  --replicas R   replica shards per range, up to N-1 (1 or 2: replication factor 2 or 3; default 0)
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
   --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443
