@@ -5,6 +5,7 @@ const benches: Record<string, string> = {
   mesh: './bench-mesh.js',
   query: './bench-query.js',
   changefeed: './bench-changefeed.js',
+  replication: './bench-replication.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {

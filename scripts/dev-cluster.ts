@@ -1,5 +1,5 @@
-// `npm start`: the local mesh with etcd, a ring topology and a PKI kept in the dev folder (sidecar N's
-// mesh port on 127.0.0.N+1, as if on its own host); prints ports and a curl example; Ctrl-C stops all.
+// `npm start`: the local mesh with etcd, a ring topology (optionally replicated) and a PKI kept in the dev
+// folder (sidecar N's mesh port on 127.0.0.N+1); a death is reported, the rest run on; Ctrl-C stops all.
 import { kindClaimOf } from '../src/pki/ca-kind.js';
 import { x509 } from '../src/pki/x509.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,22 +8,38 @@ import { parseArgs } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { devShards, mintDevPki, type DevPki } from '../src/pki/dev-pki.js';
 import { prepareLocalMesh, type LocalMesh } from './local-mesh.js';
+import { DevSupervisor, type Supervised } from './dev-supervisor.js';
+import { formatStatus, readClusterState, restartDead, stateFileOf } from './dev-control.js';
 
-const USAGE = `usage: npm start -- [--shards 3] [--dir .dev] [--fresh] [--auto-ports]
+const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--dir .dev] [--fresh] [--auto-ports]
+       npm start -- --status | --restart [--dir .dev]
   --shards N     number of shards (default 3)
+  --replicas R   replica shards per range, up to N-1 (1 or 2: replication factor 2 or 3; default 0)
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
-  --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443`;
+  --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443
+  --status       list the running dev cluster's processes: pid, running or how it exited, log file
+  --restart      start the running dev cluster's dead processes again (same as kill -USR2 its pid)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { shards: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' }, help: { type: 'boolean' } },
+    options: {
+      shards: { type: 'string' }, replicas: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' },
+      status: { type: 'boolean' }, restart: { type: 'boolean' }, help: { type: 'boolean' },
+    },
     strict: true,
   });
   if (values.help) return void console.log(USAGE);
+  const dir = resolve(values.dir ?? '.dev');
+  if (values.status) return void console.log(formatStatus(readClusterState(dir)));
+  if (values.restart) return void console.log(formatStatus(await restartDead(dir)));
   const n = Number(values.shards ?? 3);
   if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--shards must be an integer from 1 to 50');
-  const dir = resolve(values.dir ?? '.dev');
+  const replicas = Number(values.replicas ?? 0);
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas >= n) throw new Error(`--replicas must be an integer from 0 to ${n - 1} (the other shards)`);
+  // SIGUSR2 restarts dead processes (set once the cluster runs); until then it must not end us.
+  let onUsr2 = () => {};
+  process.on('SIGUSR2', () => onUsr2());
   if (values.fresh) rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const cluster = 'cluster-dev';
@@ -57,6 +73,9 @@ async function main(): Promise<void> {
     shards,
     pki,
     ranges: 'ring',
+    // Every shard's certificate allows the whole token space (devShards split: false), so a
+    // shard may hold any range as a replica.
+    replicas,
     etcd: { topology: true, crls: true },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
@@ -65,9 +84,24 @@ async function main(): Promise<void> {
   });
 
   let stopping = false;
+  const restartHint = `start it again with \`npm start -- --restart${values.dir ? ` --dir ${values.dir}` : ''}\` or \`kill -USR2 ${process.pid}\`.`;
+  const logOf = (name: string) => join(dir, 'logs', `${name}.log`);
+  const supervised: Supervised[] = [
+    { name: 'etcd', role: 'etcd', child: () => mesh.etcd?.child, restart: () => mesh.restartEtcd() },
+    ...mesh.nodes.flatMap(({ id, storage, sidecar }): Supervised[] => [
+      { name: storage.name, role: 'storage', shard: id, log: logOf(`storage-${id}`), child: () => storage.process?.child, restart: () => storage.start() },
+      { name: sidecar.name, role: 'sidecar', shard: id, log: logOf(`sidecar-${id}`), child: () => sidecar.process?.child, restart: () => sidecar.start() },
+    ]),
+  ];
+  const supervisor = new DevSupervisor(supervised, stateFileOf(dir), (event, text) => {
+    console.log(JSON.stringify(event));
+    console.error(text);
+  }, restartHint);
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    supervisor.stop();
+    rmSync(stateFileOf(dir), { force: true });
     await mesh.close(); // etcd last: the sidecars give their leases back first
     process.exit(code);
   };
@@ -87,21 +121,16 @@ async function main(): Promise<void> {
     await stopAll(1);
     return;
   }
-  for (const { id, storage, sidecar } of mesh.nodes) {
-    for (const [p, log] of [[storage, `storage-${id}.log`], [sidecar, `sidecar-${id}.log`]] as const) {
-      void p.exited.then((e) => {
-        if (stopping) return;
-        console.error(`${p.name} exited (${e.code ?? e.signal}); see ${join(dir, 'logs', log)}. Stopping the cluster.`);
-        void stopAll(1);
-      });
-    }
-  }
+  // A process that dies is reported; the others keep running until it is restarted.
+  supervisor.watch();
+  onUsr2 = () => void supervisor.restartDead();
 
   const { topology, nodes } = mesh;
   const etcdEndpoint = mesh.etcd!.endpoint;
   const uuid = randomUUID();
   const app = (i: number) => nodes[i]!.sidecar.appUrl;
-  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
+  const rf = replicas === 0 ? 'no replication' : `replication factor ${replicas + 1} (each range on its owner and the next ${replicas} shard${replicas > 1 ? 's' : ''})`;
+  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, ${rf}, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));
   console.log(`\nTry it — write through one sidecar, read through another:
@@ -111,8 +140,10 @@ A client certificate on the mesh port:
   curl --http2 --cert ${pki.client.chainPath} --key ${pki.client.keyPath} --cacert ${pki.rootCert} https://${nodes[0]!.sidecar.meshEndpoint}/entities/document.shop.orders:${uuid}
 The control plane — registered shards and the CRLs in etcd:
   node dist/src/cli/themis-admin.js crl show --root ${pki.rootCert} --etcd ${etcdEndpoint} --cert ${pki.operators.readonly.chainPath} --key ${pki.operators.readonly.keyPath} --cluster ${cluster}
+Processes and pids: npm start -- --status${values.dir ? ` --dir ${values.dir}` : ''}. A process that dies is reported and the others keep running;
+restart the dead ones with npm start -- --restart${values.dir ? ` --dir ${values.dir}` : ''} (or kill -USR2 ${process.pid}).
 Logs and audit trails: ${join(dir, 'logs')}.  Ctrl-C stops everything.`);
-  console.log(JSON.stringify({ event: 'ready', apps: nodes.map((nd) => nd.sidecar.appUrl), dir }));
+  console.log(JSON.stringify({ event: 'ready', apps: nodes.map((nd) => nd.sidecar.appUrl), storage: nodes.map((nd) => nd.storage.url), admins: nodes.map((nd) => nd.sidecar.adminUrl), replicas, dir, pid: process.pid }));
 }
 
 main().catch((e: unknown) => {

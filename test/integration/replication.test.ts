@@ -162,14 +162,16 @@ t.test('RF 3: a replica down does not stop writes; it catches up on the 10,000 w
   const started = Date.now();
   await victim.storage.start();
   await checkCopies(t, topo, history, 'RF 3 after catch-up');
-  // The metrics move at page boundaries (an empty long poll included).
+  // A follower sets these lines after a page is applied and checkpointed (or later still, after a
+  // repair copy), so they may trail the data being readable: once seen missing in a full run.
+  const caughtUp = /^themis_replica_lag_changes\{primary="shard-001"\} 0$/m;
+  const position = /^themis_replica_applied_seq\{primary="shard-001"\} [1-9]\d*$/m;
   let lag = '';
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 50 && !(caughtUp.test(lag) && position.test(lag)); i++) {
+    if (i > 0) await sleep(100);
     lag = await fetch(`${victim.adminUrl}/metrics`).then((r) => r.text());
-    if (/^themis_replica_lag_changes\{primary="shard-001"\} 0$/m.test(lag)) break;
-    await sleep(50);
   }
-  t.match(lag, /^themis_replica_lag_changes\{primary="shard-001"\} 0$/m, 'its lag behind shard-001 is back to 0');
-  t.match(lag, /^themis_replica_applied_seq\{primary="shard-001"\} [1-9]\d*$/m, 'its position is exported');
+  t.match(lag, caughtUp, 'its lag behind shard-001 is back to 0');
+  t.match(lag, position, 'its position is exported');
   t.comment(`catch-up of ${missed.acknowledged} writes: ${Date.now() - started} ms after the storage node was back`);
 });
