@@ -1,6 +1,7 @@
 // The change log's retention state in LevelDB: the trimmed-through sequence, time marks (which
 // sequence was newest at what time), follower registrations, and chunked deletion of old records.
 import type { ClassicLevel } from 'classic-level';
+import { TIME_MARK_MS } from './writer.js';
 import { ALL_CHANGES_START, ALL_FOLLOWERS, ALL_TIME_MARKS, TRIMMED_KEY, changeKey, changeSeq, followerKey, timeMarkKey } from './layout.js';
 
 type Db = ClassicLevel<string, string>;
@@ -45,9 +46,9 @@ export class FeedLog {
     return this.trimmed;
   }
 
-  /** The newest sequence committed at or before `ms` (0 when none is known that old). */
+  /** The newest sequence known to be committed before `ms`: from the last whole second before it (0 when none). */
   async seqAt(ms: number): Promise<number> {
-    const it = this.db.iterator({ gt: ALL_TIME_MARKS.gt, lte: timeMarkKey(ms), reverse: true, limit: 1 });
+    const it = this.db.iterator({ gt: ALL_TIME_MARKS.gt, lte: timeMarkKey(ms - TIME_MARK_MS), reverse: true, limit: 1 });
     try {
       const first = await it.next();
       return first ? Number(first[1]) : 0;
@@ -67,7 +68,8 @@ export class FeedLog {
     this.trimmed = through;
     await this.db.put(TRIMMED_KEY, String(through));
     const deleted = await this.deleteThrough(through);
-    const marks = await this.db.keys({ gt: ALL_TIME_MARKS.gt, lt: timeMarkKey(marksBefore) }).all();
+    // The mark seqAt(marksBefore) reads is kept; older ones go.
+    const marks = await this.db.keys({ gt: ALL_TIME_MARKS.gt, lt: timeMarkKey(marksBefore - 2 * TIME_MARK_MS) }).all();
     if (marks.length > 0) await this.db.batch(marks.map((key) => ({ type: 'del' as const, key })));
     return deleted;
   }

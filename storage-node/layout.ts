@@ -47,7 +47,7 @@ export const ALL_CHANGES_START = CHANGE;
 /** Every change record with sequence ≤ this is trimmed (retention.ts); absent = 0. */
 export const TRIMMED_KEY = 'm!trimmed_through';
 
-/** A time mark: the newest sequence committed at `ms` (written at most about once a second). */
+/** A time mark: the newest sequence committed in the second starting at `ms` (every batch updates its second's). */
 export function timeMarkKey(ms: number): string {
   return `t!${String(Math.max(0, Math.floor(ms))).padStart(SEQ_DIGITS, '0')}`;
 }

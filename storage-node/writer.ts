@@ -4,7 +4,7 @@ import type { ClassicLevel } from 'classic-level';
 import { ThemisError } from '../src/errors.js';
 import { LAST_SEQ_KEY, changeKey, entityKey, timeMarkKey, type ChangeRecord } from './layout.js';
 
-/** At most one time mark (retention by age) per this many milliseconds. */
+/** Time marks (retention by age) are per second: `t!{second's start}` → newest sequence committed in it. */
 export const TIME_MARK_MS = 1000;
 
 export type WriteOp =
@@ -39,7 +39,6 @@ export class GroupWriter {
   private seq: number;
   /** Batches written so far and writes acknowledged; for tests and health. */
   readonly stats = { batches: 0, writes: 0 };
-  private markedAt = -Infinity;
 
   constructor(
     private readonly db: Db,
@@ -132,11 +131,8 @@ export class GroupWriter {
     }
     if (ops.length > 0) {
       ops.push({ type: 'put', key: LAST_SEQ_KEY, value: String(seq) });
-      const t = this.now();
-      if (t - this.markedAt >= TIME_MARK_MS) {
-        ops.push({ type: 'put', key: timeMarkKey(t), value: String(seq) });
-        this.markedAt = t;
-      }
+      const second = Math.floor(this.now() / TIME_MARK_MS) * TIME_MARK_MS;
+      ops.push({ type: 'put', key: timeMarkKey(second), value: String(seq) });
       await this.db.batch(ops, { sync: true });
       this.seq = seq;
       this.stats.batches += 1;
