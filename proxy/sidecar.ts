@@ -36,6 +36,8 @@ import { LocalHead } from './replication/local-head.js';
 import { ReplicaPositions } from './replication/positions.js';
 import { ReplicaManager } from './replication/replica-manager.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
+import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
+import { readAnswer } from './upstream.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -142,6 +144,11 @@ export class Sidecar {
       log: log.child({ component: 'peers' }),
     });
     this.metrics.setPeerStateSource(() => this.peers.states());
+    registerChangefeedMetrics(this.metrics.registry, async () => {
+      const up = await this.local.request({ method: 'GET', path: '/health', headers: {}, timeoutMs: 1000 });
+      const body = JSON.parse((await readAnswer(up, 1024 * 1024)).toString('utf8')) as { changefeed?: ChangefeedReport };
+      return body.changefeed;
+    });
     const resolver = new ShardResolver({ self: cfg.shardId, topology: this.topology, local: this.local, peers: this.peers });
     // Replication: the primary side (positions announced by replicas, the ack gate on writes)
     // and the replica side (a follower per primary this shard replicates).

@@ -137,6 +137,8 @@ t.test('RF 2, a replica down: its ranges answer 503 REPLICATION_UNAVAILABLE nami
     t.ok(Date.now() - started < 4000, 'within the ack timeout, no hang');
   }
   const metrics = await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`).then((r) => r.text());
+  t.ok(Number(/^themis_changefeed_records (\d+)$/m.exec(metrics)?.[1]) > 0, 'the local change log is exported');
+  t.match(metrics, /^themis_changefeed_follower_lag\{follower="[^"]+"\} \d+$/m, 'with its registered followers');
   t.ok(Number(/^themis_replication_ack_failures_total (\d+)/m.exec(metrics)?.[1]) >= affected.length, 'the refusals are counted');
   t.match(metrics, new RegExp(`^themis_replication_replica_silence_seconds\\{replica="${victim.shard.id}"\\} `, 'm'), 'the silent replica is visible');
   for (const k of unaffected) t.equal((await call(mesh.nodes[2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(k)}`, { blob: '{"during":"outage"}' })).status, 201, 'other ranges are written');
