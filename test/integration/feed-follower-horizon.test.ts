@@ -12,10 +12,9 @@ import { silentLogger as log } from '../../src/log.js';
 import { systemClock } from '../../src/runtime.js';
 import { FileCheckpoints } from '../../proxy/feed/checkpoints.js';
 import { FeedFollower } from '../../proxy/feed/follower.js';
-import { NodeClient } from '../../proxy/feed/node-client.js';
 import { diffRanges } from '../../proxy/feed/range-diff.js';
 import { TokenRanges } from '../../proxy/feed/token-ranges.js';
-import { LocalUpstream } from '../../proxy/local-upstream.js';
+import { nodeClients } from '../support/node-clients.js';
 import { History, writeLoop } from '../support/history.js';
 import { call, removeDir, startStorage, type StorageProcess } from '../support/storage-process.js';
 
@@ -26,12 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let source: StorageProcess;
 let target: StorageProcess;
 let dir: string;
-const upstreams: LocalUpstream[] = [];
-const client = (p: StorageProcess) => {
-  const u = new LocalUpstream({ url: p.url, requestTimeoutMs: 5000 });
-  upstreams.push(u);
-  return new NodeClient(u);
-};
+const { client, close: closeClients } = nodeClients();
 
 t.before(async () => {
   [source, target] = await Promise.all([
@@ -41,7 +35,7 @@ t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'themis-horizon-'));
 });
 t.teardown(async () => {
-  for (const u of upstreams) u.close();
+  closeClients();
   for (const p of [source, target]) {
     await p?.kill('SIGKILL');
     if (p) removeDir(p.dataDir);
