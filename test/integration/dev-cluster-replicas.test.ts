@@ -29,8 +29,14 @@ t.test('dev cluster with --replicas 1: replicates, survives a storage node death
   t.match(dev.output(), /replication factor 2/, 'says it replicates');
 
   // A write acknowledged (ack majority = both copies) is on the owner's and the replica's storage node.
+  // Right after start a replica may still be making its first copy (its primary's sidecar started
+  // after it): until it follows, writes to those ranges are 503 REPLICATION_UNAVAILABLE. Retry.
   const key = `document.shop.orders:${randomUUID()}`;
-  const put = await fetch(`${apps[0]}/entities/${key}`, { method: 'PUT', body: JSON.stringify({ blob: '{"n":1}' }) });
+  let put = await fetch(`${apps[0]}/entities/${key}`, { method: 'PUT', body: JSON.stringify({ blob: '{"n":1}' }) });
+  for (let i = 0; i < 20 && put.status === 503; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    put = await fetch(`${apps[0]}/entities/${key}`, { method: 'PUT', body: JSON.stringify({ blob: '{"n":1}' }) });
+  }
   t.equal(put.status, 201);
   const owner = Number(/shard-(\d+)/.exec(put.headers.get('x-themis-shard') ?? '')?.[1]) - 1;
   const copies = await holders(storage, key);
