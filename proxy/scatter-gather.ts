@@ -78,6 +78,11 @@ function extras(body: Record<string, unknown>): { pageSize?: number; continuatio
   return { pageSize: page_size as number | undefined, continuation, allowPartial: allow_partial === true, rest };
 }
 
+/** Where a shard's scan resumes after `row`: the `after` of the next page, or of a continuation. */
+function positionOf(row: ResultRow): Position {
+  return { uuid: row.uuid, ...(row.order ? { value: row.order } : {}) };
+}
+
 /** Does `shard` own `key` in the topology of this query? (Each node also holds copies it does not own.) */
 function owns(topo: Topology, shard: string, key: string): boolean {
   try {
@@ -175,7 +180,7 @@ export class ScatterGather {
         c.more = answer.rows.length === pageLimit;
         if (answer.rows.length) {
           const last = answer.rows[answer.rows.length - 1]!;
-          c.after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
+          c.after = positionOf(last);
         }
       } while (c.rows.length === 0 && c.more);
     };
@@ -230,7 +235,7 @@ export class ScatterGather {
     }
     const more = emitted === want && emitted + emittedBefore < total && live.some((c) => c.next < c.rows.length || c.more);
     const token =
-      more && last ? encodeContinuation({ epoch: topo.epoch, query: fingerprint, after: { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) }, emitted: emittedBefore + emitted }) : null;
+      more && last ? encodeContinuation({ epoch: topo.epoch, query: fingerprint, after: positionOf(last), emitted: emittedBefore + emitted }) : null;
     const tail: Record<string, unknown> = { count: emitted, continuation: token };
     if (missing.length) Object.assign(tail, { partial: true, missing_shards: missing.map((m) => m.shard) });
     res.end(`],${JSON.stringify(tail).slice(1)}`);
@@ -254,7 +259,7 @@ export class ScatterGather {
         for (const r of rows) if (owns(topo, shard, r.key)) n++;
         if (rows.length < pageSize) return n;
         const last = rows[rows.length - 1]!;
-        after = { uuid: last.uuid, ...(last.order ? { value: last.order } : {}) };
+        after = positionOf(last);
       }
     };
     const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => countShard(s)));

@@ -3,10 +3,7 @@
 // trimmed, the returning follower gets 410, makes a full copy (reason logged and counted), and
 // the history checker finds nothing acknowledged lost on the target.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { TOKEN_MAX } from '../../src/hash.js';
 import { silentLogger as log } from '../../src/log.js';
 import { systemClock } from '../../src/runtime.js';
@@ -14,50 +11,32 @@ import { FileCheckpoints } from '../../proxy/feed/checkpoints.js';
 import { FeedFollower } from '../../proxy/feed/follower.js';
 import { diffRanges } from '../../proxy/feed/range-diff.js';
 import { TokenRanges } from '../../proxy/feed/token-ranges.js';
-import { nodeClients } from '../support/node-clients.js';
+import { followerRig } from '../support/node-clients.js';
 import { History, writeLoop } from '../support/history.js';
-import { call, removeDir, startStorage, type StorageProcess } from '../support/storage-process.js';
+import { call } from '../support/storage-process.js';
 
 const ALL = new TokenRanges([{ start: 0n, end: TOKEN_MAX }]);
 const CAP = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let source: StorageProcess;
-let target: StorageProcess;
-let dir: string;
-const { client, close: closeClients } = nodeClients();
-
-t.before(async () => {
-  [source, target] = await Promise.all([
-    startStorage({ args: ['--feed-retain-ms', '0', '--feed-retain-records', '100', '--feed-max-records', String(CAP), '--feed-trim-interval-ms', '100'] }),
-    startStorage(),
-  ]);
-  dir = mkdtempSync(join(tmpdir(), 'themis-horizon-'));
-});
-t.teardown(async () => {
-  closeClients();
-  for (const p of [source, target]) {
-    await p?.kill('SIGKILL');
-    if (p) removeDir(p.dataDir);
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = followerRig(t, ['--feed-retain-ms', '0', '--feed-retain-records', '100', '--feed-max-records', String(CAP), '--feed-trim-interval-ms', '100']);
+const { client } = rig;
 
 const keys = Array.from({ length: 200 }, () => `document.shop.orders:${randomUUID()}`);
 const history = new History('loop');
 const put = async (key: string, blob: string) => {
-  const r = await call(source.url, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob });
+  const r = await call(rig.source.url, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob });
   return { status: r.status, code: r.body?.code };
 };
 const read = async (key: string) => {
-  const r = await call(target.url, 'GET', `/entities/${encodeURIComponent(key)}`);
+  const r = await call(rig.target.url, 'GET', `/entities/${encodeURIComponent(key)}`);
   return r.status === 200 ? (r.body.blob as string) : undefined;
 };
-const feedHealth = async () => (await call(source.url, 'GET', '/health')).body.changefeed;
+const feedHealth = async () => (await call(rig.source.url, 'GET', '/health')).body.changefeed;
 const follower = (copies: string[]) =>
   new FeedFollower({
-    id: 'backup-a', sourceShard: 'shard-001', source: client(source), target: client(target), ranges: ALL,
-    checkpoints: new FileCheckpoints(dir), clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20,
+    id: 'backup-a', sourceShard: 'shard-001', source: client(rig.source), target: client(rig.target), ranges: ALL,
+    checkpoints: new FileCheckpoints(rig.dir), clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20,
     onFullCopy: (why) => copies.push(why),
   });
 async function caughtUp(f: FeedFollower): Promise<void> {
@@ -74,7 +53,7 @@ t.test('a registered checkpoint holds the log until the hard cap; then the follo
   await sleep(1100); // one more page registers the final position
   await f.stop();
   t.same(copies, ['no checkpoint']);
-  const reg = (await call(source.url, 'GET', '/changefeed/followers')).body.followers.find((x: { id: string }) => x.id === 'backup-a');
+  const reg = (await call(rig.source.url, 'GET', '/changefeed/followers')).body.followers.find((x: { id: string }) => x.id === 'backup-a');
   t.ok(reg, 'the follower registered its checkpoint at the source');
   const held = reg.seq as number;
 
@@ -106,8 +85,8 @@ t.test('a registered checkpoint holds the log until the hard cap; then the follo
   t.match(copies[1], /^change feed trimmed: the source holds changes from \d+ on, we were at \d+/, 'with the reason');
   const v = await history.check(read, history.ackedKeys());
   t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `history: ${v.checked} keys, ${history.acknowledged} writes (${stats.acknowledged} during the copy)`);
-  const diff = await diffRanges(client(source), client(target), ALL, async () => undefined);
+  const diff = await diffRanges(client(rig.source), client(rig.target), ALL, async () => undefined);
   t.equal(diff.different, 0, `source and target alike (${diff.same} keys)`);
-  const after = (await call(source.url, 'GET', '/changefeed/followers')).body.followers;
+  const after = (await call(rig.source.url, 'GET', '/changefeed/followers')).body.followers;
   t.match(after, [{ id: 'backup-a', behind_horizon: false }], 'registered again at its new position');
 });

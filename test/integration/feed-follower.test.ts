@@ -3,10 +3,7 @@
 // resume from a checkpoint without a new copy, and a source that lost its data (the follower
 // starts over and the target converges to it, dropping what the source no longer has).
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { TOKEN_MAX } from '../../src/hash.js';
 import { silentLogger as log } from '../../src/log.js';
 import { systemClock } from '../../src/runtime.js';
@@ -16,31 +13,16 @@ import { FeedFollower } from '../../proxy/feed/follower.js';
 import type { NodeClient } from '../../proxy/feed/node-client.js';
 import { diffRanges } from '../../proxy/feed/range-diff.js';
 import { TokenRanges } from '../../proxy/feed/token-ranges.js';
-import { nodeClients } from '../support/node-clients.js';
+import { followerRig } from '../support/node-clients.js';
 import { History, writeLoop } from '../support/history.js';
-import { call, removeDir, startStorage, type StorageProcess } from '../support/storage-process.js';
+import { call, removeDir, startStorage } from '../support/storage-process.js';
 
 const HALF = new TokenRanges([{ start: 0n, end: TOKEN_MAX / 2n }]);
 const inHalf = (key: string) => tokenOf(parseKey(key)) <= TOKEN_MAX / 2n;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let source: StorageProcess;
-let target: StorageProcess;
-let dir: string;
-const { client, close: closeClients } = nodeClients();
-
-t.before(async () => {
-  [source, target] = await Promise.all([startStorage(), startStorage()]);
-  dir = mkdtempSync(join(tmpdir(), 'themis-follower-'));
-});
-t.teardown(async () => {
-  closeClients();
-  for (const p of [source, target]) {
-    await p?.kill('SIGKILL');
-    if (p) removeDir(p.dataDir);
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = followerRig(t);
+const { client } = rig;
 
 const keys = Array.from({ length: 300 }, () => `document.shop.orders:${randomUUID()}`);
 const history = new History('loop');
@@ -63,16 +45,16 @@ t.test('full copy under writes, then the feed: the target holds exactly the sour
   let junk = '';
   do junk = `document.shop.orders:${randomUUID()}`;
   while (!inHalf(junk));
-  await call(target.url, 'PUT', `/entities/${encodeURIComponent(junk)}`, { blob: '{"junk":true}' });
-  const src = client(source);
-  const tgt = client(target);
+  await call(rig.target.url, 'PUT', `/entities/${encodeURIComponent(junk)}`, { blob: '{"junk":true}' });
+  const src = client(rig.source);
+  const tgt = client(rig.target);
   let stopLoop!: () => void;
-  const loop = writeLoop(history, keys, put(source.url), { until: new Promise<void>((r) => (stopLoop = r)), concurrency: 8 });
+  const loop = writeLoop(history, keys, put(rig.source.url), { until: new Promise<void>((r) => (stopLoop = r)), concurrency: 8 });
   await sleep(300);
   const copies: string[] = [];
   const f = new FeedFollower({
     id: 'test-half', sourceShard: 'shard-001', source: src, target: tgt, ranges: HALF,
-    checkpoints: new FileCheckpoints(dir), clock: systemClock, log, longPollMs: 200,
+    checkpoints: new FileCheckpoints(rig.dir), clock: systemClock, log, longPollMs: 200,
     onFullCopy: (why) => copies.push(why),
   });
   f.start();
@@ -86,28 +68,28 @@ t.test('full copy under writes, then the feed: the target holds exactly the sour
   const diff = await diffRanges(src, tgt, HALF, async () => undefined);
   t.equal(diff.different, 0, `no difference in range (${diff.same} keys alike)`);
   const inRange = history.ackedKeys().filter(inHalf);
-  const v = await history.check(read(target.url), inRange);
+  const v = await history.check(read(rig.target.url), inRange);
   t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `history: ${v.checked} keys checked`);
-  t.equal((await call(target.url, 'GET', `/entities/${encodeURIComponent(junk)}`)).status, 404, 'junk the source never had is gone');
+  t.equal((await call(rig.target.url, 'GET', `/entities/${encodeURIComponent(junk)}`)).status, 404, 'junk the source never had is gone');
   const outside = history.ackedKeys().filter((k) => !inHalf(k));
   t.ok(outside.length > 0, 'control: some keys are outside the range');
-  t.equal((await Promise.all(outside.map(read(target.url)))).filter((b) => b !== undefined).length, 0, 'nothing outside the range was copied');
+  t.equal((await Promise.all(outside.map(read(rig.target.url)))).filter((b) => b !== undefined).length, 0, 'nothing outside the range was copied');
 });
 
 t.test('a restart resumes from the checkpoint: no second copy, new writes arrive', async (t) => {
-  const src = client(source);
+  const src = client(rig.source);
   const copies: string[] = [];
   const f = new FeedFollower({
-    id: 'test-half', sourceShard: 'shard-001', source: src, target: client(target), ranges: HALF,
-    checkpoints: new FileCheckpoints(dir), clock: systemClock, log, longPollMs: 200,
+    id: 'test-half', sourceShard: 'shard-001', source: src, target: client(rig.target), ranges: HALF,
+    checkpoints: new FileCheckpoints(rig.dir), clock: systemClock, log, longPollMs: 200,
     onFullCopy: (why) => copies.push(why),
   });
   f.start();
-  const stats = await writeLoop(history, keys, put(source.url), { until: sleep(800), concurrency: 4 });
+  const stats = await writeLoop(history, keys, put(rig.source.url), { until: sleep(800), concurrency: 4 });
   await caughtUp(f, src);
   await f.stop();
   t.same(copies, [], 'resumed, not copied');
-  const v = await history.check(read(target.url), history.ackedKeys().filter(inHalf));
+  const v = await history.check(read(rig.target.url), history.ackedKeys().filter(inHalf));
   t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `history after ${stats.acknowledged} more writes`);
 });
 
@@ -122,8 +104,8 @@ t.test('a source that lost its data: the follower starts over and the target con
   const src = client(fresh);
   const copies: string[] = [];
   const f = new FeedFollower({
-    id: 'test-half', sourceShard: 'shard-001', source: src, target: client(target), ranges: HALF,
-    checkpoints: new FileCheckpoints(dir), clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20,
+    id: 'test-half', sourceShard: 'shard-001', source: src, target: client(rig.target), ranges: HALF,
+    checkpoints: new FileCheckpoints(rig.dir), clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20,
     onFullCopy: (why) => copies.push(why),
   });
   f.start();
@@ -132,6 +114,6 @@ t.test('a source that lost its data: the follower starts over and the target con
   await sleep(100);
   await f.stop();
   t.match(copies, [/^source behind: at 5, we were at \d+/], 'the checkpoint ahead of the source was dropped, then one full copy');
-  const diff = await diffRanges(src, client(target), HALF, async () => undefined);
+  const diff = await diffRanges(src, client(rig.target), HALF, async () => undefined);
   t.same(diff, { same: few.length, different: 0 }, 'the target holds exactly what the source holds in range');
 });
