@@ -114,7 +114,7 @@ export class Router {
       up.body.resume();
       await this.d.topology.refresh();
       // Retry only if there is something new to route by; otherwise the 421 stands.
-      if (this.d.topology.current().epoch > topo.epoch) return this.toOwner(req, reply, key, bytes, 1);
+      if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, 1);
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));
   }

@@ -38,6 +38,12 @@ import { ReplicaManager } from './replication/replica-manager.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
 import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
 import { readAnswer } from './upstream.js';
+import { Failover } from './failover/failover.js';
+import { EffectiveTopologySource } from './failover/effective-source.js';
+import { NodeLiveness } from './failover/node-liveness.js';
+import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
+import { copiesNeeded } from './replication/ack-gate.js';
+import type { ReplicaGroup } from '../src/topology/replica-groups.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -63,6 +69,10 @@ export class Sidecar {
   private statusTimer: NodeJS.Timeout | undefined;
   private registration: Registration | undefined;
   private readonly replicas: ReplicaManager;
+  /** The topology the data path routes by: the signed one, with failover's acting primaries when it is on. */
+  private readonly topology: TopologySource;
+  private readonly failover: Failover | undefined;
+  private readonly liveness: NodeLiveness | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -96,7 +106,7 @@ export class Sidecar {
     private readonly cfg: SidecarConfig,
     private readonly rt: SidecarRuntime,
     private readonly trust: Trust,
-    private readonly topology: TopologySource,
+    private readonly signed: TopologySource,
     private readonly etcd: Etcd3 | undefined,
   ) {
     const log = rt.log;
@@ -111,18 +121,18 @@ export class Sidecar {
         log.error({ err: err.message, file: cfg.auditFile }, 'audit trail write failed');
       },
     });
-    this.topology.onChange((t, prev, signer) => {
+    this.signed.onChange((t, prev, signer) => {
       this.metrics.topologyEpoch.set(t.epoch);
       this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length, ...(signer ? { signer } : {}) });
     });
-    this.topology.onReject((reason, epoch, signer) => {
+    this.signed.onReject((reason, epoch, signer) => {
       this.metrics.topologyRejections.inc();
       this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}), ...(signer ? { signer } : {}) });
     });
-    this.metrics.topologyEpoch.set(this.topology.current().epoch);
+    this.metrics.topologyEpoch.set(this.signed.current().epoch);
     // The topology taken at start (from etcd or its cache) is on the record with its signer too.
-    const startSigner = this.topology.signer?.();
-    if (startSigner) this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: this.topology.current().epoch, at_start: true, signer: startSigner });
+    const startSigner = this.signed.signer?.();
+    if (startSigner) this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: this.signed.current().epoch, at_start: true, signer: startSigner });
     trust.crlSource?.onReject((r) => {
       this.metrics.crlRejections.inc({ reason: r.reason });
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
@@ -149,10 +159,35 @@ export class Sidecar {
       const body = JSON.parse((await readAnswer(up, 1024 * 1024)).toString('utf8')) as { changefeed?: ChangefeedReport };
       return body.changefeed;
     });
+    // Failover (with etcd): the acting primary of each replica group, laid over the signed topology.
+    const head = new LocalHead(new NodeClient(this.local));
+    let replicaManager: ReplicaManager | undefined;
+    const failoverMetrics = new FailoverMetrics(this.metrics.registry, () => ({ acting: this.failover?.actingFor() ?? 0, leaseRemainingMs: this.failover?.leaseRemainingMs() ?? 0 }));
+    this.failover = cfg.replication.failover && etcd
+      ? new Failover({
+          etcd,
+          cluster: cfg.cluster,
+          self: cfg.shardId,
+          signed,
+          needed: (copies) => copiesNeeded(cfg.replication.ack, copies),
+          leaseTtlSeconds: cfg.replication.leaseTtlSeconds,
+          monotonic: () => rt.clock.monotonic(),
+          ineligible: (g, firstTerm) => this.ineligible(g, firstTerm),
+          positionIn: async (source) => (source === cfg.shardId ? head.after() : (replicaManager?.positionOf(source) ?? -1)),
+          audit: this.audit,
+          log: log.child({ component: 'failover' }),
+          onFailover: () => failoverMetrics.failovers.inc(),
+        })
+      : undefined;
+    this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;
+    this.liveness = this.failover ? new NodeLiveness(this.local) : undefined;
+    this.liveness?.onChange((up) => {
+      log.warn({ up }, up ? 'storage node answers again' : 'storage node does not answer');
+      this.failover?.nodeChanged(up);
+    });
     const resolver = new ShardResolver({ self: cfg.shardId, topology: this.topology, local: this.local, peers: this.peers });
     // Replication: the primary side (positions announced by replicas, the ack gate on writes)
     // and the replica side (a follower per primary this shard replicates).
-    const head = new LocalHead(new NodeClient(this.local));
     const positions = new ReplicaPositions(rt.clock, head);
     const replicationMetrics = new ReplicationMetrics(this.metrics.registry, rt.clock, () => {
       // The replicas of the ranges this shard owns now, and when each last confirmed a position.
@@ -168,6 +203,7 @@ export class Sidecar {
       mode: cfg.replication.ack,
       timeoutMs: cfg.replication.ackTimeoutMs,
       onRefused: () => replicationMetrics.ackFailures.inc(),
+      ...(this.failover ? { fencing: this.failover } : {}),
     });
     this.replicas = new ReplicaManager({
       self: cfg.shardId,
@@ -179,7 +215,9 @@ export class Sidecar {
       longPollMs: cfg.replication.longPollMs,
       onProgress: (primary, position, latest) => replicationMetrics.progress(primary, position, latest, rt.clock.now()),
       onFullCopy: (primary) => replicationMetrics.fullCopies.inc({ primary }),
+      onCaughtUp: (primary, position) => this.audit.record({ event: 'REPLICA_CAUGHT_UP', primary, position }),
     });
+    replicaManager = this.replicas;
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
@@ -201,6 +239,19 @@ export class Sidecar {
     this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock }));
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     this.updateCertMetrics();
+  }
+
+  /** Why this shard may not act as primary of `g` now; undefined when it may. */
+  private ineligible(g: ReplicaGroup, firstTerm: boolean): string | undefined {
+    const m = this.trust.material;
+    const id = m.identity;
+    if (m.ownRevoked) return `its certificate is revoked (${m.ownRevoked})`;
+    if (m.notAfter.getTime() <= this.rt.clock.now()) return 'its certificate has expired';
+    if (firstTerm && id.role !== 'primary') return `a "${id.role}" certificate takes a group's first term only by failover`;
+    if (!firstTerm && !id.capabilities.includes('replicate')) return 'its certificate lacks the replicate capability';
+    const outside = g.ranges.find((r) => r.start < id.tokenRangeStart || r.end > id.tokenRangeEnd);
+    if (outside) return `its certified token range does not cover ${outside.start.toString(16)}–${outside.end.toString(16)}`;
+    return undefined;
   }
 
   /** Every listener and session follows a trust change; sessions no longer valid are cut. */
@@ -239,6 +290,8 @@ export class Sidecar {
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
     this.replicas.start();
+    this.liveness?.start();
+    void this.failover?.start().catch((e: Error) => this.rt.log.error({ err: e.message }, 'failover did not start'));
     // Expired nonces go at least every 5 s (more often with a short window), so memory
     // follows request rate × window rather than filling replay.maxNoncesPerSender.
     this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
@@ -284,6 +337,8 @@ export class Sidecar {
     clearInterval(this.replayPurge);
     clearInterval(this.statusTimer);
     this.trust.close();
+    this.liveness?.stop();
+    await this.failover?.stop();
     await this.registration?.stop();
     this.etcd?.close();
     await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs), this.replicas.stop()]);

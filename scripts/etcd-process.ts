@@ -54,6 +54,9 @@ export async function startEtcd(tls: EtcdTls, o: { dataDir?: string; port?: numb
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `themis=${peer}`,
       '--cert-file', tls.cert, '--key-file', tls.key, '--client-cert-auth', '--trusted-ca-file', tls.ca,
       '--logger', 'zap', '--log-level', 'error',
+      // Loopback, one member: a short election timeout lowers etcd's minimum lease TTL to 1 s, so
+      // failover tests can run with 1 s leases (the default 1 s election timeout makes it 2 s).
+      '--heartbeat-interval', '50', '--election-timeout', '500',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serializeTopology } from '../src/topology/document.js';
 import type { Topology } from '../src/topology/topology.js';
-import { devShards, mintDevPki, splitTokenRange, type DevPki, type DevShard } from '../src/pki/dev-pki.js';
+import { devShards, mintDevPki, replicatedSpan, splitTokenRange, type DevPki, type DevShard } from '../src/pki/dev-pki.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
 import { MAIN, SIDECAR_NODE_FLAGS, startListening } from './processes.js';
 import { reservePorts, type PortRequest } from './ports.js';
@@ -114,7 +114,12 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   const shards: MeshShard[] = given.map((s, i) => ({ ...s, tokenRange: s.tokenRange ?? (ranges === 'certified' ? split[i] : undefined) }));
   const logDir = o.logDir ?? dir;
   mkdirSync(logDir, { recursive: true });
-  const pki = o.pki ?? (await mintDevPki({ dir: join(dir, 'pki'), cluster, shards, passphrase: o.passphrase ?? 'dev-mesh-passphrase', kdfIterations: o.kdfIterations }));
+  // With replicas, a shard's certificate also covers the ranges it replicates (the shards before
+  // it, in the certified layout), so that it may take them over in a failover; a span that would
+  // wrap past the top of the token space covers all of it.
+  const replicas = o.replicas ?? 0;
+  const certShards = ranges === 'certified' && replicas > 0 ? shards.map((s, i) => (given[i]!.tokenRange ? s : { ...s, tokenRange: replicatedSpan(split, i, replicas) })) : shards;
+  const pki = o.pki ?? (await mintDevPki({ dir: join(dir, 'pki'), cluster, shards: certShards, passphrase: o.passphrase ?? 'dev-mesh-passphrase', kdfIterations: o.kdfIterations }));
 
   const fixed = shards.map((_, i) => o.ports?.(i) ?? {});
   const want: PortRequest[] = shards.flatMap((s, i) => [

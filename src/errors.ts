@@ -31,6 +31,7 @@ export const ERRORS = {
   UPSTREAM_PROTOCOL_ERROR: { status: 502, retryable: true, summary: 'The storage node or peer sidecar broke the exchange (reset, malformed answer, wrong identity).' },
   UPSTREAM_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage node or peer sidecar that owns the key cannot be reached.' },
   REPLICATION_UNAVAILABLE: { status: 503, retryable: true, summary: 'The primary holds the write, but not enough replicas confirmed it in time; it is not reported as done (missing_copies names them).' },
+  FAILOVER_IN_PROGRESS: { status: 503, retryable: true, summary: 'This shard is not, or no longer certainly, the acting primary of the key\'s range (its failover lease lapsed, or an election runs); the write is not reported as done. Retry: the acting primary answers once elected.' },
   SHARDS_UNAVAILABLE: { status: 503, retryable: true, summary: 'A scatter-gather query could not reach every shard; the answer names them (allow_partial: true returns the rest).' },
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },

@@ -8,6 +8,7 @@ import type { Topology } from '../../src/topology/topology.js';
 import { rangesDigest, replicaRanges } from '../../src/topology/replica-ranges.js';
 import type { LocalHead } from './local-head.js';
 import type { ReplicaPositions } from './positions.js';
+import type { Fence } from '../failover/failover.js';
 
 export type AckMode = 'all' | 'majority' | 'primary';
 
@@ -15,6 +16,12 @@ export function copiesNeeded(mode: AckMode, copies: number): number {
   if (mode === 'primary') return 1;
   if (mode === 'all') return copies;
   return Math.floor(copies / 2) + 1;
+}
+
+/** Failover's fencing: which term a key's write needs, and whether this shard holds it now. */
+export interface Fencing {
+  fenceOf(key: string): Fence | undefined;
+  holds(f: Fence): boolean;
 }
 
 export interface AckGateDeps {
@@ -26,6 +33,8 @@ export interface AckGateDeps {
   timeoutMs: number;
   /** Each write refused for want of confirmations. */
   onRefused?: () => void;
+  /** With failover on: a write in a replicated group is acknowledged only by its acting primary. */
+  fencing?: Fencing;
 }
 
 /** What a write to one key must wait for, fixed by the topology it was routed by. */
@@ -35,6 +44,8 @@ export interface Pending {
   readonly replicas: readonly string[];
   /** Replica confirmations needed (the primary itself is the first copy). */
   readonly needed: number;
+  /** The term this shard must still hold when the write is answered (failover on, replicated range). */
+  readonly fence?: Fence;
 }
 
 export class AckGate {
@@ -43,18 +54,21 @@ export class AckGate {
   /** What a write to `key` routed by `topo` will need; `needed` 0: done once the primary holds it. */
   plan(key: string, topo: Topology): Pending {
     const replicas = topo.rangeOfKey(key).replicas;
-    return { key, topo, replicas, needed: copiesNeeded(this.d.mode, replicas.length + 1) - 1 };
+    const fence = this.d.fencing?.fenceOf(key);
+    // Not applied at all unless this shard is the acting primary now: a fenced write stays off the node.
+    if (fence && !this.d.fencing!.holds(fence)) throw notActing(this.d.self);
+    return { key, topo, replicas, needed: copiesNeeded(this.d.mode, replicas.length + 1) - 1, ...(fence ? { fence } : {}) };
   }
 
   /** Resolves once the write just made on this shard counts as done; throws otherwise. */
   async settle(p: Pending): Promise<void> {
-    if (p.needed <= 0) return;
+    if (p.needed <= 0) return this.fenced(p);
     const seq = await this.d.head.after();
     const replicas = new Map(p.replicas.map((r) => [r, rangesDigest(replicaRanges(p.topo, this.d.self, r))]));
     const holding = await this.d.positions.waitFor(replicas, p.needed, seq, this.d.timeoutMs);
     // The range may have moved away while the write waited: then it is not this shard's to confirm.
     const owner = this.d.topology.current().ownerOfKey(p.key);
-    if (holding.length >= p.needed && owner === this.d.self) return;
+    if (holding.length >= p.needed && owner === this.d.self) return this.fenced(p);
     this.d.onRefused?.();
     if (owner !== this.d.self) {
       throw new ThemisError('REPLICATION_UNAVAILABLE', `the key moved to ${owner} while its write waited for confirmations on ${this.d.self}; repeat it`, { missing_copies: [...p.replicas] });
@@ -64,4 +78,20 @@ export class AckGate {
       missing_copies: missing,
     });
   }
+
+  /** Checked after the confirmations: a primary whose lease lapsed meanwhile (paused, cut off) answers nothing as done. */
+  private fenced(p: Pending): void {
+    if (!p.fence || this.d.fencing!.holds(p.fence)) return;
+    this.d.onRefused?.();
+    throw notActing(this.d.self, true);
+  }
+}
+
+function notActing(self: string, applied = false): ThemisError {
+  return new ThemisError(
+    'FAILOVER_IN_PROGRESS',
+    applied
+      ? `${self} lost its term as acting primary of this key's range while the write waited (a failover may follow); the write is not reported as done: repeat it`
+      : `${self} is not (or no longer certainly) the acting primary of this key's range: a failover is in progress; repeat the request`,
+  );
 }

@@ -27,6 +27,8 @@ export interface ReplicaManagerDeps {
   /** Progress of each follower, for metrics: primary, position, the primary's newest sequence. */
   onProgress?: (primary: string, position: number, latest: number) => void;
   onFullCopy?: (primary: string, reason: string) => void;
+  /** A follower that made a full copy (or just started) holds everything its primary had at its last page. */
+  onCaughtUp?: (primary: string, position: number) => void;
 }
 
 interface Running {
@@ -52,6 +54,12 @@ export class ReplicaManager implements ReplicaState {
     const f = this.followers.get(primary)?.follower;
     if (!f || f.state !== 'following' || f.latest < 0) return undefined;
     return { lag: Math.max(0, f.latest - f.position) };
+  }
+
+  /** This shard's position in `primary`'s feed (every change up to it applied, in the ranges it follows), or -1. */
+  positionOf(primary: string): number {
+    const f = this.followers.get(primary)?.follower;
+    return f && (f.state === 'following' || f.state === 'backoff') ? f.position : -1;
   }
 
   /** Follower ids by primary, with their state: for /readyz, metrics and tests. */
@@ -85,6 +93,7 @@ export class ReplicaManager implements ReplicaState {
       if (primary === this.d.self || this.followers.has(primary)) continue;
       const digest = rangesDigest(ranges);
       const id = this.idOf(primary, digest);
+      let catchingUp = true;
       const follower = new FeedFollower({
         id,
         // Unique at the primary: every replica of it registers its own checkpoint there.
@@ -101,8 +110,17 @@ export class ReplicaManager implements ReplicaState {
         backoffInitialMs: 50,
         backoffMaxMs: 1000,
         announce: (position) => ({ [APPLIED_HEADER]: `${Math.max(position, 0)} ${digest}` }),
-        onProgress: (position, latest) => this.d.onProgress?.(primary, position, latest),
-        onFullCopy: (reason) => this.d.onFullCopy?.(primary, reason),
+        onProgress: (position, latest) => {
+          this.d.onProgress?.(primary, position, latest);
+          if (catchingUp && position >= latest) {
+            catchingUp = false;
+            this.d.onCaughtUp?.(primary, position);
+          }
+        },
+        onFullCopy: (reason) => {
+          catchingUp = true;
+          this.d.onFullCopy?.(primary, reason);
+        },
       });
       this.followers.set(primary, { id, follower });
       // Never two followers writing one primary's ranges at once: the old one finishes its page first.

@@ -24,7 +24,7 @@ export async function writeLocally(
 ): Promise<void> {
   const pending = gate.plan(key, topo);
   const up = await local.forward(req.method, req.url, req.headers, req.body);
-  if (up.status >= 300 || pending.needed <= 0) return reply.upstream(up, answerHeaders);
+  if (up.status >= 300 || (pending.needed <= 0 && !pending.fence)) return reply.upstream(up, answerHeaders);
   const body = await readAnswer(up, MAX_WRITE_ANSWER);
   await gate.settle(pending);
   reply.upstream({ ...up, body: Readable.from([body]), complete: () => true }, answerHeaders);

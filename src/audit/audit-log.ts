@@ -20,6 +20,9 @@ export const AUDIT_EVENTS = [
   'TOPOLOGY_REJECTED',
   'CRL_APPLIED',
   'CRL_REJECTED',
+  'FAILOVER_STARTED',
+  'FAILOVER_COMPLETED',
+  'REPLICA_CAUGHT_UP',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

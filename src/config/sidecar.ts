@@ -57,6 +57,10 @@ export interface SidecarConfig {
     readonly ackTimeoutMs: number;
     readonly stateDir: string;
     readonly longPollMs: number;
+    /** Automatic failover of replicated ranges (needs etcd; on by default with etcd). */
+    readonly failover: boolean;
+    /** TTL of the lease an acting primary holds its term on: the detection time of a dead sidecar. */
+    readonly leaseTtlSeconds: number;
   };
   /** The control plane: when set, the sidecar registers itself there (certificate, endpoint, alive lease). */
   readonly etcd:
@@ -122,7 +126,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const replay = asObject(raw.replay ?? {}, 'replay');
   rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender'], 'replay');
   const replication = asObject(raw.replication ?? {}, 'replication');
-  rejectUnknown(replication, ['ack', 'ackTimeoutMs', 'stateDir', 'longPollMs'], 'replication');
+  rejectUnknown(replication, ['ack', 'ackTimeoutMs', 'stateDir', 'longPollMs', 'failover', 'leaseTtlSeconds'], 'replication');
   const ack = str(replication, 'ack', 'replication', 'majority');
   if (ack !== 'all' && ack !== 'majority' && ack !== 'primary') {
     throw new ConfigError('replication.ack', `"${ack}" is not one of all, majority, primary`);
@@ -146,6 +150,8 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       crlCache: resolve(baseDir, str(e, 'crlCache', 'etcd', `crl-cache-${shardId}.json`)),
     });
   }
+  const failover = bool(replication, 'failover', 'replication', etcd !== undefined);
+  if (failover && !etcd) throw new ConfigError('replication.failover', 'failover needs etcd (the acting primaries and their leases live there): configure etcd.endpoints, or set it to false');
   return Object.freeze({
     etcd,
     shardId,
@@ -182,6 +188,8 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       ackTimeoutMs: int(replication, 'ackTimeoutMs', 'replication', 2_000, 10, 600_000),
       stateDir: resolve(baseDir, str(replication, 'stateDir', 'replication', `replication-${shardId}`)),
       longPollMs: int(replication, 'longPollMs', 'replication', 1_000, 10, 60_000),
+      failover,
+      leaseTtlSeconds: int(replication, 'leaseTtlSeconds', 'replication', 3, 1, 60),
     }),
     scatter: Object.freeze({
       maxConcurrency: int(scatter, 'maxConcurrency', 'scatter', 16, 1, 1024),

@@ -73,6 +73,15 @@ export function splitTokenRange(n: number): Array<{ start: bigint; end: bigint }
   }));
 }
 
+/**
+ * The token range to certify shard i for when each range of `split` is owned by its shard and
+ * replicated on the next `replicas` shards (wrapping): its own range and those it replicates,
+ * so that it may take them over in a failover. A span that would wrap covers every token.
+ */
+export function replicatedSpan(split: readonly { start: bigint; end: bigint }[], i: number, replicas: number): { start: bigint; end: bigint } {
+  return i - replicas >= 0 ? { start: split[i - replicas]!.start, end: split[i]!.end } : { start: 0n, end: TOKEN_MAX };
+}
+
 /** n shards on 127.0.0.{firstIp}, …; each certified for a contiguous 1/n of the tokens when `split`. */
 export function devShards(n: number, o: { firstIp: number; split: boolean }): DevShard[] {
   const ranges = o.split ? splitTokenRange(n) : [];

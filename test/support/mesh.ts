@@ -57,7 +57,7 @@ export interface MeshOptions {
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
-  const pki = await createPkiFixture({ shards: opts.shards ?? 3 });
+  const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(opts.withEtcd && opts.replicas ? { replicas: opts.replicas } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
   // The sidecars read copies, so that a revocation reaches them only when a test publishes it.
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
@@ -79,6 +79,8 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     topologyPollMs: opts.topologyPollMs ?? 1000,
     sidecarConfig: { timeouts: { connectMs: 2000, requestMs: 5000 }, backoff: { initialMs: 50, maxMs: 500 }, ...opts.sidecarConfig },
     sidecarArgs: ['--drain-ms', '2000'],
+    // THEMIS_TEST_LOG_DIR=DIR keeps every process's log there (a test's own folder is removed).
+    ...(process.env.THEMIS_TEST_LOG_DIR ? { logDir: process.env.THEMIS_TEST_LOG_DIR } : {}),
   }).catch(async (e: unknown) => {
     await cleanup();
     throw e;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { CaName, PkiLayout } from '../../src/pki/ca-store.js';
 import { revoke, writeCrl, type LeafOptions, type PkiContext } from '../../src/pki/commands.js';
 import type { RevocationReason } from '../../src/pki/crl.js';
-import { devLeafMinter, devPkiContext, devShards, mintDevPki, type DevLeaf, type DevPki } from '../../src/pki/dev-pki.js';
+import { devLeafMinter, devPkiContext, devShards, mintDevPki, replicatedSpan, type DevLeaf, type DevPki } from '../../src/pki/dev-pki.js';
 import type { Validity } from '../../src/pki/issue.js';
 import type { LeafProfileParams } from '../../src/pki/profiles.js';
 import type { Clock } from '../../src/runtime.js';
@@ -44,6 +44,7 @@ export interface LeafMaterial {
 export interface ShardMaterial extends LeafMaterial {
   id: string; // shard-001
   ip: string; // 127.0.0.N (the certificate also names 127.0.0.1 and localhost)
+  /** The range it owns in a 'certified' topology (its certificate may cover more: see `replicas`). */
   tokenRange: { start: bigint; end: bigint };
 }
 
@@ -72,6 +73,8 @@ export interface PkiFixture {
 
 export interface PkiFixtureOptions {
   shards?: number;
+  /** Each shard's range replicated on the next `replicas` shards: certificates cover those too (tokenRange stays the owned range). */
+  replicas?: number;
   cluster?: string;
   clock?: Clock;
 }
@@ -86,8 +89,11 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
   const passphrase = FIXTURE_PASSPHRASE;
   const cluster = opts.cluster ?? 'cluster-test';
   const specs = devShards(opts.shards ?? 3, { firstIp: 1, split: true });
+  // Replicated: certificates also cover the ranges each shard replicates (failover may hand them over).
+  const split = specs.map((s) => s.tokenRange!);
+  const certified = opts.replicas ? specs.map((s, i) => ({ ...s, tokenRange: replicatedSpan(split, i, opts.replicas!) })) : specs;
   const dev = await mintDevPki({
-    dir, cluster, shards: specs, passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
+    dir, cluster, shards: certified, passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
     clients: [{ name: 'app-rw', capabilities: ['read', 'write'] }, { name: 'app-ro', capabilities: ['read'] }],
   });
   const layout = dev.layout;

@@ -92,9 +92,12 @@ export interface Reply {
   text: string;
 }
 
-/** One HTTP call with fetch; an object body is sent as JSON, a string or Buffer as is. */
-export async function call(base: string, method: string, path: string, body?: unknown): Promise<Reply> {
-  const init: RequestInit = { method };
+/**
+ * One HTTP call with fetch; an object body is sent as JSON, a string or Buffer as is. With
+ * `timeoutMs` the call fails (TimeoutError) instead of waiting longer for an answer.
+ */
+export async function call(base: string, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<Reply> {
+  const init: RequestInit = { method, ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}) };
   if (body !== undefined) init.body = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   const res = await fetch(base + path, init);
   const text = await res.text();
