@@ -7,8 +7,9 @@ import { parseArgs } from 'node:util';
 import { ensureSystemDeps } from './ensure-system-deps.js';
 import { startLocalMesh, type LocalMesh, type MeshShard } from './local-mesh.js';
 import { median, wrk, type WrkResult } from './bench-measure.js';
+import { failoverTrials } from './bench-failover.js';
 
-const USAGE = `usage: npm run bench -- replication [--duration S] [--runs N] [--conns 1,32] [--rf 1,2,3]
+const USAGE = `usage: npm run bench -- replication [--duration S] [--runs N] [--conns 1,32] [--rf 1,2,3] [--failover-trials N]
   every key belongs to shard-001; requests enter through shard-003's sidecar, so each crosses the
   mesh; RF R puts replicas on the next R-1 shards (shard-002, then shard-003); ack: majority`;
 
@@ -29,12 +30,14 @@ async function warmUp(url: string, body: string): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, runs: { type: 'string' }, conns: { type: 'string' }, rf: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { duration: { type: 'string' }, runs: { type: 'string' }, conns: { type: 'string' }, rf: { type: 'string' }, 'failover-trials': { type: 'string' }, help: { type: 'boolean' } }, strict: true });
   if (values.help) return void console.log(USAGE);
   const secs = Number(values.duration ?? 5);
   const runs = Number(values.runs ?? 3);
   const connsList = (values.conns ?? '1,32').split(',').map(Number);
   const rfs = (values.rf ?? '1,2,3').split(',').map(Number);
+  const trials = Number(values['failover-trials'] ?? 20);
+  if (!Number.isInteger(trials) || trials < 0) throw new Error(`--failover-trials takes a whole number, got ${values['failover-trials']}`);
   for (const rf of rfs) if (![1, 2, 3].includes(rf)) throw new Error(`--rf takes 1, 2 or 3 (3 shards), got ${rf}`);
   ensureSystemDeps({ wrk: 'wrk' });
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-rf-'));
@@ -84,6 +87,8 @@ export async function main(argv: string[]): Promise<void> {
         }
       }
     }
+    for (const m of meshes.splice(0)) await m.close();
+    if (trials > 0) await failoverTrials(dir, trials);
   } finally {
     for (const m of meshes) await m.close();
     rmSync(dir, { recursive: true, force: true });

@@ -9,14 +9,9 @@
 // highest position among that many is therefore sure to hold every acknowledged write. The
 // holder itself, if it is back, holds them all, and wins.
 
-export interface Candidate {
-  shard: string;
-  /** Position in the holder's feed; -1 when the copy has no position there (it cannot count). */
-  position: number;
-  /** The holder it measured `position` against, and that holder's term. */
-  source: string;
-  sourceTerm: number;
-}
+import type { Candidate } from '../../src/control/failover-keys.js';
+
+export type { Candidate };
 
 export interface LastTerm {
   shard: string;

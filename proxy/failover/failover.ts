@@ -17,7 +17,7 @@ import { tokenOf, parseKey } from '../../src/urn/urn.js';
 import type { TopologySource } from '../control/topology-source.js';
 import { decide } from './election.js';
 import { FencingLease } from './fencing-lease.js';
-import { failoverKeys, parseSnapshot, type FailoverSnapshot } from './failover-keys.js';
+import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/control/failover-keys.js';
 
 export interface FailoverDeps {
   etcd: Etcd3;

@@ -2,6 +2,7 @@
 // certificate serial and expiry, and whether the certificate verifies now (the seed's
 // discoverShards / verifyShard), checked against the root and the CRLs given.
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
+import { failoverKeys, parseSnapshot } from '../control/failover-keys.js';
 import type { ThemisIdentity } from '../pki/identity-extension.js';
 import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
@@ -12,7 +13,8 @@ export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca R
         --cluster NAME --crls A.pem,B.pem,… [--json]
   Lists registered shards: endpoint, alive (lease), certificate serial, expiry, status
   (valid, or why the certificate no longer verifies: revoked, expired, …), and as a replica
-  which primaries it follows and how many changes it is behind each.`;
+  which primaries it follows and how many changes it is behind each; "acting for": the replica
+  groups it is the acting primary of (failover; --json lists them with their terms).`;
 
 interface Row {
   shard: string;
@@ -23,6 +25,8 @@ interface Row {
   status: string;
   /** As a replica: per primary, the follower's state and how many changes it is behind. */
   replication: Record<string, { state: string; position: number; lag_changes: number }> | null;
+  /** Replica groups it is the acting primary of (failover), with their terms. */
+  acting: { group: string; term: number }[];
 }
 
 
@@ -45,6 +49,8 @@ export async function shardsCommand(argv: string[]): Promise<void> {
   const k = etcdKeys(cluster);
   try {
     const all = await etcdCall(etcd.getAll().prefix(k.shardsPrefix).strings());
+    const fk = failoverKeys(cluster);
+    const failover = parseSnapshot(fk.base, (await etcdCall(etcd.getAll().prefix(fk.base).exec())).kvs as never);
     const ids = [...new Set(Object.keys(all).map((key) => key.slice(k.shardsPrefix.length).split('/')[0]!))].sort();
     const rows: Row[] = ids.map((id) => {
       const cert = parseJson(all[k.shardCertificate(id)]) as { cert_pem?: string; serial_number?: string; not_after?: string } | undefined;
@@ -67,16 +73,17 @@ export async function shardsCommand(argv: string[]): Promise<void> {
         notAfter: cert?.not_after ?? null,
         status,
         replication: replicationOf(parseJson(all[k.shardReplication(id)])),
+        acting: [...failover.acting].filter(([, a]) => a.shard === id).map(([group, a]) => ({ group, term: a.term })),
       };
     });
     if (values.json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} ${'status'.padEnd(16)} replica of (changes behind)\n`);
+    process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} ${'status'.padEnd(16)} ${'acting for'.padEnd(12)} replica of (changes behind)\n`);
     for (const r of rows) {
       const rep = Object.entries(r.replication ?? {}).map(([p, f]) => (f.state === 'following' ? `${p} (${f.lag_changes})` : `${p} (${f.state})`)).join(', ') || '-';
-      process.stdout.write(`${r.shard.padEnd(12)} ${(r.endpoint ?? '-').padEnd(22)} ${(r.alive ? 'yes' : 'no').padEnd(6)} ${(r.serial ?? '-').padEnd(34)} ${(r.notAfter ?? '-').padEnd(25)} ${r.status.padEnd(16)} ${rep}\n`);
+      process.stdout.write(`${r.shard.padEnd(12)} ${(r.endpoint ?? '-').padEnd(22)} ${(r.alive ? 'yes' : 'no').padEnd(6)} ${(r.serial ?? '-').padEnd(34)} ${(r.notAfter ?? '-').padEnd(25)} ${r.status.padEnd(16)} ${`${r.acting.length} group${r.acting.length === 1 ? '' : 's'}`.padEnd(12)} ${rep}\n`);
     }
   } finally {
     etcd.close();

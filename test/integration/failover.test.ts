@@ -12,6 +12,9 @@ import { replicaGroups } from '../../src/topology/replica-groups.js';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
+import { runProgram } from '../support/cli.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 t.setTimeout(400_000);
 
@@ -69,8 +72,9 @@ const readFrom = (storageUrl: string) => async (key: string) => {
 };
 
 /** Every copy holds every acknowledged write (waiting while a returning copy repairs), and nothing else. */
-async function checkCopies(t: Test, what: string): Promise<void> {
+async function checkCopies(t: Test, what: string, copies = [0, 1, 2]): Promise<void> {
   for (const [i, node] of mesh.nodes.entries()) {
+    if (!copies.includes(i)) continue;
     let v = await history.check(readFrom(node.storage.url), history.ackedKeys());
     for (let tries = 0; tries < 200 && v.lost.length + v.reverted.length > 0; tries++) {
       await sleep(100);
@@ -78,6 +82,18 @@ async function checkCopies(t: Test, what: string): Promise<void> {
     }
     t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `${what}: ${ids()[i]} holds every acknowledged write (${v.checked} keys)`);
   }
+}
+
+function adminShards(): { shard: string; acting: { group: string; term: number }[] }[] {
+  const crls = mesh.pki.crls().map((c, i) => {
+    const f = join(mesh.dir, `admin-crl-${i}.pem`);
+    writeFileSync(f, c);
+    return f;
+  });
+  const ro = mesh.pki.operators.readonly;
+  const r = runProgram('themis-admin', ['shards', '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', ro.chainPath, '--key', ro.keyPath, '--cluster', mesh.pki.cluster, '--crls', crls.join(','), '--json']);
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
 }
 
 interface Fault {
@@ -149,6 +165,8 @@ async function trial(t: Test, f: Fault): Promise<number> {
   t.match(audit, new RegExp(`"event":"FAILOVER_COMPLETED".*"group":"${group().id}".*"primary":"${after.shard}".*"term":${after.term}`), 'the new primary audited FAILOVER_COMPLETED with its term');
   await checkCopies(t, f.name);
   t.equal(acting()?.shard, after.shard, 'the old primary came back as a follower: the acting primary stays until an operator publishes a new epoch');
+  const shards = adminShards();
+  t.same(shards.find((r) => r.shard === after.shard)?.acting.filter((a) => a.group === group().id), [{ group: group().id, term: after.term }], '`themis-admin shards` shows the acting primary with its term');
   return ms;
 }
 
@@ -180,4 +198,54 @@ t.test('SIGSTOP of the primary\'s sidecar past its lease, then SIGCONT: it ackno
       mesh.nodes[v]!.sidecar!.child.kill('SIGCONT');
     },
   });
+});
+
+t.test('RF 2 (majority = both copies): the replica takes over and serves reads; writes wait for the old primary to rejoin', async (t) => {
+  const { publishAsAdmin } = await import('../support/mesh.js');
+  const { Topology } = await import('../../src/topology/topology.js');
+  const s = ids();
+  // A new epoch with RF 2: each range on its owner and the next shard. New groups: each owner takes its first term.
+  const rf2 = new Topology({
+    ...mesh.topology,
+    epoch: mesh.topology.epoch + 1,
+    shards: { ...mesh.topology.shards },
+    ranges: mesh.topology.ranges.map((r) => ({ ...r, replicas: [s[(s.indexOf(r.owner) + 1) % s.length]!] })),
+  });
+  await publishAsAdmin(mesh.pki, mesh.etcd!, rf2);
+  const g = replicaGroups(rf2).find((x) => x.owner === 'shard-001')!;
+  const actingKey = `/themis/${mesh.pki.cluster}/failover/acting/${g.id}`;
+  const holder = () => {
+    const out = ctl(['get', actingKey, '--print-value-only']).trim();
+    return out ? (JSON.parse(out) as { shard: string }).shard : undefined;
+  };
+  await until('shard-001 to take its new group\'s first term', () => (holder() === 'shard-001' ? true : undefined));
+  const key = keysOf()[1]!;
+  const via = mesh.nodes[2]!.appUrl; // shard-003 holds no copy of this range now
+  const write = async () => {
+    const { blob, n } = history.next(key);
+    const r = await call(via, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, CLIENT_TIMEOUT_MS);
+    if (r.status === 201) history.ack(key, n);
+    return r;
+  };
+  await until('a write to the RF 2 range', async () => ((await write()).status === 201 ? true : undefined));
+
+  await mesh.nodes[0]!.storage.kill();
+  await until('shard-002 to take over', () => (holder() === 'shard-002' ? true : undefined));
+  const read = await until('a read served by the new primary', async () => {
+    const r = await call(via, 'GET', `/entities/${encodeURIComponent(key)}`, undefined, CLIENT_TIMEOUT_MS);
+    return r.status === 200 ? r : undefined;
+  });
+  t.equal(read.headers.get('x-themis-shard'), 'shard-002', 'reads go to the acting primary');
+  const refused = await write();
+  t.equal(refused.status, 503);
+  t.equal(refused.body.code, 'REPLICATION_UNAVAILABLE', 'both copies are needed and one is down: refused, retryably');
+  t.same(refused.body.missing_copies, ['shard-001']);
+
+  await mesh.nodes[0]!.storage.start();
+  const back = await until('writes to be acknowledged again once shard-001 rejoined', async () => {
+    const r = await write();
+    return r.status === 201 ? r : undefined;
+  });
+  t.equal(back.headers.get('x-themis-shard'), 'shard-002', 'the acting primary keeps the range');
+  await checkCopies(t, 'RF 2', [0, 1]);
 });

@@ -4,7 +4,16 @@
 //   last/{group}               {"shard"}: who acted last (no lease: it outlives the holder);
 //                              its mod revision equals that holder's term
 //   candidates/{group}/{shard} {"position","source","source_term"} on the candidate's lease
-import type { Candidate } from './election.js';
+
+/** A copy standing in a failover election, as it published itself. */
+export interface Candidate {
+  shard: string;
+  /** Position in the holder's feed; -1 when the copy has no position there (it cannot count). */
+  position: number;
+  /** The holder it measured `position` against, and that holder's term. */
+  source: string;
+  sourceTerm: number;
+}
 
 export function failoverKeys(cluster: string) {
   const base = `/themis/${cluster}/failover/`;
