@@ -43,7 +43,7 @@ import { EffectiveTopologySource } from './failover/effective-source.js';
 import { NodeLiveness } from './failover/node-liveness.js';
 import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
 import { copiesNeeded } from './replication/ack-gate.js';
-import type { ReplicaGroup } from '../src/topology/replica-groups.js';
+import { ineligibility } from './failover/eligibility.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -172,7 +172,7 @@ export class Sidecar {
           needed: (copies) => copiesNeeded(cfg.replication.ack, copies),
           leaseTtlSeconds: cfg.replication.leaseTtlSeconds,
           monotonic: () => rt.clock.monotonic(),
-          ineligible: (g, firstTerm) => this.ineligible(g, firstTerm),
+          ineligible: (g, firstTerm) => ineligibility(this.trust.material, g, firstTerm, rt.clock.now()),
           positionIn: async (source) => (source === cfg.shardId ? head.after() : (replicaManager?.positionOf(source) ?? -1)),
           audit: this.audit,
           log: log.child({ component: 'failover' }),
@@ -239,19 +239,6 @@ export class Sidecar {
     this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock }));
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     this.updateCertMetrics();
-  }
-
-  /** Why this shard may not act as primary of `g` now; undefined when it may. */
-  private ineligible(g: ReplicaGroup, firstTerm: boolean): string | undefined {
-    const m = this.trust.material;
-    const id = m.identity;
-    if (m.ownRevoked) return `its certificate is revoked (${m.ownRevoked})`;
-    if (m.notAfter.getTime() <= this.rt.clock.now()) return 'its certificate has expired';
-    if (firstTerm && id.role !== 'primary') return `a "${id.role}" certificate takes a group's first term only by failover`;
-    if (!firstTerm && !id.capabilities.includes('replicate')) return 'its certificate lacks the replicate capability';
-    const outside = g.ranges.find((r) => r.start < id.tokenRangeStart || r.end > id.tokenRangeEnd);
-    if (outside) return `its certified token range does not cover ${outside.start.toString(16)}–${outside.end.toString(16)}`;
-    return undefined;
   }
 
   /** Every listener and session follows a trust change; sessions no longer valid are cut. */

@@ -1,8 +1,6 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startMesh, type Mesh } from '../support/mesh.js';
-import { runProgram } from '../support/cli.js';
+import { adminShards } from '../support/admin-shards.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -10,17 +8,7 @@ t.before(async () => {
 });
 t.teardown(() => mesh?.close());
 
-function shards(): { shard: string; endpoint: string | null; alive: boolean; serial: string; status: string; replication: Record<string, { state: string; lag_changes: number }> | null }[] {
-  const crls = mesh.pki.crls().map((c, i) => {
-    const f = join(mesh.dir, `admin-crl-${i}.pem`);
-    writeFileSync(f, c);
-    return f;
-  });
-  const ro = mesh.pki.operators.readonly;
-  const r = runProgram('themis-admin', ['shards', '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', ro.chainPath, '--key', ro.keyPath, '--cluster', mesh.pki.cluster, '--crls', crls.join(','), '--json']);
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout);
-}
+const shards = () => adminShards(mesh);
 
 const waitUntil = async (pred: () => boolean, ms: number) => {
   const end = Date.now() + ms;

@@ -12,9 +12,7 @@ import { replicaGroups } from '../../src/topology/replica-groups.js';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
-import { runProgram } from '../support/cli.js';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { adminShards } from '../support/admin-shards.js';
 
 t.setTimeout(400_000);
 
@@ -82,18 +80,6 @@ async function checkCopies(t: Test, what: string, copies = [0, 1, 2]): Promise<v
     }
     t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `${what}: ${ids()[i]} holds every acknowledged write (${v.checked} keys)`);
   }
-}
-
-function adminShards(): { shard: string; acting: { group: string; term: number }[] }[] {
-  const crls = mesh.pki.crls().map((c, i) => {
-    const f = join(mesh.dir, `admin-crl-${i}.pem`);
-    writeFileSync(f, c);
-    return f;
-  });
-  const ro = mesh.pki.operators.readonly;
-  const r = runProgram('themis-admin', ['shards', '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', ro.chainPath, '--key', ro.keyPath, '--cluster', mesh.pki.cluster, '--crls', crls.join(','), '--json']);
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout);
 }
 
 interface Fault {
@@ -165,7 +151,7 @@ async function trial(t: Test, f: Fault): Promise<number> {
   t.match(audit, new RegExp(`"event":"FAILOVER_COMPLETED".*"group":"${group().id}".*"primary":"${after.shard}".*"term":${after.term}`), 'the new primary audited FAILOVER_COMPLETED with its term');
   await checkCopies(t, f.name);
   t.equal(acting()?.shard, after.shard, 'the old primary came back as a follower: the acting primary stays until an operator publishes a new epoch');
-  const shards = adminShards();
+  const shards = adminShards(mesh);
   t.same(shards.find((r) => r.shard === after.shard)?.acting.filter((a) => a.group === group().id), [{ group: group().id, term: after.term }], '`themis-admin shards` shows the acting primary with its term');
   return ms;
 }
