@@ -1,5 +1,7 @@
 // /readyz: this sidecar's certificate is valid and not revoked, it has a topology, and its
-// storage node answers /health (through the same upstream the request path uses).
+// storage node answers /health (through the same upstream the request path uses), and as a
+// replica it holds a first copy of every primary's ranges it replicates (until then its
+// primaries cannot get a write acknowledged: the dev mesh and deployments wait for this).
 import type { Clock } from '../src/runtime.js';
 import type { Readiness } from './admin-listener.js';
 import type { TopologySource } from './control/topology-source.js';
@@ -11,6 +13,8 @@ export interface ReadinessDeps {
   topology: TopologySource;
   local: LocalUpstream;
   clock: Clock;
+  /** Replica followers by primary: position -1 until the first copy is done. */
+  followers?: () => Record<string, { state: string; position: number }>;
 }
 
 export async function readiness(d: ReadinessDeps): Promise<Readiness> {
@@ -23,6 +27,9 @@ export async function readiness(d: ReadinessDeps): Promise<Readiness> {
     },
     (e: Error) => ({ ok: false, detail: e.message }),
   );
-  const checks = { certificate: cert, topology: { ok: true, detail: `epoch ${d.topology.current().epoch}` }, storage };
+  const followers = Object.entries(d.followers?.() ?? {});
+  const copying = followers.filter(([, f]) => f.position < 0).map(([p]) => p);
+  const replication = { ok: copying.length === 0, detail: copying.length ? `first copy not done yet from ${copying.join(', ')}` : `holds a copy from each of ${followers.length} primaries` };
+  const checks = { certificate: cert, topology: { ok: true, detail: `epoch ${d.topology.current().epoch}` }, storage, replication };
   return { ready: Object.values(checks).every((c) => c.ok), checks };
 }

@@ -44,6 +44,7 @@ import { NodeLiveness } from './failover/node-liveness.js';
 import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
 import { copiesNeeded } from './replication/ack-gate.js';
 import { ineligibility } from './failover/eligibility.js';
+import { OperationWatcher } from './rebalance/operation-watcher.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -73,6 +74,7 @@ export class Sidecar {
   private readonly topology: TopologySource;
   private readonly failover: Failover | undefined;
   private readonly liveness: NodeLiveness | undefined;
+  private readonly operations: OperationWatcher | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -180,6 +182,19 @@ export class Sidecar {
         })
       : undefined;
     this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;
+    // Operator-signed rebalance operations in etcd: verified (and refusals audited) by every shard.
+    this.operations = etcd && cfg.etcd?.topology
+      ? new OperationWatcher({
+          etcd,
+          cluster: cfg.cluster,
+          self: cfg.shardId,
+          selfRange: () => ({ start: this.trust.material.identity.tokenRangeStart, end: this.trust.material.identity.tokenRangeEnd }),
+          topology: signed,
+          verifier: () => this.trust.material.verifier,
+          audit: this.audit,
+          log: log.child({ component: 'rebalance' }),
+        })
+      : undefined;
     this.liveness = this.failover ? new NodeLiveness(this.local) : undefined;
     this.liveness?.onChange((up) => {
       log.warn({ up }, up ? 'storage node answers again' : 'storage node does not answer');
@@ -236,7 +251,7 @@ export class Sidecar {
       trust.material,
       { stream: meshHandler.stream, request: (req, res, peer) => void meshHandler.request(req, res, peer) },
       this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
-    this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock }));
+    this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status() }));
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     this.updateCertMetrics();
   }
@@ -278,6 +293,7 @@ export class Sidecar {
     this.trust.start();
     this.replicas.start();
     this.liveness?.start();
+    this.operations?.start();
     void this.failover?.start().catch((e: Error) => this.rt.log.error({ err: e.message }, 'failover did not start'));
     // Expired nonces go at least every 5 s (more often with a short window), so memory
     // follows request rate × window rather than filling replay.maxNoncesPerSender.
@@ -325,6 +341,7 @@ export class Sidecar {
     clearInterval(this.statusTimer);
     this.trust.close();
     this.liveness?.stop();
+    this.operations?.close();
     await this.failover?.stop();
     await this.registration?.stop();
     this.etcd?.close();

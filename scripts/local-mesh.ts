@@ -100,6 +100,23 @@ export async function prepareLocalMesh(o: LocalMeshOptions = {}): Promise<LocalM
   });
 }
 
+/** Polls a sidecar's /readyz until it answers 200; rejects with its last answer after `ms`. */
+async function untilReady(adminUrl: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  let last = '';
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`${adminUrl}/readyz`);
+      last = await r.text();
+      if (r.status === 200) return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${adminUrl}/readyz did not answer 200 within ${ms / 1000} s: ${last}`);
+}
+
 /** Resolves when all have settled; rejects with the first failure (nothing is left starting). */
 async function settled(ps: Promise<unknown>[]): Promise<void> {
   const failed = (await Promise.allSettled(ps)).find((r) => r.status === 'rejected');
@@ -208,6 +225,9 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       }
       await settled(nodes.filter((n) => !n.storage.external).map((n) => n.storage.start()));
       await settled(nodes.map((n) => n.sidecar.start()));
+      // Replicated: ready once every replica holds its first copy (until then writes to its
+      // primaries' ranges cannot be acknowledged).
+      if (replicas > 0) await settled(nodes.map((n) => untilReady(n.sidecar.adminUrl, 30_000)));
     },
     async stopEtcd() {
       await mesh.etcd?.stop();

@@ -128,7 +128,7 @@ function diff(argv: string[]): void {
 }
 
 /** Reads the operator's chain and opens its key (for signing, and as the etcd client identity). */
-async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-key'?: string; 'key-passphrase-file'?: string }) {
+export async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-key'?: string; 'key-passphrase-file'?: string }) {
   const certPath = requireFlag(values['operator-cert'], 'operator-cert', 'pki/operators/admin/chain.pem');
   const keyPath = requireFlag(values['operator-key'], 'operator-key', 'pki/operators/admin/key.pem');
   const certPem = readFlagFile(certPath, 'operator-cert');
@@ -138,7 +138,7 @@ async function operatorIdentity(values: { 'operator-cert'?: string; 'operator-ke
   return { certPath, certPem, chain, key, keyPem: pem };
 }
 
-const OPERATOR_FLAGS = {
+export const OPERATOR_FLAGS = {
   'operator-cert': { type: 'string' },
   'operator-key': { type: 'string' },
   'key-passphrase-file': { type: 'string' },

@@ -6,6 +6,7 @@ import { topologyCommand, TOPOLOGY_USAGE } from './admin-topology.js';
 import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
 import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
 import { crlCommand, CRL_USAGE } from './admin-crl.js';
+import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
 
 const USAGE = `usage: themis-admin <command> …
 
@@ -13,6 +14,7 @@ ${TOPOLOGY_USAGE}
 ${AUDIT_USAGE}
 ${SHARDS_USAGE}
 ${CRL_USAGE}
+${REBALANCE_USAGE}
 `;
 
 await runCommands('themis-admin', USAGE, {
@@ -20,4 +22,5 @@ await runCommands('themis-admin', USAGE, {
   audit: auditCommand,
   shards: shardsCommand,
   crl: crlCommand,
+  rebalance: rebalanceCommand,
 });

@@ -47,5 +47,9 @@ export function etcdKeys(cluster: string) {
     crl: (issuer: string) => `${base}/crl/${issuer}`,
     revoked: `${base}/crl/revoked`,
     rebalance: (operationId: string) => `${base}/rebalance/${operationId}`,
+    rebalancePrefix: `${base}/rebalance/`,
+    /** Each involved shard's view of an operation: {phase, reason?, message?, updated_at}. */
+    rebalanceStatus: (operationId: string, shard: string) => `${base}/rebalance-status/${operationId}/${shard}`,
+    rebalanceStatusPrefix: `${base}/rebalance-status/`,
   };
 }

@@ -1,0 +1,125 @@
+// The shard side of operator-signed rebalancing: every RebalanceOperation written under
+// /themis/{cluster}/rebalance/ is verified here (src/rebalance/operation.ts) before anything is
+// done with it. A refused one — unsigned, tampered, signed by a shard or by an operator without
+// the capability, built on another epoch, moving tokens to a shard whose certificate does not
+// cover them — is audited (REBALANCE_REJECTED, with the reason and the signer) by every shard
+// that sees it, and changes nothing. One that verifies and moves ranges from or to this shard is
+// audited as REBALANCE_INITIATED. Each involved shard records its view under rebalance-status/.
+import type { Etcd3, IKeyValue } from 'etcd3';
+import type { AuditLog } from '../../src/audit/audit-log.js';
+import { etcdKeys } from '../../src/control/etcd.js';
+import { KeepWatching } from '../../src/control/watch.js';
+import type { Logger } from '../../src/log.js';
+import { parsePem } from '../../src/pki/pem.js';
+import type { PeerVerifier } from '../../src/pki/verify.js';
+import { verifyOperation, type OperationVerdict } from '../../src/rebalance/operation.js';
+import type { TopologySource } from '../control/topology-source.js';
+
+export interface OperationWatcherDeps {
+  etcd: Etcd3;
+  cluster: string;
+  self: string;
+  selfRange: () => { start: bigint; end: bigint };
+  /** The signed topology (operations start from its epoch). */
+  topology: TopologySource;
+  verifier: () => PeerVerifier;
+  audit: AuditLog;
+  log: Logger;
+  /** An operation that verified and involves this shard. */
+  onAccepted?: (v: Extract<OperationVerdict, { ok: true }>) => void;
+}
+
+export class OperationWatcher {
+  private watcher: KeepWatching | undefined;
+  /** key → mod revision already judged: each version of each key is judged once. */
+  private readonly seen = new Map<string, string>();
+  private readonly keys: ReturnType<typeof etcdKeys>;
+
+  constructor(private readonly d: OperationWatcherDeps) {
+    this.keys = etcdKeys(d.cluster);
+  }
+
+  start(): void {
+    this.watcher = new KeepWatching({
+      build: () => this.d.etcd.watch().prefix(this.keys.rebalancePrefix),
+      onPut: (kv) => void this.judge(kv),
+      resync: () => void this.readAll(),
+      what: 'rebalance operations',
+      log: this.d.log,
+    });
+  }
+
+  private async readAll(): Promise<void> {
+    try {
+      const res = await this.d.etcd.getAll().prefix(this.keys.rebalancePrefix).exec();
+      for (const kv of res.kvs) await this.judge(kv);
+    } catch (e) {
+      this.d.log.warn({ err: (e as Error).message }, 'cannot read rebalance operations');
+    }
+  }
+
+  /** A shard's certified token range: its own, or from its registered certificate (verified); undefined when unknown. */
+  private async certifiedRange(shard: string): Promise<{ start: bigint; end: bigint } | undefined> {
+    if (shard === this.d.self) return this.d.selfRange();
+    try {
+      const raw = await this.d.etcd.get(this.keys.shardCertificate(shard)).string();
+      if (!raw) return undefined;
+      const pem = (JSON.parse(raw) as { cert_pem?: string }).cert_pem;
+      if (!pem) return undefined;
+      const r = this.d.verifier().verify(parsePem(pem, `${shard} certificate`).map((b) => new Uint8Array(b.der)), 'serverAuth');
+      if (!r.ok || r.peer.identity.shardId !== shard) return undefined;
+      return { start: r.peer.identity.tokenRangeStart, end: r.peer.identity.tokenRangeEnd };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async judge(kv: IKeyValue): Promise<void> {
+    const key = kv.key.toString();
+    const rev = String(kv.mod_revision);
+    if (this.seen.get(key) === rev) return;
+    this.seen.set(key, rev);
+    const keyId = key.slice(this.keys.rebalancePrefix.length);
+    let input: unknown;
+    try {
+      input = JSON.parse(kv.value.toString());
+    } catch {
+      input = undefined;
+    }
+    const v = await verifyOperation(input, {
+      verifier: this.d.verifier(),
+      current: this.d.topology.current(),
+      cluster: this.d.cluster,
+      certifiedRange: (s) => this.certifiedRange(s),
+    });
+    if (v.ok && v.op.id !== keyId) return this.refuse(keyId, { ok: false, reason: 'malformed', message: `stored under ${keyId} but names operation ${v.op.id}`, signer: v.signer });
+    if (!v.ok) return this.refuse(keyId, v);
+    const involved = v.op.moves.some((m) => m.from === this.d.self || m.to === this.d.self);
+    if (!involved) return;
+    this.d.audit.record({
+      event: 'REBALANCE_INITIATED', op_id: v.op.id, base_epoch: v.op.baseEpoch, next_epoch: v.op.next.epoch, signer: v.signer,
+      moves: v.op.moves.map((m) => ({ from: m.from, to: m.to, token_start: `0x${m.start.toString(16)}`, token_end: `0x${m.end.toString(16)}` })),
+    });
+    this.d.log.info({ op: v.op.id, moves: v.op.moves.length, signer: v.signer.subject }, 'rebalance operation accepted');
+    await this.status(v.op.id, { phase: 'accepted' });
+    this.d.onAccepted?.(v);
+  }
+
+  private async refuse(keyId: string, v: Extract<OperationVerdict, { ok: false }>): Promise<void> {
+    this.d.audit.record({ event: 'REBALANCE_REJECTED', op_id: v.opId ?? keyId, reason: `${v.reason}: ${v.message}`, ...(v.signer ? { signer: v.signer } : {}) });
+    this.d.log.warn({ op: v.opId ?? keyId, reason: v.reason, err: v.message }, 'rebalance operation refused; nothing done');
+    await this.status(v.opId ?? keyId, { phase: 'refused', reason: v.reason, message: v.message });
+  }
+
+  private async status(opId: string, s: { phase: string; reason?: string; message?: string }): Promise<void> {
+    // Key-safe: an attacker's key name must not write elsewhere.
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(opId)) return;
+    await this.d.etcd.put(this.keys.rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...s, updated_at: new Date().toISOString() })).catch((e: Error) => {
+      this.d.log.warn({ err: e.message }, 'cannot record the rebalance status in etcd');
+    });
+  }
+
+  close(): void {
+    this.watcher?.close();
+  }
+}

@@ -1,0 +1,149 @@
+// A RebalanceOperation: an operator-signed order to move token ranges between shards. The
+// document is JSON — its id, the cluster, the epoch it starts from, the moves, and the exact
+// topology document that will be in force after it (the next epoch) — signed as a detached
+// CMS like a topology (`openssl cms -verify` checks it), and stored as {document, cms} at
+// /themis/{cluster}/rebalance/{op_id}. Shards verify it before they do anything with it.
+import { randomUUID, type webcrypto } from 'node:crypto';
+import { parseToken, tokenHex } from '../hash.js';
+import { openDetached, signDetached } from '../pki/cms.js';
+import type { PeerVerifier } from '../pki/verify.js';
+import { parseTopology, serializeTopology } from '../topology/document.js';
+import { capabilitiesFor, type TopologySigner } from '../topology/signed.js';
+import type { Topology } from '../topology/topology.js';
+import { applyMoves, MoveError, sameAssignment, type Move } from './moves.js';
+
+export interface RebalanceOperation {
+  id: string;
+  cluster: string;
+  baseEpoch: number;
+  moves: Move[];
+  /** The topology in force after the operation: epoch baseEpoch + 1, the moves applied. */
+  next: Topology;
+  /** The next topology's document exactly as signed (published as is at cutover). */
+  nextDocument: string;
+}
+
+export interface SignedOperation {
+  document: string;
+  cms: string;
+}
+
+const OP_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Builds the operation that moves `moves` away from `base` (shards: the next topology's, when it adds some). */
+export function buildOperation(base: Topology, moves: Move[], shards?: Topology['shards']): RebalanceOperation {
+  const next = applyMoves(base, moves, shards ? { ...shards } : undefined);
+  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next) };
+}
+
+export function operationDocument(op: RebalanceOperation): string {
+  return JSON.stringify({
+    op_id: op.id,
+    cluster: op.cluster,
+    base_epoch: op.baseEpoch,
+    moves: op.moves.map((m) => ({ from: m.from, to: m.to, token_start: tokenHex(m.start), token_end: tokenHex(m.end) })),
+    next_topology: op.nextDocument,
+  }, null, 2) + '\n';
+}
+
+export async function signOperation(op: RebalanceOperation, chainDer: readonly Uint8Array[], key: webcrypto.CryptoKey): Promise<SignedOperation> {
+  const document = operationDocument(op);
+  const cms = await signDetached(Buffer.from(document, 'utf8'), chainDer, key);
+  return { document, cms: Buffer.from(cms).toString('base64') };
+}
+
+export class OperationFormatError extends Error {}
+
+/** Parses an operation document; throws OperationFormatError naming the field. */
+export function parseOperation(document: string): RebalanceOperation {
+  let d: Record<string, unknown>;
+  try {
+    d = JSON.parse(document) as Record<string, unknown>;
+  } catch {
+    throw new OperationFormatError('the document is not JSON');
+  }
+  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new OperationFormatError('the document is not a JSON object');
+  if (typeof d.op_id !== 'string' || !OP_ID_RE.test(d.op_id)) throw new OperationFormatError('op_id: must be a lower-case UUID');
+  if (typeof d.cluster !== 'string' || !d.cluster) throw new OperationFormatError('cluster: must be a non-empty string');
+  if (!Number.isSafeInteger(d.base_epoch) || (d.base_epoch as number) < 0) throw new OperationFormatError('base_epoch: must be a non-negative integer');
+  if (!Array.isArray(d.moves) || d.moves.length === 0) throw new OperationFormatError('moves: must be a non-empty list');
+  const moves = d.moves.map((m: unknown, i: number): Move => {
+    const x = m as Record<string, unknown>;
+    const start = typeof x?.token_start === 'string' ? parseToken(x.token_start) : undefined;
+    const end = typeof x?.token_end === 'string' ? parseToken(x.token_end) : undefined;
+    if (typeof x?.from !== 'string' || typeof x?.to !== 'string' || start === undefined || end === undefined) {
+      throw new OperationFormatError(`moves[${i}]: needs from, to, token_start and token_end (0x-prefixed hex)`);
+    }
+    return { from: x.from, to: x.to, start, end };
+  });
+  if (typeof d.next_topology !== 'string') throw new OperationFormatError('next_topology: must be the topology document as a string');
+  let next: Topology;
+  try {
+    next = parseTopology(d.next_topology);
+  } catch (e) {
+    throw new OperationFormatError(`next_topology: ${(e as Error).message}`);
+  }
+  return { id: d.op_id, cluster: d.cluster, baseEpoch: d.base_epoch as number, moves, next, nextDocument: d.next_topology };
+}
+
+export type OperationRejectReason =
+  | 'malformed' | 'bad_signature' | 'untrusted_signer' | 'not_operator' | 'missing_capability'
+  | 'wrong_cluster' | 'stale_epoch' | 'inconsistent' | 'range_not_certified';
+
+export type OperationVerdict =
+  | { ok: true; op: RebalanceOperation; signer: TopologySigner }
+  | { ok: false; reason: OperationRejectReason; message: string; signer?: TopologySigner; opId?: string };
+
+export interface OperationVerifyOptions {
+  verifier: PeerVerifier;
+  /** The signed topology in force: the operation must start from its epoch. */
+  current: Topology;
+  cluster: string;
+  /** The token range a shard's certificate allows (undefined when unknown: not checked). */
+  certifiedRange: (shardId: string) => Promise<{ start: bigint; end: bigint } | undefined>;
+}
+
+/** Verifies a stored {document, cms}: signature, signer, capability, epoch, consistency, certified ranges. */
+export async function verifyOperation(input: unknown, o: OperationVerifyOptions): Promise<OperationVerdict> {
+  const no = (reason: OperationRejectReason, message: string, extra: { signer?: TopologySigner; opId?: string } = {}): OperationVerdict => ({ ok: false, reason, message, ...extra });
+  const s = input as Partial<SignedOperation> | null;
+  if (!s || typeof s !== 'object' || typeof s.document !== 'string' || typeof s.cms !== 'string') return no('malformed', 'expected {document, cms} strings');
+  let op: RebalanceOperation;
+  try {
+    op = parseOperation(s.document);
+  } catch (e) {
+    return no('malformed', (e as Error).message);
+  }
+  const opId = op.id;
+  let parts;
+  try {
+    parts = await openDetached(Buffer.from(s.cms, 'base64'), Buffer.from(s.document, 'utf8'));
+  } catch (e) {
+    return no('malformed', `cms: ${(e as Error).message}`, { opId });
+  }
+  if (!parts.signatureValid) return no('bad_signature', 'the CMS signature does not verify over the document', { opId });
+  const chain = parts.chain.length ? o.verifier.verify(parts.chain, 'clientAuth') : undefined;
+  if (!chain?.ok) return no('untrusted_signer', chain ? `${chain.reason}: ${chain.message}` : 'no signer certificate', { opId });
+  const { identity, serial, subject, issuer } = chain.peer;
+  const signer: TopologySigner = { subject, serial, issuer, verified: true };
+  const refuse = (reason: OperationRejectReason, message: string) => no(reason, message, { signer, opId });
+  if (identity.role !== 'operator') return refuse('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
+  const needed = capabilitiesFor(o.current, op.next);
+  if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) return refuse('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
+  if (op.cluster !== o.cluster || op.next.cluster !== o.cluster) return refuse('wrong_cluster', `the operation is for cluster "${op.cluster}", not "${o.cluster}"`);
+  if (op.baseEpoch !== o.current.epoch) return refuse('stale_epoch', `the operation starts from epoch ${op.baseEpoch}; epoch ${o.current.epoch} is in force`);
+  if (op.next.epoch !== op.baseEpoch + 1) return refuse('inconsistent', `next_topology has epoch ${op.next.epoch}, not ${op.baseEpoch + 1}`);
+  try {
+    if (!sameAssignment(applyMoves(o.current, op.moves, { ...op.next.shards }), op.next)) return refuse('inconsistent', 'next_topology is not the topology in force with the moves applied');
+  } catch (e) {
+    if (e instanceof MoveError) return refuse('inconsistent', e.message);
+    throw e;
+  }
+  for (const m of op.moves) {
+    const allowed = await o.certifiedRange(m.to);
+    if (allowed && (m.start < allowed.start || m.end > allowed.end)) {
+      return refuse('range_not_certified', `${m.to}'s certificate allows ${tokenHex(allowed.start)}–${tokenHex(allowed.end)}, not ${tokenHex(m.start)}–${tokenHex(m.end)}`);
+    }
+  }
+  return { ok: true, op, signer };
+}
