@@ -21,6 +21,8 @@ export interface RebalanceOperation {
   next: Topology;
   /** The next topology's document exactly as signed (published as is at cutover). */
   nextDocument: string;
+  /** A detached CMS over `nextDocument` by the same operator (base64): the signed topology published at cutover. */
+  nextCms: string;
 }
 
 export interface SignedOperation {
@@ -30,10 +32,10 @@ export interface SignedOperation {
 
 const OP_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Builds the operation that moves `moves` away from `base` (shards: the next topology's, when it adds some). */
+/** Builds the operation that moves `moves` away from `base` (shards: the next topology's, when it adds some); unsigned (nextCms ''). */
 export function buildOperation(base: Topology, moves: Move[], shards?: Topology['shards']): RebalanceOperation {
   const next = applyMoves(base, moves, shards ? { ...shards } : undefined);
-  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next) };
+  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next), nextCms: '' };
 }
 
 export function operationDocument(op: RebalanceOperation): string {
@@ -43,11 +45,14 @@ export function operationDocument(op: RebalanceOperation): string {
     base_epoch: op.baseEpoch,
     moves: op.moves.map((m) => ({ from: m.from, to: m.to, token_start: tokenHex(m.start), token_end: tokenHex(m.end) })),
     next_topology: op.nextDocument,
+    next_topology_cms: op.nextCms,
   }, null, 2) + '\n';
 }
 
+/** Signs the next topology (for publishing at cutover) and then the whole operation, both by this operator. */
 export async function signOperation(op: RebalanceOperation, chainDer: readonly Uint8Array[], key: webcrypto.CryptoKey): Promise<SignedOperation> {
-  const document = operationDocument(op);
+  const nextCms = Buffer.from(await signDetached(Buffer.from(op.nextDocument, 'utf8'), chainDer, key)).toString('base64');
+  const document = operationDocument({ ...op, nextCms });
   const cms = await signDetached(Buffer.from(document, 'utf8'), chainDer, key);
   return { document, cms: Buffer.from(cms).toString('base64') };
 }
@@ -77,13 +82,14 @@ export function parseOperation(document: string): RebalanceOperation {
     return { from: x.from, to: x.to, start, end };
   });
   if (typeof d.next_topology !== 'string') throw new OperationFormatError('next_topology: must be the topology document as a string');
+  if (typeof d.next_topology_cms !== 'string') throw new OperationFormatError('next_topology_cms: must be a detached CMS over next_topology (base64)');
   let next: Topology;
   try {
     next = parseTopology(d.next_topology);
   } catch (e) {
     throw new OperationFormatError(`next_topology: ${(e as Error).message}`);
   }
-  return { id: d.op_id, cluster: d.cluster, baseEpoch: d.base_epoch as number, moves, next, nextDocument: d.next_topology };
+  return { id: d.op_id, cluster: d.cluster, baseEpoch: d.base_epoch as number, moves, next, nextDocument: d.next_topology, nextCms: d.next_topology_cms };
 }
 
 export type OperationRejectReason =
@@ -139,6 +145,15 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
     if (e instanceof MoveError) return refuse('inconsistent', e.message);
     throw e;
   }
+  // The topology published at cutover must carry the same operator's signature over exactly next_topology.
+  let next;
+  try {
+    next = await openDetached(Buffer.from(op.nextCms, 'base64'), Buffer.from(op.nextDocument, 'utf8'));
+  } catch (e) {
+    return refuse('malformed', `next_topology_cms: ${(e as Error).message}`);
+  }
+  const sameSigner = next.chain[0] && parts.chain[0] && Buffer.from(next.chain[0]).equals(Buffer.from(parts.chain[0]));
+  if (!next.signatureValid || !sameSigner) return refuse('bad_signature', 'next_topology_cms is not a valid signature over next_topology by the operation\'s signer');
   for (const m of op.moves) {
     const allowed = await o.certifiedRange(m.to);
     if (allowed && (m.start < allowed.start || m.end > allowed.end)) {

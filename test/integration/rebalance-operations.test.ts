@@ -6,8 +6,10 @@
 import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { tokenHex } from '../../src/hash.js';
 import { loadPrivateKey } from '../../src/pki/keys.js';
+import { signDetached } from '../../src/pki/cms.js';
 import { parsePem } from '../../src/pki/pem.js';
 import { buildOperation, operationDocument, signOperation, type RebalanceOperation } from '../../src/rebalance/operation.js';
 import { startMesh, type Mesh } from '../support/mesh.js';
@@ -35,9 +37,19 @@ function ctl(args: string[]) {
 }
 const opKey = (id: string) => `/themis/${mesh.pki.cluster}/rebalance/${id}`;
 
+const identity = async (who: LeafMaterial) => ({ chain: parsePem(who.chain, who.name).map((b) => new Uint8Array(b.der)), key: (await loadPrivateKey(who.key, undefined, who.name)).privateKey });
+
 async function signAs(op: RebalanceOperation, who: LeafMaterial) {
-  const key = await loadPrivateKey(who.key, undefined, who.name);
-  return signOperation(op, parsePem(who.chain, who.name).map((b) => new Uint8Array(b.der)), key.privateKey);
+  const i = await identity(who);
+  return signOperation(op, i.chain, i.key);
+}
+
+/** The operation signed by `opSigner`, its next topology by `nextSigner`. */
+async function signSplit(op: RebalanceOperation, opSigner: LeafMaterial, nextSigner: LeafMaterial) {
+  const [o, n] = [await identity(opSigner), await identity(nextSigner)];
+  const nextCms = Buffer.from(await signDetached(Buffer.from(op.nextDocument, 'utf8'), n.chain, n.key)).toString('base64');
+  const document = operationDocument({ ...op, nextCms });
+  return { document, cms: Buffer.from(await signDetached(Buffer.from(document, 'utf8'), o.chain, o.key)).toString('base64') };
 }
 
 const audit = (i: number) => readFileSync(mesh.nodes[i]!.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -65,7 +77,7 @@ t.test('a signed operation from `themis-admin rebalance` is verified and audited
   const p = part();
   const r = runProgram('themis-admin', ['rebalance', '--from', 'shard-001', '--to', 'shard-002', '--token-range', `${tokenHex(p.start)}:${tokenHex(p.end)}`, '--cluster', mesh.pki.cluster,
     '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--crls', crls.join(','), '--operator-cert', admin.chainPath, '--operator-key', admin.keyPath]);
-  t.equal(r.status, 0, r.stderr);
+  t.equal(r.status, 0, r.status === 0 ? 'themis-admin rebalance writes the operation' : r.stderr);
   const id = /operation ([0-9a-f-]{36})/.exec(r.stdout)?.[1];
   t.ok(id, r.stdout);
   for (const i of [0, 1]) {
@@ -73,8 +85,17 @@ t.test('a signed operation from `themis-admin rebalance` is verified and audited
     t.match(e, { base_epoch: mesh.topology.epoch, next_epoch: mesh.topology.epoch + 1, signer: { subject: /admin/, verified: true }, moves: [{ from: 'shard-001', to: 'shard-002' }] }, `${mesh.nodes[i]!.shard.id} accepted it`);
   }
   t.notOk(audit(2).some((e) => e.op_id === id), 'shard-003, not involved, records nothing');
+  // openssl checks both signatures: the operation's and its next topology's.
+  const stored = JSON.parse(ctl(['get', opKey(id!), '--print-value-only'])) as { document: string; cms: string };
+  const doc = JSON.parse(stored.document) as { next_topology: string; next_topology_cms: string };
+  for (const [name, content, cms] of [['operation', stored.document, stored.cms], ['next topology', doc.next_topology, doc.next_topology_cms]] as const) {
+    writeFileSync(join(mesh.dir, 'op-content'), content);
+    writeFileSync(join(mesh.dir, 'op.p7s'), Buffer.from(cms, 'base64'));
+    const v = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', join(mesh.dir, 'op.p7s'), '-content', join(mesh.dir, 'op-content'), '-CAfile', mesh.pki.root.certPath, '-purpose', 'any', '-out', '/dev/null'], { encoding: 'utf8' });
+    t.equal(v.status, 0, `openssl cms -verify accepts the ${name}'s signature${v.status ? `: ${v.stderr}` : ''}`);
+  }
   const status = runProgram('themis-admin', ['rebalance', 'status', '--op', id!, '--cluster', mesh.pki.cluster, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', mesh.pki.operators.readonly.chainPath, '--key', mesh.pki.operators.readonly.keyPath, '--json']);
-  t.equal(status.status, 0, status.stderr);
+  t.equal(status.status, 0, status.status === 0 ? 'rebalance status answers' : status.stderr);
   t.same((JSON.parse(status.stdout) as { shard: string; phase: string }[]).map((s) => [s.shard, s.phase]).sort(), [['shard-001', 'accepted'], ['shard-002', 'accepted']]);
 });
 
@@ -93,6 +114,10 @@ t.test('forged, stale or wrongly-authorised operations are refused, audited and 
         const s = await signAs(op, mesh.pki.operators.admin);
         return { id: op.id, value: { ...s, document: s.document.replace('"to": "shard-002"', '"to": "shard-003"') } };
       },
+    },
+    {
+      name: 'its next topology signed by someone else than the operation', reason: 'bad_signature',
+      make: async () => { const op = valid(); return { id: op.id, value: await signSplit(op, mesh.pki.operators.admin, mesh.pki.shards[0]!) }; },
     },
     { name: 'signed by a shard', reason: 'not_operator', make: async () => { const op = valid(); return { id: op.id, value: await signAs(op, mesh.pki.shards[0]!) }; } },
     { name: 'signed by a read-only operator', reason: 'missing_capability', make: async () => { const op = valid(); return { id: op.id, value: await signAs(op, mesh.pki.operators.readonly) }; } },
