@@ -35,6 +35,8 @@ export interface ScatterDeps {
   topology: TopologySource;
   resolver: ShardResolver;
   options: ScatterOptions;
+  /** Whether a node may hold rows of ranges it neither owns nor replicates (a range move in progress): counts are then filtered too. */
+  foreignRows?: () => boolean;
 }
 
 /** Keys per page when a count must be filtered by ownership (about 6 MB of keys). */
@@ -248,7 +250,7 @@ export class ScatterGather {
    */
   private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, topo: Topology): Promise<void> {
     const pageSize = COUNT_PAGE;
-    const copies = topo.ranges.some((r) => r.replicas.length > 0);
+    const copies = topo.ranges.some((r) => r.replicas.length > 0) || (this.d.foreignRows?.() ?? false);
     const countShard = async (shard: string): Promise<number> => {
       if (!copies) return ((await this.call(shard, '/query', rest)) as { count: number }).count;
       let n = 0;

@@ -45,6 +45,7 @@ import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
 import { copiesNeeded } from './replication/ack-gate.js';
 import { ineligibility } from './failover/eligibility.js';
 import { OperationWatcher } from './rebalance/operation-watcher.js';
+import { MoveCopier } from './rebalance/move-copier.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -75,6 +76,7 @@ export class Sidecar {
   private readonly failover: Failover | undefined;
   private readonly liveness: NodeLiveness | undefined;
   private readonly operations: OperationWatcher | undefined;
+  private readonly copier: MoveCopier | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -193,6 +195,8 @@ export class Sidecar {
           verifier: () => this.trust.material.verifier,
           audit: this.audit,
           log: log.child({ component: 'rebalance' }),
+          onAccepted: (v) => this.copier?.start(v.op),
+          onStale: (id) => void this.copier?.stopOp(id),
         })
       : undefined;
     this.liveness = this.failover ? new NodeLiveness(this.local) : undefined;
@@ -220,11 +224,12 @@ export class Sidecar {
       onRefused: () => replicationMetrics.ackFailures.inc(),
       ...(this.failover ? { fencing: this.failover } : {}),
     });
+    const checkpoints = new FileCheckpoints(cfg.replication.stateDir);
     this.replicas = new ReplicaManager({
       self: cfg.shardId,
       topology: this.topology,
       resolver,
-      checkpoints: new FileCheckpoints(cfg.replication.stateDir),
+      checkpoints,
       clock: rt.clock,
       log: log.child({ component: 'replication' }),
       longPollMs: cfg.replication.longPollMs,
@@ -233,7 +238,10 @@ export class Sidecar {
       onCaughtUp: (primary, position) => this.audit.record({ event: 'REPLICA_CAUGHT_UP', primary, position }),
     });
     replicaManager = this.replicas;
-    const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 } });
+    this.copier = this.operations && etcd
+      ? new MoveCopier({ etcd, cluster: cfg.cluster, self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: log.child({ component: 'rebalance' }), longPollMs: cfg.replication.longPollMs })
+      : undefined;
+    const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
@@ -345,7 +353,7 @@ export class Sidecar {
     await this.failover?.stop();
     await this.registration?.stop();
     this.etcd?.close();
-    await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs), this.replicas.stop()]);
+    await Promise.all([this.app.close(drainMs), this.mesh.close(drainMs), this.replicas.stop(), this.copier?.stop()]);
     this.topology.close();
     this.peers.closeAll();
     this.local.close();

@@ -43,6 +43,8 @@ export interface FollowerOptions {
   onProgress?: (seq: number, latestSeq: number) => void;
   /** Each full copy, with why (first start, source behind us, feed trimmed, checkpoint unusable). */
   onFullCopy?: (reason: string) => void;
+  /** A full copy finished: keys found equal, keys copied or deleted. */
+  onCopied?: (same: number, repaired: number) => void;
   /** The name this follower's checkpoint is registered under at the source (default `id`); unique per source. */
   registerAs?: string;
 }
@@ -128,6 +130,7 @@ export class FeedFollower {
     this.checkpoint(head, true);
     this.restartReason = undefined;
     this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
+    this.o.onCopied?.(same, different);
   }
 
   /** Moves the position; the checkpoint file follows at most every CHECKPOINT_MS (and at once when `now`). */

@@ -27,6 +27,8 @@ export interface OperationWatcherDeps {
   log: Logger;
   /** An operation that verified and involves this shard. */
   onAccepted?: (v: Extract<OperationVerdict, { ok: true }>) => void;
+  /** An accepted operation whose base epoch is no longer in force (another topology came first). */
+  onStale?: (opId: string) => void;
 }
 
 export class OperationWatcher {
@@ -34,9 +36,25 @@ export class OperationWatcher {
   /** key → mod revision already judged: each version of each key is judged once. */
   private readonly seen = new Map<string, string>();
   private readonly keys: ReturnType<typeof etcdKeys>;
+  /** Operations that verified, by id, with their base epoch: in progress while that epoch is in force. */
+  private readonly verified = new Map<string, number>();
 
   constructor(private readonly d: OperationWatcherDeps) {
     this.keys = etcdKeys(d.cluster);
+    d.topology.onChange((t) => {
+      for (const [id, base] of this.verified) {
+        if (base === t.epoch) continue;
+        this.verified.delete(id);
+        this.d.log.warn({ op: id, base_epoch: base, epoch: t.epoch }, 'rebalance operation stale: another topology is in force');
+        void this.status(id, { phase: 'stale', reason: 'stale_epoch', message: `epoch ${t.epoch} came into force before its cutover` });
+        this.d.onStale?.(id);
+      }
+    });
+  }
+
+  /** Verified operations whose base epoch is in force (every shard knows of them, involved or not). */
+  inProgress(): number {
+    return this.verified.size;
   }
 
   start(): void {
@@ -94,6 +112,7 @@ export class OperationWatcher {
     });
     if (v.ok && v.op.id !== keyId) return this.refuse(keyId, { ok: false, reason: 'malformed', message: `stored under ${keyId} but names operation ${v.op.id}`, signer: v.signer });
     if (!v.ok) return this.refuse(keyId, v);
+    this.verified.set(v.op.id, v.op.baseEpoch);
     const involved = v.op.moves.some((m) => m.from === this.d.self || m.to === this.d.self);
     if (!involved) return;
     this.d.audit.record({

@@ -54,10 +54,16 @@ export interface MeshOptions {
   etcdTopology?: boolean;
   /** Replica shards of every range in the topology: the next ones after its owner (default 0). */
   replicas?: number;
+  /**
+   * Certificates also cover the ranges of the previous N shards (as a replica's do, so that it
+   * may take them over or receive them in a move). Default: `replicas` with etcd, else none.
+   */
+  certifiedReplicas?: number;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
-  const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(opts.withEtcd && opts.replicas ? { replicas: opts.replicas } : {}) });
+  const widen = opts.certifiedReplicas ?? (opts.withEtcd ? opts.replicas : undefined);
+  const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(widen ? { replicas: widen } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
   // The sidecars read copies, so that a revocation reaches them only when a test publishes it.
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));

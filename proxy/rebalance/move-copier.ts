@@ -1,0 +1,112 @@
+// The target side of an accepted rebalance operation, its first two phases: copy the moving
+// ranges from each source's storage node (through the mesh, capability `replicate`), then follow
+// the source's change feed from the copy's sequence number — the change-feed follower replication
+// uses (proxy/feed/follower.ts), with its own checkpoint, so a restarted sidecar resumes where it
+// stopped instead of copying again. Progress goes to rebalance-status/{op}/{shard} about once a
+// second. The copied keys stay invisible until cutover: scatter-gather filters every node's rows
+// to what it owns while a move is in progress. Cutover, verification and cleanup are not built yet.
+import type { Etcd3 } from 'etcd3';
+import { etcdKeys } from '../../src/control/etcd.js';
+import type { Logger } from '../../src/log.js';
+import type { RebalanceOperation } from '../../src/rebalance/operation.js';
+import type { Clock } from '../../src/runtime.js';
+import type { CheckpointStore } from '../feed/checkpoints.js';
+import { FeedFollower } from '../feed/follower.js';
+import { NodeClient } from '../feed/node-client.js';
+import { TokenRanges } from '../feed/token-ranges.js';
+import type { ShardResolver } from '../resolver.js';
+
+export interface MoveCopierDeps {
+  etcd: Etcd3;
+  cluster: string;
+  self: string;
+  resolver: ShardResolver;
+  checkpoints: CheckpointStore;
+  clock: Clock;
+  log: Logger;
+  longPollMs: number;
+}
+
+interface Copy {
+  source: string;
+  follower: FeedFollower;
+  copied: number;
+  fullCopies: number;
+}
+
+const STATUS_EVERY_MS = 1000;
+
+export class MoveCopier {
+  private readonly running = new Map<string, { op: RebalanceOperation; copies: Copy[]; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly d: MoveCopierDeps) {}
+
+  /** Starts (or resumes) copying what `op` moves to this shard; a no-op for an operation already running. */
+  start(op: RebalanceOperation): void {
+    if (this.running.has(op.id)) return;
+    const bySource = new Map<string, { start: bigint; end: bigint }[]>();
+    for (const m of op.moves) if (m.to === this.d.self) bySource.set(m.from, [...(bySource.get(m.from) ?? []), { start: m.start, end: m.end }]);
+    if (bySource.size === 0) return;
+    const copies: Copy[] = [...bySource].map(([source, ranges]) => {
+      const c: Copy = { source, copied: 0, fullCopies: 0, follower: undefined as unknown as FeedFollower };
+      c.follower = new FeedFollower({
+        id: `move-${op.id}-${source}`,
+        registerAs: `${this.d.self}.move-${op.id}`,
+        sourceShard: source,
+        source: new NodeClient(() => this.d.resolver.resolve(source).upstream),
+        target: new NodeClient(this.d.resolver.local),
+        ranges: new TokenRanges(ranges.map((r) => ({ ...r, owner: source, replicas: [] }))),
+        checkpoints: this.d.checkpoints,
+        clock: this.d.clock,
+        log: this.d.log,
+        longPollMs: this.d.longPollMs,
+        onFullCopy: () => c.fullCopies++,
+        onCopied: (same, repaired) => (c.copied = same + repaired),
+      });
+      c.follower.start();
+      return c;
+    });
+    const timer = setInterval(() => void this.report(op.id), STATUS_EVERY_MS);
+    timer.unref();
+    this.running.set(op.id, { op, copies, timer });
+    this.d.log.info({ op: op.id, sources: [...bySource.keys()] }, 'copying the ranges a rebalance operation moves here');
+  }
+
+  /** This shard's progress on `opId`, as it reports it. */
+  progress(opId: string): Record<string, unknown> | undefined {
+    const r = this.running.get(opId);
+    if (!r) return undefined;
+    const following = r.copies.every((c) => c.follower.state === 'following' && c.follower.position >= 0);
+    return {
+      phase: following ? 'catching-up' : 'copying',
+      sources: Object.fromEntries(r.copies.map((c) => [c.source, {
+        state: c.follower.state, position: c.follower.position, latest: c.follower.latest,
+        lag_changes: c.follower.latest >= 0 && c.follower.position >= 0 ? Math.max(0, c.follower.latest - c.follower.position) : null,
+        keys_copied: c.copied, full_copies: c.fullCopies,
+      }])),
+    };
+  }
+
+  private async report(opId: string): Promise<void> {
+    const p = this.progress(opId);
+    if (!p) return;
+    await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...p, updated_at: new Date(this.d.clock.now()).toISOString() })).catch((e: Error) => {
+      this.d.log.debug({ err: e.message }, 'rebalance progress report to etcd failed');
+    });
+  }
+
+  /** Stops copying for `opId` (it went stale); its checkpoints stay until cleanup is built. */
+  async stopOp(opId: string): Promise<void> {
+    const r = this.running.get(opId);
+    if (!r) return;
+    this.running.delete(opId);
+    clearInterval(r.timer);
+    await Promise.allSettled(r.copies.map((c) => c.follower.stop()));
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.running.values()) clearInterval(r.timer);
+    await Promise.allSettled([...this.running.values()].flatMap((r) => r.copies.map((c) => c.follower.stop())));
+    this.running.clear();
+  }
+}
