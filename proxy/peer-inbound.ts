@@ -5,7 +5,7 @@ import type { LocalUpstream } from './local-upstream.js';
 import { isEntityWrite } from './operations.js';
 import type { AckGate } from './replication/ack-gate.js';
 import { APPLIED_HEADER, type ReplicaPositions } from './replication/positions.js';
-import { writeLocally } from './replication/replicated-write.js';
+import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { answerHealth } from './health.js';
 import { servedBy } from './mesh-headers.js';
 import type { Reply } from './respond.js';
@@ -20,6 +20,10 @@ export interface PeerInboundDeps {
   gate: AckGate;
   /** Replicas announce their positions on the change-feed requests they make. */
   positions: ReplicaPositions;
+  /** A range move's cutover may hold writes; one whose key moved meanwhile is answered 421. */
+  hold?: HoldCheck;
+  /** Move targets announce their positions on their change-feed requests too. */
+  onFeedRequest?: (shard: string, headers: Record<string, string | string[] | undefined>) => void;
 }
 
 export class PeerInbound {
@@ -29,8 +33,11 @@ export class PeerInbound {
     const epoch = this.d.topology.current().epoch;
     const op = r.op;
     if (op.kind === 'health') return answerHealth(reply, this.d.self, epoch);
-    if (op.kind === 'changefeed') this.d.positions.record(r.peer.identity.shardId, r.headers[APPLIED_HEADER]);
-    if (isEntityWrite(op)) return writeLocally(this.d.local, this.d.gate, r.key!, r.topology!, { method: r.method, url: r.url, headers: r.headers, body: r.body }, reply, servedBy(this.d.self, epoch));
+    if (op.kind === 'changefeed') {
+      this.d.positions.record(r.peer.identity.shardId, r.headers[APPLIED_HEADER]);
+      this.d.onFeedRequest?.(r.peer.identity.shardId, r.headers);
+    }
+    if (isEntityWrite(op)) return writeLocally(this.d.local, this.d.gate, r.key!, r.topology!, { method: r.method, url: r.url, headers: r.headers, body: r.body }, reply, servedBy(this.d.self, epoch), this.d.hold);
     reply.upstream(await this.d.local.forward(r.method, r.url, r.headers, r.body), servedBy(this.d.self, epoch));
   }
 }

@@ -18,7 +18,7 @@ import type { TopologySource } from './control/topology-source.js';
 import { isWriteMethod, type Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
-import { writeLocally } from './replication/replicated-write.js';
+import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
 
 export interface RouterDeps {
@@ -32,6 +32,8 @@ export interface RouterDeps {
   random: Random;
   maxBodyBytes: number;
   scatter: ScatterGather;
+  /** A range move's cutover may hold local writes; one whose key moved meanwhile goes to its new owner. */
+  hold?: HoldCheck;
 }
 
 export class Router {
@@ -99,7 +101,13 @@ export class Router {
       // a read body can be checked against its declared length.
       const local = body ?? (req.httpVersionMajor === 2 && hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
       if (!isWriteMethod(req.method)) return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
-      return writeLocally(owner.upstream, this.d.gate, key, topo, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch));
+      try {
+        return await writeLocally(owner.upstream, this.d.gate, key, topo, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch), this.d.hold);
+      } catch (e) {
+        // Held at a cutover, and the key moved: on to its new owner (the body was not read yet).
+        if (attempt === 0 && e instanceof ThemisError && e.code === 'NOT_OWNER' && e.details?.moved) return this.toOwner(req, reply, key, body, 1);
+        throw e;
+      }
     }
     // The signature covers the body's hash, so a forwarded request body is read first.
     const bytes = body ?? (hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));

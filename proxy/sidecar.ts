@@ -46,6 +46,9 @@ import { copiesNeeded } from './replication/ack-gate.js';
 import { ineligibility } from './failover/eligibility.js';
 import { OperationWatcher } from './rebalance/operation-watcher.js';
 import { MoveCopier } from './rebalance/move-copier.js';
+import { Cutover, MOVE_HEADER, MovePositions } from './rebalance/cutover.js';
+import { WriteHold } from './rebalance/write-hold.js';
+import type { HoldCheck } from './replication/replicated-write.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -77,6 +80,7 @@ export class Sidecar {
   private readonly liveness: NodeLiveness | undefined;
   private readonly operations: OperationWatcher | undefined;
   private readonly copier: MoveCopier | undefined;
+  private readonly cutover: Cutover | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -195,8 +199,18 @@ export class Sidecar {
           verifier: () => this.trust.material.verifier,
           audit: this.audit,
           log: log.child({ component: 'rebalance' }),
-          onAccepted: (v) => this.copier?.start(v.op),
-          onStale: (id) => void this.copier?.stopOp(id),
+          onAccepted: (v) => {
+            this.copier?.start(v.op);
+            this.cutover?.start(v.op);
+          },
+          onStale: (id) => {
+            this.cutover?.stop(id);
+            void this.copier?.stopOp(id);
+          },
+          onDone: (id) => {
+            this.cutover?.stop(id);
+            void this.copier?.finish(id);
+          },
         })
       : undefined;
     this.liveness = this.failover ? new NodeLiveness(this.local) : undefined;
@@ -241,13 +255,25 @@ export class Sidecar {
     this.copier = this.operations && etcd
       ? new MoveCopier({ etcd, cluster: cfg.cluster, self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: log.child({ component: 'rebalance' }), longPollMs: cfg.replication.longPollMs })
       : undefined;
+    // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
+    const writeHold = new WriteHold();
+    const movePositions = new MovePositions(head);
+    const hold: HoldCheck | undefined = this.operations
+      ? { writes: writeHold, self: cfg.shardId, now: (key) => ({ owner: this.topology.current().ownerOfKey(key), epoch: this.topology.current().epoch }) }
+      : undefined;
+    this.cutover = this.operations && etcd
+      ? new Cutover({ etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: log.child({ component: 'rebalance' }) })
+      : undefined;
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
-    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter });
+    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
-      inbound: new PeerInbound({ self: cfg.shardId, topology: this.topology, local: this.local, gate, positions }),
+      inbound: new PeerInbound({
+        self: cfg.shardId, topology: this.topology, local: this.local, gate, positions,
+        ...(hold ? { hold, onFeedRequest: (shard: string, headers: Record<string, string | string[] | undefined>) => movePositions.record(shard, headers[MOVE_HEADER]) } : {}),
+      }),
       topology: this.topology,
       replay: this.replay,
       maxBodyBytes: cfg.maxBodyBytes,
@@ -350,6 +376,7 @@ export class Sidecar {
     this.trust.close();
     this.liveness?.stop();
     this.operations?.close();
+    this.cutover?.stop();
     await this.failover?.stop();
     await this.registration?.stop();
     this.etcd?.close();

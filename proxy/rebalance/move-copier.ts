@@ -15,6 +15,7 @@ import { FeedFollower } from '../feed/follower.js';
 import { NodeClient } from '../feed/node-client.js';
 import { TokenRanges } from '../feed/token-ranges.js';
 import type { ShardResolver } from '../resolver.js';
+import { MOVE_HEADER } from './cutover.js';
 
 export interface MoveCopierDeps {
   etcd: Etcd3;
@@ -60,6 +61,8 @@ export class MoveCopier {
         clock: this.d.clock,
         log: this.d.log,
         longPollMs: this.d.longPollMs,
+        // The source's cutover waits for this position (MovePositions).
+        announce: (position): Record<string, string> => (position >= 0 ? { [MOVE_HEADER]: `${position} ${op.id}` } : {}),
         onFullCopy: () => c.fullCopies++,
         onCopied: (same, repaired) => (c.copied = same + repaired),
       });
@@ -93,6 +96,21 @@ export class MoveCopier {
     await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...p, updated_at: new Date(this.d.clock.now()).toISOString() })).catch((e: Error) => {
       this.d.log.debug({ err: e.message }, 'rebalance progress report to etcd failed');
     });
+  }
+
+  /** The operation was cut over: this shard owns the ranges now; the followers and their registrations go. */
+  async finish(opId: string): Promise<void> {
+    const r = this.running.get(opId);
+    if (!r) return;
+    this.running.delete(opId);
+    clearInterval(r.timer);
+    await Promise.allSettled(r.copies.map(async (c) => {
+      await c.follower.stop();
+      this.d.checkpoints.drop(`move-${opId}-${c.source}`);
+      await c.follower.unregister();
+    }));
+    await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ phase: 'done', updated_at: new Date(this.d.clock.now()).toISOString() })).catch(() => undefined);
+    this.d.log.info({ op: opId }, 'rebalance operation cut over: this shard owns its ranges now');
   }
 
   /** Stops copying for `opId` (it went stale); its checkpoints stay until cleanup is built. */

@@ -12,7 +12,8 @@ import { KeepWatching } from '../../src/control/watch.js';
 import type { Logger } from '../../src/log.js';
 import { parsePem } from '../../src/pki/pem.js';
 import type { PeerVerifier } from '../../src/pki/verify.js';
-import { verifyOperation, type OperationVerdict } from '../../src/rebalance/operation.js';
+import { verifyOperation, type OperationVerdict, type RebalanceOperation } from '../../src/rebalance/operation.js';
+import { sameAssignment } from '../../src/rebalance/moves.js';
 import type { TopologySource } from '../control/topology-source.js';
 
 export interface OperationWatcherDeps {
@@ -29,22 +30,34 @@ export interface OperationWatcherDeps {
   onAccepted?: (v: Extract<OperationVerdict, { ok: true }>) => void;
   /** An accepted operation whose base epoch is no longer in force (another topology came first). */
   onStale?: (opId: string) => void;
+  /** An accepted operation whose next topology came into force: it was cut over. */
+  onDone?: (opId: string) => void;
 }
 
 export class OperationWatcher {
   private watcher: KeepWatching | undefined;
+  private statusWatcher: KeepWatching | undefined;
+  /** Operations cut over whose source has not deleted the moved keys yet (they are on two nodes). */
+  private uncleaned = new Set<string>();
+  /** This shard's own terminal status per operation: an operation it finished is not judged again. */
+  private finished = new Set<string>();
   /** key → mod revision already judged: each version of each key is judged once. */
   private readonly seen = new Map<string, string>();
   private readonly keys: ReturnType<typeof etcdKeys>;
   /** Operations that verified, by id, with their base epoch: in progress while that epoch is in force. */
-  private readonly verified = new Map<string, number>();
+  private readonly verified = new Map<string, RebalanceOperation>();
 
   constructor(private readonly d: OperationWatcherDeps) {
     this.keys = etcdKeys(d.cluster);
     d.topology.onChange((t) => {
-      for (const [id, base] of this.verified) {
+      for (const [id, op] of this.verified) {
+        const base = op.baseEpoch;
         if (base === t.epoch) continue;
         this.verified.delete(id);
+        if (t.epoch === op.next.epoch && sameAssignment(t, op.next)) {
+          this.d.onDone?.(id);
+          continue;
+        }
         this.d.log.warn({ op: id, base_epoch: base, epoch: t.epoch }, 'rebalance operation stale: another topology is in force');
         void this.status(id, { phase: 'stale', reason: 'stale_epoch', message: `epoch ${t.epoch} came into force before its cutover` });
         this.d.onStale?.(id);
@@ -52,12 +65,19 @@ export class OperationWatcher {
     });
   }
 
-  /** Verified operations whose base epoch is in force (every shard knows of them, involved or not). */
+  /** Verified operations whose base epoch is in force, plus cut-over ones not cleaned up yet (every shard knows of them). */
   inProgress(): number {
-    return this.verified.size;
+    return this.verified.size + this.uncleaned.size;
   }
 
   start(): void {
+    this.statusWatcher = new KeepWatching({
+      build: () => this.d.etcd.watch().prefix(this.keys.rebalanceStatusPrefix),
+      onPut: () => void this.readStatuses(),
+      resync: () => void this.readStatuses(),
+      what: 'rebalance status',
+      log: this.d.log,
+    });
     this.watcher = new KeepWatching({
       build: () => this.d.etcd.watch().prefix(this.keys.rebalancePrefix),
       onPut: (kv) => void this.judge(kv),
@@ -65,6 +85,29 @@ export class OperationWatcher {
       what: 'rebalance operations',
       log: this.d.log,
     });
+  }
+
+  private async readStatuses(): Promise<void> {
+    try {
+      const all = await this.d.etcd.getAll().prefix(this.keys.rebalanceStatusPrefix).strings();
+      const phases = new Map<string, string[]>();
+      const finished = new Set<string>();
+      for (const [k, v] of Object.entries(all)) {
+        const [op, shard] = k.slice(this.keys.rebalanceStatusPrefix.length).split('/');
+        let phase = '';
+        try {
+          phase = String((JSON.parse(v) as { phase?: unknown }).phase);
+        } catch {
+          continue;
+        }
+        phases.set(op!, [...(phases.get(op!) ?? []), phase]);
+        if (shard === this.d.self && ['done', 'cleaned', 'stale', 'failed'].includes(phase)) finished.add(op!);
+      }
+      this.uncleaned = new Set([...phases].filter(([, p]) => p.includes('done') && !p.includes('cleaned')).map(([op]) => op));
+      this.finished = finished;
+    } catch (e) {
+      this.d.log.debug({ err: (e as Error).message }, 'cannot read rebalance statuses');
+    }
   }
 
   private async readAll(): Promise<void> {
@@ -98,6 +141,9 @@ export class OperationWatcher {
     if (this.seen.get(key) === rev) return;
     this.seen.set(key, rev);
     const keyId = key.slice(this.keys.rebalancePrefix.length);
+    // One this shard saw through to its end is not judged again (after a restart it would be stale).
+    if (this.finished.size === 0) await this.readStatuses();
+    if (this.finished.has(keyId)) return;
     let input: unknown;
     try {
       input = JSON.parse(kv.value.toString());
@@ -112,7 +158,7 @@ export class OperationWatcher {
     });
     if (v.ok && v.op.id !== keyId) return this.refuse(keyId, { ok: false, reason: 'malformed', message: `stored under ${keyId} but names operation ${v.op.id}`, signer: v.signer });
     if (!v.ok) return this.refuse(keyId, v);
-    this.verified.set(v.op.id, v.op.baseEpoch);
+    this.verified.set(v.op.id, v.op);
     const involved = v.op.moves.some((m) => m.from === this.d.self || m.to === this.d.self);
     if (!involved) return;
     this.d.audit.record({
@@ -139,6 +185,7 @@ export class OperationWatcher {
   }
 
   close(): void {
+    this.statusWatcher?.close();
     this.watcher?.close();
   }
 }

@@ -9,11 +9,47 @@ import type { Reply } from '../respond.js';
 import { readAnswer } from '../upstream.js';
 import type { Topology } from '../../src/topology/topology.js';
 import type { AckGate } from './ack-gate.js';
+import { ThemisError } from '../../src/errors.js';
+import type { WriteHold } from '../rebalance/write-hold.js';
+
+/** A range move's cutover may hold the write; afterwards its key may belong elsewhere. */
+export interface HoldCheck {
+  writes: WriteHold;
+  self: string;
+  /** The key's owner and epoch now. */
+  now: (key: string) => { owner: string; epoch: number };
+}
+
+/** Thrown when a held write's key moved away: the router sends it on to the new owner; a peer gets 421. */
+export function movedAway(key: string, now: { owner: string; epoch: number }): ThemisError {
+  return new ThemisError('NOT_OWNER', `the key moved to ${now.owner} at topology epoch ${now.epoch} while its write was held`, { topology_epoch: now.epoch, moved: true });
+}
 
 const MAX_WRITE_ANSWER = 1024 * 1024;
 
 /** `topo`: the topology the write was routed (or its ownership checked) by. */
 export async function writeLocally(
+  local: LocalUpstream,
+  gate: AckGate,
+  key: string,
+  topo: Topology,
+  req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer | Readable | undefined },
+  reply: Reply,
+  answerHeaders: OutgoingHttpHeaders,
+  hold?: HoldCheck,
+): Promise<void> {
+  if (!hold) return write(local, gate, key, topo, req, reply, answerHeaders);
+  const leave = await hold.writes.enter(key);
+  try {
+    const now = hold.now(key);
+    if (now.owner !== hold.self) throw movedAway(key, now);
+    await write(local, gate, key, topo, req, reply, answerHeaders);
+  } finally {
+    leave();
+  }
+}
+
+async function write(
   local: LocalUpstream,
   gate: AckGate,
   key: string,

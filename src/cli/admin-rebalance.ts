@@ -18,14 +18,20 @@ export const REBALANCE_USAGE = `themis-admin rebalance --from SHARD --to SHARD -
   starting from the topology in force (epoch E) and naming the topology of epoch E+1, and
   writes it to /themis/{cluster}/rebalance/{opId}. Every shard verifies it (signature, the
   operator's rebalance capability, the epoch, the target's certified range) and audits it.
-  Status: verification and audit work; the shards do not yet copy and cut over (issue 16).
+  The target copies the tokens and follows the source's feed; the source then holds writes to
+  them briefly, verifies both copies match, publishes the next epoch and deletes its copy.
+  --cutover manual waits for \`rebalance switch\` before that (default: auto).
+themis-admin rebalance switch --op ID --cluster NAME --etcd … --ca … --operator-cert … --operator-key …
+  Lets a --cutover manual operation cut over.
 themis-admin rebalance status [--op ID] --cluster NAME --etcd … --ca … --cert … --key …
-  What each involved shard made of each operation (accepted, or refused and why).`;
+  What each involved shard made of each operation: accepted, copying, catching-up (with lag),
+  done, cleaned — or refused, stale, failed and why.`;
 
 export async function rebalanceCommand(argv: string[]): Promise<void> {
   if (argv[0] === 'status') return status(argv.slice(1));
+  if (argv[0] === 'switch') return switchOver(argv.slice(1));
   const { values } = parseFlags(argv, {
-    from: { type: 'string' }, to: { type: 'string' }, 'token-range': { type: 'string' }, cluster: { type: 'string' },
+    from: { type: 'string' }, to: { type: 'string' }, 'token-range': { type: 'string' }, cluster: { type: 'string' }, cutover: { type: 'string' },
     etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' }, ...OPERATOR_FLAGS,
   });
   const from = requireFlag(values.from, 'from', 'shard-001');
@@ -36,6 +42,8 @@ export async function rebalanceCommand(argv: string[]): Promise<void> {
   const end = b === undefined ? undefined : parseToken(b);
   if (start === undefined || end === undefined || start > end) throw new UsageError(`--token-range ${range}: write 0xSTART:0xEND, 0x-prefixed hex tokens with START ≤ END`);
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const cutover = values.cutover ?? 'auto';
+  if (cutover !== 'auto' && cutover !== 'manual') throw new UsageError(`--cutover ${cutover}: write auto or manual`);
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
   const op = await operatorIdentity(values);
   const etcd = connectEtcd({ endpoints: etcdFlag(values.etcd), certPem: op.certPem, keyPem: op.keyPem, caPem });
@@ -47,7 +55,7 @@ export async function rebalanceCommand(argv: string[]): Promise<void> {
     if (!v.ok) throw new Error(`the published topology does not verify (${v.reason}): ${v.message}`);
     let operation;
     try {
-      operation = buildOperation(v.topology, [{ from, to, start, end }]);
+      operation = buildOperation(v.topology, [{ from, to, start, end }], { cutover });
     } catch (e) {
       if (e instanceof MoveError) throw new UsageError(e.message);
       throw e;
@@ -57,6 +65,23 @@ export async function rebalanceCommand(argv: string[]): Promise<void> {
     const r = await etcdCall(etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(JSON.stringify(signed))).commit());
     if (!r.succeeded) throw new Error(`${key} exists already`);
     process.stdout.write(`operation ${operation.id}: ${tokenHex(start)}–${tokenHex(end)} from ${from} to ${to}, epoch ${operation.baseEpoch} → ${operation.next.epoch}; written to ${key}\n`);
+  } finally {
+    etcd.close();
+  }
+}
+
+/** Lets a `manual` operation cut over. The cutover publishes only what the operation's signer pre-signed. */
+async function switchOver(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { op: { type: 'string' }, cluster: { type: 'string' }, etcd: { type: 'string' }, ca: { type: 'string' }, ...OPERATOR_FLAGS });
+  const opId = requireFlag(values.op, 'op', '8c0e1f2a-…');
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const op = await operatorIdentity(values);
+  const etcd = connectEtcd({ endpoints: etcdFlag(values.etcd), certPem: op.certPem, keyPem: op.keyPem, caPem: readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca') });
+  try {
+    const keys = etcdKeys(cluster);
+    if (!(await etcdCall(etcd.get(keys.rebalance(opId)).string()))) throw new Error(`no operation ${opId} in cluster ${cluster}`);
+    await etcdCall(etcd.put(keys.rebalanceSwitch(opId)).value(JSON.stringify({ at: new Date().toISOString() })).exec());
+    process.stdout.write(`operation ${opId} may cut over now; follow it with themis-admin rebalance status --op ${opId}\n`);
   } finally {
     etcd.close();
   }

@@ -51,5 +51,7 @@ export function etcdKeys(cluster: string) {
     /** Each involved shard's view of an operation: {phase, reason?, message?, updated_at}. */
     rebalanceStatus: (operationId: string, shard: string) => `${base}/rebalance-status/${operationId}/${shard}`,
     rebalanceStatusPrefix: `${base}/rebalance-status/`,
+    /** Present: a `manual` operation may cut over (themis-admin rebalance switch). */
+    rebalanceSwitch: (operationId: string) => `${base}/rebalance-switch/${operationId}`,
   };
 }

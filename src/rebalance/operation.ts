@@ -23,6 +23,8 @@ export interface RebalanceOperation {
   nextDocument: string;
   /** A detached CMS over `nextDocument` by the same operator (base64): the signed topology published at cutover. */
   nextCms: string;
+  /** `auto`: the source cuts over once the target has caught up; `manual`: only after `themis-admin rebalance switch`. */
+  cutover: 'auto' | 'manual';
 }
 
 export interface SignedOperation {
@@ -33,9 +35,9 @@ export interface SignedOperation {
 const OP_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Builds the operation that moves `moves` away from `base` (shards: the next topology's, when it adds some); unsigned (nextCms ''). */
-export function buildOperation(base: Topology, moves: Move[], shards?: Topology['shards']): RebalanceOperation {
-  const next = applyMoves(base, moves, shards ? { ...shards } : undefined);
-  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next), nextCms: '' };
+export function buildOperation(base: Topology, moves: Move[], o: { shards?: Topology['shards']; cutover?: 'auto' | 'manual' } = {}): RebalanceOperation {
+  const next = applyMoves(base, moves, o.shards ? { ...o.shards } : undefined);
+  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next), nextCms: '', cutover: o.cutover ?? 'auto' };
 }
 
 export function operationDocument(op: RebalanceOperation): string {
@@ -44,6 +46,7 @@ export function operationDocument(op: RebalanceOperation): string {
     cluster: op.cluster,
     base_epoch: op.baseEpoch,
     moves: op.moves.map((m) => ({ from: m.from, to: m.to, token_start: tokenHex(m.start), token_end: tokenHex(m.end) })),
+    cutover: op.cutover,
     next_topology: op.nextDocument,
     next_topology_cms: op.nextCms,
   }, null, 2) + '\n';
@@ -81,6 +84,7 @@ export function parseOperation(document: string): RebalanceOperation {
     }
     return { from: x.from, to: x.to, start, end };
   });
+  if (d.cutover !== 'auto' && d.cutover !== 'manual') throw new OperationFormatError('cutover: must be "auto" or "manual"');
   if (typeof d.next_topology !== 'string') throw new OperationFormatError('next_topology: must be the topology document as a string');
   if (typeof d.next_topology_cms !== 'string') throw new OperationFormatError('next_topology_cms: must be a detached CMS over next_topology (base64)');
   let next: Topology;
@@ -89,7 +93,7 @@ export function parseOperation(document: string): RebalanceOperation {
   } catch (e) {
     throw new OperationFormatError(`next_topology: ${(e as Error).message}`);
   }
-  return { id: d.op_id, cluster: d.cluster, baseEpoch: d.base_epoch as number, moves, next, nextDocument: d.next_topology, nextCms: d.next_topology_cms };
+  return { id: d.op_id, cluster: d.cluster, baseEpoch: d.base_epoch as number, moves, next, nextDocument: d.next_topology, nextCms: d.next_topology_cms, cutover: d.cutover };
 }
 
 export type OperationRejectReason =

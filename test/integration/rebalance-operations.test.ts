@@ -75,7 +75,8 @@ t.test('a signed operation from `themis-admin rebalance` is verified and audited
   });
   const admin = mesh.pki.operators.admin;
   const p = part();
-  const r = runProgram('themis-admin', ['rebalance', '--from', 'shard-001', '--to', 'shard-002', '--token-range', `${tokenHex(p.start)}:${tokenHex(p.end)}`, '--cluster', mesh.pki.cluster,
+  // --cutover manual: this test is about verification; nothing may move while it runs.
+  const r = runProgram('themis-admin', ['rebalance', '--cutover', 'manual', '--from', 'shard-001', '--to', 'shard-002', '--token-range', `${tokenHex(p.start)}:${tokenHex(p.end)}`, '--cluster', mesh.pki.cluster,
     '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--crls', crls.join(','), '--operator-cert', admin.chainPath, '--operator-key', admin.keyPath]);
   t.equal(r.status, 0, r.status === 0 ? 'themis-admin rebalance writes the operation' : r.stderr);
   const id = /operation ([0-9a-f-]{36})/.exec(r.stdout)?.[1];
