@@ -27,37 +27,41 @@ export function movedAway(key: string, now: { owner: string; epoch: number }): T
 
 const MAX_WRITE_ANSWER = 1024 * 1024;
 
+interface LocalWrite {
+  local: LocalUpstream;
+  gate: AckGate;
+  key: string;
+  /** The topology the write was routed (or its ownership checked) by. */
+  topo: Topology;
+  req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer | Readable | undefined };
+  reply: Reply;
+  answerHeaders: OutgoingHttpHeaders;
+}
+
 /** `topo`: the topology the write was routed (or its ownership checked) by. */
 export async function writeLocally(
   local: LocalUpstream,
   gate: AckGate,
   key: string,
   topo: Topology,
-  req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer | Readable | undefined },
+  req: LocalWrite['req'],
   reply: Reply,
   answerHeaders: OutgoingHttpHeaders,
   hold?: HoldCheck,
 ): Promise<void> {
-  if (!hold) return write(local, gate, key, topo, req, reply, answerHeaders);
+  const w: LocalWrite = { local, gate, key, topo, req, reply, answerHeaders };
+  if (!hold) return write(w);
   const leave = await hold.writes.enter(key);
   try {
     const now = hold.now(key);
     if (now.owner !== hold.self) throw movedAway(key, now);
-    await write(local, gate, key, topo, req, reply, answerHeaders);
+    await write(w);
   } finally {
     leave();
   }
 }
 
-async function write(
-  local: LocalUpstream,
-  gate: AckGate,
-  key: string,
-  topo: Topology,
-  req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer | Readable | undefined },
-  reply: Reply,
-  answerHeaders: OutgoingHttpHeaders,
-): Promise<void> {
+async function write({ local, gate, key, topo, req, reply, answerHeaders }: LocalWrite): Promise<void> {
   const pending = gate.plan(key, topo);
   const up = await local.forward(req.method, req.url, req.headers, req.body);
   if (up.status >= 300 || (pending.needed <= 0 && !pending.fence)) return reply.upstream(up, answerHeaders);
