@@ -6,6 +6,7 @@ const benches: Record<string, string> = {
   query: './bench-query.js',
   changefeed: './bench-changefeed.js',
   replication: './bench-replication.js',
+  rebalance: './bench-rebalance.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {
