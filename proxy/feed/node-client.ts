@@ -96,6 +96,14 @@ export class NodeClient {
     if (r.status !== 201) throw this.fail(`writing ${key}`, r);
   }
 
+  /** The blob stored under `key`, or undefined when there is none; through a peer, its copy whoever owns the key. */
+  async get(key: string): Promise<string | undefined> {
+    const r = await this.call('GET', `/entities/${encodeURIComponent(key)}`, undefined, undefined, { 'x-themis-read-copy': '1' });
+    if (r.status === 404 && r.json?.code === 'ENTITY_NOT_FOUND') return undefined;
+    if (r.status !== 200) throw this.fail(`reading ${key}`, r);
+    return r.json.blob as string;
+  }
+
   /** Deletes `key`; a key that is not there is fine (the change is already in effect). */
   async delete(key: string): Promise<void> {
     const r = await this.call('DELETE', `/entities/${encodeURIComponent(key)}`);

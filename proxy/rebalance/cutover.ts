@@ -5,7 +5,11 @@
 //      already past the hold finish;
 //   2. reads its storage node's head and waits until the target has applied up to it;
 //   3. verifies: every key of the moving ranges holds the same value on both nodes (the merge-join
-//      of proxy/feed/range-diff.ts, Vitess's VDiff in spirit); a difference aborts, nothing cut over;
+//      of proxy/feed/range-diff.ts, Vitess's VDiff in spirit), in two steps so that the hold stays
+//      short: the full comparison runs *before* the hold, while writes go on, and notes the keys
+//      that differed (a write in flight, or a real divergence); inside the hold, once the target
+//      has applied everything, only those keys are compared again. A difference then aborts;
+//      nothing is cut over;
 //   4. publishes the next epoch, pre-signed by the operator inside the operation, with a
 //      compare-and-swap on the topology key (a concurrent operation's cutover makes ours stale);
 //   5. applies it itself and releases the held writes, which go on to the new owner.
@@ -131,6 +135,13 @@ export class Cutover {
       const head = await this.d.head.after();
       const at = this.d.positions.of(op.id, target);
       if (at < 0 || head - at > (this.d.maxLag ?? 1000)) return; // still copying, or too far behind
+      // The full comparison, before the hold: keys that differ now are compared again inside it.
+      const ranges = new TokenRanges(op.moves.map((m) => ({ start: m.start, end: m.end, owner: this.d.self, replicas: [] })));
+      const local = new NodeClient(this.d.resolver.local);
+      const remote = new NodeClient(() => this.d.resolver.resolve(target).upstream);
+      const suspects = new Set<string>();
+      const scan = await diffRanges(local, remote, ranges, async (d) => void suspects.add(d.key));
+      if (suspects.size > (this.d.maxLag ?? 1000)) return; // too much churn to settle inside a short hold
       const limit = this.d.holdLimitMs ?? 2000;
       const t0 = performance.now();
       const hold = this.d.writes.hold(op.moves);
@@ -139,11 +150,15 @@ export class Cutover {
       if ((await Promise.race([hold.drained.then(() => true), deadline(limit)])) === false) throw new Retry('writes in flight did not finish');
       const h = await this.d.head.after();
       if (!(await this.d.positions.waitFor(op.id, target, h, Math.max(1, limit - (performance.now() - t0))))) throw new Retry(`${target} did not reach ${h}`);
-      const ranges = new TokenRanges(op.moves.map((m) => ({ start: m.start, end: m.end, owner: this.d.self, replicas: [] })));
-      const diff = await diffRanges(new NodeClient(this.d.resolver.local), new NodeClient(() => this.d.resolver.resolve(target).upstream), ranges, async () => undefined);
+      const differing: string[] = [];
+      for (const k of suspects) {
+        const [a, b] = await Promise.all([local.get(k), remote.get(k)]);
+        if (a !== b) differing.push(k);
+      }
+      const diff = { same: scan.same + scan.different - differing.length, different: differing.length };
       if (diff.different > 0) {
         this.stop(op.id);
-        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${diff.different} of ${diff.same + diff.different} keys differ between ${this.d.self} and ${target} at ${h}; nothing was cut over` });
+        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${diff.different} of ${diff.same + diff.different} keys differ between ${this.d.self} and ${target} at ${h} (e.g. ${differing[0]}); nothing was cut over` });
         this.d.log.error({ op: op.id, different: diff.different }, 'rebalance verification failed; not cutting over');
         return;
       }
@@ -153,7 +168,9 @@ export class Cutover {
         await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
         return;
       }
-      // Route by the new epoch before the held writes go on.
+      // Route by the new epoch before the held writes go on (the watch brings it within
+      // milliseconds; a re-read makes sure of it).
+      for (let i = 0; i < 40 && this.d.signed.current().epoch < op.next.epoch; i++) await new Promise((r) => setTimeout(r, 5));
       for (let i = 0; i < 100 && this.d.signed.current().epoch < op.next.epoch; i++) await this.d.signed.refresh();
       const pauseMs = performance.now() - t0;
       release();

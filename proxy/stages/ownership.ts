@@ -13,12 +13,17 @@ function keyOf(r: MeshRequest): string | undefined {
   return key;
 }
 
+/** A peer with `replicate` may read this node's copy of any key (a move's verification compares both copies). */
+export const READ_COPY_HEADER = 'x-themis-read-copy';
+
 export const ownership: Stage = (r, d) => {
   const key = keyOf(r);
   if (key === undefined) return;
   r.key = key;
   const topo = d.topology.current();
   r.topology = topo;
+  // Not more than `replicate` already allows (a scan of every key): this node's copy, as it is.
+  if (r.method === 'GET' && r.headers[READ_COPY_HEADER] === '1' && r.peer.identity.capabilities.includes('replicate')) return;
   if (topo.ownerOfKey(key) !== d.self) {
     throw new ThemisError('NOT_OWNER', `${d.self} does not own this key at topology epoch ${topo.epoch}`, { topology_epoch: topo.epoch });
   }

@@ -14,6 +14,7 @@ import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
 import { tokenOf, parseKey } from '../../src/urn/urn.js';
 import { startMesh, type Mesh } from '../support/mesh.js';
+import type { Topology } from '../../src/topology/topology.js';
 import { History } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { runProgram } from '../support/cli.js';
@@ -26,6 +27,14 @@ t.teardown(() => mesh?.close());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const T = 'document.shop.moving';
+/** What the first move leaves for the second: the topology in force, the rest of shard-001's range, the keys. */
+let afterFirst: { topology: Topology; rest: { start: bigint; end: bigint }; keys: string[] } | undefined;
+
+async function statusOf(opId: string, shard: string): Promise<Record<string, unknown>> {
+  const a = mesh.pki.operators.admin;
+  const out = mesh.etcd!.etcdctl({ cert: a.chainPath, key: a.keyPath, ca: mesh.pki.root.certPath }, ['get', `/themis/${mesh.pki.cluster}/rebalance-status/${opId}/${shard}`, '--print-value-only']).stdout.trim();
+  return out ? (JSON.parse(out) as Record<string, unknown>) : {};
+}
 
 t.test('the target copies the moving tokens and follows the source; nothing is visible twice', async (t) => {
   const r1 = mesh.topology.ranges.find((r) => r.owner === 'shard-001')!;
@@ -55,6 +64,7 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
 
   const admin = mesh.pki.operators.admin;
   const op = buildOperation(mesh.topology, [{ from: 'shard-001', to: 'shard-002', ...part }], { cutover: 'manual' });
+  afterFirst = { topology: op.next, rest: { start: part.end + 1n, end: r1.end }, keys: all };
   const signed = await signOperation(op, parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey);
   const a = mesh.pki.operators.admin;
   const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: a.chainPath, key: a.keyPath, ca: mesh.pki.root.certPath }, args);
@@ -126,4 +136,33 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
   t.ok(onSource.every((s) => s === 404), 'the source no longer holds the moved keys');
   const finalCount = await call(mesh.nodes[2]!.appUrl, 'POST', '/query', { table: T, return: 'count' });
   t.equal(finalCount.body.count, all.length, 'a count still sees each entity once');
+});
+
+t.test('a copy that differs from the source is caught at cutover: nothing is cut over', async (t) => {
+  const { topology, rest, keys } = afterFirst!;
+  const inRest = keys.filter((k) => {
+    const tok = tokenOf(parseKey(k));
+    return tok >= rest.start && tok <= rest.end;
+  });
+  t.ok(inRest.length > 5, `${inRest.length} keys in the second move`);
+  const admin = mesh.pki.operators.admin;
+  const op = buildOperation(topology, [{ from: 'shard-001', to: 'shard-002', ...rest }], { cutover: 'manual' });
+  const signed = await signOperation(op, parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey);
+  const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: admin.chainPath, key: admin.keyPath, ca: mesh.pki.root.certPath }, args);
+  t.equal(ctl(['put', `/themis/${mesh.pki.cluster}/rebalance/${op.id}`, JSON.stringify(signed)]).status, 0);
+  for (let i = 0; i < 100 && (await statusOf(op.id, 'shard-002')).phase !== 'catching-up'; i++) await sleep(100);
+  // Behind the mesh's back: the target's copy of one key is changed.
+  t.equal((await call(mesh.nodes[1]!.storage.url, 'PUT', `/entities/${encodeURIComponent(inRest[0]!)}`, { blob: '{"corrupted":true}' })).status, 201);
+  t.equal(ctl(['put', `/themis/${mesh.pki.cluster}/rebalance-switch/${op.id}`, '{}']).status, 0);
+  let s: Record<string, unknown> = {};
+  for (let i = 0; i < 100 && s.phase !== 'failed'; i++) {
+    await sleep(100);
+    s = await statusOf(op.id, 'shard-001');
+  }
+  t.match(s, { phase: 'failed', reason: 'verify_mismatch', message: /1 of \d+ keys differ/ }, 'the source refused to cut over');
+  const epochs = await Promise.all(mesh.nodes.map(async (n) => (await call(n.appUrl, 'GET', '/health')).body.topology_epoch as number));
+  t.same(epochs, [topology.epoch, topology.epoch, topology.epoch], 'no epoch changed');
+  const r = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(inRest[0]!)}`);
+  t.equal(r.headers.get('x-themis-shard'), 'shard-001', 'the source still serves the key');
+  t.not(r.body.blob, '{"corrupted":true}', 'with its own value');
 });
