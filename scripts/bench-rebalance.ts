@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<void> {
           if (!catchingUpAt && (s.target?.phase === 'catching-up' || s.target?.phase === 'done')) catchingUpAt = performance.now();
           if (s.source?.phase === 'done' || s.source?.phase === 'cleaned') return { op, started, catchingUpAt: catchingUpAt || performance.now(), doneAt: performance.now(), source: s.source, target: progress };
           if (['failed', 'stale', 'unsupported'].includes(String(s.source?.phase))) throw new Error(`move failed: ${JSON.stringify(s.source)}`);
-          if (performance.now() - started > 600_000) throw new Error('move did not finish within 10 minutes');
+          if (performance.now() - started > 120_000) throw new Error(`move did not finish within 2 minutes; source: ${JSON.stringify(s.source)}; target: ${JSON.stringify(s.target)}`);
         }
       };
 

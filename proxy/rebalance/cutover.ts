@@ -151,14 +151,17 @@ export class Cutover {
       const h = await this.d.head.after();
       if (!(await this.d.positions.waitFor(op.id, target, h, Math.max(1, limit - (performance.now() - t0))))) throw new Retry(`${target} did not reach ${h}`);
       const differing: string[] = [];
+      let example = '';
       for (const k of suspects) {
         const [a, b] = await Promise.all([local.get(k), remote.get(k)]);
-        if (a !== b) differing.push(k);
+        if (a === b) continue;
+        differing.push(k);
+        example ||= `${k}: ${this.d.self} holds ${a === undefined ? 'nothing' : a.slice(0, 60)}, ${target} ${b === undefined ? 'nothing' : b.slice(0, 60)}`;
       }
       const diff = { same: scan.same + scan.different - differing.length, different: differing.length };
       if (diff.different > 0) {
         this.stop(op.id);
-        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${diff.different} of ${diff.same + diff.different} keys differ between ${this.d.self} and ${target} at ${h} (e.g. ${differing[0]}); nothing was cut over` });
+        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${diff.different} of ${diff.same + diff.different} keys differ between ${this.d.self} and ${target} at ${h} (e.g. ${example}); nothing was cut over` });
         this.d.log.error({ op: op.id, different: diff.different }, 'rebalance verification failed; not cutting over');
         return;
       }
