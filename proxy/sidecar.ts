@@ -253,7 +253,10 @@ export class Sidecar {
     });
     replicaManager = this.replicas;
     this.copier = this.operations && etcd
-      ? new MoveCopier({ etcd, cluster: cfg.cluster, self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: log.child({ component: 'rebalance' }), longPollMs: cfg.replication.longPollMs })
+      ? new MoveCopier({
+          etcd, cluster: cfg.cluster, self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: log.child({ component: 'rebalance' }), longPollMs: cfg.replication.longPollMs,
+          busyRanges: () => this.cutover?.cleaningRanges() ?? [],
+        })
       : undefined;
     // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
     const writeHold = new WriteHold();
@@ -262,7 +265,10 @@ export class Sidecar {
       ? { writes: writeHold, self: cfg.shardId, now: (key) => ({ owner: this.topology.current().ownerOfKey(key), epoch: this.topology.current().epoch }) }
       : undefined;
     this.cutover = this.operations && etcd
-      ? new Cutover({ etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: log.child({ component: 'rebalance' }) })
+      ? new Cutover({
+          etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: log.child({ component: 'rebalance' }),
+          incoming: () => this.copier?.incoming() ?? [],
+        })
       : undefined;
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}) });

@@ -92,11 +92,19 @@ export interface CutoverDeps {
   holdLimitMs?: number;
   /** After a cutover, how long the source keeps the moved keys before it deletes them (in-flight reads). */
   cleanupDelayMs?: number;
+  /** Ranges this shard is receiving in moves in progress: never cleaned up (a move back may be copying them). */
+  incoming?: () => readonly { start: bigint; end: bigint }[];
 }
 
 export class Cutover {
   private readonly running = new Map<string, NodeJS.Timeout>();
   private readonly busy = new Set<string>();
+  /** Ranges being cleaned up now, by operation: a move into them waits until the cleanup is over. */
+  private readonly cleaning = new Map<string, readonly { start: bigint; end: bigint }[]>();
+
+  cleaningRanges(): { start: bigint; end: bigint }[] {
+    return [...this.cleaning.values()].flat();
+  }
 
   constructor(private readonly d: CutoverDeps) {}
 
@@ -205,14 +213,17 @@ export class Cutover {
     };
     const ranges = new TokenRanges(op.moves.map((m) => ({ start: m.start, end: m.end, owner: this.d.self, replicas: [] })));
     const node = new NodeClient(this.d.resolver.local);
+    const incoming = (token: bigint) => (this.d.incoming?.() ?? []).some((r) => token >= r.start && token <= r.end);
     let deleted = 0;
+    this.cleaning.set(op.id, op.moves);
     try {
       let after: string | null = null;
       for (;;) {
         const page = await node.scan(after, 1000);
         for (const e of page.entities) {
           if (!ranges.hasKey(e.key)) continue;
-          if (mine(tokenOf(parseKey(e.key)))) continue;
+          const token = tokenOf(parseKey(e.key));
+          if (mine(token) || incoming(token)) continue;
           await node.delete(e.key);
           deleted++;
         }
@@ -224,6 +235,8 @@ export class Cutover {
     } catch (e) {
       this.d.log.warn({ op: op.id, err: (e as Error).message, deleted }, 'cleanup of moved keys failed; retrying later');
       setTimeout(() => void this.cleanup(op, verified, pauseMs), 5000).unref();
+    } finally {
+      this.cleaning.delete(op.id);
     }
   }
 

@@ -26,6 +26,8 @@ export interface MoveCopierDeps {
   clock: Clock;
   log: Logger;
   longPollMs: number;
+  /** Ranges this shard is deleting now (a finished move's cleanup): a copy into them waits until it is over. */
+  busyRanges?: () => readonly { start: bigint; end: bigint }[];
 }
 
 interface Copy {
@@ -39,12 +41,30 @@ const STATUS_EVERY_MS = 1000;
 
 export class MoveCopier {
   private readonly running = new Map<string, { op: RebalanceOperation; copies: Copy[]; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<string, { op: RebalanceOperation; timer: NodeJS.Timeout }>();
+
+  /** The ranges moves in progress (or waiting to start) bring to this shard. */
+  incoming(): { start: bigint; end: bigint }[] {
+    return [...this.running.values(), ...this.waiting.values()].flatMap((r) => r.op.moves.filter((m) => m.to === this.d.self));
+  }
 
   constructor(private readonly d: MoveCopierDeps) {}
 
   /** Starts (or resumes) copying what `op` moves to this shard; a no-op for an operation already running. */
   start(op: RebalanceOperation): void {
-    if (this.running.has(op.id)) return;
+    if (this.running.has(op.id) || this.waiting.has(op.id)) return;
+    const mine = op.moves.filter((m) => m.to === this.d.self);
+    const busy = this.d.busyRanges?.() ?? [];
+    if (mine.some((m) => busy.some((b) => m.start <= b.end && b.start <= m.end))) {
+      // The cleanup of an earlier move out of these tokens is still deleting: copy after it.
+      const timer = setTimeout(() => {
+        this.waiting.delete(op.id);
+        this.start(op);
+      }, 500);
+      timer.unref();
+      this.waiting.set(op.id, { op, timer });
+      return;
+    }
     const bySource = new Map<string, { start: bigint; end: bigint }[]>();
     for (const m of op.moves) if (m.to === this.d.self) bySource.set(m.from, [...(bySource.get(m.from) ?? []), { start: m.start, end: m.end }]);
     if (bySource.size === 0) return;
@@ -123,6 +143,8 @@ export class MoveCopier {
   }
 
   async stop(): Promise<void> {
+    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    this.waiting.clear();
     for (const r of this.running.values()) clearInterval(r.timer);
     await Promise.allSettled([...this.running.values()].flatMap((r) => r.copies.map((c) => c.follower.stop())));
     this.running.clear();
