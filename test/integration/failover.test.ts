@@ -32,8 +32,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = () => mesh.nodes.map((n) => n.shard.id);
 const range = () => mesh.topology.ranges.find((r) => r.owner === 'shard-001')!;
 const group = () => replicaGroups(mesh.topology).find((g) => g.owner === 'shard-001')!;
-// Longer than the sidecars' own request timeout (5 s): an answer that does not come by then is a hang.
-const CLIENT_TIMEOUT_MS = 8000;
+// The longest a sidecar may take by its own timeouts (set in support/mesh.ts: connect 2 s +
+// request 5 s, and once more after a 421 sends it to another owner) plus 1 s: an answer that
+// does not come by then is a hang. (8 s was too short: a write caught by a restarting peer took longer.)
+const CLIENT_TIMEOUT_MS = 2 * (2000 + 5000) + 1000;
 const retryable = (code: string) => (ERRORS as Record<string, { retryable: boolean }>)[code]?.retryable === true;
 
 function ctl(args: string[]): string {
