@@ -48,6 +48,7 @@ import { OperationWatcher } from './rebalance/operation-watcher.js';
 import { MoveCopier } from './rebalance/move-copier.js';
 import { Cutover, MOVE_HEADER, MovePositions } from './rebalance/cutover.js';
 import { WriteHold } from './rebalance/write-hold.js';
+import { RebalanceStatus } from './rebalance/status.js';
 import type { HoldCheck } from './replication/replicated-write.js';
 
 export type { SidecarRuntime } from './runtime.js';
@@ -189,7 +190,9 @@ export class Sidecar {
       : undefined;
     this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;
     // Operator-signed rebalance operations in etcd: verified (and refusals audited) by every shard.
-    this.operations = etcd && cfg.etcd?.topology
+    const rebalanceLog = log.child({ component: 'rebalance' });
+    const rebalanceStatus = etcd && cfg.etcd?.topology ? new RebalanceStatus(etcd, cfg.cluster, cfg.shardId, rebalanceLog) : undefined;
+    this.operations = etcd && rebalanceStatus
       ? new OperationWatcher({
           etcd,
           cluster: cfg.cluster,
@@ -198,7 +201,8 @@ export class Sidecar {
           topology: signed,
           verifier: () => this.trust.material.verifier,
           audit: this.audit,
-          log: log.child({ component: 'rebalance' }),
+          log: rebalanceLog,
+          status: rebalanceStatus,
           onAccepted: (v) => {
             this.copier?.start(v.op);
             this.cutover?.start(v.op);
@@ -252,9 +256,9 @@ export class Sidecar {
       onCaughtUp: (primary, position) => this.audit.record({ event: 'REPLICA_CAUGHT_UP', primary, position }),
     });
     replicaManager = this.replicas;
-    this.copier = this.operations && etcd
+    this.copier = rebalanceStatus
       ? new MoveCopier({
-          etcd, cluster: cfg.cluster, self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: log.child({ component: 'rebalance' }), longPollMs: cfg.replication.longPollMs,
+          self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: rebalanceLog, longPollMs: cfg.replication.longPollMs, status: rebalanceStatus,
           busyRanges: () => this.cutover?.cleaningRanges() ?? [],
         })
       : undefined;
@@ -264,9 +268,9 @@ export class Sidecar {
     const hold: HoldCheck | undefined = this.operations
       ? { writes: writeHold, self: cfg.shardId, now: (key) => ({ owner: this.topology.current().ownerOfKey(key), epoch: this.topology.current().epoch }) }
       : undefined;
-    this.cutover = this.operations && etcd
+    this.cutover = etcd && rebalanceStatus
       ? new Cutover({
-          etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: log.child({ component: 'rebalance' }),
+          etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: rebalanceLog, status: rebalanceStatus,
           incoming: () => this.copier?.incoming() ?? [],
         })
       : undefined;

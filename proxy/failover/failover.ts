@@ -13,7 +13,6 @@ import type { Logger } from '../../src/log.js';
 import type { AuditLog } from '../../src/audit/audit-log.js';
 import type { Topology } from '../../src/topology/topology.js';
 import { replicaGroups, groupOfRange, effectiveTopology, type ReplicaGroup } from '../../src/topology/replica-groups.js';
-import { tokenOf, parseKey } from '../../src/urn/urn.js';
 import type { TopologySource } from '../control/topology-source.js';
 import { decide } from './election.js';
 import { FencingLease } from './fencing-lease.js';
@@ -103,10 +102,9 @@ export class Failover {
     for (const l of this.listeners) l(next, prev);
   }
 
-  /** The group and term a write to `key` must be acknowledged under; undefined when its range has no replicas. */
-  fenceOf(key: string): Fence | undefined {
-    const signed = this.d.signed.current();
-    const group = this.groupOfIndex[signed.rangeIndexOf(tokenOf(parseKey(key)))];
+  /** The group and term a write to the key of `token` must be acknowledged under; undefined when its range has no replicas. */
+  fenceOf(token: bigint): Fence | undefined {
+    const group = this.groupOfIndex[this.d.signed.current().rangeIndexOf(token)];
     if (group === undefined) return undefined;
     return { group, term: this.snap.acting.get(group)?.term ?? 0 };
   }

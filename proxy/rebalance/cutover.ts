@@ -26,10 +26,10 @@ import { parseKey, tokenOf } from '../../src/urn/urn.js';
 import type { TopologySource } from '../control/topology-source.js';
 import { diffRanges } from '../feed/range-diff.js';
 import { NodeClient } from '../feed/node-client.js';
-import { TokenRanges } from '../feed/token-ranges.js';
 import type { LocalHead } from '../replication/local-head.js';
 import type { ShardResolver } from '../resolver.js';
 import type { WriteHold } from './write-hold.js';
+import { rangesOf, type RebalanceStatus } from './status.js';
 
 export const MOVE_HEADER = 'x-themis-move-applied';
 
@@ -86,6 +86,7 @@ export interface CutoverDeps {
   writes: WriteHold;
   audit: AuditLog;
   log: Logger;
+  status: RebalanceStatus;
   /** How far (changes) the target may be behind before a cutover is tried. */
   maxLag?: number;
   /** How long the hold may last before the attempt is given up and writes released. */
@@ -144,7 +145,7 @@ export class Cutover {
       const at = this.d.positions.of(op.id, target);
       if (at < 0 || head - at > (this.d.maxLag ?? 1000)) return; // still copying, or too far behind
       // The full comparison, before the hold: keys that differ now are compared again inside it.
-      const ranges = new TokenRanges(op.moves.map((m) => ({ start: m.start, end: m.end, owner: this.d.self, replicas: [] })));
+      const ranges = rangesOf(op.moves);
       const local = new NodeClient(this.d.resolver.local);
       const remote = new NodeClient(() => this.d.resolver.resolve(target).upstream);
       const suspects = new Set<string>();
@@ -211,7 +212,7 @@ export class Cutover {
       const r = t.rangeOf(token);
       return r.owner === this.d.self || r.replicas.includes(this.d.self);
     };
-    const ranges = new TokenRanges(op.moves.map((m) => ({ start: m.start, end: m.end, owner: this.d.self, replicas: [] })));
+    const ranges = rangesOf(op.moves);
     const node = new NodeClient(this.d.resolver.local);
     const incoming = (token: bigint) => (this.d.incoming?.() ?? []).some((r) => token >= r.start && token <= r.end);
     let deleted = 0;
@@ -250,8 +251,8 @@ export class Cutover {
     return r.succeeded;
   }
 
-  private async status(opId: string, s: Record<string, unknown>): Promise<void> {
-    await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...s, updated_at: new Date().toISOString() })).catch(() => undefined);
+  private status(opId: string, s: Record<string, unknown>): Promise<void> {
+    return this.d.status.write(opId, s);
   }
 }
 

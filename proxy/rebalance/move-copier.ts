@@ -5,27 +5,24 @@
 // stopped instead of copying again. Progress goes to rebalance-status/{op}/{shard} about once a
 // second. The copied keys stay invisible until cutover: scatter-gather filters every node's rows
 // to what it owns while a move is in progress. Cutover, verification and cleanup are not built yet.
-import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../../src/control/etcd.js';
 import type { Logger } from '../../src/log.js';
 import type { RebalanceOperation } from '../../src/rebalance/operation.js';
 import type { Clock } from '../../src/runtime.js';
 import type { CheckpointStore } from '../feed/checkpoints.js';
 import { FeedFollower } from '../feed/follower.js';
 import { NodeClient } from '../feed/node-client.js';
-import { TokenRanges } from '../feed/token-ranges.js';
 import type { ShardResolver } from '../resolver.js';
 import { MOVE_HEADER } from './cutover.js';
+import { rangesOf, type RebalanceStatus } from './status.js';
 
 export interface MoveCopierDeps {
-  etcd: Etcd3;
-  cluster: string;
   self: string;
   resolver: ShardResolver;
   checkpoints: CheckpointStore;
   clock: Clock;
   log: Logger;
   longPollMs: number;
+  status: RebalanceStatus;
   /** Ranges this shard is deleting now (a finished move's cleanup): a copy into them waits until it is over. */
   busyRanges?: () => readonly { start: bigint; end: bigint }[];
 }
@@ -65,10 +62,9 @@ export class MoveCopier {
       this.waiting.set(op.id, { op, timer });
       return;
     }
-    const bySource = new Map<string, { start: bigint; end: bigint }[]>();
-    for (const m of op.moves) if (m.to === this.d.self) bySource.set(m.from, [...(bySource.get(m.from) ?? []), { start: m.start, end: m.end }]);
-    if (bySource.size === 0) return;
-    const copies: Copy[] = [...bySource].map(([source, ranges]) => {
+    const sources = [...new Set(mine.map((m) => m.from))];
+    if (sources.length === 0) return;
+    const copies: Copy[] = sources.map((source) => {
       const c: Copy = { source, copied: 0, fullCopies: 0, follower: undefined as unknown as FeedFollower };
       c.follower = new FeedFollower({
         id: `move-${op.id}-${source}`,
@@ -76,7 +72,7 @@ export class MoveCopier {
         sourceShard: source,
         source: new NodeClient(() => this.d.resolver.resolve(source).upstream),
         target: new NodeClient(this.d.resolver.local),
-        ranges: new TokenRanges(ranges.map((r) => ({ ...r, owner: source, replicas: [] }))),
+        ranges: rangesOf(mine.filter((m) => m.from === source)),
         checkpoints: this.d.checkpoints,
         clock: this.d.clock,
         log: this.d.log,
@@ -92,7 +88,7 @@ export class MoveCopier {
     const timer = setInterval(() => void this.report(op.id), STATUS_EVERY_MS);
     timer.unref();
     this.running.set(op.id, { op, copies, timer });
-    this.d.log.info({ op: op.id, sources: [...bySource.keys()] }, 'copying the ranges a rebalance operation moves here');
+    this.d.log.info({ op: op.id, sources }, 'copying the ranges a rebalance operation moves here');
   }
 
   /** This shard's progress on `opId`, as it reports it. */
@@ -113,9 +109,7 @@ export class MoveCopier {
   private async report(opId: string): Promise<void> {
     const p = this.progress(opId);
     if (!p) return;
-    await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...p, updated_at: new Date(this.d.clock.now()).toISOString() })).catch((e: Error) => {
-      this.d.log.debug({ err: e.message }, 'rebalance progress report to etcd failed');
-    });
+    await this.d.status.write(opId, p);
   }
 
   /** The operation was cut over: this shard owns the ranges now; the followers and their registrations go. */
@@ -129,7 +123,7 @@ export class MoveCopier {
       this.d.checkpoints.drop(`move-${opId}-${c.source}`);
       await c.follower.unregister();
     }));
-    await this.d.etcd.put(etcdKeys(this.d.cluster).rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ phase: 'done', updated_at: new Date(this.d.clock.now()).toISOString() })).catch(() => undefined);
+    await this.d.status.write(opId, { phase: 'done' });
     this.d.log.info({ op: opId }, 'rebalance operation cut over: this shard owns its ranges now');
   }
 

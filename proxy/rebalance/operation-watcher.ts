@@ -15,6 +15,7 @@ import type { PeerVerifier } from '../../src/pki/verify.js';
 import { verifyOperation, type OperationVerdict, type RebalanceOperation } from '../../src/rebalance/operation.js';
 import { sameAssignment } from '../../src/rebalance/moves.js';
 import type { TopologySource } from '../control/topology-source.js';
+import type { RebalanceStatus } from './status.js';
 
 export interface OperationWatcherDeps {
   etcd: Etcd3;
@@ -26,6 +27,7 @@ export interface OperationWatcherDeps {
   verifier: () => PeerVerifier;
   audit: AuditLog;
   log: Logger;
+  status: RebalanceStatus;
   /** An operation that verified and involves this shard. */
   onAccepted?: (v: Extract<OperationVerdict, { ok: true }>) => void;
   /** An accepted operation whose base epoch is no longer in force (another topology came first). */
@@ -41,6 +43,8 @@ export class OperationWatcher {
   private uncleaned = new Set<string>();
   /** This shard's own terminal status per operation: an operation it finished is not judged again. */
   private finished = new Set<string>();
+  /** The first read of the statuses: operations are judged only after it. */
+  private statusesRead: Promise<void> = Promise.resolve();
   /** key → mod revision already judged: each version of each key is judged once. */
   private readonly seen = new Map<string, string>();
   private readonly keys: ReturnType<typeof etcdKeys>;
@@ -71,6 +75,7 @@ export class OperationWatcher {
   }
 
   start(): void {
+    this.statusesRead = this.readStatuses();
     this.statusWatcher = new KeepWatching({
       build: () => this.d.etcd.watch().prefix(this.keys.rebalanceStatusPrefix),
       onPut: () => void this.readStatuses(),
@@ -142,7 +147,7 @@ export class OperationWatcher {
     this.seen.set(key, rev);
     const keyId = key.slice(this.keys.rebalancePrefix.length);
     // One this shard saw through to its end is not judged again (after a restart it would be stale).
-    if (this.finished.size === 0) await this.readStatuses();
+    await this.statusesRead;
     if (this.finished.has(keyId)) return;
     let input: unknown;
     try {
@@ -176,12 +181,8 @@ export class OperationWatcher {
     await this.status(v.opId ?? keyId, { phase: 'refused', reason: v.reason, message: v.message });
   }
 
-  private async status(opId: string, s: { phase: string; reason?: string; message?: string }): Promise<void> {
-    // Key-safe: an attacker's key name must not write elsewhere.
-    if (!/^[A-Za-z0-9._-]{1,128}$/.test(opId)) return;
-    await this.d.etcd.put(this.keys.rebalanceStatus(opId, this.d.self)).value(JSON.stringify({ ...s, updated_at: new Date().toISOString() })).catch((e: Error) => {
-      this.d.log.warn({ err: e.message }, 'cannot record the rebalance status in etcd');
-    });
+  private status(opId: string, s: { phase: string; reason?: string; message?: string }): Promise<void> {
+    return this.d.status.write(opId, s);
   }
 
   close(): void {

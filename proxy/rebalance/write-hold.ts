@@ -8,53 +8,56 @@ import type { TokenSpan } from '../../src/topology/replica-ranges.js';
 interface Hold {
   ranges: readonly TokenSpan[];
   released: Promise<void>;
-  release: () => void;
 }
 
 const inside = (ranges: readonly TokenSpan[], t: bigint) => ranges.some((r) => t >= r.start && t <= r.end);
 
 export class WriteHold {
   private readonly holds = new Set<Hold>();
-  private readonly inflightWrites = new Set<{ token: bigint }>();
+  /** Writes past the hold check, one object each (several may be in flight for one key). */
+  private readonly inflight = new Set<{ key: string }>();
   private readonly drainWaiters = new Set<() => void>();
 
   /** Waits while `key` is held; then counts the write in flight until the returned function is called. */
   async enter(key: string): Promise<() => void> {
-    const token = tokenOf(parseKey(key));
-    for (;;) {
-      const h = [...this.holds].find((x) => inside(x.ranges, token));
-      if (!h) break;
-      await h.released;
+    // Without a hold (nearly always) the key is not even parsed: this runs for every local write.
+    if (this.holds.size) {
+      const token = tokenOf(parseKey(key));
+      for (let h = this.heldAt(token); h; h = this.heldAt(token)) await h.released;
     }
-    const id = { token }; // one object per write: several may be in flight for one token
-    this.inflightWrites.add(id);
+    const w = { key };
+    this.inflight.add(w);
     return () => {
-      this.inflightWrites.delete(id);
-      for (const w of [...this.drainWaiters]) w();
+      this.inflight.delete(w);
+      for (const check of [...this.drainWaiters]) check();
     };
+  }
+
+  private heldAt(token: bigint): Hold | undefined {
+    for (const h of this.holds) if (inside(h.ranges, token)) return h;
+    return undefined;
   }
 
   /** Holds new writes to `ranges`; `drained` resolves once none is in flight there. */
   hold(ranges: readonly TokenSpan[]): { drained: Promise<void>; release: () => void } {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    const h: Hold = { ranges, released, release: () => undefined };
-    h.release = () => {
-      this.holds.delete(h);
-      release();
-    };
+    let resolve!: () => void;
+    const h: Hold = { ranges, released: new Promise<void>((r) => (resolve = r)) };
     this.holds.add(h);
-    const busy = () => [...this.inflightWrites].some((w) => inside(ranges, w.token));
-    const drained = new Promise<void>((resolve) => {
-      if (!busy()) return resolve();
+    const release = () => {
+      this.holds.delete(h);
+      resolve();
+    };
+    const busy = () => [...this.inflight].some((w) => inside(ranges, tokenOf(parseKey(w.key))));
+    const drained = new Promise<void>((done) => {
+      if (!busy()) return done();
       const check = () => {
         if (busy()) return;
         this.drainWaiters.delete(check);
-        resolve();
+        done();
       };
       this.drainWaiters.add(check);
     });
-    return { drained, release: h.release };
+    return { drained, release };
   }
 
   /** Whether any hold is on (for tests and metrics). */

@@ -3,6 +3,7 @@
 // a majority of copies with the primary counted, or the primary alone). Otherwise the write is
 // answered 503 REPLICATION_UNAVAILABLE naming the missing copies, never as done.
 import { ThemisError } from '../../src/errors.js';
+import { parseKey, tokenOf } from '../../src/urn/urn.js';
 import type { TopologySource } from '../control/topology-source.js';
 import type { Topology } from '../../src/topology/topology.js';
 import { rangesDigest, replicaRanges } from '../../src/topology/replica-ranges.js';
@@ -20,7 +21,8 @@ export function copiesNeeded(mode: AckMode, copies: number): number {
 
 /** Failover's fencing: which term a key's write needs, and whether this shard holds it now. */
 export interface Fencing {
-  fenceOf(key: string): Fence | undefined;
+  /** By the key's token (parsed once per write, by the gate). */
+  fenceOf(token: bigint): Fence | undefined;
   holds(f: Fence): boolean;
 }
 
@@ -53,8 +55,9 @@ export class AckGate {
 
   /** What a write to `key` routed by `topo` will need; `needed` 0: done once the primary holds it. */
   plan(key: string, topo: Topology): Pending {
-    const replicas = topo.rangeOfKey(key).replicas;
-    const fence = this.d.fencing?.fenceOf(key);
+    const token = tokenOf(parseKey(key));
+    const replicas = topo.rangeOf(token).replicas;
+    const fence = this.d.fencing?.fenceOf(token);
     // Not applied at all unless this shard is the acting primary now: a fenced write stays off the node.
     if (fence && !this.d.fencing!.holds(fence)) throw notActing(this.d.self);
     return { key, topo, replicas, needed: copiesNeeded(this.d.mode, replicas.length + 1) - 1, ...(fence ? { fence } : {}) };

@@ -6,18 +6,19 @@ import type { NodeClient } from '../../../proxy/feed/node-client.js';
 import { LocalHead } from '../../../proxy/replication/local-head.js';
 import { ReplicaPositions } from '../../../proxy/replication/positions.js';
 
-function setup(head: { value: number }) {
-  const node = { head: async () => head.value } as unknown as NodeClient;
-  const local = new LocalHead(node);
-  return { local, positions: new ReplicaPositions(new FakeClock(0), local) };
+/** A node at head `start` (change `head.value` to move it), its head read once. */
+async function setup(start: number) {
+  const head = { value: start };
+  const local = new LocalHead({ head: async () => head.value } as unknown as NodeClient);
+  const positions = new ReplicaPositions(new FakeClock(0), local);
+  await local.after();
+  return { head, local, positions };
 }
 const D = '0123456789abcdef';
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 t.test('counts a position up to the head, for the ranges its digest names', async (t) => {
-  const head = { value: 100 };
-  const { local, positions } = setup(head);
-  await local.after();
+  const { head, local, positions } = await setup(100);
   positions.record('shard-002', `50 ${D}`);
   t.equal(positions.applied('shard-002', D), 50);
   t.equal(positions.applied('shard-002', 'ffffffffffffffff'), -1, 'not for other ranges');
@@ -26,9 +27,7 @@ t.test('counts a position up to the head, for the ranges its digest names', asyn
 });
 
 t.test('a position beyond this node’s head counts only once the head reaches it', async (t) => {
-  const head = { value: 100 };
-  const { local, positions } = setup(head);
-  await local.after();
+  const { head, local, positions } = await setup(100);
   positions.record('shard-002', `5000 ${D}`);
   await tick();
   t.equal(positions.applied('shard-002', D), -1, 'another history: not counted');
@@ -41,9 +40,7 @@ t.test('a position beyond this node’s head counts only once the head reaches i
 });
 
 t.test('a head that goes lower forgets positions beyond it', async (t) => {
-  const head = { value: 100 };
-  const { local, positions } = setup(head);
-  await local.after();
+  const { head, local, positions } = await setup(100);
   positions.record('shard-002', `90 ${D}`);
   t.equal(positions.applied('shard-002', D), 90);
   head.value = 10; // the node lost its data
