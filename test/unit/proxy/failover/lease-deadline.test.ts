@@ -62,3 +62,19 @@ t.test('etcd granting a shorter TTL than asked shortens the deadline', async (t)
   at(2650);
   t.notOk(d.alive());
 });
+
+t.test('answers pair with keep-alives in the order they were sent', async (t) => {
+  const { d, at } = setup();
+  d.granted(0);
+  at(100);
+  d.keepaliveSent();
+  at(400);
+  d.keepaliveSent();
+  d.keepaliveConfirmed(1); // the answer to the one sent at 100
+  at(949);
+  t.ok(d.alive());
+  at(950);
+  t.notOk(d.alive(), 'until 100 + 1000 − 150, not from the later send');
+  d.keepaliveConfirmed(1);
+  t.ok(d.alive(), 'the second answer extends from 400');
+});
