@@ -24,11 +24,14 @@ export class ShardResolver {
     return this.d.local;
   }
 
-  /** Throws UPSTREAM_UNAVAILABLE when the topology names no endpoint for a remote shard. */
-  resolve(shard: string): Resolved {
+  /**
+   * Throws UPSTREAM_UNAVAILABLE when the topology names no endpoint for a remote shard and no
+   * `fallback` is given (a shard being added is named only by the operation that adds it).
+   */
+  resolve(shard: string, fallback?: string): Resolved {
     if (shard === this.d.self) return { local: true, shard, upstream: this.d.local };
     const topo = this.d.topology.current();
-    const endpoint = topo.shards[shard]?.endpoint;
+    const endpoint = topo.shards[shard]?.endpoint ?? fallback;
     if (!endpoint) throw new ThemisError('UPSTREAM_UNAVAILABLE', `the topology (epoch ${topo.epoch}) names no endpoint for ${shard}`, { upstream: shard });
     return { local: false, shard, upstream: this.d.peers.get(shard, endpoint) };
   }

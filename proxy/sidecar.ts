@@ -45,6 +45,7 @@ import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
 import { copiesNeeded } from './replication/ack-gate.js';
 import { ineligibility } from './failover/eligibility.js';
 import { OperationWatcher } from './rebalance/operation-watcher.js';
+import { DataSize } from './data-size.js';
 import { MoveCopier } from './rebalance/move-copier.js';
 import { Cutover, MOVE_HEADER, MovePositions } from './rebalance/cutover.js';
 import { WriteHold } from './rebalance/write-hold.js';
@@ -73,6 +74,8 @@ export class Sidecar {
   private readonly replay: ReplayGuard;
   private replayPurge: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  /** Keys and bytes on the storage node, for `themis-admin shard add/remove` estimates. */
+  private readonly dataSize: DataSize;
   private registration: Registration | undefined;
   private readonly replicas: ReplicaManager;
   /** The topology the data path routes by: the signed one, with failover's acting primaries when it is on. */
@@ -215,6 +218,14 @@ export class Sidecar {
             this.cutover?.stop(id);
             void this.copier?.finish(id);
           },
+          onAborted: (op) => {
+            this.cutover?.stop(op.id);
+            void this.copier?.abort(op);
+          },
+          onCompleted: (op, phase) => {
+            if (op.moves.some((m) => m.to === cfg.shardId)) void this.copier?.forget(op);
+            if (op.moves.some((m) => m.from === cfg.shardId) && phase !== 'cleaned') this.cutover?.resumeCleanup(op);
+          },
         })
       : undefined;
     this.liveness = this.failover ? new NodeLiveness(this.local) : undefined;
@@ -260,6 +271,7 @@ export class Sidecar {
       ? new MoveCopier({
           self: cfg.shardId, resolver, checkpoints, clock: rt.clock, log: rebalanceLog, longPollMs: cfg.replication.longPollMs, status: rebalanceStatus,
           busyRanges: () => this.cutover?.cleaningRanges() ?? [],
+          topology: () => signed.current(),
         })
       : undefined;
     // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
@@ -274,6 +286,7 @@ export class Sidecar {
           incoming: () => this.copier?.incoming() ?? [],
         })
       : undefined;
+    this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
@@ -331,6 +344,8 @@ export class Sidecar {
 
   async start(): Promise<Bound> {
     const c = this.cfg;
+    // A stale `held` from an earlier run must not let another source publish while this one serves.
+    await this.cutover?.forgetEarlierRun();
     const app = await this.app.listen(c.app.port, c.app.host);
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
@@ -350,8 +365,9 @@ export class Sidecar {
       this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
       // Replica lag, for operators (`themis-admin shards`): every few seconds, on the lease.
       const key = etcdKeys(c.cluster).shardReplication(c.shardId);
-      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), followers: this.replicas.status() }), STATUS_EVERY_MS);
+      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
       this.statusTimer.unref();
+      this.dataSize.start();
     }
     return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
   }
@@ -383,6 +399,7 @@ export class Sidecar {
   async stop(drainMs = 5000): Promise<void> {
     clearInterval(this.replayPurge);
     clearInterval(this.statusTimer);
+    this.dataSize.stop();
     this.trust.close();
     this.liveness?.stop();
     this.operations?.close();

@@ -35,6 +35,11 @@ export interface LocalMeshOptions {
   cluster?: string;
   /** A count (shard-001 … with mesh ports on 127.0.0.2, .3, …) or the shards; default 3. */
   shards?: number | MeshShard[];
+  /**
+   * Shards started beside the others but not in the topology (sidecar registered, storage node
+   * empty), for `themis-admin shard add`; their certificates are in `pki`. Default none.
+   */
+  spares?: MeshShard[];
   /** A PKI that covers the shards; default one minted under DIR/pki. */
   pki?: DevPki;
   /** Of a minted PKI's CA keys (default a fixed development one), and their PBKDF2 rounds. */
@@ -77,6 +82,8 @@ export interface LocalMesh {
   readonly cluster: string;
   readonly pki: DevPki;
   readonly nodes: readonly LocalNode[];
+  /** Started, registered, not in the topology. */
+  readonly spares: readonly LocalNode[];
   /** As published (its epoch may be above 1 when etcd held an older one). */
   readonly topology: Topology;
   readonly topologyFile: string;
@@ -128,14 +135,15 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   const ranges = o.ranges ?? 'certified';
   const given = typeof o.shards === 'object' ? o.shards : devShards(o.shards ?? 3, { firstIp: 2, split: false });
   const split = splitTokenRange(given.length);
-  const shards: MeshShard[] = given.map((s, i) => ({ ...s, tokenRange: s.tokenRange ?? (ranges === 'certified' ? split[i] : undefined) }));
+  const members: MeshShard[] = given.map((s, i) => ({ ...s, tokenRange: s.tokenRange ?? (ranges === 'certified' ? split[i] : undefined) }));
+  const shards: MeshShard[] = [...members, ...(o.spares ?? [])];
   const logDir = o.logDir ?? dir;
   mkdirSync(logDir, { recursive: true });
   // With replicas, a shard's certificate also covers the ranges it replicates (the shards before
   // it, in the certified layout), so that it may take them over in a failover; a span that would
   // wrap past the top of the token space covers all of it.
   const replicas = o.replicas ?? 0;
-  const certShards = ranges === 'certified' && replicas > 0 ? shards.map((s, i) => (given[i]!.tokenRange ? s : { ...s, tokenRange: replicatedSpan(split, i, replicas) })) : shards;
+  const certShards = ranges === 'certified' && replicas > 0 ? shards.map((s, i) => (i >= given.length || given[i]!.tokenRange ? s : { ...s, tokenRange: replicatedSpan(split, i, replicas) })) : shards;
   const pki = o.pki ?? (await mintDevPki({ dir: join(dir, 'pki'), cluster, shards: certShards, passphrase: o.passphrase ?? 'dev-mesh-passphrase', kdfIterations: o.kdfIterations }));
 
   const fixed = shards.map((_, i) => o.ports?.(i) ?? {});
@@ -152,13 +160,13 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   const etcdPorts = o.etcd ? { port: take(), peerPort: take() } : undefined;
   const etcdEndpoint = `https://127.0.0.1:${etcdPorts?.port}`;
 
-  let topology = meshTopology({ cluster, shards: shards.map((s, i) => ({ ...s, endpoint: `${s.ip}:${ports[i]!.mesh}` })), ranges, replicas: o.replicas ?? 0 });
+  let topology = meshTopology({ cluster, shards: members.map((s, i) => ({ ...s, endpoint: `${s.ip}:${ports[i]!.mesh}` })), ranges, replicas: o.replicas ?? 0 });
   const topologyFile = join(dir, 'topology.json');
   writeFileSync(topologyFile, serializeTopology(topology));
 
   const env = o.logLevel ? { THEMIS_LOG_LEVEL: o.logLevel } : undefined;
   const logFile = (name: string) => (o.logDir ? join(o.logDir, `${name}.log`) : undefined);
-  const nodes: LocalNode[] = shards.map((s, i) => {
+  const all: LocalNode[] = shards.map((s, i) => {
     const p = ports[i]!;
     const dataDir = join(dir, 'data', s.id);
     const storageName = `storage node of ${s.id}`;
@@ -195,6 +203,8 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     const sidecar = new SidecarHandle(`sidecar ${s.id}`, launchSidecar, configFile, auditFile, `${s.ip}:${p.mesh}`, p.mesh, `http://127.0.0.1:${p.app}`, `http://127.0.0.1:${p.admin}`);
     return { id: s.id, ip: s.ip, storage, sidecar };
   });
+  const nodes = all.slice(0, members.length);
+  const spares = all.slice(members.length);
 
   const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert };
   const etcdData = o.etcd?.dataDir ?? join(dir, 'etcd');
@@ -203,6 +213,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     cluster,
     pki,
     nodes,
+    spares,
     topology,
     topologyFile,
     etcd: undefined as EtcdProcess | undefined,
@@ -223,8 +234,8 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
           });
         }
       }
-      await settled(nodes.filter((n) => !n.storage.external).map((n) => n.storage.start()));
-      await settled(nodes.map((n) => n.sidecar.start()));
+      await settled(all.filter((n) => !n.storage.external).map((n) => n.storage.start()));
+      await settled(all.map((n) => n.sidecar.start()));
       // Replicated: ready once every replica holds its first copy (until then writes to its
       // primaries' ranges cannot be acknowledged).
       if (replicas > 0) await settled(nodes.map((n) => untilReady(n.sidecar.adminUrl, 30_000)));
@@ -238,8 +249,8 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       mesh.etcd = await startEtcd(etcdTls, { dataDir: old.dataDir, port: old.ports.client, peerPort: old.ports.peer });
     },
     async close(signal: NodeJS.Signals = 'SIGTERM') {
-      await Promise.all(nodes.map((n) => n.sidecar.stop(signal)));
-      await Promise.all(nodes.map((n) => n.storage.stop(signal)));
+      await Promise.all(all.map((n) => n.sidecar.stop(signal)));
+      await Promise.all(all.map((n) => n.storage.stop(signal)));
       await mesh.etcd?.stop();
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },

@@ -1,9 +1,9 @@
-// The source side of an accepted rebalance operation: its cutover. Once the target follows the
-// source's feed closely (it announces its position on every feed request, x-themis-move-applied:
-// "SEQ OPID"), the source
+// The source side of an accepted rebalance operation: its cutover. Once each of its targets
+// follows its feed closely (a target announces its position on every feed request,
+// x-themis-move-applied: "SEQ OPID"), the source
 //   1. holds new writes to the moving ranges (they wait, they are not refused) and lets the ones
 //      already past the hold finish;
-//   2. reads its storage node's head and waits until the target has applied up to it;
+//   2. reads its storage node's head and waits until every target has applied up to it;
 //   3. verifies: every key of the moving ranges holds the same value on both nodes (the merge-join
 //      of proxy/feed/range-diff.ts, Vitess's VDiff in spirit), in two steps so that the hold stays
 //      short: the full comparison runs *before* the hold, while writes go on, and notes the keys
@@ -11,10 +11,11 @@
 //      has applied everything, only those keys are compared again. A difference then aborts;
 //      nothing is cut over;
 //   4. publishes the next epoch, pre-signed by the operator inside the operation, with a
-//      compare-and-swap on the topology key (a concurrent operation's cutover makes ours stale);
+//      compare-and-swap on the topology key (a concurrent operation's cutover makes ours stale,
+//      a signed abort written before it stops it); with several sources, only once every source
+//      holds (cutover-barrier.ts), and whichever is the last to hold publishes;
 //   5. applies it itself and releases the held writes, which go on to the new owner.
 // Any step that does not finish in time releases the hold and tries again later.
-// Restrictions for now: every move of the operation comes from this one source.
 import type { Etcd3 } from 'etcd3';
 import { etcdKeys } from '../../src/control/etcd.js';
 import { readSignedTopology } from '../../src/control/topology-store.js';
@@ -22,20 +23,23 @@ import type { AuditLog } from '../../src/audit/audit-log.js';
 import type { Logger } from '../../src/log.js';
 import type { RebalanceOperation } from '../../src/rebalance/operation.js';
 import { parseTopology } from '../../src/topology/document.js';
-import { parseKey, tokenOf } from '../../src/urn/urn.js';
 import type { TopologySource } from '../control/topology-source.js';
 import { diffRanges } from '../feed/range-diff.js';
 import { NodeClient } from '../feed/node-client.js';
 import type { LocalHead } from '../replication/local-head.js';
 import type { ShardResolver } from '../resolver.js';
 import type { WriteHold } from './write-hold.js';
+import { CutoverBarrier } from './cutover-barrier.js';
+import { sameAssignment, type Move } from '../../src/rebalance/moves.js';
 import { rangesOf, type RebalanceStatus } from './status.js';
+import { servedBy, sweep } from './sweep.js';
 
 export const MOVE_HEADER = 'x-themis-move-applied';
 
 /** Where each move target is in this shard's feed, by operation id. */
 export class MovePositions {
-  private readonly positions = new Map<string, { shard: string; seq: number }>();
+  /** By "opId shard" (an operation may have several targets). */
+  private readonly positions = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
 
   constructor(private readonly head: LocalHead) {}
@@ -47,13 +51,12 @@ export class MovePositions {
     const seq = Number(m[1]);
     // A position beyond this node's history proves nothing.
     if (seq > this.head.latest) return;
-    this.positions.set(m[2]!, { shard, seq });
+    this.positions.set(`${m[2]!} ${shard}`, seq);
     for (const w of [...this.waiters]) w();
   }
 
   of(opId: string, shard: string): number {
-    const p = this.positions.get(opId);
-    return p && p.shard === shard ? p.seq : -1;
+    return this.positions.get(`${opId} ${shard}`) ?? -1;
   }
 
   /** Resolves true once `shard` announced `seq` or more for `opId`, false after `ms`. */
@@ -97,9 +100,20 @@ export interface CutoverDeps {
   incoming?: () => readonly { start: bigint; end: bigint }[];
 }
 
+/** The full comparison before a hold, kept a little while (another source's hold should not wait for a second scan). */
+interface Scan {
+  at: number;
+  same: number;
+  suspects: Map<string, Set<string>>;
+}
+
+const SCAN_REUSE_MS = 1500;
+
 export class Cutover {
-  private readonly running = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Map<string, { timer: NodeJS.Timeout; watch?: { close(): void } }>();
   private readonly busy = new Set<string>();
+  private readonly scans = new Map<string, Scan>();
+  private readonly barrier: CutoverBarrier;
   /** Ranges being cleaned up now, by operation: a move into them waits until the cleanup is over. */
   private readonly cleaning = new Map<string, readonly { start: bigint; end: bigint }[]>();
 
@@ -107,98 +121,202 @@ export class Cutover {
     return [...this.cleaning.values()].flat();
   }
 
-  constructor(private readonly d: CutoverDeps) {}
+  constructor(private readonly d: CutoverDeps) {
+    this.barrier = new CutoverBarrier(d.etcd, d.cluster, d.self, d.log);
+  }
 
-  /** Starts watching `op` for the moment to cut over, if this shard is its source. */
+  /** Before this sidecar serves: whatever an earlier run of it said to other sources is taken back. */
+  async forgetEarlierRun(): Promise<void> {
+    await this.barrier.forgetOwn().catch((e: Error) => this.d.log.warn({ err: e.message }, 'cannot clear this shard\'s earlier cutover keys (they expire with their lease)'));
+  }
+
+  /** Starts watching `op` for the moment to cut over, if this shard is one of its sources. */
   start(op: RebalanceOperation): void {
-    const sources = new Set(op.moves.map((m) => m.from));
-    if (!sources.has(this.d.self) || this.running.has(op.id)) return;
-    if (sources.size > 1 || new Set(op.moves.map((m) => m.to)).size > 1) {
-      void this.status(op.id, { phase: 'unsupported', message: 'operations with several sources or targets cannot cut over yet' });
-      return;
-    }
+    if (!op.moves.some((m) => m.from === this.d.self) || this.running.has(op.id)) return;
     const timer = setInterval(() => void this.tryCutover(op), 200);
     timer.unref();
-    this.running.set(op.id, timer);
+    const sources = new Set(op.moves.map((m) => m.from));
+    // Several sources: another's `held` is the moment to hold too.
+    const watch = sources.size > 1 ? this.barrier.onHeld(op.id, () => void this.tryCutover(op)) : undefined;
+    this.running.set(op.id, { timer, ...(watch ? { watch } : {}) });
   }
 
   stop(opId?: string): void {
-    for (const [id, t] of this.running) {
+    for (const [id, r] of this.running) {
       if (opId && id !== opId) continue;
-      clearInterval(t);
+      clearInterval(r.timer);
+      r.watch?.close();
       this.running.delete(id);
+      this.scans.delete(id);
+      void this.barrier.leave(id);
     }
+  }
+
+  close(): void {
+    this.stop();
+    this.barrier.close();
+  }
+
+  /** Compares this shard's copy of what it gives each target with the target's (before any hold). */
+  private async scan(op: RebalanceOperation, mine: readonly Move[], targets: readonly string[]): Promise<Scan> {
+    const kept = this.scans.get(op.id);
+    if (kept && performance.now() - kept.at < SCAN_REUSE_MS) return kept;
+    const local = new NodeClient(this.d.resolver.local);
+    const suspects = new Map<string, Set<string>>();
+    let same = 0;
+    for (const target of targets) {
+      const remote = new NodeClient(() => this.remote(op, target));
+      const set = new Set<string>();
+      const r = await diffRanges(local, remote, rangesOf(mine.filter((m) => m.to === target)), async (d) => void set.add(d.key));
+      same += r.same + r.different;
+      suspects.set(target, set);
+    }
+    const scan = { at: performance.now(), same, suspects };
+    this.scans.set(op.id, scan);
+    return scan;
+  }
+
+  /** A target's sidecar: by the topology in force, or (a shard being added) by the operation's next topology. */
+  private remote(op: RebalanceOperation, target: string) {
+    return this.d.resolver.resolve(target, op.next.shards[target]?.endpoint).upstream;
   }
 
   private async tryCutover(op: RebalanceOperation): Promise<void> {
     if (this.busy.has(op.id) || !this.running.has(op.id)) return;
-    const target = op.moves[0]!.to;
     if (this.d.signed.current().epoch !== op.baseEpoch) return this.stop(op.id);
     this.busy.add(op.id);
-    if (op.cutover === 'manual') {
-      const go = await this.d.etcd.get(etcdKeys(this.d.cluster).rebalanceSwitch(op.id)).string().catch(() => null);
-      if (!go) return void this.busy.delete(op.id);
-    }
     let release: (() => void) | undefined;
+    let held = false;
     try {
+      if (op.cutover === 'manual') {
+        const go = await this.d.etcd.get(etcdKeys(this.d.cluster).rebalanceSwitch(op.id)).string().catch(() => null);
+        if (!go) return;
+      }
+      const mine = op.moves.filter((m) => m.from === this.d.self);
+      const targets = [...new Set(mine.map((m) => m.to))];
+      const sources = [...new Set(op.moves.map((m) => m.from))];
+      const maxLag = this.d.maxLag ?? 1000;
       const head = await this.d.head.after();
-      const at = this.d.positions.of(op.id, target);
-      if (at < 0 || head - at > (this.d.maxLag ?? 1000)) return; // still copying, or too far behind
+      for (const target of targets) {
+        const at = this.d.positions.of(op.id, target);
+        if (at < 0 || head - at > maxLag) return; // still copying, or too far behind
+      }
       // The full comparison, before the hold: keys that differ now are compared again inside it.
-      const ranges = rangesOf(op.moves);
-      const local = new NodeClient(this.d.resolver.local);
-      const remote = new NodeClient(() => this.d.resolver.resolve(target).upstream);
-      const suspects = new Set<string>();
-      const scan = await diffRanges(local, remote, ranges, async (d) => void suspects.add(d.key));
-      if (suspects.size > (this.d.maxLag ?? 1000)) return; // too much churn to settle inside a short hold
+      const scan = await this.scan(op, mine, targets);
+      if ([...scan.suspects.values()].reduce((n, s) => n + s.size, 0) > maxLag) return; // too much churn to settle inside a short hold
+      if (sources.length > 1) {
+        await this.barrier.say(op.id, 'caught-up');
+        if (!(await this.barrier.allCaughtUp(op.id, sources))) return;
+      }
       const limit = this.d.holdLimitMs ?? 2000;
       const t0 = performance.now();
-      const hold = this.d.writes.hold(op.moves);
+      const left = () => Math.max(1, limit - (performance.now() - t0));
+      const hold = this.d.writes.hold(mine);
       release = hold.release;
       const deadline = (ms: number) => new Promise<false>((r) => setTimeout(() => r(false), ms));
       if ((await Promise.race([hold.drained.then(() => true), deadline(limit)])) === false) throw new Retry('writes in flight did not finish');
       const h = await this.d.head.after();
-      if (!(await this.d.positions.waitFor(op.id, target, h, Math.max(1, limit - (performance.now() - t0))))) throw new Retry(`${target} did not reach ${h}`);
-      const differing: string[] = [];
+      for (const target of targets) {
+        if (!(await this.d.positions.waitFor(op.id, target, h, left()))) throw new Retry(`${target} did not reach ${h}`);
+      }
+      const local = new NodeClient(this.d.resolver.local);
+      let differing = 0;
       let example = '';
-      for (const k of suspects) {
-        const [a, b] = await Promise.all([local.get(k), remote.get(k)]);
-        if (a === b) continue;
-        differing.push(k);
-        example ||= `${k}: ${this.d.self} holds ${a === undefined ? 'nothing' : a.slice(0, 60)}, ${target} ${b === undefined ? 'nothing' : b.slice(0, 60)}`;
+      for (const [target, keys] of scan.suspects) {
+        const remote = new NodeClient(() => this.remote(op, target));
+        for (const k of keys) {
+          const [a, b] = await Promise.all([local.get(k), remote.get(k)]);
+          if (a === b) continue;
+          differing++;
+          example ||= `${k}: ${this.d.self} holds ${a === undefined ? 'nothing' : a.slice(0, 60)}, ${target} ${b === undefined ? 'nothing' : b.slice(0, 60)}`;
+        }
       }
-      const diff = { same: scan.same + scan.different - differing.length, different: differing.length };
-      if (diff.different > 0) {
+      const verified = scan.same - differing;
+      if (differing > 0) {
         this.stop(op.id);
-        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${diff.different} of ${diff.same + diff.different} keys differ between ${this.d.self} and ${target} at ${h} (e.g. ${example}); nothing was cut over` });
-        this.d.log.error({ op: op.id, different: diff.different }, 'rebalance verification failed; not cutting over');
+        await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${differing} of ${scan.same} keys differ between ${this.d.self} and ${targets.join(', ')} at ${h} (e.g. ${example}); nothing was cut over` });
+        this.d.log.error({ op: op.id, different: differing }, 'rebalance verification failed; not cutting over');
         return;
       }
-      const published = await this.publish(op);
-      if (!published) {
-        this.stop(op.id);
-        await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
-        return;
-      }
-      // Route by the new epoch before the held writes go on (the watch brings it within
+      const outcome = await this.publish(op, sources, t0, limit, () => (held = true));
+      if (outcome === 'retry') throw new Retry('not every source held in time');
+      // Route by the new topology before the held writes go on (the watch brings it within
       // milliseconds; a re-read makes sure of it).
-      for (let i = 0; i < 40 && this.d.signed.current().epoch < op.next.epoch; i++) await new Promise((r) => setTimeout(r, 5));
-      for (let i = 0; i < 100 && this.d.signed.current().epoch < op.next.epoch; i++) await this.d.signed.refresh();
-      const pauseMs = performance.now() - t0;
+      for (let i = 0; i < 40 && this.d.signed.current().epoch === op.baseEpoch; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 100 && this.d.signed.current().epoch === op.baseEpoch; i++) await this.d.signed.refresh();
+      const now = this.d.signed.current();
+      const pauseMs = Math.round(performance.now() - t0);
       release();
       release = undefined;
       this.stop(op.id);
-      this.d.audit.record({ event: 'REBALANCE_COMPLETED', op_id: op.id, epoch: op.next.epoch, keys_verified: diff.same, pause_ms: Math.round(pauseMs) });
-      this.d.log.info({ op: op.id, epoch: op.next.epoch, keys: diff.same, pauseMs: Math.round(pauseMs) }, 'rebalance cut over');
-      await this.status(op.id, { phase: 'done', epoch: op.next.epoch, keys_verified: diff.same, pause_ms: Math.round(pauseMs) });
-      setTimeout(() => void this.cleanup(op, diff.same, Math.round(pauseMs)), this.d.cleanupDelayMs ?? 5000).unref();
+      if (outcome === 'aborted') return; // the abort's watcher records it
+      if (now.epoch !== op.next.epoch || !sameAssignment(now, op.next)) {
+        await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
+        return;
+      }
+      this.d.audit.record({ event: 'REBALANCE_COMPLETED', op_id: op.id, epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs });
+      this.d.log.info({ op: op.id, epoch: op.next.epoch, keys: verified, pauseMs }, 'rebalance cut over');
+      await this.status(op.id, { phase: 'done', epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs });
+      setTimeout(() => void this.cleanup(op, verified, pauseMs), this.d.cleanupDelayMs ?? 5000).unref();
     } catch (e) {
       if (!(e instanceof Retry)) this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cutover attempt failed; trying again');
       else this.d.log.info({ op: op.id, why: e.message }, 'cutover attempt given up; writes released, trying again');
+      this.scans.delete(op.id);
+      if (held && release) {
+        // `held` may have let another source publish: only writes that will route by it may go on.
+        if (!(await this.unheld(op))) await this.d.signed.refresh().catch(() => undefined);
+      }
     } finally {
       release?.();
       this.busy.delete(op.id);
     }
+  }
+
+  /**
+   * Publishes the operation's pre-signed next topology: only if the topology in etcd is still its
+   * base epoch, no abort was written, and (several sources) every source holds. 'published' also
+   * when another source published it; 'stale' when another topology came first.
+   */
+  private async publish(op: RebalanceOperation, sources: readonly string[], t0: number, limit: number, saidHeld: () => void): Promise<'published' | 'stale' | 'aborted' | 'retry'> {
+    const keys = etcdKeys(this.d.cluster);
+    const stored = await readSignedTopology(this.d.etcd, keys.topology);
+    if (!stored?.signed) return 'stale';
+    if (parseTopology(stored.signed.document).epoch !== op.baseEpoch) return 'stale';
+    const value = JSON.stringify({ document: op.nextDocument, cms: op.nextCms });
+    const others = sources.filter((s) => s !== this.d.self);
+    if (others.length === 0) {
+      if (await this.barrier.publish(op.id, [], stored.revision, value)) return 'published';
+    } else {
+      await this.barrier.say(op.id, 'held');
+      saidHeld();
+      while (performance.now() - t0 < limit) {
+        if (await this.barrier.publish(op.id, sources, stored.revision, value)) return 'published';
+        if (this.d.signed.current().epoch !== op.baseEpoch) break;
+        if (await this.barrier.aborted(op.id)) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      if (await this.barrier.unhold(op.id, stored.revision)) return (await this.barrier.aborted(op.id)) ? 'aborted' : 'retry';
+    }
+    // The topology key changed since it was read, or an abort is there.
+    const now = await readSignedTopology(this.d.etcd, keys.topology);
+    if (now && now.revision !== stored.revision) return 'published'; // by another source, or stale: the caller compares
+    return (await this.barrier.aborted(op.id)) ? 'aborted' : 'stale';
+  }
+
+  /** After a failed attempt that said `held`: takes it back; false when the topology changed meanwhile. */
+  private async unheld(op: RebalanceOperation): Promise<boolean> {
+    try {
+      const stored = await readSignedTopology(this.d.etcd, etcdKeys(this.d.cluster).topology);
+      if (!stored?.signed || parseTopology(stored.signed.document).epoch !== op.baseEpoch) return false;
+      return await this.barrier.unhold(op.id, stored.revision);
+    } catch {
+      return false;
+    }
+  }
+
+  /** After a restart: the cleanup of an operation this shard cut over before it stopped. */
+  resumeCleanup(op: RebalanceOperation): void {
+    setTimeout(() => void this.cleanup(op, 0, 0), this.d.cleanupDelayMs ?? 5000).unref();
   }
 
   /**
@@ -207,30 +325,11 @@ export class Cutover {
    * counts by ownership (the keys are on two nodes).
    */
   private async cleanup(op: RebalanceOperation, verified: number, pauseMs: number): Promise<void> {
-    const t = this.d.signed.current();
-    const mine = (token: bigint) => {
-      const r = t.rangeOf(token);
-      return r.owner === this.d.self || r.replicas.includes(this.d.self);
-    };
-    const ranges = rangesOf(op.moves);
-    const node = new NodeClient(this.d.resolver.local);
-    const incoming = (token: bigint) => (this.d.incoming?.() ?? []).some((r) => token >= r.start && token <= r.end);
     let deleted = 0;
     this.cleaning.set(op.id, op.moves);
     try {
-      let after: string | null = null;
-      for (;;) {
-        const page = await node.scan(after, 1000);
-        for (const e of page.entities) {
-          if (!ranges.hasKey(e.key)) continue;
-          const token = tokenOf(parseKey(e.key));
-          if (mine(token) || incoming(token)) continue;
-          await node.delete(e.key);
-          deleted++;
-        }
-        if (!page.next) break;
-        after = page.next;
-      }
+      const keep = servedBy(this.d.signed.current(), this.d.self, () => this.d.incoming?.() ?? []);
+      await sweep(new NodeClient(this.d.resolver.local), rangesOf(op.moves.filter((m) => m.from === this.d.self)), keep, (n) => (deleted = n));
       await this.status(op.id, { phase: 'cleaned', epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs, keys_deleted: deleted });
       this.d.log.info({ op: op.id, deleted }, 'moved keys deleted from the source');
     } catch (e) {
@@ -241,15 +340,6 @@ export class Cutover {
     }
   }
 
-  /** Publishes the operation's pre-signed next topology if the topology in etcd is still its base epoch. */
-  private async publish(op: RebalanceOperation): Promise<boolean> {
-    const key = etcdKeys(this.d.cluster).topology;
-    const stored = await readSignedTopology(this.d.etcd, key);
-    if (!stored?.signed) return false;
-    if (parseTopology(stored.signed.document).epoch !== op.baseEpoch) return false;
-    const r = await this.d.etcd.if(key, 'Mod', '==', stored.revision).then(this.d.etcd.put(key).value(JSON.stringify({ document: op.nextDocument, cms: op.nextCms }))).commit();
-    return r.succeeded;
-  }
 
   private status(opId: string, s: Record<string, unknown>): Promise<void> {
     return this.d.status.write(opId, s);

@@ -4,7 +4,7 @@
 // uses (proxy/feed/follower.ts), with its own checkpoint, so a restarted sidecar resumes where it
 // stopped instead of copying again. Progress goes to rebalance-status/{op}/{shard} about once a
 // second. The copied keys stay invisible until cutover: scatter-gather filters every node's rows
-// to what it owns while a move is in progress. Cutover, verification and cleanup are not built yet.
+// to what it owns while a move is in progress. An abort deletes them again.
 import type { Logger } from '../../src/log.js';
 import type { RebalanceOperation } from '../../src/rebalance/operation.js';
 import type { Clock } from '../../src/runtime.js';
@@ -14,6 +14,8 @@ import { NodeClient } from '../feed/node-client.js';
 import type { ShardResolver } from '../resolver.js';
 import { MOVE_HEADER } from './cutover.js';
 import { rangesOf, type RebalanceStatus } from './status.js';
+import { servedBy, sweep } from './sweep.js';
+import type { Topology } from '../../src/topology/topology.js';
 
 export interface MoveCopierDeps {
   self: string;
@@ -25,6 +27,8 @@ export interface MoveCopierDeps {
   status: RebalanceStatus;
   /** Ranges this shard is deleting now (a finished move's cleanup): a copy into them waits until it is over. */
   busyRanges?: () => readonly { start: bigint; end: bigint }[];
+  /** The signed topology in force (what an aborted move's copies are checked against before they go). */
+  topology: () => Topology;
 }
 
 interface Copy {
@@ -123,8 +127,54 @@ export class MoveCopier {
       this.d.checkpoints.drop(`move-${opId}-${c.source}`);
       await c.follower.unregister();
     }));
-    await this.d.status.write(opId, { phase: 'done' });
+    // A shard that is also a source of the operation reports its own cutover and cleanup instead.
+    if (!r.op.moves.some((m) => m.from === this.d.self)) await this.d.status.write(opId, { phase: 'received' });
     this.d.log.info({ op: opId }, 'rebalance operation cut over: this shard owns its ranges now');
+  }
+
+  /**
+   * After a restart, for an operation cut over while this sidecar was down: what `finish` would
+   * have done — the moves' checkpoints go and the registrations at the sources are removed.
+   */
+  async forget(op: RebalanceOperation): Promise<void> {
+    await this.forgetCopies(op);
+    if (!op.moves.some((m) => m.from === this.d.self)) await this.d.status.write(op.id, { phase: 'received' });
+  }
+
+  /**
+   * The operation was aborted before its cutover: copying stops, the registrations at the
+   * sources go, and the keys copied here that this shard does not serve are deleted (status
+   * `aborting`, then `aborted`; scatter-gather filters rows by ownership until then).
+   */
+  async abort(op: RebalanceOperation): Promise<void> {
+    const mine = op.moves.filter((m) => m.to === this.d.self);
+    if (mine.length === 0) return;
+    const w = this.waiting.get(op.id);
+    if (w) clearTimeout(w.timer);
+    this.waiting.delete(op.id);
+    await this.stopOp(op.id);
+    await this.d.status.write(op.id, { phase: 'aborting' });
+    await this.forgetCopies(op);
+    for (;;) {
+      try {
+        const keep = servedBy(this.d.topology(), this.d.self, () => this.incoming());
+        const deleted = await sweep(new NodeClient(this.d.resolver.local), rangesOf(mine), keep);
+        await this.d.status.write(op.id, { phase: 'aborted', keys_deleted: deleted });
+        this.d.log.info({ op: op.id, deleted }, 'rebalance operation aborted: the copied keys are deleted');
+        return;
+      } catch (e) {
+        this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cannot delete the keys an aborted operation copied; retrying');
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  }
+
+  private async forgetCopies(op: RebalanceOperation): Promise<void> {
+    const sources = [...new Set(op.moves.filter((m) => m.to === this.d.self).map((m) => m.from))];
+    await Promise.allSettled(sources.map(async (source) => {
+      this.d.checkpoints.drop(`move-${op.id}-${source}`);
+      await new NodeClient(() => this.d.resolver.resolve(source).upstream).register(`${this.d.self}.move-${op.id}`, null);
+    }));
   }
 
   /** Stops copying for `opId` (it went stale); its checkpoints stay until cleanup is built. */

@@ -14,6 +14,7 @@ import { parsePem } from '../../src/pki/pem.js';
 import type { PeerVerifier } from '../../src/pki/verify.js';
 import { verifyOperation, type OperationVerdict, type RebalanceOperation } from '../../src/rebalance/operation.js';
 import { sameAssignment } from '../../src/rebalance/moves.js';
+import { verifyAbort } from '../../src/rebalance/abort.js';
 import type { TopologySource } from '../control/topology-source.js';
 import type { RebalanceStatus } from './status.js';
 
@@ -34,15 +35,28 @@ export interface OperationWatcherDeps {
   onStale?: (opId: string) => void;
   /** An accepted operation whose next topology came into force: it was cut over. */
   onDone?: (opId: string) => void;
+  /**
+   * Found at start: an operation cut over before this sidecar stopped (its next topology is in
+   * force, or this shard said `done`), whose loose ends — a source's cleanup, a target's feed
+   * registrations — this run must tie. `ownPhase` is this shard's last status.
+   */
+  onCompleted?: (op: RebalanceOperation, ownPhase: string | undefined) => void;
+  /** A verified abort of an operation this shard takes part in, before its cutover. */
+  onAborted?: (op: RebalanceOperation) => void;
 }
 
 export class OperationWatcher {
   private watcher: KeepWatching | undefined;
+  private abortWatcher: KeepWatching | undefined;
+  /** Operations whose abort this shard acted on. */
+  private readonly aborted = new Set<string>();
   private statusWatcher: KeepWatching | undefined;
   /** Operations cut over whose source has not deleted the moved keys yet (they are on two nodes). */
   private uncleaned = new Set<string>();
   /** This shard's own terminal status per operation: an operation it finished is not judged again. */
   private finished = new Set<string>();
+  /** This shard's last status phase per operation. */
+  private ownPhase = new Map<string, string>();
   /** The first read of the statuses: operations are judged only after it. */
   private statusesRead: Promise<void> = Promise.resolve();
   /** key → mod revision already judged: each version of each key is judged once. */
@@ -83,6 +97,13 @@ export class OperationWatcher {
       what: 'rebalance status',
       log: this.d.log,
     });
+    this.abortWatcher = new KeepWatching({
+      build: () => this.d.etcd.watch().prefix(this.keys.rebalanceAbortPrefix),
+      onPut: (kv) => void this.judgeAbort(kv.key.toString().slice(this.keys.rebalanceAbortPrefix.length), kv.value.toString()),
+      resync: () => void this.readAborts(),
+      what: 'rebalance aborts',
+      log: this.d.log,
+    });
     this.watcher = new KeepWatching({
       build: () => this.d.etcd.watch().prefix(this.keys.rebalancePrefix),
       onPut: (kv) => void this.judge(kv),
@@ -97,6 +118,7 @@ export class OperationWatcher {
       const all = await this.d.etcd.getAll().prefix(this.keys.rebalanceStatusPrefix).strings();
       const phases = new Map<string, string[]>();
       const finished = new Set<string>();
+      const own = new Map<string, string>();
       for (const [k, v] of Object.entries(all)) {
         const [op, shard] = k.slice(this.keys.rebalanceStatusPrefix.length).split('/');
         let phase = '';
@@ -106,10 +128,15 @@ export class OperationWatcher {
           continue;
         }
         phases.set(op!, [...(phases.get(op!) ?? []), phase]);
-        if (shard === this.d.self && ['done', 'cleaned', 'stale', 'failed'].includes(phase)) finished.add(op!);
+        if (shard === this.d.self) own.set(op!, phase);
+        // `done` is not finished: a source that stopped before its cleanup resumes it.
+        if (shard === this.d.self && ['received', 'cleaned', 'stale', 'failed', 'aborted', 'refused'].includes(phase)) finished.add(op!);
       }
-      this.uncleaned = new Set([...phases].filter(([, p]) => p.includes('done') && !p.includes('cleaned')).map(([op]) => op));
+      // A source says `done` at cutover and `cleaned` once it deleted its copy; a target that
+      // drops what it copied for an aborted operation says `aborting` meanwhile.
+      this.uncleaned = new Set([...phases].filter(([, p]) => p.includes('done') || p.includes('aborting')).map(([op]) => op));
       this.finished = finished;
+      this.ownPhase = own;
     } catch (e) {
       this.d.log.debug({ err: (e as Error).message }, 'cannot read rebalance statuses');
     }
@@ -162,7 +189,10 @@ export class OperationWatcher {
       certifiedRange: (s) => this.certifiedRange(s),
     });
     if (v.ok && v.op.id !== keyId) return this.refuse(keyId, { ok: false, reason: 'malformed', message: `stored under ${keyId} but names operation ${v.op.id}`, signer: v.signer });
+    if (!v.ok && v.reason === 'stale_epoch' && (await this.completedEarlier(input, keyId))) return;
     if (!v.ok) return this.refuse(keyId, v);
+    const abort = await this.d.etcd.get(this.keys.rebalanceAbort(v.op.id)).string().catch(() => null);
+    if (abort !== null && (await this.judgeAbort(v.op.id, abort, v.op))) return;
     this.verified.set(v.op.id, v.op);
     const involved = v.op.moves.some((m) => m.from === this.d.self || m.to === this.d.self);
     if (!involved) return;
@@ -173,6 +203,62 @@ export class OperationWatcher {
     this.d.log.info({ op: v.op.id, moves: v.op.moves.length, signer: v.signer.subject }, 'rebalance operation accepted');
     await this.status(v.op.id, { phase: 'accepted' });
     this.d.onAccepted?.(v);
+  }
+
+  private async readAborts(): Promise<void> {
+    try {
+      const all = await this.d.etcd.getAll().prefix(this.keys.rebalanceAbortPrefix).strings();
+      for (const [k, v] of Object.entries(all)) await this.judgeAbort(k.slice(this.keys.rebalanceAbortPrefix.length), v);
+    } catch (e) {
+      this.d.log.warn({ err: (e as Error).message }, 'cannot read rebalance aborts');
+    }
+  }
+
+  /**
+   * An abort written for `opId`: refused and audited unless an operator signed it; acted on
+   * (once) for an operation in progress that involves this shard. True when it was acted on.
+   */
+  private async judgeAbort(opId: string, raw: string, known?: RebalanceOperation): Promise<boolean> {
+    if (this.aborted.has(opId)) return true;
+    await this.statusesRead;
+    let input: unknown;
+    try {
+      input = JSON.parse(raw);
+    } catch {
+      input = undefined;
+    }
+    const v = await verifyAbort(input, { verifier: this.d.verifier(), cluster: this.d.cluster, opId });
+    if (!v.ok) {
+      if (this.seen.get(`abort ${opId}`) === raw) return false;
+      this.seen.set(`abort ${opId}`, raw);
+      this.d.audit.record({ event: 'REBALANCE_ABORT_REJECTED', op_id: opId, reason: `${v.reason}: ${v.message}`, ...(v.signer ? { signer: v.signer } : {}) });
+      this.d.log.warn({ op: opId, reason: v.reason, err: v.message }, 'rebalance abort refused; nothing done');
+      return false;
+    }
+    const op = known ?? this.verified.get(opId);
+    if (!op) return false; // not in progress (yet): judging the operation looks at the abort again
+    this.aborted.add(opId);
+    this.verified.delete(opId);
+    if (!op.moves.some((m) => m.from === this.d.self || m.to === this.d.self)) return true;
+    this.d.audit.record({ event: 'REBALANCE_ABORTED', op_id: opId, signer: v.signer });
+    this.d.log.warn({ op: opId, signer: v.signer.subject }, 'rebalance operation aborted by an operator');
+    if (!op.moves.some((m) => m.to === this.d.self)) await this.status(opId, { phase: 'aborted' });
+    this.d.onAborted?.(op);
+    return true;
+  }
+
+  /** A stale operation this shard took part in and that was cut over (before a restart): its loose ends are tied. */
+  private async completedEarlier(input: unknown, keyId: string): Promise<boolean> {
+    const past = await verifyOperation(input, { verifier: this.d.verifier(), current: this.d.topology.current(), cluster: this.d.cluster, certifiedRange: async () => undefined, past: true });
+    if (!past.ok || past.op.id !== keyId) return false;
+    const op = past.op;
+    if (!op.moves.some((m) => m.from === this.d.self || m.to === this.d.self)) return false;
+    const phase = this.ownPhase.get(op.id);
+    const t = this.d.topology.current();
+    if (phase !== 'done' && !(t.epoch === op.next.epoch && sameAssignment(t, op.next))) return false;
+    this.d.log.info({ op: op.id, phase }, 'rebalance operation was cut over before this sidecar started; finishing what is left');
+    this.d.onCompleted?.(op, phase);
+    return true;
   }
 
   private async refuse(keyId: string, v: Extract<OperationVerdict, { ok: false }>): Promise<void> {
@@ -187,6 +273,7 @@ export class OperationWatcher {
 
   close(): void {
     this.statusWatcher?.close();
+    this.abortWatcher?.close();
     this.watcher?.close();
   }
 }

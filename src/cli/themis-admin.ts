@@ -7,6 +7,7 @@ import { auditCommand, AUDIT_USAGE } from './admin-audit.js';
 import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
 import { crlCommand, CRL_USAGE } from './admin-crl.js';
 import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
+import { shardCommand, SHARD_USAGE } from './admin-shard.js';
 
 const USAGE = `usage: themis-admin <command> …
 
@@ -15,6 +16,7 @@ ${AUDIT_USAGE}
 ${SHARDS_USAGE}
 ${CRL_USAGE}
 ${REBALANCE_USAGE}
+${SHARD_USAGE}
 `;
 
 await runCommands('themis-admin', USAGE, {
@@ -23,4 +25,5 @@ await runCommands('themis-admin', USAGE, {
   shards: shardsCommand,
   crl: crlCommand,
   rebalance: rebalanceCommand,
+  shard: shardCommand,
 });

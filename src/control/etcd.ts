@@ -53,5 +53,11 @@ export function etcdKeys(cluster: string) {
     rebalanceStatusPrefix: `${base}/rebalance-status/`,
     /** Present: a `manual` operation may cut over (themis-admin rebalance switch). */
     rebalanceSwitch: (operationId: string) => `${base}/rebalance-switch/${operationId}`,
+    /** An operation with several sources: each one's `caught-up` or `held`, on its lease (proxy/rebalance/cutover-barrier.ts). */
+    rebalanceCutover: (operationId: string, shard: string) => `${base}/rebalance-cutover/${operationId}/${shard}`,
+    rebalanceCutoverPrefix: `${base}/rebalance-cutover/`,
+    /** An operator-signed abort; written only while the base epoch is in force, and a cutover requires it absent. */
+    rebalanceAbort: (operationId: string) => `${base}/rebalance-abort/${operationId}`,
+    rebalanceAbortPrefix: `${base}/rebalance-abort/`,
   };
 }

@@ -111,6 +111,11 @@ export interface OperationVerifyOptions {
   cluster: string;
   /** The token range a shard's certificate allows (undefined when unknown: not checked). */
   certifiedRange: (shardId: string) => Promise<{ start: bigint; end: bigint } | undefined>;
+  /**
+   * An operation from the past (a restarted shard finishing what it cut over): only the document,
+   * both signatures and the signer's role are checked, not the epoch or the topology it starts from.
+   */
+  past?: boolean;
 }
 
 /** Verifies a stored {document, cms}: signature, signer, capability, epoch, consistency, certified ranges. */
@@ -138,6 +143,7 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
   const signer: TopologySigner = { subject, serial, issuer, verified: true };
   const refuse = (reason: OperationRejectReason, message: string) => no(reason, message, { signer, opId });
   if (identity.role !== 'operator') return refuse('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
+  if (o.past) return (await verifyNextSignature(op, parts.chain, refuse)) ?? { ok: true, op, signer };
   const needed = capabilitiesFor(o.current, op.next);
   if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) return refuse('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
   if (op.cluster !== o.cluster || op.next.cluster !== o.cluster) return refuse('wrong_cluster', `the operation is for cluster "${op.cluster}", not "${o.cluster}"`);
@@ -149,15 +155,8 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
     if (e instanceof MoveError) return refuse('inconsistent', e.message);
     throw e;
   }
-  // The topology published at cutover must carry the same operator's signature over exactly next_topology.
-  let next;
-  try {
-    next = await openDetached(Buffer.from(op.nextCms, 'base64'), Buffer.from(op.nextDocument, 'utf8'));
-  } catch (e) {
-    return refuse('malformed', `next_topology_cms: ${(e as Error).message}`);
-  }
-  const sameSigner = next.chain[0] && parts.chain[0] && Buffer.from(next.chain[0]).equals(Buffer.from(parts.chain[0]));
-  if (!next.signatureValid || !sameSigner) return refuse('bad_signature', 'next_topology_cms is not a valid signature over next_topology by the operation\'s signer');
+  const bad = await verifyNextSignature(op, parts.chain, refuse);
+  if (bad) return bad;
   for (const m of op.moves) {
     const allowed = await o.certifiedRange(m.to);
     if (allowed && (m.start < allowed.start || m.end > allowed.end)) {
@@ -165,4 +164,21 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
     }
   }
   return { ok: true, op, signer };
+}
+
+/** The topology published at cutover must carry the same operator's signature over exactly next_topology. */
+async function verifyNextSignature(
+  op: RebalanceOperation,
+  chain: readonly Uint8Array[],
+  refuse: (reason: OperationRejectReason, message: string) => OperationVerdict,
+): Promise<OperationVerdict | undefined> {
+  let next;
+  try {
+    next = await openDetached(Buffer.from(op.nextCms, 'base64'), Buffer.from(op.nextDocument, 'utf8'));
+  } catch (e) {
+    return refuse('malformed', `next_topology_cms: ${(e as Error).message}`);
+  }
+  const sameSigner = next.chain[0] && chain[0] && Buffer.from(next.chain[0]).equals(Buffer.from(chain[0]));
+  if (!next.signatureValid || !sameSigner) return refuse('bad_signature', 'next_topology_cms is not a valid signature over next_topology by the operation\'s signer');
+  return undefined;
 }

@@ -66,8 +66,13 @@ export function rebalance(current: Topology, shards: Record<string, ShardInfo>, 
     }
   }
   const kept = new Map(ids.map((s) => [s, hold.reduce((a, h) => a + (h.get(s) ?? 0n), 0n)]));
-  // The one-token roundings go to the shards that hold the most, so they move nothing.
-  const targets = equalShares(ids, SPACE, [...ids].sort((a, b) => (kept.get(b)! > kept.get(a)! ? 1 : kept.get(b)! < kept.get(a)! ? -1 : a < b ? -1 : 1)));
+  // The one-token roundings go to shards whose certified range has room for one more token
+  // (a range of exactly 1/N has none), and among those to the ones that hold the most, so they
+  // move nothing.
+  const base = SPACE / BigInt(ids.length);
+  const room = (s: string) => (spanSize(window.get(s)!) > base ? 1 : 0);
+  const order = [...ids].sort((a, b) => room(b) - room(a) || (kept.get(b)! > kept.get(a)! ? 1 : kept.get(b)! < kept.get(a)! ? -1 : a < b ? -1 : 1));
+  const targets = equalShares(ids, SPACE, order);
   for (const s of ids) checkRoom(s, window.get(s)!, targets.get(s)!);
   const excess = new Map<string, bigint>();
   const need = new Map<string, bigint>();

@@ -1,5 +1,5 @@
 // Runs one of the project's compiled programs as a real child process.
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,4 +19,21 @@ export interface CliResult {
 export function runProgram(program: keyof typeof PROGRAMS, args: string[], opts: SpawnSyncOptions = {}): CliResult {
   const r = spawnSync(process.execPath, [ROOT + PROGRAMS[program], ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Like runProgram, without blocking this process's event loop (a load loop may run meanwhile); `child` gets the process (to kill it). */
+export function runProgramAsync(program: keyof typeof PROGRAMS, args: string[], o: { timeoutMs?: number; child?: (c: ChildProcess) => void } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [ROOT + PROGRAMS[program], ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => c.kill('SIGKILL'), o.timeoutMs ?? 120_000);
+    c.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    o.child?.(c);
+  });
 }

@@ -28,9 +28,12 @@ export interface Mesh {
   dir: string;
   pki: PkiFixture;
   nodes: MeshNode[];
+  /** Running and registered, not in the topology (MeshOptions.spares). */
+  spares: MeshNode[];
   topologyFile: string;
   topology: Topology;
   readonly etcd: EtcdProcess | undefined;
+  /** i counts the nodes, then the spares. */
   startSidecar(i: number): Promise<void>;
   stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Stops etcd for real (SIGTERM), keeping its data. */
@@ -59,11 +62,13 @@ export interface MeshOptions {
    * may take them over or receive them in a move). Default: `replicas` with etcd, else none.
    */
   certifiedReplicas?: number;
+  /** Shard pairs started beside the others but not in the topology, certified for every token (for shard add). */
+  spares?: number;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const widen = opts.certifiedReplicas ?? (opts.withEtcd ? opts.replicas : undefined);
-  const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(widen ? { replicas: widen } : {}) });
+  const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(widen ? { replicas: widen } : {}), ...(opts.spares ? { spares: opts.spares } : {}) });
   const dir = mkdtempSync(join(tmpdir(), 'themis-mesh-'));
   // The sidecars read copies, so that a revocation reaches them only when a test publishes it.
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
@@ -78,6 +83,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     cluster: pki.cluster,
     pki: pki.dev,
     shards: pki.shards.map((s) => ({ id: s.id, ip: s.ip, tokenRange: s.tokenRange })),
+    spares: pki.spares.map((s) => ({ id: s.id, ip: s.ip, tokenRange: s.tokenRange })),
     ranges: 'certified',
     replicas: opts.replicas,
     crls: crlFiles,
@@ -91,8 +97,8 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     await cleanup();
     throw e;
   });
-  const nodes: MeshNode[] = local.nodes.map((n, i) => ({
-    shard: pki.shards[i]!,
+  const meshNode = (n: (typeof local.nodes)[number], shard: ShardMaterial): MeshNode => ({
+    shard,
     storage: n.storage,
     get sidecar() {
       return n.sidecar.process;
@@ -102,11 +108,15 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     appUrl: n.sidecar.appUrl,
     adminUrl: n.sidecar.adminUrl,
     auditFile: n.sidecar.auditFile,
-  }));
+  });
+  const nodes = local.nodes.map((n, i) => meshNode(n, pki.shards[i]!));
+  const spares = local.spares.map((n, i) => meshNode(n, pki.spares[i]!));
+  const all = [...local.nodes, ...local.spares];
   return {
     dir,
     pki,
     nodes,
+    spares,
     topologyFile: local.topologyFile,
     topology: local.topology,
     get etcd() {
@@ -115,9 +125,9 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     publishCrls,
     stopEtcd: () => local.stopEtcd(),
     restartEtcd: () => local.restartEtcd(),
-    startSidecar: (i) => local.nodes[i]!.sidecar.start(),
+    startSidecar: (i) => all[i]!.sidecar.start(),
     async stopSidecar(i, signal = 'SIGTERM') {
-      await local.nodes[i]!.sidecar.stop(signal);
+      await all[i]!.sidecar.stop(signal);
     },
     async close() {
       await local.close('SIGKILL');

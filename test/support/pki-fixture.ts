@@ -1,5 +1,6 @@
 // A test PKI minted by src/pki/dev-pki.ts (N shards on contiguous certified ranges, two clients) with
 // PEM contents, issue and revoke; and helpers the PKI tests share: openssl, themis-pki, snapshots.
+import { TOKEN_MAX } from '../../src/hash.js';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
@@ -57,6 +58,8 @@ export interface PkiFixture {
   root: CaMaterial;
   cas: Record<(typeof INTERMEDIATES)[number], CaMaterial>;
   shards: ShardMaterial[];
+  /** Shards beyond `shards` (not in a mesh's topology), certified for every token: for shard add. */
+  spares: ShardMaterial[];
   operators: { admin: LeafMaterial; readonly: LeafMaterial };
   clients: { readWrite: LeafMaterial; readOnly: LeafMaterial };
   etcd: LeafMaterial;
@@ -75,6 +78,8 @@ export interface PkiFixtureOptions {
   shards?: number;
   /** Each shard's range replicated on the next `replicas` shards: certificates cover those too (tokenRange stays the owned range). */
   replicas?: number;
+  /** Certificates for this many more shards (after the others, on the next addresses), covering every token. */
+  spares?: number;
   cluster?: string;
   clock?: Clock;
 }
@@ -92,8 +97,11 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
   // Replicated: certificates also cover the ranges each shard replicates (failover may hand them over).
   const split = specs.map((s) => s.tokenRange!);
   const certified = opts.replicas ? specs.map((s, i) => ({ ...s, tokenRange: replicatedSpan(split, i, opts.replicas!) })) : specs;
+  const spareSpecs = devShards(specs.length + (opts.spares ?? 0), { firstIp: 1, split: false })
+    .slice(specs.length)
+    .map((s) => ({ ...s, tokenRange: { start: 0n, end: TOKEN_MAX } }));
   const dev = await mintDevPki({
-    dir, cluster, shards: certified, passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
+    dir, cluster, shards: [...certified, ...spareSpecs], passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
     clients: [{ name: 'app-rw', capabilities: ['read', 'write'] }, { name: 'app-ro', capabilities: ['read'] }],
   });
   const layout = dev.layout;
@@ -101,6 +109,8 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
   const mint = await devLeafMinter(ctx, passphrase);
   const shards: ShardMaterial[] = [];
   for (const s of specs) shards.push({ ...(await material(s.id, dev.shards[s.id]!)), id: s.id, ip: s.ip, tokenRange: s.tokenRange! });
+  const spares: ShardMaterial[] = [];
+  for (const s of spareSpecs) spares.push({ ...(await material(s.id, dev.shards[s.id]!)), id: s.id, ip: s.ip, tokenRange: s.tokenRange });
   const ca = async (name: CaName): Promise<CaMaterial> => ({
     certPath: layout.caCert(name),
     cert: await readFile(layout.caCert(name), 'utf8'),
@@ -110,7 +120,7 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
     crl: await readFile(layout.caCrl(name), 'utf8'),
   });
   const fx: PkiFixture = {
-    dir, layout, ctx, passphrase, cluster, shards, dev,
+    dir, layout, ctx, passphrase, cluster, shards, spares, dev,
     operators: { admin: await material('admin', dev.operators.admin), readonly: await material('readonly', dev.operators.readonly) },
     clients: { readWrite: await material('app-rw', dev.clients['app-rw']!), readOnly: await material('app-ro', dev.clients['app-ro']!) },
     etcd: await material('etcd', dev.etcd),

@@ -252,3 +252,20 @@ t.test('refusals name the problem', async (t) => {
   t.throws(() => planBalanced(['a', 'a'], { cluster: 'c', epoch: 1 }), { name: 'PlanError', message: /unique/ });
   t.throws(() => planBalanced(ids(2), { cluster: 'c', epoch: 1, rangesPerShard: 0 }), { name: 'PlanError', message: /ranges per shard/ });
 });
+
+t.test('certified ranges of exactly 1/N: the rounding token goes to a shard with room', async (t) => {
+  // Three shards certified for thirds of the space (2^64 = 3q + 1: the first two hold q tokens,
+  // the last q + 1), plus one certified for everything: added, then removed again.
+  const q = SPACE / 3n;
+  const thirds: Record<string, { start: bigint; end: bigint }> = {
+    a: { start: 0n, end: q - 1n }, b: { start: q, end: 2n * q - 1n }, c: { start: 2n * q, end: TOKEN_MAX },
+  };
+  const allowed: AllowedRange = (s) => thirds[s];
+  const { Topology } = await import('../../../src/topology/topology.js');
+  const three = new Topology({ cluster: 'c', epoch: 1, vnodes: 0, shards: { a: {}, b: {}, c: {} }, ranges: Object.entries(thirds).map(([owner, r]) => ({ ...r, owner, replicas: [] })) });
+  const added = planAddShard(three, 'd', { allowed });
+  const back = planRemoveShard(added.next, 'd', { allowed });
+  const shares = tokensOf(back.next);
+  t.same([...shares.values()].map((n) => n - q).sort(), [0n, 0n, 1n], 'each gets a third again, the extra token where it fits');
+  t.ok(back.next.ranges.every((r) => thirds[r.owner]!.start <= r.start && r.end <= thirds[r.owner]!.end), 'inside every certified range');
+});
