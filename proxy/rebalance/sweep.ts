@@ -15,7 +15,8 @@ export async function sweep(node: NodeClient, ranges: TokenRanges, keep: (token:
       if (!ranges.hasKey(e.key)) continue;
       if (keep(tokenOf(parseKey(e.key)))) continue;
       await node.delete(e.key);
-      counted?.(++deleted);
+      deleted++; // not inside counted?.(…): without `counted` its argument is never evaluated
+      counted?.(deleted);
     }
     if (!page.next) return deleted;
     after = page.next;

@@ -4,7 +4,7 @@
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { readSignedTopology } from '../control/topology-store.js';
-import { signAbort } from '../rebalance/abort.js';
+import { signAbort, verifyAbort } from '../rebalance/abort.js';
 import { parseOperation, type RebalanceOperation } from '../rebalance/operation.js';
 import { parseTopology } from '../topology/document.js';
 import { etcdCall, etcdFlag, parseFlags, readFlagFile, requireFlag } from './cli-common.js';
@@ -45,14 +45,30 @@ export async function abortOperation(argv: string[]): Promise<void> {
     if (s.topology.epoch !== op.baseEpoch) throw new Error(`operation ${opId} cannot be aborted: it starts from epoch ${op.baseEpoch} and epoch ${s.topology.epoch} is in force (it was cut over, or went stale)`);
     const signed = await signAbort(opId, s.cluster, s.operator.chain, s.operator.key.privateKey);
     const key = s.keys.rebalanceAbort(opId);
+    // One that is there already counts if it verifies; a forged one (it blocks the cutover, but no
+    // shard acts on it) is replaced.
+    const existing = (await etcdCall(s.etcd.get(key).exec())).kvs[0];
+    if (existing) {
+      let input: unknown;
+      try {
+        input = JSON.parse(existing.value.toString());
+      } catch {
+        input = undefined;
+      }
+      if ((await verifyAbort(input, { verifier: s.verifier, cluster: s.cluster, opId })).ok) throw new Error(`operation ${opId} is being aborted already (${key} holds a signed abort)`);
+    }
     const r = await etcdCall(
-      s.etcd.if(s.keys.topology, 'Mod', '==', s.revision).and(key, 'Create', '==', 0).then(s.etcd.put(key).value(JSON.stringify(signed))).commit(),
+      s.etcd
+        .if(s.keys.topology, 'Mod', '==', s.revision)
+        .and(key, 'Mod', '==', existing ? String(existing.mod_revision) : '0')
+        .then(s.etcd.put(key).value(JSON.stringify(signed)))
+        .commit(),
     );
     if (!r.succeeded) {
       const now = await etcdCall(readSignedTopology(s.etcd, s.keys.topology));
       const epoch = now?.signed ? parseTopology(now.signed.document).epoch : undefined;
       if (epoch !== op.baseEpoch) throw new Error(`operation ${opId} cannot be aborted: epoch ${epoch} came into force meanwhile (it was cut over, or went stale)`);
-      throw new Error(`operation ${opId} is being aborted already (${key} exists)`);
+      throw new Error(`operation ${opId}: ${key} changed meanwhile; run the abort again`);
     }
     process.stdout.write(`operation ${opId} aborted: it will not cut over; its targets delete what they copied (themis-admin rebalance status --op ${opId})\n`);
   } finally {
