@@ -116,6 +116,19 @@ export class Failover {
     return !!a && !!l && a.shard === this.d.self && a.lease === l.id && a.term === f.term && f.term > 0 && l.alive() && this.nodeUp;
   }
 
+  async untilHeld(token: bigint, ms: number): Promise<boolean> {
+    const end = performance.now() + ms;
+    for (;;) {
+      const f = this.fenceOf(token);
+      if (!f) return true;
+      if (this.holds(f)) return true;
+      const a = this.snap.acting.get(f.group);
+      if (a && a.shard !== this.d.self) return false; // another shard acts: nothing to wait for here
+      if (performance.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** The acting primary of each group this shard holds a copy of, for status and metrics. */
   actingFor(): number {
     return [...this.snap.acting.values()].filter((a) => a.shard === this.d.self && a.lease === this.lease?.id).length;

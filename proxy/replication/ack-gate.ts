@@ -13,6 +13,9 @@ import type { Fence } from '../failover/failover.js';
 
 export type AckMode = 'all' | 'majority' | 'primary';
 
+/** How long a write waits for this shard to take a term nobody holds (a new group's first term, an election). */
+export const TERM_WAIT_MS = 2000;
+
 export function copiesNeeded(mode: AckMode, copies: number): number {
   if (mode === 'primary') return 1;
   if (mode === 'all') return copies;
@@ -24,6 +27,12 @@ export interface Fencing {
   /** By the key's token (parsed once per write, by the gate). */
   fenceOf(token: bigint): Fence | undefined;
   holds(f: Fence): boolean;
+  /**
+   * Resolves true once this shard holds the term of `token`'s group, false after `ms` or as soon
+   * as another shard holds it. A group that nobody acts for yet — new after a range move, or
+   * in an election — is waited for, so that clients see a pause instead of an error.
+   */
+  untilHeld?(token: bigint, ms: number): Promise<boolean>;
 }
 
 export interface AckGateDeps {
@@ -52,6 +61,16 @@ export interface Pending {
 
 export class AckGate {
   constructor(private readonly d: AckGateDeps) {}
+
+  /** Before `plan`: waits (bounded) while the key's group has no acting primary yet, or this shard is about to act for it. */
+  async settled(key: string): Promise<void> {
+    const f = this.d.fencing;
+    if (!f?.untilHeld) return;
+    const token = tokenOf(parseKey(key));
+    const fence = f.fenceOf(token);
+    if (!fence || f.holds(fence)) return;
+    await f.untilHeld(token, TERM_WAIT_MS);
+  }
 
   /** What a write to `key` routed by `topo` will need; `needed` 0: done once the primary holds it. */
   plan(key: string, topo: Topology): Pending {

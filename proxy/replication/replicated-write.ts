@@ -62,6 +62,7 @@ export async function writeLocally(
 }
 
 async function write({ local, gate, key, topo, req, reply, answerHeaders }: LocalWrite): Promise<void> {
+  await gate.settled(key);
   const pending = gate.plan(key, topo);
   const up = await local.forward(req.method, req.url, req.headers, req.body);
   if (up.status >= 300 || (pending.needed <= 0 && !pending.fence)) return reply.upstream(up, answerHeaders);

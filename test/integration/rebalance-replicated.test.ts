@@ -1,0 +1,72 @@
+// A range move in a replicated cluster (RF 2, failover on): shard-001 hands half of its range to
+// shard-002, which replicated it; the two trade places (shard-001 keeps a copy as the replica),
+// so the replication factor stays 2. Under a write loop through every sidecar: no write fails,
+// every acknowledged write reads back, and afterwards both the new owner and the new replica
+// hold every key of the moved tokens with its latest value.
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { buildOperation, signOperation } from '../../src/rebalance/operation.js';
+import { loadPrivateKey } from '../../src/pki/keys.js';
+import { parsePem } from '../../src/pki/pem.js';
+import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { History, writeLoop } from '../support/history.js';
+import { call } from '../support/storage-process.js';
+
+let mesh: Mesh;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, replicas: 1 });
+});
+t.teardown(() => mesh?.close());
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is lost, both copies complete', async (t) => {
+  const r1 = mesh.topology.ranges.find((r) => r.owner === 'shard-001')!;
+  t.same(r1.replicas, ['shard-002'], 'shard-002 replicates shard-001\'s range');
+  const part = { start: r1.start, end: r1.start + (r1.end - r1.start) / 2n };
+  const inside = Array.from({ length: 40 }, () => `document.shop.rf2:${uuidOwnedBy(part)}`);
+  const outside = Array.from({ length: 20 }, () => `document.shop.rf2:${randomUUID()}`);
+  const history = new History();
+  let lane = 0;
+  let stop!: () => void;
+  const until = new Promise<void>((r) => (stop = r));
+  const loop = writeLoop(history, [...inside, ...outside], async (key, blob) => {
+    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 15_000);
+    return { status: r.status, code: r.body?.code };
+  }, { until, concurrency: 4 });
+  await sleep(1000);
+
+  const admin = mesh.pki.operators.admin;
+  const op = buildOperation(mesh.topology, [{ from: 'shard-001', to: 'shard-002', ...part }]);
+  t.same(op.next.rangeOf(part.start).replicas, ['shard-001'], 'in the next topology shard-001 is the replica of the moved tokens');
+  const signed = await signOperation(op, parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey);
+  const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: admin.chainPath, key: admin.keyPath, ca: mesh.pki.root.certPath }, args);
+  t.equal(ctl(['put', `/themis/${mesh.pki.cluster}/rebalance/${op.id}`, JSON.stringify(signed)]).status, 0);
+  let status: Record<string, unknown> = {};
+  for (let i = 0; i < 300 && status.phase !== 'cleaned'; i++) {
+    await sleep(100);
+    const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/shard-001`, '--print-value-only']).stdout.trim();
+    status = out ? (JSON.parse(out) as Record<string, unknown>) : {};
+  }
+  t.match(status, { phase: 'cleaned', epoch: op.next.epoch, keys_deleted: 0 }, 'cut over; the source deletes nothing, it stays a replica');
+  await sleep(1500);
+  stop();
+  const stats = await loop;
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
+  const v = await history.check(async (key) => {
+    const r = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(key)}`);
+    return r.status === 200 ? (r.body.blob as string) : undefined;
+  });
+  t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `every acknowledged write reads back (${v.checked} keys)`);
+  const served = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(inside[0]!)}`);
+  t.equal(served.headers.get('x-themis-shard'), 'shard-002', 'shard-002 serves the moved keys');
+  // Both copies: the new owner's node and the new replica's, each with the latest acknowledged value.
+  await sleep(1000);
+  for (const [i, role] of [[1, 'owner'], [0, 'replica']] as const) {
+    const c = await history.check(async (key) => {
+      const r = await call(mesh.nodes[i]!.storage.url, 'GET', `/entities/${encodeURIComponent(key)}`);
+      return r.status === 200 ? (r.body.blob as string) : undefined;
+    }, inside);
+    t.same({ lost: c.lost, reverted: c.reverted }, { lost: [], reverted: [] }, `the new ${role} (${mesh.nodes[i]!.shard.id}) holds every moved key with its latest value`);
+  }
+});
