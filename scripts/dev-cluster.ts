@@ -11,10 +11,12 @@ import { prepareLocalMesh, type LocalMesh } from './local-mesh.js';
 import { DevSupervisor, type Supervised } from './dev-supervisor.js';
 import { formatStatus, readClusterState, restartDead, stateFileOf } from './dev-control.js';
 
-const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--dir .dev] [--fresh] [--auto-ports]
+const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--spares 0] [--dir .dev] [--fresh] [--auto-ports]
        npm start -- --status | --restart [--dir .dev]
   --shards N     number of shards (default 3)
   --replicas R   replica shards per range, up to N-1 (1 or 2: replication factor 2 or 3; default 0)
+  --spares K     K more shard pairs (storage node + sidecar, certificate from the dev PKI), running
+                 and registered but not in the topology: add one with themis-admin shard add (default 0)
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
   --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443
@@ -24,7 +26,7 @@ const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--dir .dev] [--f
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      shards: { type: 'string' }, replicas: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' },
+      shards: { type: 'string' }, replicas: { type: 'string' }, spares: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' },
       status: { type: 'boolean' }, restart: { type: 'boolean' }, help: { type: 'boolean' },
     },
     strict: true,
@@ -37,6 +39,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--shards must be an integer from 1 to 50');
   const replicas = Number(values.replicas ?? 0);
   if (!Number.isInteger(replicas) || replicas < 0 || replicas >= n) throw new Error(`--replicas must be an integer from 0 to ${n - 1} (the other shards)`);
+  const spares = Number(values.spares ?? 0);
+  if (!Number.isInteger(spares) || spares < 0 || spares > 10) throw new Error('--spares must be an integer from 0 to 10');
   // SIGUSR2 restarts dead processes (set once the cluster runs); until then it must not end us.
   let onUsr2 = () => {};
   process.on('SIGUSR2', () => onUsr2());
@@ -45,12 +49,14 @@ async function main(): Promise<void> {
   const cluster = 'cluster-dev';
 
   // PKI: minted once per dev folder; a different shard count needs --fresh.
-  const shards = devShards(n, { firstIp: 2, split: false });
+  const all = devShards(n + spares, { firstIp: 2, split: false });
+  const shards = all.slice(0, n);
   const stateFile = join(dir, 'cluster.json');
   let pki: DevPki;
   if (existsSync(stateFile)) {
-    const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { shards: number; pki: DevPki };
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { shards: number; spares?: number; pki: DevPki };
     if (saved.shards !== n) throw new Error(`${dir} holds a ${saved.shards}-shard cluster; run with --fresh to make a ${n}-shard one`);
+    if ((saved.spares ?? 0) < spares) throw new Error(`${dir}'s PKI has certificates for ${saved.spares ?? 0} spare shards; run with --fresh to mint ${spares}`);
     if (!saved.pki.etcd) throw new Error(`${dir} was made by an older version (no etcd certificate); run with --fresh`);
     // Intermediates made before roles were bound to their CA grant no role (docs/security-model.md).
     const kinds = (['cluster', 'operator', 'client'] as const).map((k) => kindClaimOf(new x509.X509Certificate(readFileSync(join(dir, 'pki', k, 'cert.pem'), 'utf8'))).kind);
@@ -60,8 +66,8 @@ async function main(): Promise<void> {
     console.log(`minting a development PKI under ${join(dir, 'pki')} …`);
     const passphrase = randomBytes(18).toString('base64url');
     writeFileSync(join(dir, 'pki-passphrase'), passphrase + '\n', { mode: 0o600 });
-    pki = await mintDevPki({ dir: join(dir, 'pki'), cluster, shards, passphrase });
-    writeFileSync(stateFile, JSON.stringify({ shards: n, pki }, null, 2));
+    pki = await mintDevPki({ dir: join(dir, 'pki'), cluster, shards: all, passphrase });
+    writeFileSync(stateFile, JSON.stringify({ shards: n, spares, pki }, null, 2));
   }
 
   const auto = values['auto-ports'] === true;
@@ -71,12 +77,14 @@ async function main(): Promise<void> {
     dir,
     cluster,
     shards,
+    spares: all.slice(n, n + spares),
     pki,
     ranges: 'ring',
     // Every shard's certificate allows the whole token space (devShards split: false), so a
     // shard may hold any range as a replica.
     replicas,
-    etcd: { topology: true, crls: true },
+    // What rebalancing and shard add/remove made of the topology survives a restart.
+    etcd: { topology: true, crls: true, keepTopology: true },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
   }).catch((e: Error) => {
@@ -88,7 +96,7 @@ async function main(): Promise<void> {
   const logOf = (name: string) => join(dir, 'logs', `${name}.log`);
   const supervised: Supervised[] = [
     { name: 'etcd', role: 'etcd', child: () => mesh.etcd?.child, restart: () => mesh.restartEtcd() },
-    ...mesh.nodes.flatMap(({ id, storage, sidecar }): Supervised[] => [
+    ...[...mesh.nodes, ...mesh.spares].flatMap(({ id, storage, sidecar }): Supervised[] => [
       { name: storage.name, role: 'storage', shard: id, log: logOf(`storage-${id}`), child: () => storage.process?.child, restart: () => storage.start() },
       { name: sidecar.name, role: 'sidecar', shard: id, log: logOf(`sidecar-${id}`), child: () => sidecar.process?.child, restart: () => sidecar.start() },
     ]),
@@ -133,6 +141,13 @@ async function main(): Promise<void> {
   console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, ${rf}, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));
+  mesh.spares.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics   (spare: not in the topology)`));
+  const operatorFlags = `--cluster ${cluster} --etcd ${etcdEndpoint} --ca ${pki.rootCert} --crls ${pki.crls.join(',')} --operator-cert ${pki.operators.admin.chainPath} --operator-key ${pki.operators.admin.keyPath}`;
+  if (mesh.spares.length) {
+    console.log(`\nGrow the cluster — give ${mesh.spares[0]!.id} its share of the tokens (the plan is printed first), then take it out again:
+  node dist/src/cli/themis-admin.js shard add --id ${mesh.spares[0]!.id} --wait ${operatorFlags}
+  node dist/src/cli/themis-admin.js shard remove --id ${mesh.spares[0]!.id} --wait ${operatorFlags}`);
+  }
   console.log(`\nTry it — write through one sidecar, read through another:
   curl -X PUT ${app(0)}/entities/urn:themis:document:shop:orders:${uuid} -d '{"blob":"{\\"total\\":42}"}'
   curl -i ${app(n - 1)}/entities/document.shop.orders:${uuid}
@@ -143,7 +158,7 @@ The control plane — registered shards and the CRLs in etcd:
 Processes and pids: npm start -- --status${values.dir ? ` --dir ${values.dir}` : ''}. A process that dies is reported and the others keep running;
 restart the dead ones with npm start -- --restart${values.dir ? ` --dir ${values.dir}` : ''} (or kill -USR2 ${process.pid}).
 Logs and audit trails: ${join(dir, 'logs')}.  Ctrl-C stops everything.`);
-  console.log(JSON.stringify({ event: 'ready', apps: nodes.map((nd) => nd.sidecar.appUrl), storage: nodes.map((nd) => nd.storage.url), admins: nodes.map((nd) => nd.sidecar.adminUrl), replicas, dir, pid: process.pid }));
+  console.log(JSON.stringify({ event: 'ready', apps: nodes.map((nd) => nd.sidecar.appUrl), storage: nodes.map((nd) => nd.storage.url), admins: nodes.map((nd) => nd.sidecar.adminUrl), spares: mesh.spares.map((nd) => nd.sidecar.appUrl), epoch: topology.epoch, replicas, dir, pid: process.pid }));
 }
 
 main().catch((e: unknown) => {

@@ -50,8 +50,10 @@ export interface LocalMeshOptions {
   /** Replica shards per range (the topology's `replicas`); default 0. */
   replicas?: number;
   /** A private etcd (mTLS), sidecars registered there; `topology`: published signed by the admin
-   * operator (one epoch above what the data dir holds) and taken from there; `crls`: every CA's CRL published. */
-  etcd?: { topology?: boolean; crls?: boolean; dataDir?: string };
+   * operator (one epoch above what the data dir holds) and taken from there — or, with
+   * `keepTopology`, the one an earlier run left is kept when it names only these shards and spares
+   * (what shard add/remove and rebalancing made of it survives a restart); `crls`: every CA's CRL published. */
+  etcd?: { topology?: boolean; crls?: boolean; dataDir?: string; keepTopology?: boolean };
   /** Fixed ports of shard i; the rest are picked free. */
   ports?: (i: number) => Partial<NodePorts>;
   /** CRL files the sidecars read; default the PKI's own. */
@@ -160,6 +162,10 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   const etcdPorts = o.etcd ? { port: take(), peerPort: take() } : undefined;
   const etcdEndpoint = `https://127.0.0.1:${etcdPorts?.port}`;
 
+  const endpointOf = (id: string) => {
+    const i = shards.findIndex((s) => s.id === id);
+    return `${shards[i]!.ip}:${ports[i]!.mesh}`;
+  };
   let topology = meshTopology({ cluster, shards: members.map((s, i) => ({ ...s, endpoint: `${s.ip}:${ports[i]!.mesh}` })), ranges, replicas: o.replicas ?? 0 });
   const topologyFile = join(dir, 'topology.json');
   writeFileSync(topologyFile, serializeTopology(topology));
@@ -225,9 +231,14 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
           const admin = ctl.operatorFromFiles(pki.operators.admin, pki.rootCert);
           await ctl.withEtcd(mesh.etcd.endpoint, admin, async (etcd) => {
             if (o.etcd?.topology) {
-              topology = topology.withEpoch(await ctl.nextEpoch(etcd, cluster, topology.epoch));
+              let kept = o.etcd.keepTopology ? await ctl.earlierTopology(etcd, cluster, shards.map((s) => s.id), replicas) : undefined;
+              // Kept with this run's endpoints (other ports: republished one epoch up).
+              const endpoints = Object.fromEntries(Object.keys(kept?.shards ?? {}).map((id) => [id, { ...kept!.shards[id], endpoint: endpointOf(id) }]));
+              const moved = kept && Object.keys(endpoints).some((id) => kept!.shards[id]!.endpoint !== endpoints[id]!.endpoint);
+              if (kept && moved) kept = kept.withEpoch(kept.epoch + 1, endpoints);
+              topology = kept ?? topology.withEpoch(await ctl.nextEpoch(etcd, cluster, topology.epoch));
               mesh.topology = topology;
-              await ctl.publishTopology(etcd, admin, topology);
+              if (!kept || moved) await ctl.publishTopology(etcd, admin, topology);
               writeFileSync(topologyFile, serializeTopology(topology));
             }
             if (o.etcd?.crls) await ctl.publishCaCrls(etcd, cluster, pki.layout.dir, admin.ca);

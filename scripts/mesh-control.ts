@@ -47,6 +47,21 @@ export async function nextEpoch(etcd: Etcd3, cluster: string, epoch: number): Pr
   }
 }
 
+/**
+ * The topology an earlier run left in etcd, when it names only `shards` (added or removed since —
+ * themis-admin shard add — are kept) with `replicas` replicas per range; undefined when there is
+ * none or it differs (another shard list, another replication factor).
+ */
+export async function earlierTopology(etcd: Etcd3, cluster: string, shards: readonly string[], replicas: number): Promise<Topology | undefined> {
+  const previous = await readSignedTopology(etcd, etcdKeys(cluster).topology);
+  try {
+    const t = previous?.signed ? parseTopology(previous.signed.document) : undefined;
+    return t && Object.keys(t.shards).every((s) => shards.includes(s)) && t.ranges.every((r) => r.replicas.length === replicas) ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Signs `topology` as `who` and publishes it (refused unless its epoch is newer). */
 export async function publishTopology(etcd: Etcd3, who: Operator, topology: Topology): Promise<void> {
   const key = await loadPrivateKey(who.key, undefined, 'operator key');

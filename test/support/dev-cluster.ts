@@ -8,6 +8,9 @@ export interface ReadyEvent {
   apps: string[];
   storage: string[];
   admins: string[];
+  /** App ports of the spare shards (--spares). */
+  spares: string[];
+  epoch: number;
   replicas: number;
   dir: string;
   pid: number;
