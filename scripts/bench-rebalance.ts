@@ -35,6 +35,8 @@ export async function main(argv: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-rebalance-'));
   const mesh = await startLocalMesh({
     cluster: 'bench-rebalance', dir, shards: SHARDS, passphrase: 'bench-passphrase', kdfIterations: 1000, ranges: { owner: 'shard-001' }, logLevel: 'warn', etcd: { topology: true },
+    // THEMIS_BENCH_LOG_DIR=DIR keeps every process's log.
+    ...(process.env.THEMIS_BENCH_LOG_DIR ? { logDir: process.env.THEMIS_BENCH_LOG_DIR } : {}),
   });
   const blob = JSON.stringify({ name: 'benchmark item', price: 1234, note: 'x'.repeat(150) });
   const body = JSON.stringify({ blob });
@@ -57,17 +59,27 @@ export async function main(argv: string[]): Promise<void> {
       const loadS = (performance.now() - t0) / 1000;
       console.log(`themis-mesh rebalance benchmark: ${nKeys} keys of ${Buffer.byteLength(blob)}-byte blobs loaded on shard-001 in ${loadS.toFixed(1)} s (${(nKeys / loadS).toFixed(0)} writes/s at c32; that is the plain write rate a copy competes with)`);
 
-      // Foreground load: c4 writes through shard-003, counted per second.
+      // Foreground load: c4 writes through shard-003, each one's start and latency kept.
       let stop = false;
       const done: number[] = [];
+      const writes: { at: number; ms: number }[] = [];
+      let failed = 0;
       const lanes = Array.from({ length: 4 }, async () => {
         while (!stop) {
+          const at = performance.now();
           const r = await fetch(`${app(2)}/entities/document.bench.items:${randomUUID()}`, { method: 'PUT', body, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
           await r?.arrayBuffer();
-          if (r?.status === 201) done.push(performance.now());
+          if (r?.status === 201) {
+            done.push(performance.now());
+            writes.push({ at, ms: performance.now() - at });
+          } else failed++;
         }
       });
       const rate = (from: number, to: number) => done.filter((x) => x >= from && x < to).length / ((to - from) / 1000);
+      const latency = (from: number, to: number) => {
+        const ms = writes.filter((w) => w.at >= from && w.at < to).map((w) => w.ms);
+        return ms.length ? `p50 ${percentile(ms, 50).toFixed(1)} ms, p99 ${percentile(ms, 99).toFixed(1)} ms, max ${Math.max(...ms).toFixed(0)} ms` : 'no writes';
+      };
       await sleep(3000);
       const beforeFrom = performance.now() - 3000;
       const before = rate(beforeFrom, performance.now());
@@ -80,13 +92,16 @@ export async function main(argv: string[]): Promise<void> {
         const started = performance.now();
         await etcd.put(etcdKeys('bench-rebalance').rebalance(op.id)).value(JSON.stringify(signed));
         let catchingUpAt = 0;
+        let maxLag = 0;
         let progress: Record<string, unknown> | undefined; // the target's last report with its sources
         for (;;) {
           await sleep(50);
           const s = await status(etcd, op.id, from, to);
           if (s.target?.sources) progress = s.target;
+          const lag = (s.target?.sources as Record<string, { lag_changes?: number | null }> | undefined)?.[from]?.lag_changes;
+          if (s.target?.phase === 'catching-up' && typeof lag === 'number') maxLag = Math.max(maxLag, lag);
           if (!catchingUpAt && (s.target?.phase === 'catching-up' || s.target?.phase === 'done')) catchingUpAt = performance.now();
-          if (s.source?.phase === 'done' || s.source?.phase === 'cleaned') return { op, started, catchingUpAt: catchingUpAt || performance.now(), doneAt: performance.now(), source: s.source, target: progress };
+          if (s.source?.phase === 'done' || s.source?.phase === 'cleaned') return { op, started, catchingUpAt: catchingUpAt || performance.now(), doneAt: performance.now(), source: s.source, target: progress, maxLag };
           if (['failed', 'stale', 'unsupported'].includes(String(s.source?.phase))) throw new Error(`move failed: ${JSON.stringify(s.source)}`);
           if (performance.now() - started > 120_000) throw new Error(`move did not finish within 2 minutes; source: ${JSON.stringify(s.source)}; target: ${JSON.stringify(s.target)}`);
         }
@@ -95,22 +110,32 @@ export async function main(argv: string[]): Promise<void> {
       const quarter = (TOKEN_MAX + 1n) / 4n;
       const first = await move('shard-001', 'shard-002', 0n, quarter - 1n);
       const during = rate(first.started, first.doneAt);
+      await sleep(3000);
+      const afterFrom = performance.now() - 3000;
       const copied = ((first.target?.sources as Record<string, { keys_copied?: number }> | undefined)?.['shard-001']?.keys_copied) ?? 0;
       const copyS = (first.catchingUpAt - first.started) / 1000;
       console.log(`move of a quarter of the tokens (about ${Math.round(nKeys / 4)} keys) under a c4 write load through shard-003:`);
       console.log(`  copy (until the target reported catching up, polled every 50 ms; it reports once a second): ${copied} keys in ${copyS.toFixed(2)} s = ${(copied / copyS).toFixed(0)} keys/s, ${((copied * Buffer.byteLength(body)) / copyS / 1e6).toFixed(2)} MB/s (plain writes at c32: ${(nKeys / loadS).toFixed(0)} keys/s)`);
-      console.log(`  catch-up and cutover: ${((first.doneAt - first.catchingUpAt) / 1000).toFixed(2)} s; writes held ${String(first.source?.pause_ms)} ms; ${String(first.source?.keys_verified)} keys verified`);
-      console.log(`  foreground writes: ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s during the move (${((during / before) * 100).toFixed(0)} %)`);
+      console.log(`  catch-up and cutover: ${((first.doneAt - first.catchingUpAt) / 1000).toFixed(2)} s; catch-up lag at most ${first.maxLag} changes (as the target reported it, once a second); writes held ${String(first.source?.pause_ms)} ms; ${String(first.source?.keys_verified)} keys verified`);
+      console.log(`  foreground writes: ${before.toFixed(0)}/s before, ${during.toFixed(0)}/s during the move (${((during / before) * 100).toFixed(0)} %), ${rate(afterFrom, performance.now()).toFixed(0)}/s after`);
+      console.log(`  foreground latency: before ${latency(beforeFrom, first.started)}; during ${latency(first.started, first.doneAt)}; after ${latency(afterFrom, performance.now())}`);
 
       const pauses: number[] = [];
+      const holds: Record<string, number>[] = [];
       const eighth = (TOKEN_MAX + 1n) / 8n;
       for (let i = 0; i < nMoves; i++) {
         const [from, to] = i % 2 ? ['shard-002', 'shard-001'] : ['shard-001', 'shard-002'];
         const m = await move(from, to, quarter, quarter + eighth - 1n);
         pauses.push(Number(m.source?.pause_ms));
+        if (m.source?.hold) holds.push(m.source.hold as Record<string, number>);
       }
       stop = true;
       await Promise.all(lanes);
+      console.log(`foreground writes that failed during the whole run: ${failed}`);
+      if (holds.length) {
+        const parts = Object.keys(holds[0]!).map((k) => `${k.replace(/_ms$/, '')} p50 ${percentile(holds.map((x) => x[k] ?? 0), 50)} / max ${Math.max(...holds.map((x) => x[k] ?? 0))}`);
+        console.log(`the hold, part by part (ms): ${parts.join('; ')}`);
+      }
       if (pauses.length) console.log(`cutover hold over ${pauses.length} moves of an eighth of the tokens (about ${Math.round(nKeys / 8)} keys each): p50 ${percentile(pauses, 50)} ms, p99 ${percentile(pauses, 99)} ms, max ${Math.max(...pauses)} ms`);
     });
   } finally {

@@ -31,6 +31,8 @@ export class EtcdTopologySource implements TopologySource {
   private watcher: KeepWatching | undefined;
   private readonly key: string;
   private lastSeen = '';
+  /** A value verified ahead of its publish (prepare), with the topology it was verified against. */
+  private prepared: { raw: string; base: Topology; signed: unknown; topology: Topology; signer: TopologySigner } | undefined;
   /** The exact document in force, to tell a re-read of it from a conflicting one. */
   private currentDocument = '';
   private currentSigner: TopologySigner | undefined;
@@ -94,6 +96,10 @@ export class EtcdTopologySource implements TopologySource {
   private async consider(text: string): Promise<void> {
     if (text === this.lastSeen) return;
     this.lastSeen = text;
+    // Verified by `prepare` against the topology still in force: applied without verifying again
+    // (whether the watch or the publisher's own offer brings it first).
+    const p = this.prepared;
+    if (p && p.raw === text && p.base === this.topology) return this.apply(p.signed, p.topology, p.signer);
     let signed: unknown;
     try {
       signed = JSON.parse(text);
@@ -105,13 +111,18 @@ export class EtcdTopologySource implements TopologySource {
       if (v.reason === 'not_newer' && (signed as SignedTopology).document === this.currentDocument) return; // the one in force
       return this.reject(`${v.reason}: ${v.message}`, v.signer);
     }
+    this.apply(signed, v.topology, v.signer);
+  }
+
+  private apply(signed: unknown, topology: Topology, signer: TopologySigner): void {
     const prev = this.topology;
-    this.topology = v.topology;
-    this.currentSigner = v.signer;
+    this.topology = topology;
+    this.currentSigner = signer;
     this.currentDocument = (signed as SignedTopology).document;
+    this.prepared = undefined;
     writeCache(this.o.cacheFile, signed, 'topology', this.o.log);
-    this.o.log.info({ epoch: v.topology.epoch, signer: v.signer }, 'signed topology applied');
-    if (prev) for (const l of this.changeListeners) l(v.topology, prev, v.signer);
+    this.o.log.info({ epoch: topology.epoch, signer }, 'signed topology applied');
+    if (prev) for (const l of this.changeListeners) l(topology, prev, signer);
   }
 
   private reject(reason: string, signer?: TopologySigner): void {
@@ -126,6 +137,23 @@ export class EtcdTopologySource implements TopologySource {
 
   signer(): TopologySigner | undefined {
     return this.currentSigner;
+  }
+
+  /** Verifies `raw` against the topology in force now, for an `offer` of it soon after (a cutover prepares before its hold). */
+  async prepare(raw: string): Promise<void> {
+    const base = this.topology;
+    let signed: unknown;
+    try {
+      signed = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    const v = await this.verify(signed, base);
+    this.prepared = v.ok ? { raw, base, signed, topology: v.topology, signer: v.signer } : undefined;
+  }
+
+  offer(raw: string): Promise<void> {
+    return this.consider(raw);
   }
 
   async refresh(): Promise<void> {

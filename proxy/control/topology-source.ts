@@ -20,6 +20,13 @@ export interface TopologySource {
   /** Re-reads the source now (e.g. after a peer answered 421); resolves when done. */
   refresh(): Promise<void>;
   onChange(listener: ChangeListener): void;
+  /**
+   * A value this process just wrote to the topology key (a cutover's publish): verified and
+   * applied like one the watch brings, without waiting for the watch. Signed sources only.
+   */
+  offer?(raw: string): Promise<void>;
+  /** Verifies ahead a value that may be offered soon, so that the offer applies it without verifying again. */
+  prepare?(raw: string): Promise<void>;
   /** Who signed the topology in force, for a signed source. */
   signer?(): TopologySigner | undefined;
   close(): void;

@@ -49,6 +49,9 @@ export interface FollowerOptions {
   registerAs?: string;
 }
 
+/** Repair writes of a full copy in flight at once. */
+const COPY_CONCURRENCY = 16;
+
 export class FeedFollower {
   state: FollowerState = 'idle';
   /** Every change of the source up to here (in our ranges) is applied; -1 before the first copy. */
@@ -123,10 +126,19 @@ export class FeedFollower {
     const head = await this.o.source.head();
     // Before the scan: the source keeps its log from `head` on while we copy.
     await this.register(head, true);
+    // Repairs go COPY_CONCURRENCY at a time (each key is repaired once, so their order does not
+    // matter); every one has settled before the copy counts as done, or fails as a whole.
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
     const { same, different } = await diffRanges(this.o.source, this.o.target, this.o.ranges, async (d) => {
-      if (d.kind === 'extra') await this.o.target.delete(d.key);
-      else await this.o.target.put(d.key, d.blob);
-    }, this.o.pageSize ?? 1000);
+      if (failure) throw failure;
+      const w = (d.kind === 'extra' ? this.o.target.delete(d.key) : this.o.target.put(d.key, d.blob)).catch((e: unknown) => void (failure ??= e));
+      const tracked = w.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+      if (inflight.size >= COPY_CONCURRENCY) await Promise.race(inflight);
+    }, this.o.pageSize ?? 1000).finally(() => Promise.allSettled(inflight));
+    await Promise.allSettled(inflight);
+    if (failure) throw failure;
     this.checkpoint(head, true);
     this.restartReason = undefined;
     this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');

@@ -49,9 +49,15 @@ export class MovePositions {
     const m = /^(\d{1,16}) ([0-9a-f-]{36})$/.exec(header);
     if (!m) return;
     const seq = Number(m[1]);
-    // A position beyond this node's history proves nothing.
-    if (seq > this.head.latest) return;
-    this.positions.set(`${m[2]!} ${shard}`, seq);
+    if (seq <= this.head.latest) return this.set(`${m[2]!} ${shard}`, seq);
+    // Beyond the last head read (writes that need no confirmation do not read it): read it
+    // again. A position beyond this node's history proves nothing and is dropped.
+    void this.head.after().then((h) => (seq <= h ? this.set(`${m[2]!} ${shard}`, seq) : undefined), () => undefined);
+  }
+
+  private set(key: string, seq: number): void {
+    if (seq <= (this.positions.get(key) ?? -1)) return;
+    this.positions.set(key, seq);
     for (const w of [...this.waiters]) w();
   }
 
@@ -90,9 +96,9 @@ export interface CutoverDeps {
   audit: AuditLog;
   log: Logger;
   status: RebalanceStatus;
-  /** How far (changes) the target may be behind before a cutover is tried. */
+  /** How far (changes) the target may be behind before a cutover is tried (default 250: what it applies in well under the hold limit). */
   maxLag?: number;
-  /** How long the hold may last before the attempt is given up and writes released. */
+  /** How long the hold may last before the attempt is given up and writes released (default 1000 ms). */
   holdLimitMs?: number;
   /** After a cutover, how long the source keeps the moved keys before it deletes them (in-flight reads). */
   cleanupDelayMs?: number;
@@ -113,6 +119,8 @@ export class Cutover {
   private readonly running = new Map<string, { timer: NodeJS.Timeout; watch?: { close(): void } }>();
   private readonly busy = new Set<string>();
   private readonly scans = new Map<string, Scan>();
+  /** The operation whose next topology this source itself wrote last. */
+  private published: string | undefined;
   private readonly barrier: CutoverBarrier;
   /** Ranges being cleaned up now, by operation: a move into them waits until the cleanup is over. */
   private readonly cleaning = new Map<string, readonly { start: bigint; end: bigint }[]>();
@@ -195,7 +203,7 @@ export class Cutover {
       const mine = op.moves.filter((m) => m.from === this.d.self);
       const targets = [...new Set(mine.map((m) => m.to))];
       const sources = [...new Set(op.moves.map((m) => m.from))];
-      const maxLag = this.d.maxLag ?? 1000;
+      const maxLag = this.d.maxLag ?? 250;
       const head = await this.d.head.after();
       for (const target of targets) {
         const at = this.d.positions.of(op.id, target);
@@ -208,17 +216,32 @@ export class Cutover {
         await this.barrier.say(op.id, 'caught-up');
         if (!(await this.barrier.allCaughtUp(op.id, sources))) return;
       }
-      const limit = this.d.holdLimitMs ?? 2000;
+      // The topology key as it is now: the publish compares against it (one etcd round trip
+      // fewer inside the hold; a change in between makes the operation stale, as it should).
+      const stored = await readSignedTopology(this.d.etcd, etcdKeys(this.d.cluster).topology);
+      if (!stored?.signed || parseTopology(stored.signed.document).epoch !== op.baseEpoch) return;
+      // The next topology's signature is checked now, not inside the hold.
+      await this.d.signed.prepare?.(JSON.stringify({ document: op.nextDocument, cms: op.nextCms }));
+      const limit = this.d.holdLimitMs ?? 1000;
       const t0 = performance.now();
       const left = () => Math.max(1, limit - (performance.now() - t0));
       const hold = this.d.writes.hold(mine);
       release = hold.release;
       const deadline = (ms: number) => new Promise<false>((r) => setTimeout(() => r(false), ms));
       if ((await Promise.race([hold.drained.then(() => true), deadline(limit)])) === false) throw new Retry('writes in flight did not finish');
+      const phases: Record<string, number> = {};
+      let mark = t0;
+      const lap = (name: string) => {
+        const now = performance.now();
+        phases[name] = Math.round(now - mark);
+        mark = now;
+      };
+      lap('drain_ms');
       const h = await this.d.head.after();
       for (const target of targets) {
         if (!(await this.d.positions.waitFor(op.id, target, h, left()))) throw new Retry(`${target} did not reach ${h}`);
       }
+      lap('catch_up_ms');
       const local = new NodeClient(this.d.resolver.local);
       let differing = 0;
       let example = '';
@@ -232,19 +255,25 @@ export class Cutover {
         }
       }
       const verified = scan.same - differing;
+      lap('verify_ms');
       if (differing > 0) {
         this.stop(op.id);
         await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${differing} of ${scan.same} keys differ between ${this.d.self} and ${targets.join(', ')} at ${h} (e.g. ${example}); nothing was cut over` });
         this.d.log.error({ op: op.id, different: differing }, 'rebalance verification failed; not cutting over');
         return;
       }
-      const outcome = await this.publish(op, sources, t0, limit, () => (held = true));
+      const outcome = await this.publish(op, sources, stored.revision, t0, limit, () => (held = true));
       if (outcome === 'retry') throw new Retry('not every source held in time');
-      // Route by the new topology before the held writes go on (the watch brings it within
-      // milliseconds; a re-read makes sure of it).
+      lap('publish_ms');
+      // Route by the new topology before the held writes go on: the one this source published
+      // is applied at once (verified as the watch's would be); another source's comes by the
+      // watch within milliseconds, and a re-read makes sure of it.
+      if (outcome === 'published' && this.published === op.id) await this.d.signed.offer?.(JSON.stringify({ document: op.nextDocument, cms: op.nextCms }));
+      lap('offer_ms');
       for (let i = 0; i < 40 && this.d.signed.current().epoch === op.baseEpoch; i++) await new Promise((r) => setTimeout(r, 5));
       for (let i = 0; i < 100 && this.d.signed.current().epoch === op.baseEpoch; i++) await this.d.signed.refresh();
       const now = this.d.signed.current();
+      lap('apply_ms');
       const pauseMs = Math.round(performance.now() - t0);
       release();
       release = undefined;
@@ -254,13 +283,13 @@ export class Cutover {
         await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
         return;
       }
-      this.d.audit.record({ event: 'REBALANCE_COMPLETED', op_id: op.id, epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs });
-      this.d.log.info({ op: op.id, epoch: op.next.epoch, keys: verified, pauseMs }, 'rebalance cut over');
-      await this.status(op.id, { phase: 'done', epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs });
+      this.d.audit.record({ event: 'REBALANCE_COMPLETED', op_id: op.id, epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs, hold: phases });
+      this.d.log.info({ op: op.id, epoch: op.next.epoch, keys: verified, pauseMs, ...phases }, 'rebalance cut over');
+      await this.status(op.id, { phase: 'done', epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs, hold: phases });
       setTimeout(() => void this.cleanup(op, verified, pauseMs), this.d.cleanupDelayMs ?? 5000).unref();
     } catch (e) {
       if (!(e instanceof Retry)) this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cutover attempt failed; trying again');
-      else this.d.log.info({ op: op.id, why: e.message }, 'cutover attempt given up; writes released, trying again');
+      else this.d.log.warn({ op: op.id, why: e.message }, 'cutover attempt given up; writes released, trying again');
       this.scans.delete(op.id);
       if (held && release) {
         // `held` may have let another source publish: only writes that will route by it may go on.
@@ -277,20 +306,24 @@ export class Cutover {
    * base epoch, no abort was written, and (several sources) every source holds. 'published' also
    * when another source published it; 'stale' when another topology came first.
    */
-  private async publish(op: RebalanceOperation, sources: readonly string[], t0: number, limit: number, saidHeld: () => void): Promise<'published' | 'stale' | 'aborted' | 'retry'> {
+  private async publish(op: RebalanceOperation, sources: readonly string[], revision: string, t0: number, limit: number, saidHeld: () => void): Promise<'published' | 'stale' | 'aborted' | 'retry'> {
     const keys = etcdKeys(this.d.cluster);
-    const stored = await readSignedTopology(this.d.etcd, keys.topology);
-    if (!stored?.signed) return 'stale';
-    if (parseTopology(stored.signed.document).epoch !== op.baseEpoch) return 'stale';
+    const stored = { revision };
     const value = JSON.stringify({ document: op.nextDocument, cms: op.nextCms });
     const others = sources.filter((s) => s !== this.d.self);
     if (others.length === 0) {
-      if (await this.barrier.publish(op.id, [], stored.revision, value)) return 'published';
+      if (await this.barrier.publish(op.id, [], stored.revision, value)) {
+        this.published = op.id;
+        return 'published';
+      }
     } else {
       await this.barrier.say(op.id, 'held');
       saidHeld();
       while (performance.now() - t0 < limit) {
-        if (await this.barrier.publish(op.id, sources, stored.revision, value)) return 'published';
+        if (await this.barrier.publish(op.id, sources, stored.revision, value)) {
+          this.published = op.id;
+          return 'published';
+        }
         if (this.d.signed.current().epoch !== op.baseEpoch) break;
         if (await this.barrier.aborted(op.id)) break;
         await new Promise((r) => setTimeout(r, 10));

@@ -1,0 +1,48 @@
+// kill -9 during a rebalance operation (3 shards, RF 1): of the target's sidecar, the source's
+// sidecar and the operator's tool (`--wait`) while the target copies and catches up, and of the
+// source's sidecar at the cutover and between the cutover and its cleanup: each time the
+// operation resumes and cuts over, and every acknowledged write reads back afterwards.
+import t from 'tap';
+import { mesh, setupFaults, sleep, statusOf, throughFault, until } from '../support/rebalance-faults.js';
+
+t.setTimeout(300_000); // several kill-and-restart rounds; tap's default is 120 s
+setupFaults();
+
+t.test('kill -9 of the target\'s sidecar while it catches up: it resumes from its checkpoint', async (t) => {
+  await throughFault(t, 2, async () => {
+    await mesh.stopSidecar(1, 'SIGKILL');
+    await mesh.startSidecar(1);
+  });
+});
+
+t.test('kill -9 of the source\'s sidecar while the target catches up: the operation resumes', async (t) => {
+  await throughFault(t, 3, async () => {
+    await mesh.stopSidecar(0, 'SIGKILL');
+    await mesh.startSidecar(0);
+  });
+});
+
+t.test('kill -9 of the operator\'s tool (--wait) while the target copies: nothing depends on it', async (t) => {
+  await throughFault(t, 4, async () => undefined, { tool: true });
+});
+
+t.test('kill -9 of the source\'s sidecar at the cutover: it cuts over or resumes, and cleans up', async (t) => {
+  await throughFault(t, 5, async () => undefined, {
+    atCutover: async () => {
+      await sleep(150);
+      await mesh.stopSidecar(0, 'SIGKILL');
+      await mesh.startSidecar(0);
+    },
+  });
+});
+
+t.test('kill -9 of the source\'s sidecar after the cutover, before its cleanup: the restarted one cleans up', async (t) => {
+  await throughFault(t, 6, async () => undefined, {
+    atCutover: async (id) => {
+      await until('the source cut over', async () => (await statusOf(id, 'shard-001')).phase === 'done');
+      await mesh.stopSidecar(0, 'SIGKILL');
+      t.equal((await statusOf(id, 'shard-001')).phase, 'done', 'killed between the cutover and the cleanup');
+      await mesh.startSidecar(0);
+    },
+  });
+});
