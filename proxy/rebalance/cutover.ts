@@ -114,6 +114,8 @@ interface Scan {
 }
 
 const SCAN_REUSE_MS = 1500;
+/** A target further behind than this is waited for up to the head (no feed read inside the hold). */
+const MAX_LAG_SCAN = 2000;
 
 export class Cutover {
   private readonly running = new Map<string, { timer: NodeJS.Timeout; watch?: { close(): void } }>();
@@ -239,7 +241,10 @@ export class Cutover {
       lap('drain_ms');
       const h = await this.d.head.after();
       for (const target of targets) {
-        if (!(await this.d.positions.waitFor(op.id, target, h, left()))) throw new Retry(`${target} did not reach ${h}`);
+        // The target needs every change of *its* tokens up to h, not the others' (they go on
+        // during the hold): the last such change is what it must have applied.
+        const need = await this.lastChangeIn(mine.filter((m) => m.to === target), this.d.positions.of(op.id, target), h);
+        if (!(await this.d.positions.waitFor(op.id, target, need, left()))) throw new Retry(`${target} did not reach ${need}`);
       }
       lap('catch_up_ms');
       const local = new NodeClient(this.d.resolver.local);
@@ -299,6 +304,28 @@ export class Cutover {
       release?.();
       this.busy.delete(op.id);
     }
+  }
+
+  /**
+   * The sequence of the last change to `moves`' tokens after `from` and up to `head` in this
+   * shard's feed; `from` when there is none (the target that announced `from` has them all).
+   * Read locally, at most MAX_LAG_SCAN changes; past that, `head` itself.
+   */
+  private async lastChangeIn(moves: readonly Move[], from: number, head: number): Promise<number> {
+    if (from < 0) return head;
+    if (from >= head) return from;
+    if (head - from > MAX_LAG_SCAN) return head;
+    const ranges = rangesOf(moves);
+    const local = new NodeClient(this.d.resolver.local);
+    let last = from;
+    let at = from;
+    while (at < head) {
+      const page = await local.changes(at, 1000, 0);
+      for (const c of page.changes) if (c.sequence <= head && ranges.hasKey(c.key)) last = Math.max(last, c.sequence);
+      if (page.lastSeq <= at) break;
+      at = page.lastSeq;
+    }
+    return last;
   }
 
   /**
