@@ -62,10 +62,14 @@ export class CutoverBarrier {
     await this.etcd.put(this.keys.rebalanceCutover(opId, this.self)).value(state).lease(await this.id());
   }
 
-  /** Whether every source says at least `caught-up`. */
-  async allCaughtUp(opId: string, sources: readonly string[]): Promise<boolean> {
+  /** The sources that do not say `caught-up` or `held` (yet, or any more: a lost lease takes its keys). */
+  async notCaughtUp(opId: string, sources: readonly string[]): Promise<string[]> {
     const all = await this.etcd.getAll().prefix(`${this.keys.rebalanceCutoverPrefix}${opId}/`).strings();
-    return sources.every((s) => all[this.keys.rebalanceCutover(opId, s)] !== undefined);
+    return sources.filter((s) => all[this.keys.rebalanceCutover(opId, s)] === undefined);
+  }
+
+  async allCaughtUp(opId: string, sources: readonly string[]): Promise<boolean> {
+    return (await this.notCaughtUp(opId, sources)).length === 0;
   }
 
   /** Publishes `value` at the topology key if it still has mod revision `rev`, no abort exists, and every source is `held`. */
@@ -90,12 +94,12 @@ export class CutoverBarrier {
     return (await this.etcd.get(this.keys.rebalanceAbort(opId)).string()) !== null;
   }
 
-  /** Calls `fn` whenever another source of `opId` says `held`. */
-  onHeld(opId: string, fn: () => void): { close(): void } {
+  /** Calls `fn` whenever another source of `opId` says where it is (the last to catch up sets the others going). */
+  onOthers(opId: string, fn: () => void): { close(): void } {
     return new KeepWatching({
       build: () => this.etcd.watch().prefix(`${this.keys.rebalanceCutoverPrefix}${opId}/`),
       onPut: (kv) => {
-        if (!kv.key.toString().endsWith(`/${this.self}`) && kv.value.toString() === 'held') fn();
+        if (!kv.key.toString().endsWith(`/${this.self}`)) fn();
       },
       resync: () => undefined, // the cutover also tries every 200 ms
       what: 'other sources\' cutover',

@@ -121,6 +121,8 @@ export class Cutover {
   private readonly running = new Map<string, { timer: NodeJS.Timeout; watch?: { close(): void } }>();
   private readonly busy = new Set<string>();
   private readonly scans = new Map<string, Scan>();
+  /** Operations for which this source said `caught-up` (with several sources). */
+  private readonly caughtUp = new Set<string>();
   /** The operation whose next topology this source itself wrote last. */
   private published: string | undefined;
   private readonly barrier: CutoverBarrier;
@@ -146,8 +148,8 @@ export class Cutover {
     const timer = setInterval(() => void this.tryCutover(op), 200);
     timer.unref();
     const sources = new Set(op.moves.map((m) => m.from));
-    // Several sources: another's `held` is the moment to hold too.
-    const watch = sources.size > 1 ? this.barrier.onHeld(op.id, () => void this.tryCutover(op)) : undefined;
+    // Several sources: another's word (the last one caught up, or one holds) is the moment to try.
+    const watch = sources.size > 1 ? this.barrier.onOthers(op.id, () => void this.tryCutover(op)) : undefined;
     this.running.set(op.id, { timer, ...(watch ? { watch } : {}) });
   }
 
@@ -158,6 +160,7 @@ export class Cutover {
       r.watch?.close();
       this.running.delete(id);
       this.scans.delete(id);
+      this.caughtUp.delete(id);
       void this.barrier.leave(id);
     }
   }
@@ -215,8 +218,14 @@ export class Cutover {
       const scan = await this.scan(op, mine, targets);
       if ([...scan.suspects.values()].reduce((n, s) => n + s.size, 0) > maxLag) return; // too much churn to settle inside a short hold
       if (sources.length > 1) {
-        await this.barrier.say(op.id, 'caught-up');
-        if (!(await this.barrier.allCaughtUp(op.id, sources))) return;
+        // Said once per operation (or again after a hold given up): each saying wakes the others.
+        if (!this.caughtUp.has(op.id)) {
+          await this.barrier.say(op.id, 'caught-up');
+          this.caughtUp.add(op.id);
+        }
+        const missing = await this.barrier.notCaughtUp(op.id, sources);
+        if (missing.includes(this.d.self)) this.caughtUp.delete(op.id); // its lease went: say it again next time
+        if (missing.length) return;
       }
       // The topology key as it is now: the publish compares against it (one etcd round trip
       // fewer inside the hold; a change in between makes the operation stale, as it should).

@@ -49,7 +49,16 @@ export class MoveCopier {
     return [...this.running.values(), ...this.waiting.values()].flatMap((r) => r.op.moves.filter((m) => m.to === this.d.self));
   }
 
+  /** Each source's endpoint as last seen in a topology: a removed shard's stays reachable for its last requests (the registration's removal). */
+  private readonly endpoints = new Map<string, string>();
+
   constructor(private readonly d: MoveCopierDeps) {}
+
+  private endpointOf(shard: string): string | undefined {
+    const now = this.d.topology().shards[shard]?.endpoint;
+    if (now) this.endpoints.set(shard, now);
+    return now ?? this.endpoints.get(shard);
+  }
 
   /** Starts (or resumes) copying what `op` moves to this shard; a no-op for an operation already running. */
   start(op: RebalanceOperation): void {
@@ -74,7 +83,7 @@ export class MoveCopier {
         id: `move-${op.id}-${source}`,
         registerAs: `${this.d.self}.move-${op.id}`,
         sourceShard: source,
-        source: new NodeClient(() => this.d.resolver.resolve(source).upstream),
+        source: new NodeClient(() => this.d.resolver.resolve(source, this.endpointOf(source)).upstream),
         target: new NodeClient(this.d.resolver.local),
         ranges: rangesOf(mine.filter((m) => m.from === source)),
         checkpoints: this.d.checkpoints,
@@ -173,7 +182,7 @@ export class MoveCopier {
     const sources = [...new Set(op.moves.filter((m) => m.to === this.d.self).map((m) => m.from))];
     await Promise.allSettled(sources.map(async (source) => {
       this.d.checkpoints.drop(`move-${op.id}-${source}`);
-      await new NodeClient(() => this.d.resolver.resolve(source).upstream).register(`${this.d.self}.move-${op.id}`, null);
+      await new NodeClient(() => this.d.resolver.resolve(source, this.endpointOf(source)).upstream).register(`${this.d.self}.move-${op.id}`, null);
     }));
   }
 

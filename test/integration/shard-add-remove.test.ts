@@ -70,9 +70,16 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
   let lane = 0;
   let stop!: () => void;
   const until = new Promise<void>((r) => (stop = r));
+  const slow: string[] = [];
   const loop = writeLoop(history, keys.slice(0, 120), async (key, blob) => {
-    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 15_000);
-    return { status: r.status, code: r.body?.code };
+    const via = lane++ % 3;
+    const t0 = Date.now();
+    try {
+      const r = await call(mesh.nodes[via]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 15_000);
+      return { status: r.status, code: r.body?.code };
+    } finally {
+      if (Date.now() - t0 > 2000) slow.push(`${key} via shard-00${via + 1} from ${t0} took ${Date.now() - t0} ms`);
+    }
   }, { until, concurrency: 4 });
   // And a read loop over every key: each one stays readable throughout.
   let reads = 0;
@@ -100,6 +107,12 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
   const est = /about (\d+) keys and (\d+) bytes/.exec(add.stdout);
   t.ok(est && Number(est[1]) > 50 && Number(est[1]) < 300, `the plan estimates the keys it moves: ${est?.[0]} (600 keys, a quarter of them expected)`);
   t.match(add.stdout, /cut over: epoch \d+ is in force/);
+  const addId = /operation ([0-9a-f-]{36})/.exec(add.stdout)?.[1] ?? '';
+  const holds = ['shard-001', 'shard-002', 'shard-003'].map((sh) => {
+    const st = JSON.parse(ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${addId}/${sh}`, '--print-value-only']) || '{}') as { pause_ms?: number };
+    return `${sh} ${String(st.pause_ms)} ms`;
+  });
+  t.comment(`shard add: the three sources held writes ${holds.join(', ')} at the joint cutover`);
   t.equal(await epochOf(mesh.spares[0]!.appUrl), base + 1, 'shard-004 serves the next epoch');
 
   // The moved keys are served by shard-004 (from every sidecar), before and after the sources' cleanup.
@@ -117,6 +130,7 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
   stop();
   const stats = await loop;
   await readLoop;
+  t.same(slow, [], 'no write took more than 2 s');
   t.same(unreadable, [], `every key was readable throughout (${reads} reads through every sidecar)`);
   t.equal(stats.failed, 0, `no write failed while the shard came and went (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
   t.equal(await countOn(mesh.spares[0]!.storage.url), 0, 'shard-004\'s storage node is empty again (it may be stopped)');
