@@ -18,6 +18,7 @@ import type { TopologySource } from './control/topology-source.js';
 import { isWriteMethod, type Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
+import type { Logger } from '../src/log.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
 
@@ -34,7 +35,12 @@ export interface RouterDeps {
   scatter: ScatterGather;
   /** A range move's cutover may hold local writes; one whose key moved meanwhile goes to its new owner. */
   hold?: HoldCheck;
+  /** Requests for one key slower than SLOW_MS are logged with where their time went. */
+  log?: Logger;
 }
+
+const SLOW_MS = 2000;
+const STILL_MS = 5000;
 
 export class Router {
   constructor(private readonly d: RouterDeps) {}
@@ -51,7 +57,7 @@ export class Router {
             return reply.upstream(up, { ...servedBy(this.d.self, topo.epoch), [COPY_HEADER]: 'replica', [LAG_HEADER]: String(lag) });
           }
         }
-        return this.toOwner(req, reply, op.rawKey);
+        return this.traced(req, op.rawKey, (trace) => this.toOwner(req, reply, op.rawKey, undefined, 0, trace));
       }
       case 'entity-post':
         return this.post(req, reply);
@@ -92,9 +98,10 @@ export class Router {
   }
 
   /** Forwards to the key's owner; `body` is given when already read. */
-  private async toOwner(req: AnyRequest, reply: Reply, key: string, body?: Buffer, attempt = 0): Promise<void> {
+  private async toOwner(req: AnyRequest, reply: Reply, key: string, body?: Buffer, attempt = 0, trace?: Trace): Promise<void> {
     const topo = this.d.topology.current();
     const owner = this.d.resolver.resolve(topo.ownerOfKey(key));
+    trace?.mark(`attempt ${attempt}: epoch ${topo.epoch}, owner ${owner.shard}`);
     if (owner.local) {
       // HTTP/1.1 bodies stream to the storage node. HTTP/2 bodies are read first: Node ends an
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
@@ -102,15 +109,19 @@ export class Router {
       const local = body ?? (req.httpVersionMajor === 2 && hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : (req as Readable));
       if (!isWriteMethod(req.method)) return this.toLocal(req, reply, owner.upstream, local, topo.epoch);
       try {
-        return await writeLocally(owner.upstream, this.d.gate, key, topo, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch), this.d.hold);
+        await writeLocally(owner.upstream, this.d.gate, key, topo, { method: req.method!, url: req.url!, headers: req.headers, body: local }, reply, servedBy(this.d.self, topo.epoch), this.d.hold);
+        trace?.mark('local write answered');
+        return;
       } catch (e) {
         // Held at a cutover, and the key moved: on to its new owner (the body was not read yet).
-        if (attempt === 0 && e instanceof ThemisError && e.code === 'NOT_OWNER' && e.details?.moved) return this.toOwner(req, reply, key, body, 1);
+        trace?.mark(`local write: ${(e as Error).message}`);
+        if (attempt === 0 && e instanceof ThemisError && e.code === 'NOT_OWNER' && e.details?.moved) return this.toOwner(req, reply, key, body, 1, trace);
         throw e;
       }
     }
     // The signature covers the body's hash, so a forwarded request body is read first.
     const bytes = body ?? (hasBody(req.method) ? await readBody(req, this.d.maxBodyBytes) : Buffer.alloc(0));
+    trace?.mark(`to ${owner.shard}`);
     const up = await owner.upstream.request({
       method: req.method!,
       path: req.url!,
@@ -118,12 +129,44 @@ export class Router {
       body: bytes,
       contentSha256: sha256Hex(bytes),
     });
+    trace?.mark(`${owner.shard} answered ${up.status}`);
     if (up.status === 421 && attempt === 0) {
       up.body.resume();
       await this.d.topology.refresh();
+      trace?.mark('topology refreshed');
       // Retry only if there is something new to route by; otherwise the 421 stands.
-      if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, 1);
+      if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, 1, trace);
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));
+  }
+  /** Runs `f` with a trace of its steps, logged when the request took longer than SLOW_MS. */
+  private async traced(req: AnyRequest, key: string, f: (trace: Trace) => Promise<void>): Promise<void> {
+    if (!this.d.log) return f(new Trace());
+    const trace = new Trace();
+    const log = this.d.log;
+    const still = setTimeout(() => log.warn({ method: req.method, key, steps: trace.steps }, `request still running after ${STILL_MS / 1000} s`), STILL_MS);
+    still.unref();
+    try {
+      await f(trace);
+    } finally {
+      clearTimeout(still);
+      const ms = trace.elapsed();
+      if (ms > SLOW_MS) this.d.log.warn({ method: req.method, key, ms: Math.round(ms), steps: trace.steps }, 'slow request');
+    }
+  }
+
+}
+
+/** Where a request's time went: each step with the milliseconds since the start. */
+class Trace {
+  private readonly t0 = performance.now();
+  readonly steps: string[] = [];
+
+  mark(step: string): void {
+    this.steps.push(`${Math.round(performance.now() - this.t0)} ms: ${step}`);
+  }
+
+  elapsed(): number {
+    return performance.now() - this.t0;
   }
 }

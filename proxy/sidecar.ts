@@ -46,6 +46,7 @@ import { copiesNeeded } from './replication/ack-gate.js';
 import { ineligibility } from './failover/eligibility.js';
 import { OperationWatcher } from './rebalance/operation-watcher.js';
 import { DataSize } from './data-size.js';
+import { RebalanceMetrics } from '../src/metrics/rebalance-metrics.js';
 import { MoveCopier } from './rebalance/move-copier.js';
 import { Cutover, MOVE_HEADER, MovePositions } from './rebalance/cutover.js';
 import { WriteHold } from './rebalance/write-hold.js';
@@ -219,6 +220,7 @@ export class Sidecar {
             void this.copier?.finish(id);
           },
           onAborted: (op) => {
+            rebalanceMetrics.outcomes.inc({ outcome: 'aborted' });
             this.cutover?.stop(op.id);
             void this.copier?.abort(op);
           },
@@ -274,6 +276,7 @@ export class Sidecar {
           topology: () => signed.current(),
         })
       : undefined;
+    const rebalanceMetrics = new RebalanceMetrics(this.metrics.registry, { inProgress: () => this.operations?.inProgress() ?? 0, copies: () => this.copier?.copies() ?? [] });
     // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
     const writeHold = new WriteHold();
     const movePositions = new MovePositions(head);
@@ -284,11 +287,15 @@ export class Sidecar {
       ? new Cutover({
           etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: rebalanceLog, status: rebalanceStatus,
           incoming: () => this.copier?.incoming() ?? [],
+          onOutcome: (outcome, holdMs) => {
+            rebalanceMetrics.outcomes.inc({ outcome });
+            if (holdMs !== undefined) rebalanceMetrics.holds.observe(holdMs / 1000);
+          },
         })
       : undefined;
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
-    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}) });
+    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,

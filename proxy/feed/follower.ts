@@ -58,6 +58,8 @@ export class FeedFollower {
   position = -1;
   /** The source's newest sequence at the last page: position vs this is the lag in changes. */
   latest = -1;
+  /** Keys written or deleted by the full copy running now (or the last one). */
+  copyRepaired = 0;
   /** When the last page was applied (clock ms): with `latest`, how stale we may be. */
   caughtUpAt = 0;
   private running: Promise<void> | undefined;
@@ -130,9 +132,10 @@ export class FeedFollower {
     // matter); every one has settled before the copy counts as done, or fails as a whole.
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
+    this.copyRepaired = 0;
     const { same, different } = await diffRanges(this.o.source, this.o.target, this.o.ranges, async (d) => {
       if (failure) throw failure;
-      const w = (d.kind === 'extra' ? this.o.target.delete(d.key) : this.o.target.put(d.key, d.blob)).catch((e: unknown) => void (failure ??= e));
+      const w = (d.kind === 'extra' ? this.o.target.delete(d.key) : this.o.target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
       const tracked = w.finally(() => inflight.delete(tracked));
       inflight.add(tracked);
       if (inflight.size >= COPY_CONCURRENCY) await Promise.race(inflight);

@@ -104,6 +104,8 @@ export interface CutoverDeps {
   cleanupDelayMs?: number;
   /** Ranges this shard is receiving in moves in progress: never cleaned up (a move back may be copying them). */
   incoming?: () => readonly { start: bigint; end: bigint }[];
+  /** How each cutover ended here, and its hold (for metrics). */
+  onOutcome?: (outcome: 'done' | 'stale' | 'failed', holdMs?: number) => void;
 }
 
 /** The full comparison before a hold, kept a little while (another source's hold should not wait for a second scan). */
@@ -272,6 +274,7 @@ export class Cutover {
       lap('verify_ms');
       if (differing > 0) {
         this.stop(op.id);
+        this.d.onOutcome?.('failed');
         await this.status(op.id, { phase: 'failed', reason: 'verify_mismatch', message: `${differing} of ${scan.same} keys differ between ${this.d.self} and ${targets.join(', ')} at ${h} (e.g. ${example}); nothing was cut over` });
         this.d.log.error({ op: op.id, different: differing }, 'rebalance verification failed; not cutting over');
         return;
@@ -294,9 +297,11 @@ export class Cutover {
       this.stop(op.id);
       if (outcome === 'aborted') return; // the abort's watcher records it
       if (now.epoch !== op.next.epoch || !sameAssignment(now, op.next)) {
+        this.d.onOutcome?.('stale');
         await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
         return;
       }
+      this.d.onOutcome?.('done', pauseMs);
       this.d.audit.record({ event: 'REBALANCE_COMPLETED', op_id: op.id, epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs, hold: phases });
       this.d.log.info({ op: op.id, epoch: op.next.epoch, keys: verified, pauseMs, ...phases }, 'rebalance cut over');
       await this.status(op.id, { phase: 'done', epoch: op.next.epoch, keys_verified: verified, pause_ms: pauseMs, hold: phases });

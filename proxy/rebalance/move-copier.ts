@@ -36,6 +36,8 @@ interface Copy {
   follower: FeedFollower;
   copied: number;
   fullCopies: number;
+  /** At the last progress report (rates and ETA are taken between two). */
+  last?: { at: number; copied: number; lag: number | null };
 }
 
 const STATUS_EVERY_MS = 1000;
@@ -109,14 +111,35 @@ export class MoveCopier {
     const r = this.running.get(opId);
     if (!r) return undefined;
     const following = r.copies.every((c) => c.follower.state === 'following' && c.follower.position >= 0);
+    const now = performance.now();
     return {
       phase: following ? 'catching-up' : 'copying',
-      sources: Object.fromEntries(r.copies.map((c) => [c.source, {
-        state: c.follower.state, position: c.follower.position, latest: c.follower.latest,
-        lag_changes: c.follower.latest >= 0 && c.follower.position >= 0 ? Math.max(0, c.follower.latest - c.follower.position) : null,
-        keys_copied: c.copied, full_copies: c.fullCopies,
-      }])),
+      sources: Object.fromEntries(r.copies.map((c) => {
+        const f = c.follower;
+        const copied = f.state === 'copying' ? f.copyRepaired : c.copied;
+        const lag = f.latest >= 0 && f.position >= 0 ? Math.max(0, f.latest - f.position) : null;
+        // Rates since the last report: keys copied, and how fast the lag shrinks (changes/s).
+        const dt = c.last ? (now - c.last.at) / 1000 : 0;
+        const keysPerS = dt > 0 ? Math.max(0, (copied - c.last!.copied) / dt) : null;
+        const closing = dt > 0 && lag !== null && c.last!.lag !== null ? (c.last!.lag - lag) / dt : null;
+        c.last = { at: now, copied, lag };
+        return [c.source, {
+          state: f.state, position: f.position, latest: f.latest, lag_changes: lag,
+          keys_copied: copied, keys_per_second: keysPerS === null ? null : Math.round(keysPerS), full_copies: c.fullCopies,
+          eta_seconds: lag === 0 ? 0 : lag !== null && closing !== null && closing > 0 ? Math.round(lag / closing) : null,
+        }];
+      })),
     };
+  }
+
+
+  /** Every operation copying here, for metrics: by operation and source, keys copied and lag. */
+  copies(): { op: string; source: string; keys: number; lag: number | null }[] {
+    return [...this.running].flatMap(([op, r]) => r.copies.map((c) => ({
+      op, source: c.source,
+      keys: c.follower.state === 'copying' ? c.follower.copyRepaired : c.copied,
+      lag: c.follower.latest >= 0 && c.follower.position >= 0 ? Math.max(0, c.follower.latest - c.follower.position) : null,
+    })));
   }
 
   private async report(opId: string): Promise<void> {

@@ -108,11 +108,13 @@ function describe(r: StatusRow): string {
   const d = r.detail;
   const parts: string[] = [];
   if (d.sources && typeof d.sources === 'object') {
-    for (const [src, p] of Object.entries(d.sources as Record<string, { keys_copied?: number; lag_changes?: number | null }>)) {
-      parts.push(`from ${src}: ${p.keys_copied ?? 0} keys copied, lag ${p.lag_changes ?? '?'} changes`);
+    for (const [src, p] of Object.entries(d.sources as Record<string, { keys_copied?: number; keys_per_second?: number | null; lag_changes?: number | null; eta_seconds?: number | null }>)) {
+      const rate = typeof p.keys_per_second === 'number' && r.phase === 'copying' ? ` (${p.keys_per_second} keys/s)` : '';
+      const eta = typeof p.eta_seconds === 'number' ? `, caught up in ~${p.eta_seconds} s` : '';
+      parts.push(`from ${src}: ${p.keys_copied ?? 0} keys copied${rate}, lag ${p.lag_changes ?? '?'} changes${eta}`);
     }
   }
-  if (d.keys_verified !== undefined) parts.push(`${String(d.keys_verified)} keys verified`);
+  if (d.keys_verified !== undefined) parts.push(`${String(d.keys_verified)} keys verified equal on both sides`);
   if (d.pause_ms !== undefined) parts.push(`writes held ${String(d.pause_ms)} ms`);
   if (d.keys_deleted !== undefined) parts.push(`${String(d.keys_deleted)} keys deleted`);
   return parts.join('; ');

@@ -106,6 +106,11 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
   }
   t.match(status, { phase: 'catching-up', sources: { 'shard-001': { state: 'following', lag_changes: Number } } }, 'its progress is in rebalance-status');
   t.ok(((status.sources as Record<string, { keys_copied: number }>)['shard-001']!.keys_copied) >= 1, 'with the keys its copy found or copied');
+  const metrics = await (await fetch(`${mesh.nodes[1]!.adminUrl}/metrics`)).text();
+  const copiedMetric = new RegExp(`themis_rebalance_copied_keys\\{op="${op.id}",source="shard-001"\\} (\\d+)`).exec(metrics);
+  t.ok(copiedMetric && Number(copiedMetric[1]) >= 1, `the target's metrics show the copy: ${copiedMetric?.[0]}`);
+  t.match(metrics, new RegExp(`themis_rebalance_lag_changes\\{op="${op.id}",source="shard-001"\\} \\d+`), 'and the lag');
+  t.match(metrics, /themis_rebalance_operations_in_progress 1/, 'one operation in progress');
 
   // The switch: the source cuts over (hold, catch-up, verify, publish the pre-signed epoch) and cleans up.
   const admin2 = mesh.pki.operators.admin;
@@ -118,6 +123,9 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
     source = out ? (JSON.parse(out) as Record<string, unknown>) : {};
   }
   t.match(source, { phase: 'cleaned', epoch: op.next.epoch, keys_verified: Number, pause_ms: Number, keys_deleted: Number }, 'the source cut over, verified and cleaned up');
+  const sourceMetrics = await (await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`)).text();
+  t.match(sourceMetrics, /themis_rebalance_cutover_hold_seconds_count 1\b/, 'the source\'s metrics count one cutover hold');
+  t.match(sourceMetrics, /themis_rebalance_outcomes_total\{outcome="done"\} 1\b/, 'and one operation done');
   t.comment(`cutover: writes held ${String(source.pause_ms)} ms; ${String(source.keys_verified)} keys verified equal on both nodes; ${String(source.keys_deleted)} deleted from the source`);
   const epochs = await Promise.all(mesh.nodes.map(async (n) => (await call(n.appUrl, 'GET', '/health')).body.topology_epoch as number));
   t.same(epochs, [op.next.epoch, op.next.epoch, op.next.epoch], 'every sidecar routes by the next epoch');

@@ -145,3 +145,14 @@ export async function publishAsAdmin(pki: PkiFixture, etcd: EtcdProcess, topolog
   const operator = { chain: who.chain, key: who.key, ca: pki.root.cert };
   await withEtcd(etcd.endpoint, operator, (client) => publishTopology(client, operator, topology));
 }
+
+/** The flags of a themis-admin command signed as the admin operator against this mesh's etcd (the current CRLs written to files). */
+export function operatorArgs(mesh: Mesh): string[] {
+  const crls = mesh.pki.crls().map((c, i) => {
+    const f = join(mesh.dir, `operator-crl-${i}.pem`);
+    writeFileSync(f, c);
+    return f;
+  });
+  const admin = mesh.pki.operators.admin;
+  return ['--cluster', mesh.pki.cluster, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--crls', crls.join(','), '--operator-cert', admin.chainPath, '--operator-key', admin.keyPath];
+}

@@ -3,12 +3,11 @@
 // through shard-003 first, every write recorded for the history check.
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { tokenHex } from '../../src/hash.js';
 import { parseKey, tokenOf } from '../../src/urn/urn.js';
-import { startMesh, type Mesh } from './mesh.js';
+import { operatorArgs, startMesh, type Mesh } from './mesh.js';
 import { History } from './history.js';
 import { call } from './storage-process.js';
 import { runProgramAsync } from './cli.js';
@@ -42,13 +41,7 @@ export function ctl(args: string[]): string {
 }
 
 export function sessionArgs(): string[] {
-  const crls = mesh.pki.crls().map((c, i) => {
-    const f = join(mesh.dir, `faults-crl-${i}.pem`);
-    writeFileSync(f, c);
-    return f;
-  });
-  const admin = mesh.pki.operators.admin;
-  return ['--cluster', mesh.pki.cluster, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--crls', crls.join(','), '--operator-cert', admin.chainPath, '--operator-key', admin.keyPath];
+  return operatorArgs(mesh);
 }
 
 export async function statusOf(opId: string, shard: string): Promise<Record<string, unknown>> {
