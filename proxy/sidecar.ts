@@ -211,9 +211,11 @@ export class Sidecar {
             this.copier?.start(v.op);
             this.cutover?.start(v.op);
           },
-          onStale: (id) => {
-            this.cutover?.stop(id);
-            void this.copier?.stopOp(id);
+          onStale: (op) => {
+            rebalanceMetrics.outcomes.inc({ outcome: 'stale' });
+            this.cutover?.stop(op.id);
+            // A target drops what it copied (the status says stale once it did).
+            void this.copier?.abort(op, 'stale');
           },
           onDone: (id) => {
             this.cutover?.stop(id);

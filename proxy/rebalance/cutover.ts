@@ -105,7 +105,7 @@ export interface CutoverDeps {
   /** Ranges this shard is receiving in moves in progress: never cleaned up (a move back may be copying them). */
   incoming?: () => readonly { start: bigint; end: bigint }[];
   /** How each cutover ended here, and its hold (for metrics). */
-  onOutcome?: (outcome: 'done' | 'stale' | 'failed', holdMs?: number) => void;
+  onOutcome?: (outcome: 'done' | 'failed', holdMs?: number) => void;
 }
 
 /** The full comparison before a hold, kept a little while (another source's hold should not wait for a second scan). */
@@ -297,7 +297,6 @@ export class Cutover {
       this.stop(op.id);
       if (outcome === 'aborted') return; // the abort's watcher records it
       if (now.epoch !== op.next.epoch || !sameAssignment(now, op.next)) {
-        this.d.onOutcome?.('stale');
         await this.status(op.id, { phase: 'stale', reason: 'stale_epoch', message: 'the topology changed before the cutover (another operation or publish came first)' });
         return;
       }

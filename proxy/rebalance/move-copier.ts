@@ -174,11 +174,12 @@ export class MoveCopier {
   }
 
   /**
-   * The operation was aborted before its cutover: copying stops, the registrations at the
+   * The operation was aborted before its cutover, or went stale (another topology came first):
+   * copying stops, the registrations at the
    * sources go, and the keys copied here that this shard does not serve are deleted (status
    * `aborting`, then `aborted`; scatter-gather filters rows by ownership until then).
    */
-  async abort(op: RebalanceOperation): Promise<void> {
+  async abort(op: RebalanceOperation, outcome: 'aborted' | 'stale' = 'aborted'): Promise<void> {
     const mine = op.moves.filter((m) => m.to === this.d.self);
     if (mine.length === 0) return;
     const w = this.waiting.get(op.id);
@@ -191,11 +192,12 @@ export class MoveCopier {
       try {
         const keep = servedBy(this.d.topology(), this.d.self, () => this.incoming());
         const deleted = await sweep(new NodeClient(this.d.resolver.local), rangesOf(mine), keep);
-        await this.d.status.write(op.id, { phase: 'aborted', keys_deleted: deleted });
-        this.d.log.info({ op: op.id, deleted }, 'rebalance operation aborted: the copied keys are deleted');
+        const why = outcome === 'stale' ? { reason: 'stale_epoch', message: 'another topology came into force before its cutover' } : {};
+        await this.d.status.write(op.id, { phase: outcome, ...why, keys_deleted: deleted });
+        this.d.log.info({ op: op.id, deleted, outcome }, 'rebalance operation ended without cutover: the copied keys are deleted');
         return;
       } catch (e) {
-        this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cannot delete the keys an aborted operation copied; retrying');
+        this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cannot delete the keys an operation that ended without cutover copied; retrying');
         await new Promise((r) => setTimeout(r, 2000));
       }
     }

@@ -32,7 +32,7 @@ export interface OperationWatcherDeps {
   /** An operation that verified and involves this shard. */
   onAccepted?: (v: Extract<OperationVerdict, { ok: true }>) => void;
   /** An accepted operation whose base epoch is no longer in force (another topology came first). */
-  onStale?: (opId: string) => void;
+  onStale?: (op: RebalanceOperation) => void;
   /** An accepted operation whose next topology came into force: it was cut over. */
   onDone?: (opId: string) => void;
   /**
@@ -78,7 +78,7 @@ export class OperationWatcher {
         }
         this.d.log.warn({ op: id, base_epoch: base, epoch: t.epoch }, 'rebalance operation stale: another topology is in force');
         void this.status(id, { phase: 'stale', reason: 'stale_epoch', message: `epoch ${t.epoch} came into force before its cutover` });
-        this.d.onStale?.(id);
+        this.d.onStale?.(op);
       }
     });
   }

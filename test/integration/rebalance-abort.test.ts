@@ -1,6 +1,7 @@
 // `rebalance abort` (3 shards, RF 1): a forged abort written with etcdctl is refused and audited,
 // and changes nothing; the signed one stops the operation before cutover and the target deletes
-// its copies; an operation already cut over cannot be aborted.
+// its copies; an operation already cut over cannot be aborted. And two operations from the same
+// epoch: one cuts over, the other goes stale and its target deletes what it copied.
 import t from 'tap';
 import { runProgramAsync } from '../support/cli.js';
 import { call } from '../support/storage-process.js';
@@ -49,3 +50,25 @@ t.test('an operation that was cut over cannot be aborted', async (t) => {
   t.match(abort.stderr, /cannot be aborted/, 'because it was cut over');
 });
 
+
+t.test('two operations from the same epoch: one cuts over, the other is reported stale and changes nothing', async (t) => {
+  const base = await currentEpoch();
+  const [a, b] = await Promise.all([rebalance('shard-001', 'shard-002', slice(2), ['--cutover', 'manual']), rebalance('shard-001', 'shard-002', slice(3), ['--cutover', 'manual'])]);
+  t.equal(a.status, 0, a.status === 0 ? 'the first operation is written' : a.stderr);
+  t.equal(b.status, 0, b.status === 0 ? 'the second, from the same epoch, too' : b.stderr);
+  const [first, second] = [opIdOf(a.stdout), opIdOf(b.stdout)];
+  await until('both targets catch up', async () => (await statusOf(first, 'shard-002')).phase === 'catching-up' && (await statusOf(second, 'shard-002')).phase === 'catching-up');
+  ctl(['put', `/themis/${mesh.pki.cluster}/rebalance-switch/${first}`, '{}']);
+  await until('the first cuts over', async () => ['done', 'cleaned'].includes(String((await statusOf(first, 'shard-001')).phase)));
+  ctl(['put', `/themis/${mesh.pki.cluster}/rebalance-switch/${second}`, '{}']);
+  await until('the second is reported stale', async () => (await statusOf(second, 'shard-001')).phase === 'stale');
+  t.match(await statusOf(second, 'shard-001'), { phase: 'stale', reason: 'stale_epoch' }, 'the second operation is stale');
+  await sleep(1000);
+  t.same(await epochs(), [base + 1, base + 1, base + 1], 'only the first one\'s epoch came into force');
+  const moved = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(inSlice(slice(3))[0]!)}`);
+  t.equal(moved.headers.get('x-themis-shard'), 'shard-001', 'the second one\'s keys stay where they were');
+  await until('the second one\'s target drops its copies', async () => (await statusOf(second, 'shard-002')).keys_deleted !== undefined);
+  const left = await Promise.all(inSlice(slice(3)).map(async (k) => (await call(mesh.nodes[1]!.storage.url, 'GET', `/entities/${encodeURIComponent(k)}`)).status));
+  t.ok(left.length > 5 && left.every((c) => c === 404), `and its target deleted the ${left.length} copies it had made`);
+  await checkHistory(t, 'after both');
+});

@@ -46,3 +46,17 @@ t.test('kill -9 of the source\'s sidecar after the cutover, before its cleanup: 
     },
   });
 });
+
+t.test('kill -9 of the target\'s storage node while it catches up: restarted, the copy goes on', async (t) => {
+  await throughFault(t, 7, async () => {
+    await mesh.nodes[1]!.storage.kill();
+    await sleep(500);
+    await mesh.nodes[1]!.storage.start();
+  });
+});
+
+t.test('etcd stopped and started again while the target catches up: the operation goes on', async (t) => {
+  await throughFault(t, 1, async () => {
+    await mesh.restartEtcd();
+  });
+});

@@ -10,14 +10,20 @@ import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
+import { connectEtcd } from '../../src/control/etcd.js';
 import { call } from '../support/storage-process.js';
 
 let mesh: Mesh;
 t.before(async () => {
   // After the cutover the old source follows the new owner with a new follower, whose first
   // confirmation a write waits for (RF 2, majority). Its full copy and first page took over the
-  // default 2 s once on this 2-core machine while CI ran another mesh beside it: 5 s here.
-  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, replicas: 1, sidecarConfig: { replication: { ackTimeoutMs: 5000 } } });
+  // default 2 s once on this 2-core machine while CI ran another mesh beside it: 5 s here, and a
+  // request timeout between sidecars above a write's worst wait at its owner (hold 1 s, the
+  // group's first term 2 s, confirmations 5 s).
+  mesh = await startMesh({
+    shards: 3, withEtcd: true, etcdTopology: true, replicas: 1,
+    sidecarConfig: { replication: { ackTimeoutMs: 5000 }, timeouts: { connectMs: 2000, requestMs: 10_000 } },
+  });
 });
 t.teardown(() => mesh?.close());
 
@@ -34,7 +40,7 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
   let stop!: () => void;
   const until = new Promise<void>((r) => (stop = r));
   const loop = writeLoop(history, [...inside, ...outside], async (key, blob) => {
-    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 15_000);
+    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 30_000);
     return { status: r.status, code: r.body?.code };
   }, { until, concurrency: 4 });
   await sleep(1000);
@@ -43,12 +49,14 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
   const op = buildOperation(mesh.topology, [{ from: 'shard-001', to: 'shard-002', ...part }]);
   t.same(op.next.rangeOf(part.start).replicas, ['shard-001'], 'in the next topology shard-001 is the replica of the moved tokens');
   const signed = await signOperation(op, parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey);
-  const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: admin.chainPath, key: admin.keyPath, ca: mesh.pki.root.certPath }, args);
-  t.equal(ctl(['put', `/themis/${mesh.pki.cluster}/rebalance/${op.id}`, JSON.stringify(signed)]).status, 0);
+  // An async etcd client: etcdctl (spawnSync) would block this process's write loop meanwhile.
+  const etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: admin.chain, keyPem: admin.key, caPem: mesh.pki.root.cert });
+  t.teardown(() => etcd.close());
+  await etcd.put(`/themis/${mesh.pki.cluster}/rebalance/${op.id}`).value(JSON.stringify(signed));
   let status: Record<string, unknown> = {};
   for (let i = 0; i < 300 && status.phase !== 'cleaned'; i++) {
     await sleep(100);
-    const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/shard-001`, '--print-value-only']).stdout.trim();
+    const out = await etcd.get(`/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/shard-001`).string();
     status = out ? (JSON.parse(out) as Record<string, unknown>) : {};
   }
   t.match(status, { phase: 'cleaned', epoch: op.next.epoch, keys_deleted: 0 }, 'cut over; the source deletes nothing, it stays a replica');
