@@ -6,6 +6,9 @@
 // acknowledged write is read back from every copy with the history checker: none lost,
 // reverted or invented. Failed writes fail with retryable codes, never by hanging.
 import t, { type Test } from 'tap';
+import type { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../../src/control/etcd.js';
+import { TERM_WAIT_MS } from '../../proxy/replication/ack-gate.js';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/errors.js';
 import { replicaGroups } from '../../src/topology/replica-groups.js';
@@ -17,6 +20,8 @@ import { adminShards } from '../support/admin-shards.js';
 t.setTimeout(400_000);
 
 let mesh: Mesh;
+/** Read-only, async: etcdctl (spawnSync) in the polling loops blocked this process's writes in flight past their timeout. */
+let etcd: Etcd3;
 t.before(async () => {
   mesh = await startMesh({
     shards: 3,
@@ -25,8 +30,13 @@ t.before(async () => {
     etcdTopology: true,
     sidecarConfig: { replication: { ackTimeoutMs: 1500, longPollMs: 300, leaseTtlSeconds: 1 } },
   });
+  const ro = mesh.pki.operators.readonly;
+  etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: ro.chain, keyPem: ro.key, caPem: mesh.pki.root.cert });
 });
-t.teardown(() => mesh?.close());
+t.teardown(async () => {
+  etcd?.close();
+  await mesh?.close();
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = () => mesh.nodes.map((n) => n.shard.id);
@@ -35,7 +45,8 @@ const group = () => replicaGroups(mesh.topology).find((g) => g.owner === 'shard-
 // The longest a sidecar may take by its own timeouts (set in support/mesh.ts: connect 2 s +
 // request 5 s, and once more after a 421 sends it to another owner) plus 1 s: an answer that
 // does not come by then is a hang. (8 s was too short: a write caught by a restarting peer took longer.)
-const CLIENT_TIMEOUT_MS = 2 * (2000 + 5000) + 1000;
+// Plus TERM_WAIT_MS: a write may first wait that long for its group's term where it arrives.
+const CLIENT_TIMEOUT_MS = 2 * (2000 + 5000) + TERM_WAIT_MS + 1000;
 const retryable = (code: string) => (ERRORS as Record<string, { retryable: boolean }>)[code]?.retryable === true;
 
 function ctl(args: string[]): string {
@@ -45,11 +56,10 @@ function ctl(args: string[]): string {
   return r.stdout;
 }
 
-/** The acting primary of shard-001's group and its term (the key's create revision), read with etcdctl. */
-function acting(): { shard: string; term: number } | undefined {
-  const out = JSON.parse(ctl(['get', `/themis/${mesh.pki.cluster}/failover/acting/${group().id}`, '-w', 'json'])) as { kvs?: { value: string; create_revision: number }[] };
-  const kv = out.kvs?.[0];
-  return kv ? { shard: (JSON.parse(Buffer.from(kv.value, 'base64').toString()) as { shard: string }).shard, term: Number(kv.create_revision) } : undefined;
+/** The acting primary of shard-001's group and its term (the key's create revision). */
+async function acting(): Promise<{ shard: string; term: number } | undefined> {
+  const kv = (await etcd.get(`/themis/${mesh.pki.cluster}/failover/acting/${group().id}`).exec()).kvs[0];
+  return kv ? { shard: (JSON.parse(kv.value.toString()) as { shard: string }).shard, term: Number(kv.create_revision) } : undefined;
 }
 
 async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -133,8 +143,8 @@ async function trial(t: Test, f: Fault): Promise<number> {
   }
   const ms = firstNew - injectedAt;
   await sleep(700);
-  const after = await until('the new acting primary', () => {
-    const a = acting();
+  const after = await until('the new acting primary', async () => {
+    const a = await acting();
     return a && a.shard !== before.shard ? a : undefined;
   });
   await f.recover(victim);
@@ -152,7 +162,7 @@ async function trial(t: Test, f: Fault): Promise<number> {
   const audit = readFileSync(mesh.nodes[ids().indexOf(after.shard)]!.auditFile, 'utf8');
   t.match(audit, new RegExp(`"event":"FAILOVER_COMPLETED".*"group":"${group().id}".*"primary":"${after.shard}".*"term":${after.term}`), 'the new primary audited FAILOVER_COMPLETED with its term');
   await checkCopies(t, f.name);
-  t.equal(acting()?.shard, after.shard, 'the old primary came back as a follower: the acting primary stays until an operator publishes a new epoch');
+  t.equal((await acting())?.shard, after.shard, 'the old primary came back as a follower: the acting primary stays until an operator publishes a new epoch');
   const shards = adminShards(mesh);
   t.same(shards.find((r) => r.shard === after.shard)?.acting.filter((a) => a.group === group().id), [{ group: group().id, term: after.term }], '`themis-admin shards` shows the acting primary with its term');
   return ms;

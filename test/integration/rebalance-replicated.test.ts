@@ -19,7 +19,8 @@ t.before(async () => {
   // confirmation a write waits for (RF 2, majority). Its full copy and first page took over the
   // default 2 s once on this 2-core machine while CI ran another mesh beside it: 5 s here, and a
   // request timeout between sidecars above a write's worst wait at its owner (hold 1 s, the
-  // group's first term 2 s, confirmations 5 s).
+  // group's first term 2 s, confirmations 5 s). The client waits for the sidecars' worst case
+  // (connect and request, twice after a 421, plus those waits) and more: 60 s.
   mesh = await startMesh({
     shards: 3, withEtcd: true, etcdTopology: true, replicas: 1,
     sidecarConfig: { replication: { ackTimeoutMs: 5000 }, timeouts: { connectMs: 2000, requestMs: 10_000 } },
@@ -40,7 +41,7 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
   let stop!: () => void;
   const until = new Promise<void>((r) => (stop = r));
   const loop = writeLoop(history, [...inside, ...outside], async (key, blob) => {
-    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 30_000);
+    const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 60_000);
     return { status: r.status, code: r.body?.code };
   }, { until, concurrency: 4 });
   await sleep(1000);
