@@ -139,21 +139,33 @@ export class Router {
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));
   }
+  /** Requests for one key in progress, swept once a second for ones running past STILL_MS (no timer per request). */
+  private readonly inflight = new Set<{ trace: Trace; method: string | undefined; key: string; warned: boolean }>();
+  private sweeper: NodeJS.Timeout | undefined;
+
   /** Runs `f` with a trace of its steps, logged when the request took longer than SLOW_MS. */
   private async traced(req: AnyRequest, key: string, f: (trace: Trace) => Promise<void>): Promise<void> {
-    if (!this.d.log) return f(new Trace());
-    const trace = new Trace();
     const log = this.d.log;
-    const still = setTimeout(() => log.warn({ method: req.method, key, steps: trace.steps }, `request still running after ${STILL_MS / 1000} s`), STILL_MS);
-    still.unref();
+    const trace = new Trace();
+    if (!log) return f(trace);
+    const entry = { trace, method: req.method, key, warned: false };
+    this.inflight.add(entry);
+    this.sweeper ??= setInterval(() => {
+      for (const e of this.inflight) {
+        if (e.warned || e.trace.elapsed() < STILL_MS) continue;
+        e.warned = true;
+        log.warn({ method: e.method, key: e.key, steps: e.trace.steps }, `request still running after ${STILL_MS / 1000} s`);
+      }
+    }, 1000).unref();
     try {
       await f(trace);
     } finally {
-      clearTimeout(still);
+      this.inflight.delete(entry);
       const ms = trace.elapsed();
-      if (ms > SLOW_MS) this.d.log.warn({ method: req.method, key, ms: Math.round(ms), steps: trace.steps }, 'slow request');
+      if (ms > SLOW_MS) log.warn({ method: req.method, key, ms: Math.round(ms), steps: trace.steps }, 'slow request');
     }
   }
+
 
 }
 

@@ -68,10 +68,6 @@ export class CutoverBarrier {
     return sources.filter((s) => all[this.keys.rebalanceCutover(opId, s)] === undefined);
   }
 
-  async allCaughtUp(opId: string, sources: readonly string[]): Promise<boolean> {
-    return (await this.notCaughtUp(opId, sources)).length === 0;
-  }
-
   /** Publishes `value` at the topology key if it still has mod revision `rev`, no abort exists, and every source is `held`. */
   async publish(opId: string, sources: readonly string[], rev: string, value: string): Promise<boolean> {
     let txn = this.etcd.if(this.keys.topology, 'Mod', '==', rev).and(this.keys.rebalanceAbort(opId), 'Version', '==', 0);

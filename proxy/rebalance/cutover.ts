@@ -201,7 +201,8 @@ export class Cutover {
     if (this.d.signed.current().epoch !== op.baseEpoch) return this.stop(op.id);
     this.busy.add(op.id);
     let release: (() => void) | undefined;
-    let held = false;
+    /** The topology's revision when this source said `held` (several sources): taking it back needs the same. */
+    let heldAt: string | undefined;
     try {
       if (op.cutover === 'manual') {
         const go = await this.d.etcd.get(etcdKeys(this.d.cluster).rebalanceSwitch(op.id)).string().catch(() => null);
@@ -279,7 +280,7 @@ export class Cutover {
         this.d.log.error({ op: op.id, different: differing }, 'rebalance verification failed; not cutting over');
         return;
       }
-      const outcome = await this.publish(op, sources, stored.revision, t0, limit, () => (held = true));
+      const outcome = await this.publish(op, sources, stored.revision, t0, limit, () => (heldAt = stored.revision));
       if (outcome === 'retry') throw new Retry('not every source held in time');
       lap('publish_ms');
       // Route by the new topology before the held writes go on: the one this source published
@@ -309,9 +310,9 @@ export class Cutover {
       if (!(e instanceof Retry)) this.d.log.warn({ op: op.id, err: (e as Error).message }, 'cutover attempt failed; trying again');
       else this.d.log.warn({ op: op.id, why: e.message }, 'cutover attempt given up; writes released, trying again');
       this.scans.delete(op.id);
-      if (held && release) {
+      if (heldAt && release) {
         // `held` may have let another source publish: only writes that will route by it may go on.
-        if (!(await this.unheld(op))) await this.d.signed.refresh().catch(() => undefined);
+        if (!(await this.barrier.unhold(op.id, heldAt).catch(() => false))) await this.d.signed.refresh().catch(() => undefined);
       }
     } finally {
       release?.();
@@ -348,11 +349,10 @@ export class Cutover {
    */
   private async publish(op: RebalanceOperation, sources: readonly string[], revision: string, t0: number, limit: number, saidHeld: () => void): Promise<'published' | 'stale' | 'aborted' | 'retry'> {
     const keys = etcdKeys(this.d.cluster);
-    const stored = { revision };
     const value = JSON.stringify({ document: op.nextDocument, cms: op.nextCms });
     const others = sources.filter((s) => s !== this.d.self);
     if (others.length === 0) {
-      if (await this.barrier.publish(op.id, [], stored.revision, value)) {
+      if (await this.barrier.publish(op.id, [], revision, value)) {
         this.published = op.id;
         return 'published';
       }
@@ -360,7 +360,7 @@ export class Cutover {
       await this.barrier.say(op.id, 'held');
       saidHeld();
       while (performance.now() - t0 < limit) {
-        if (await this.barrier.publish(op.id, sources, stored.revision, value)) {
+        if (await this.barrier.publish(op.id, sources, revision, value)) {
           this.published = op.id;
           return 'published';
         }
@@ -368,23 +368,12 @@ export class Cutover {
         if (await this.barrier.aborted(op.id)) break;
         await new Promise((r) => setTimeout(r, 10));
       }
-      if (await this.barrier.unhold(op.id, stored.revision)) return (await this.barrier.aborted(op.id)) ? 'aborted' : 'retry';
+      if (await this.barrier.unhold(op.id, revision)) return (await this.barrier.aborted(op.id)) ? 'aborted' : 'retry';
     }
     // The topology key changed since it was read, or an abort is there.
     const now = await readSignedTopology(this.d.etcd, keys.topology);
-    if (now && now.revision !== stored.revision) return 'published'; // by another source, or stale: the caller compares
+    if (now && now.revision !== revision) return 'published'; // by another source, or stale: the caller compares
     return (await this.barrier.aborted(op.id)) ? 'aborted' : 'stale';
-  }
-
-  /** After a failed attempt that said `held`: takes it back; false when the topology changed meanwhile. */
-  private async unheld(op: RebalanceOperation): Promise<boolean> {
-    try {
-      const stored = await readSignedTopology(this.d.etcd, etcdKeys(this.d.cluster).topology);
-      if (!stored?.signed || parseTopology(stored.signed.document).epoch !== op.baseEpoch) return false;
-      return await this.barrier.unhold(op.id, stored.revision);
-    } catch {
-      return false;
-    }
   }
 
   /** After a restart: the cleanup of an operation this shard cut over before it stopped. */

@@ -42,6 +42,15 @@ interface Copy {
 
 const STATUS_EVERY_MS = 1000;
 
+/** Keys copied from one source (live during a full copy), and how many of its changes are still to read. */
+function counts(c: Copy): { copied: number; lag: number | null } {
+  const f = c.follower;
+  return {
+    copied: f.state === 'copying' ? f.copyRepaired : c.copied,
+    lag: f.latest >= 0 && f.position >= 0 ? Math.max(0, f.latest - f.position) : null,
+  };
+}
+
 export class MoveCopier {
   private readonly running = new Map<string, { op: RebalanceOperation; copies: Copy[]; timer: NodeJS.Timeout }>();
   private readonly waiting = new Map<string, { op: RebalanceOperation; timer: NodeJS.Timeout }>();
@@ -116,8 +125,7 @@ export class MoveCopier {
       phase: following ? 'catching-up' : 'copying',
       sources: Object.fromEntries(r.copies.map((c) => {
         const f = c.follower;
-        const copied = f.state === 'copying' ? f.copyRepaired : c.copied;
-        const lag = f.latest >= 0 && f.position >= 0 ? Math.max(0, f.latest - f.position) : null;
+        const { copied, lag } = counts(c);
         // Rates since the last report: keys copied, and how fast the lag shrinks (changes/s).
         const dt = c.last ? (now - c.last.at) / 1000 : 0;
         const keysPerS = dt > 0 ? Math.max(0, (copied - c.last!.copied) / dt) : null;
@@ -135,11 +143,10 @@ export class MoveCopier {
 
   /** Every operation copying here, for metrics: by operation and source, keys copied and lag. */
   copies(): { op: string; source: string; keys: number; lag: number | null }[] {
-    return [...this.running].flatMap(([op, r]) => r.copies.map((c) => ({
-      op, source: c.source,
-      keys: c.follower.state === 'copying' ? c.follower.copyRepaired : c.copied,
-      lag: c.follower.latest >= 0 && c.follower.position >= 0 ? Math.max(0, c.follower.latest - c.follower.position) : null,
-    })));
+    return [...this.running].flatMap(([op, r]) => r.copies.map((c) => {
+      const { copied, lag } = counts(c);
+      return { op, source: c.source, keys: copied, lag };
+    }));
   }
 
   private async report(opId: string): Promise<void> {

@@ -7,12 +7,11 @@
 // reverted or invented. Failed writes fail with retryable codes, never by hanging.
 import t, { type Test } from 'tap';
 import type { Etcd3 } from 'etcd3';
-import { connectEtcd } from '../../src/control/etcd.js';
 import { TERM_WAIT_MS } from '../../proxy/replication/ack-gate.js';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/errors.js';
 import { replicaGroups } from '../../src/topology/replica-groups.js';
-import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { etcdClient, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { adminShards } from '../support/admin-shards.js';
@@ -30,8 +29,7 @@ t.before(async () => {
     etcdTopology: true,
     sidecarConfig: { replication: { ackTimeoutMs: 1500, longPollMs: 300, leaseTtlSeconds: 1 } },
   });
-  const ro = mesh.pki.operators.readonly;
-  etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: ro.chain, keyPem: ro.key, caPem: mesh.pki.root.cert });
+  etcd = etcdClient(mesh, mesh.pki.operators.readonly);
 });
 t.teardown(async () => {
   etcd?.close();

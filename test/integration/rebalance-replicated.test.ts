@@ -8,9 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { buildOperation, signOperation } from '../../src/rebalance/operation.js';
 import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
-import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { etcdClient, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
-import { connectEtcd } from '../../src/control/etcd.js';
 import { call } from '../support/storage-process.js';
 
 let mesh: Mesh;
@@ -51,7 +50,7 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
   t.same(op.next.rangeOf(part.start).replicas, ['shard-001'], 'in the next topology shard-001 is the replica of the moved tokens');
   const signed = await signOperation(op, parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey);
   // An async etcd client: etcdctl (spawnSync) would block this process's write loop meanwhile.
-  const etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: admin.chain, keyPem: admin.key, caPem: mesh.pki.root.cert });
+  const etcd = etcdClient(mesh);
   t.teardown(() => etcd.close());
   await etcd.put(`/themis/${mesh.pki.cluster}/rebalance/${op.id}`).value(JSON.stringify(signed));
   let status: Record<string, unknown> = {};

@@ -8,8 +8,7 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { connectEtcd } from '../../src/control/etcd.js';
-import { operatorArgs, startMesh, type Mesh } from '../support/mesh.js';
+import { etcdClient, operatorArgs, startMesh, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { runProgramAsync } from '../support/cli.js';
@@ -18,8 +17,7 @@ let mesh: Mesh;
 let etcd: Etcd3;
 t.before(async () => {
   mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, spares: 1 });
-  const a = mesh.pki.operators.admin;
-  etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: a.chain, keyPem: a.key, caPem: mesh.pki.root.cert });
+  etcd = etcdClient(mesh);
 });
 t.teardown(async () => {
   etcd?.close();

@@ -3,7 +3,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
 import type { EtcdProcess } from '../../scripts/etcd-process.js';
+import { connectEtcd } from '../../src/control/etcd.js';
 import { startLocalMesh, type SidecarReady, type StorageHandle } from '../../scripts/local-mesh.js';
 import { MAIN, type Running } from '../../scripts/processes.js';
 import type { Topology } from '../../src/topology/topology.js';
@@ -155,4 +157,9 @@ export function operatorArgs(mesh: Mesh): string[] {
   });
   const admin = mesh.pki.operators.admin;
   return ['--cluster', mesh.pki.cluster, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--crls', crls.join(','), '--operator-cert', admin.chainPath, '--operator-key', admin.keyPath];
+}
+
+/** An async etcd client as `who` (default the admin operator): tests poll etcd with it, since etcdctl (spawnSync) would block their load loops. */
+export function etcdClient(mesh: Mesh, who: { chain: string; key: string } = mesh.pki.operators.admin): Etcd3 {
+  return connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: who.chain, keyPem: who.key, caPem: mesh.pki.root.cert });
 }
