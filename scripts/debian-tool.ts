@@ -3,7 +3,7 @@
 // machine lacks them, the packages of its shared libraries — is fetched with `apt-get download`
 // and unpacked into a cache folder, so nothing is installed or started on the machine.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './processes.js';
 
@@ -20,13 +20,13 @@ export interface DebianToolOptions {
   libs?: readonly string[];
 }
 
-function unpack(dir: string, pkg: string, forBinary: string): void {
+function unpack(dir: string, pkg: string, forBinary: string, into: string): void {
   const fetched = () => run('apt-get', ['download', pkg], dir) || (process.getuid?.() === 0 && run('apt-get', ['update'], dir) && run('apt-get', ['download', pkg], dir));
   const deb = () => readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!deb() && !fetched()) {
     throw new Error(`cannot fetch Debian package ${pkg} for ${forBinary}; run as root: apt-get update && (cd ${dir} && apt-get download ${pkg})`);
   }
-  if (!run('dpkg-deb', ['-x', deb()!, 'root'], dir)) throw new Error(`cannot unpack ${deb()}`);
+  if (!run('dpkg-deb', ['-x', deb()!, into], dir)) throw new Error(`cannot unpack ${deb()}`);
 }
 
 /** Path of `binary` from Debian package `pkg`, fetching and unpacking it on first use. */
@@ -35,8 +35,20 @@ export function debianTool(binary: string, pkg: string, o: DebianToolOptions = {
   const path = join(dir, 'root', o.binDir ?? 'usr/bin', binary);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
-  for (const lib of o.libs ?? []) unpack(dir, lib, binary);
-  unpack(dir, pkg, binary);
+  // Unpacked into a folder of this process's own, then renamed into place whole: another test
+  // process must never find (and spawn) a binary that dpkg-deb is still writing (ETXTBSY).
+  const staging = mkdtempSync(join(dir, 'root-'));
+  try {
+    for (const lib of o.libs ?? []) unpack(dir, lib, binary, staging);
+    unpack(dir, pkg, binary, staging);
+    try {
+      renameSync(staging, join(dir, 'root'));
+    } catch (e) {
+      if (!existsSync(path)) throw e; // not another process that finished first
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
   if (!existsSync(path)) throw new Error(`Debian package ${pkg} holds no ${o.binDir ?? 'usr/bin'}/${binary}`);
   return path;
 }
