@@ -16,13 +16,13 @@ let mesh: Mesh;
 t.before(async () => {
   // After the cutover the old source follows the new owner with a new follower, whose first
   // confirmation a write waits for (RF 2, majority). Its full copy and first page took over the
-  // default 2 s once on this 2-core machine while CI ran another mesh beside it: 5 s here, and a
+  // default 2 s on this 2-core machine while CI ran another mesh beside it, and 5 s once: 10 s here, and a
   // request timeout between sidecars above a write's worst wait at its owner (hold 1 s, the
-  // group's first term 2 s, confirmations 5 s). The client waits for the sidecars' worst case
+  // group's first term 2 s, confirmations 10 s). The client waits for the sidecars' worst case
   // (connect and request, twice after a 421, plus those waits) and more: 60 s.
   mesh = await startMesh({
     shards: 3, withEtcd: true, etcdTopology: true, replicas: 1,
-    sidecarConfig: { replication: { ackTimeoutMs: 5000 }, timeouts: { connectMs: 2000, requestMs: 10_000 } },
+    sidecarConfig: { replication: { ackTimeoutMs: 10_000 }, timeouts: { connectMs: 2000, requestMs: 15_000 } },
   });
 });
 t.teardown(() => mesh?.close());
