@@ -238,7 +238,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
               if (kept && moved) kept = kept.withEpoch(kept.epoch + 1, endpoints);
               topology = kept ?? topology.withEpoch(await ctl.nextEpoch(etcd, cluster, topology.epoch));
               mesh.topology = topology;
-              if (!kept || moved) await ctl.publishTopology(etcd, admin, topology);
+              if (!kept || moved) await ctl.publishTopology(etcd, admin, topology, ctl.pkiCrls(pki.layout.dir));
               writeFileSync(topologyFile, serializeTopology(topology));
             }
             if (o.etcd?.crls) await ctl.publishCaCrls(etcd, cluster, pki.layout.dir, admin.ca);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
 import { publishSignedTopology, readSignedTopology } from '../src/control/topology-store.js';
-import { CrlPublishError, crlValue, publishCrl } from '../src/control/crl-store.js';
+import { CrlPublishError, crlValue, publishCrl, verifierWithEtcdCrls } from '../src/control/crl-store.js';
+import { registeredCertifiedRanges } from '../src/control/certified-ranges.js';
 import { CA_NAMES } from '../src/pki/ca-store.js';
 import { CrlTrust } from '../src/pki/crl-trust.js';
 import { loadPrivateKey } from '../src/pki/keys.js';
@@ -62,12 +63,17 @@ export async function earlierTopology(etcd: Etcd3, cluster: string, shards: read
   }
 }
 
-/** Signs `topology` as `who` and publishes it (refused unless its epoch is newer). */
-export async function publishTopology(etcd: Etcd3, who: Operator, topology: Topology): Promise<void> {
+/** Signs `topology` as `who` and publishes it as themis-admin does (CRLs: etcd's and `crls`, PEM). */
+export async function publishTopology(etcd: Etcd3, who: Operator, topology: Topology, crls: readonly string[] = []): Promise<void> {
   const key = await loadPrivateKey(who.key, undefined, 'operator key');
   const chain = parsePem(who.chain, 'operator chain').map((b) => new Uint8Array(b.der));
-  await publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, await signTopology(topology, chain, key.privateKey));
+  const verifier = await verifierWithEtcdCrls(etcd, topology.cluster, who.ca, systemClock, crls);
+  const certifiedRanges = await registeredCertifiedRanges(etcd, topology.cluster, verifier);
+  await publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, await signTopology(topology, chain, key.privateKey), { verifier, cluster: topology.cluster, certifiedRanges });
 }
+
+/** Every CA's CRL (PEM) in the PKI folder. */
+export const pkiCrls = (pkiDir: string): string[] => CA_NAMES.map((ca) => readFileSync(join(pkiDir, ca, 'crl.pem'), 'utf8'));
 
 /** Every CA's CRL from the PKI folder; one already there (from an earlier run) is left alone. */
 export async function publishCaCrls(etcd: Etcd3, cluster: string, pkiDir: string, rootPem: string): Promise<void> {

@@ -1,5 +1,5 @@
-// The signed topology from etcd: watched, verified (operator chain, CRLs, capability, newer
-// epoch, this shard's certified range) and applied atomically; every refusal is reported. The
+// The signed topology from etcd: watched, verified (operator chain, CRLs, capabilities, newer
+// epoch, every registered shard's certified range) and applied atomically; every refusal is reported. The
 // last verified topology is kept on disk, so a sidecar restarted while etcd is down serves
 // from it; while etcd is unreachable the sidecar keeps routing by what it has.
 import type { Etcd3 } from 'etcd3';
@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/config/validate.js';
 import { answerWithin, etcdKeys } from '../../src/control/etcd.js';
 import { KeepWatching } from '../../src/control/watch.js';
 import { readSignedTopology } from '../../src/control/topology-store.js';
+import { registeredCertifiedRanges, type CertifiedRange } from '../../src/control/certified-ranges.js';
 import type { Logger } from '../../src/log.js';
 import type { PeerVerifier } from '../../src/pki/verify.js';
 import { verifySignedTopology, type SignedTopology, type TopologySigner } from '../../src/topology/signed.js';
@@ -48,7 +49,7 @@ export class EtcdTopologySource implements TopologySource {
     const s = new EtcdTopologySource(o);
     const cached = readCache(o.cacheFile, 'topology', o.log);
     if (cached !== undefined) {
-      const v = await s.verify(cached, undefined);
+      const v = await s.verify(cached, undefined, false);
       if (v.ok) {
         s.topology = v.topology;
         s.currentSigner = v.signer;
@@ -67,13 +68,26 @@ export class EtcdTopologySource implements TopologySource {
     return s;
   }
 
-  private verify(signed: unknown, current: Topology | undefined) {
+  /**
+   * Verifies a topology value: this shard's own certified range always, and every other shard's
+   * from its registered certificate when etcd answers (at start from the cache, only its own).
+   */
+  private async verify(signed: unknown, current: Topology | undefined, peers = true) {
     const { shardId, start, end } = this.o.self;
+    const verifier = this.o.verifier();
+    let others: ReadonlyMap<string, CertifiedRange> = new Map();
+    if (peers) {
+      try {
+        others = await answerWithin(registeredCertifiedRanges(this.o.etcd, this.o.cluster, verifier), 2000);
+      } catch (e) {
+        this.o.log.warn({ err: (e as Error).message }, 'cannot read the shards\' certificates; checking only this shard\'s certified range');
+      }
+    }
     return verifySignedTopology(signed, {
-      verifier: this.o.verifier(),
+      verifier,
       current,
       cluster: this.o.cluster,
-      certifiedRange: (id) => (id === shardId ? { start, end } : undefined),
+      certifiedRange: (id) => (id === shardId ? { start, end } : others.get(id)),
     });
   }
 
@@ -106,7 +120,14 @@ export class EtcdTopologySource implements TopologySource {
     } catch {
       return this.reject('malformed: not JSON');
     }
-    const v = await this.verify(signed, this.topology);
+    // Judged against the topology in force when the verdict comes: another value applied while
+    // this one was being verified (its base changed) means verifying again.
+    let base: Topology;
+    let v: Awaited<ReturnType<EtcdTopologySource['verify']>>;
+    do {
+      base = this.topology;
+      v = await this.verify(signed, base);
+    } while (this.topology !== base);
     if (!v.ok) {
       if (v.reason === 'not_newer' && (signed as SignedTopology).document === this.currentDocument) return; // the one in force
       return this.reject(`${v.reason}: ${v.message}`, v.signer);

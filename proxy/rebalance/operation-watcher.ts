@@ -7,10 +7,10 @@
 // audited as REBALANCE_INITIATED. Each involved shard records its view under rebalance-status/.
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { AuditLog } from '../../src/audit/audit-log.js';
+import { certifiedRangeOf } from '../../src/control/certified-ranges.js';
 import { etcdKeys } from '../../src/control/etcd.js';
 import { KeepWatching } from '../../src/control/watch.js';
 import type { Logger } from '../../src/log.js';
-import { parsePem } from '../../src/pki/pem.js';
 import type { PeerVerifier } from '../../src/pki/verify.js';
 import { verifyOperation, type OperationVerdict, type RebalanceOperation } from '../../src/rebalance/operation.js';
 import { sameAssignment } from '../../src/rebalance/moves.js';
@@ -155,13 +155,7 @@ export class OperationWatcher {
   private async certifiedRange(shard: string): Promise<{ start: bigint; end: bigint } | undefined> {
     if (shard === this.d.self) return this.d.selfRange();
     try {
-      const raw = await this.d.etcd.get(this.keys.shardCertificate(shard)).string();
-      if (!raw) return undefined;
-      const pem = (JSON.parse(raw) as { cert_pem?: string }).cert_pem;
-      if (!pem) return undefined;
-      const r = this.d.verifier().verify(parsePem(pem, `${shard} certificate`).map((b) => new Uint8Array(b.der)), 'serverAuth');
-      if (!r.ok || r.peer.identity.shardId !== shard) return undefined;
-      return { start: r.peer.identity.tokenRangeStart, end: r.peer.identity.tokenRangeEnd };
+      return certifiedRangeOf(this.d.verifier(), shard, await this.d.etcd.get(this.keys.shardCertificate(shard)).string());
     } catch {
       return undefined;
     }

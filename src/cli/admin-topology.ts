@@ -12,6 +12,8 @@ import { parsePem } from '../pki/pem.js';
 import { keyFromFlags } from './admin-key.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { signTopology, verifySignedTopology } from '../topology/signed.js';
+import { registeredCertifiedRanges } from '../control/certified-ranges.js';
+import { verifierWithEtcdCrls } from '../control/crl-store.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
@@ -35,9 +37,12 @@ themis-admin topology sign --plan PLAN.json --operator-cert CHAIN.pem --operator
 themis-admin topology verify --signed SIGNED.json --ca ROOT.pem --crls A.pem,B.pem,… [--current CURRENT.json]
   Checks a signed topology as a sidecar does: chain, CRLs, operator capability, newer epoch.
 themis-admin topology publish --plan PLAN.json --operator-cert CHAIN.pem --operator-key KEY.pem
-        [--key-passphrase-file FILE] --etcd https://HOST:2379[,…] --ca ROOT.pem
-  Signs the topology and writes it to /themis/{cluster}/topology in etcd, compare-and-swap on
-  the epoch (refused unless newer). The operator certificate also authenticates to etcd.
+        [--key-passphrase-file FILE] --etcd https://HOST:2379[,…] --ca ROOT.pem [--crls A.pem,…]
+  Signs the topology, checks it as the shards will (against the published one, verified
+  first: every capability the change needs, a newer epoch, every registered shard's certified
+  range; CRLs from etcd plus --crls) and writes it to /themis/{cluster}/topology in etcd,
+  compare-and-swap on the key's revision. A stored value that does not verify is replaced and
+  reported. The operator certificate also authenticates to etcd.
 themis-admin topology show --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
         --cluster NAME --crls A.pem,B.pem,… [--ranges]
   Reads the published topology and verifies it before printing it.`;
@@ -157,16 +162,26 @@ async function sign(argv: string[]): Promise<void> {
 
 
 async function publish(argv: string[]): Promise<void> {
-  const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' } });
+  const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' } });
   const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
   const endpoints = etcdFlag(values.etcd);
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const extraCrls = values.crls === undefined ? [] : crlsFlag(values.crls);
   const op = await operatorIdentity(values);
   const signed = await signTopology(topology, op.chain, op.key.privateKey);
   const etcd = connectEtcd({ endpoints, certPem: op.certPem, keyPem: op.keyPem, caPem });
   try {
-    const r = await etcdCall(publishSignedTopology(etcd, etcdKeys(topology.cluster).topology, signed), PublishError);
-    process.stdout.write(`published epoch ${r.epoch} of cluster ${topology.cluster}${r.previousEpoch !== undefined ? ` (was ${r.previousEpoch})` : ''} to ${etcdKeys(topology.cluster).topology}\n`);
+    const key = etcdKeys(topology.cluster).topology;
+    const r = await etcdCall(
+      (async () => {
+        const verifier = await verifierWithEtcdCrls(etcd, topology.cluster, caPem, systemClock, extraCrls);
+        const certifiedRanges = await registeredCertifiedRanges(etcd, topology.cluster, verifier);
+        return publishSignedTopology(etcd, key, signed, { verifier, cluster: topology.cluster, certifiedRanges });
+      })(),
+      PublishError,
+    );
+    if (r.replacedUnverified) process.stderr.write(`warning: the value stored at ${key} did not verify (${r.replacedUnverified}); it was replaced, not trusted\n`);
+    process.stdout.write(`published epoch ${r.epoch} of cluster ${topology.cluster}${r.previousEpoch !== undefined ? ` (was ${r.previousEpoch})` : ''} to ${key}\n`);
   } finally {
     etcd.close();
   }

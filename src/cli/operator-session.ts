@@ -3,9 +3,9 @@
 // certified token ranges, endpoints and data sizes, each certificate verified), and the write of
 // a signed operation that never overwrites one.
 import type { Etcd3 } from 'etcd3';
+import { certifiedRangeOf } from '../control/certified-ranges.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { readSignedTopology } from '../control/topology-store.js';
-import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { signOperation, type RebalanceOperation } from '../rebalance/operation.js';
 import { systemClock } from '../runtime.js';
@@ -71,15 +71,8 @@ export async function registeredShards(s: OperatorSession): Promise<Map<string, 
   const out = new Map<string, Registered>();
   for (const id of ids) {
     const r: Registered = {};
-    const cert = json(all[s.keys.shardCertificate(id)]) as { cert_pem?: string } | undefined;
-    if (cert?.cert_pem) {
-      try {
-        const v = s.verifier.verify(parsePem(cert.cert_pem, `${id} certificate`).map((b) => new Uint8Array(b.der)), 'serverAuth');
-        if (v.ok && v.peer.identity.shardId === id) r.certified = { start: v.peer.identity.tokenRangeStart, end: v.peer.identity.tokenRangeEnd };
-      } catch {
-        // no certified range
-      }
-    }
+    const certified = certifiedRangeOf(s.verifier, id, all[s.keys.shardCertificate(id)]);
+    if (certified) r.certified = certified;
     const ep = json(all[s.keys.shardEndpoint(id)]) as Registered['endpoint'];
     if (ep && typeof ep.host === 'string' && Number.isInteger(ep.port)) r.endpoint = ep;
     const data = json(all[s.keys.shardReplication(id)])?.data as Registered['data'] | null | undefined;

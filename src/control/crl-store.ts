@@ -4,7 +4,9 @@
 // writes both keys in one transaction that fails if any CRL key changed since it was read.
 import type { Etcd3 } from 'etcd3';
 import { CA_NAMES, type CaName } from '../pki/ca-store.js';
-import type { CrlTrust, TrustedCrl } from '../pki/crl-trust.js';
+import { CrlTrust, type TrustedCrl } from '../pki/crl-trust.js';
+import { PeerVerifier } from '../pki/verify.js';
+import type { Clock } from '../runtime.js';
 import { newerCrl } from '../pki/crl.js';
 import { etcdKeys } from './etcd.js';
 
@@ -57,6 +59,15 @@ export function verifiedCrls(stored: readonly StoredCrl[], trust: CrlTrust): Map
     if (!prev || newerCrl(c.value.crl, prev.value.crl) === c.value.crl) best.set(c.value.issuerKey, { name: s.name, value: c.value });
   }
   return best;
+}
+
+/**
+ * A verifier for `rootPem` that knows the verified CRLs etcd holds, and any `extra` CRLs (PEM)
+ * the caller brings; per issuer the highest CRL number counts.
+ */
+export async function verifierWithEtcdCrls(etcd: Etcd3, cluster: string, rootPem: string, clock: Clock, extra: readonly string[] = []): Promise<PeerVerifier> {
+  const stored = verifiedCrls(await readStoredCrls(etcd, cluster), new CrlTrust(rootPem, clock));
+  return new PeerVerifier({ root: rootPem, clock, crls: [...[...stored.values()].map((c) => c.value.crl), ...extra] });
 }
 
 export interface RevokedIndex {

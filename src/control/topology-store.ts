@@ -1,9 +1,13 @@
-// Publishing and reading the signed topology in etcd. Publishing is a compare-and-swap on the
-// key's revision after checking that the new epoch is higher, so two operators cannot both
-// win and an older topology never replaces a newer one.
+// Publishing and reading the signed topology in etcd. Publishing verifies what is stored before
+// trusting its epoch, checks the new topology as the shards will, and is a compare-and-swap on
+// the key's mod revision: two operators cannot both win, an older topology never replaces a
+// newer one, and a forged value cannot block publishing.
 import type { Etcd3 } from 'etcd3';
+import type { PeerVerifier } from '../pki/verify.js';
 import { parseTopology } from '../topology/document.js';
-import type { SignedTopology } from '../topology/signed.js';
+import { verifySignedTopology, type SignedTopology } from '../topology/signed.js';
+import type { Topology } from '../topology/topology.js';
+import type { CertifiedRange } from './certified-ranges.js';
 
 export class PublishError extends Error {
   override name = 'PublishError';
@@ -27,22 +31,55 @@ export async function readSignedTopology(etcd: Etcd3, key: string): Promise<{ si
   return { signed, raw, revision: kv.mod_revision };
 }
 
-export async function publishSignedTopology(etcd: Etcd3, key: string, signed: SignedTopology): Promise<{ epoch: number; previousEpoch: number | undefined }> {
-  const epoch = parseTopology(signed.document).epoch;
-  const current = await readSignedTopology(etcd, key);
-  let previousEpoch: number | undefined;
-  if (current) {
-    try {
-      previousEpoch = parseTopology(current.signed?.document ?? '').epoch;
-    } catch {
-      previousEpoch = undefined; // garbage in etcd: a valid signed topology may replace it
-    }
-    if (previousEpoch !== undefined && epoch <= previousEpoch) {
-      throw new PublishError(`epoch ${epoch} is not newer than the published epoch ${previousEpoch}; plan with --epoch ${previousEpoch + 1}`);
-    }
+export interface PublishChecks {
+  verifier: PeerVerifier;
+  cluster: string;
+  /** Registered shards' certified ranges (certified-ranges.ts): every owner and replica is checked. */
+  certifiedRanges: ReadonlyMap<string, CertifiedRange>;
+}
+
+export interface PublishResult {
+  epoch: number;
+  /** The epoch of the verified topology it replaced. */
+  previousEpoch?: number;
+  /** The stored value did not verify: why. It was replaced, not trusted. */
+  replacedUnverified?: string;
+}
+
+/**
+ * Publishes `signed` as the shards will judge it: the stored value is verified before its epoch
+ * counts (an unverifiable one, such as garbage with a huge epoch, is replaced and reported), the
+ * new one is checked against it (signer, every capability the change needs, newer epoch, every
+ * registered shard's certified range), and the write is a compare-and-swap on the key's mod
+ * revision, so of two racing publishers one fails.
+ */
+export async function publishSignedTopology(etcd: Etcd3, key: string, signed: SignedTopology, checks: PublishChecks): Promise<PublishResult> {
+  const stored = await readSignedTopology(etcd, key);
+  let base: Topology | undefined;
+  let replacedUnverified: string | undefined;
+  if (stored) {
+    const v = await verifySignedTopology(stored.signed ?? null, { verifier: checks.verifier, cluster: checks.cluster });
+    if (v.ok) base = v.topology;
+    else replacedUnverified = `${v.reason}: ${v.message}`;
   }
-  const txn = etcd.if(key, 'Mod', '==', current ? current.revision : '0').then(etcd.put(key).value(JSON.stringify(signed)));
+  const next = await verifySignedTopology(signed, {
+    verifier: checks.verifier,
+    cluster: checks.cluster,
+    current: base,
+    bootstrap: !stored,
+    certifiedRange: (id) => checks.certifiedRanges.get(id),
+  });
+  if (!next.ok) {
+    if (next.reason === 'not_newer' && base) throw new PublishError(`epoch ${parseTopology(signed.document).epoch} is not newer than the published epoch ${base.epoch}; ${nextEpochAdvice(base.epoch)}`);
+    throw new PublishError(`refused (${next.reason}): ${next.message}`);
+  }
+  const txn = etcd.if(key, 'Mod', '==', stored ? stored.revision : '0').then(etcd.put(key).value(JSON.stringify(signed)));
   const r = await txn.commit();
   if (!r.succeeded) throw new PublishError('the topology changed while publishing (another operator?); read it again and retry');
-  return { epoch, previousEpoch };
+  return { epoch: next.topology.epoch, ...(base ? { previousEpoch: base.epoch } : {}), ...(replacedUnverified ? { replacedUnverified } : {}) };
+}
+
+/** What to plan next after `epoch`: an epoch `themis-admin topology plan --epoch` accepts. */
+export function nextEpochAdvice(epoch: number): string {
+  return epoch < Number.MAX_SAFE_INTEGER ? `plan with --epoch ${epoch + 1}` : 'no higher epoch exists; this cluster\'s epochs are exhausted';
 }

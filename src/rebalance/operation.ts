@@ -8,7 +8,8 @@ import { parseToken, tokenHex } from '../hash.js';
 import { openDetached, signDetached } from '../pki/cms.js';
 import type { PeerVerifier } from '../pki/verify.js';
 import { parseTopology, serializeTopology } from '../topology/document.js';
-import { capabilitiesFor, type TopologySigner } from '../topology/signed.js';
+import { capabilitiesFor, missingCapabilities } from '../topology/change-capabilities.js';
+import type { TopologySigner } from '../topology/signed.js';
 import type { Topology } from '../topology/topology.js';
 import { applyMoves, MoveError, sameAssignment, type Move } from './moves.js';
 
@@ -144,8 +145,8 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
   const refuse = (reason: OperationRejectReason, message: string) => no(reason, message, { signer, opId });
   if (identity.role !== 'operator') return refuse('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
   if (o.past) return (await verifyNextSignature(op, parts.chain, refuse)) ?? { ok: true, op, signer };
-  const needed = capabilitiesFor(o.current, op.next);
-  if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) return refuse('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
+  const missing = missingCapabilities(capabilitiesFor(o.current, op.next), identity.capabilities as readonly string[]);
+  if (missing.length) return refuse('missing_capability', `${subject} lacks ${missing.join(' and ')} for this change`);
   if (op.cluster !== o.cluster || op.next.cluster !== o.cluster) return refuse('wrong_cluster', `the operation is for cluster "${op.cluster}", not "${o.cluster}"`);
   if (op.baseEpoch !== o.current.epoch) return refuse('stale_epoch', `the operation starts from epoch ${op.baseEpoch}; epoch ${o.current.epoch} is in force`);
   if (op.next.epoch !== op.baseEpoch + 1) return refuse('inconsistent', `next_topology has epoch ${op.next.epoch}, not ${op.baseEpoch + 1}`);

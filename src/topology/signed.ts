@@ -3,11 +3,13 @@
 // topology is accepted only if the chain verifies (root, CRLs), the signer is an operator
 // whose certificate grants the change, the epoch is newer, and every range lies inside its
 // owner's certified token range.
+import { tokenHex } from '../hash.js';
 import { openDetached, signDetached } from '../pki/cms.js';
 import { serialHex } from '../pki/issue.js';
 import { parseCertDer } from '../pki/pem.js';
 import type { PeerVerifier } from '../pki/verify.js';
 import type { webcrypto } from 'node:crypto';
+import { capabilitiesFor, missingCapabilities, TOPOLOGY_CAPABILITIES } from './change-capabilities.js';
 import { parseTopology, serializeTopology } from './document.js';
 import type { Topology } from './topology.js';
 
@@ -49,22 +51,17 @@ function claimedSigner(der: Uint8Array | undefined): TopologySigner | undefined 
 
 export interface VerifyOptions {
   verifier: PeerVerifier;
-  /** The topology in force: the new one must have a higher epoch, and its change decides the capability. */
+  /** The topology in force: the new one must have a higher epoch, and its change decides the capabilities. */
   current?: Topology;
+  /**
+   * Without `current`: true when nothing is in force anywhere (etcd holds no topology), so this
+   * is the first one and needs add_shard. Otherwise a topology judged without a base (a cache at
+   * start, the value stored in etcd) needs any one of the topology capabilities.
+   */
+  bootstrap?: boolean;
   cluster: string;
-  /** The token range each shard's certificate allows, when known. */
+  /** The token range each shard's certificate allows, when known: checked for owners and replicas. */
   certifiedRange?: (shardId: string) => { start: bigint; end: bigint } | undefined;
-}
-
-/** The capabilities that allow going from `current` to `next`. */
-export function capabilitiesFor(current: Topology | undefined, next: Topology): string[] {
-  const before = new Set(Object.keys(current?.shards ?? {}));
-  const after = new Set(Object.keys(next.shards));
-  const added = [...after].some((s) => !before.has(s));
-  const removed = [...before].some((s) => !after.has(s));
-  if (!current || added) return ['add_shard'];
-  if (removed) return ['remove_shard'];
-  return ['rebalance', 'add_shard'];
 }
 
 export async function verifySignedTopology(input: unknown, o: VerifyOptions): Promise<Verdict> {
@@ -95,17 +92,22 @@ export async function verifySignedTopology(input: unknown, o: VerifyOptions): Pr
   const refuse = (reason: RejectReason, message: string): Verdict => ({ ...no(reason, message), signer });
   // The verifier has bound the role to the issuing CA: an operator here came from the operator CA.
   if (identity.role !== 'operator') return refuse('not_operator', `${subject} is a ${identity.role} certificate, not an operator's`);
-  const needed = capabilitiesFor(o.current, topology);
-  if (!needed.some((c) => (identity.capabilities as readonly string[]).includes(c))) {
-    return refuse('missing_capability', `${subject} lacks ${needed.join(' or ')} for this change`);
+  const held = identity.capabilities as readonly string[];
+  if (o.current || o.bootstrap) {
+    const missing = missingCapabilities(capabilitiesFor(o.current, topology), held);
+    if (missing.length) return refuse('missing_capability', `${subject} lacks ${missing.join(' and ')} for this change`);
+  } else if (!TOPOLOGY_CAPABILITIES.some((c) => held.includes(c))) {
+    return refuse('missing_capability', `${subject} holds none of ${TOPOLOGY_CAPABILITIES.join(', ')}`);
   }
   if (topology.cluster !== o.cluster) return refuse('wrong_cluster', `topology is for cluster "${topology.cluster}", not "${o.cluster}"`);
   if (o.current && topology.epoch <= o.current.epoch) return refuse('not_newer', `epoch ${topology.epoch} is not newer than ${o.current.epoch}`);
   if (o.certifiedRange) {
     for (const r of topology.ranges) {
-      const allowed = o.certifiedRange(r.owner);
-      if (allowed && (r.start < allowed.start || r.end > allowed.end)) {
-        return refuse('range_not_certified', `${r.owner} is given tokens outside the range its certificate allows`);
+      for (const holder of [r.owner, ...r.replicas]) {
+        const allowed = o.certifiedRange(holder);
+        if (allowed && (r.start < allowed.start || r.end > allowed.end)) {
+          return refuse('range_not_certified', `${holder} is given tokens ${tokenHex(r.start)}–${tokenHex(r.end)}, outside ${tokenHex(allowed.start)}–${tokenHex(allowed.end)} that its certificate allows`);
+        }
       }
     }
   }

@@ -121,3 +121,41 @@ t.test('themis-admin topology sign and verify', async (t) => {
   t.match(verifyFile(forged).stdout, /REFUSED \(bad_signature\)/);
   t.match(signAs(pki.operators.admin, good).stderr, /already exists; pass --force/);
 });
+
+t.test('a change needs every capability it uses, not any one of them', async (t) => {
+  const { operatorProfile } = await import('../../src/pki/profiles.js');
+  const opWith = (name: string, ...capabilities: ('add_shard' | 'remove_shard' | 'rebalance')[]) => pki.issue(operatorProfile({ name, capabilities }), name);
+  const adder = await opWith('adder', 'add_shard');
+  const remover = await opWith('remover', 'remove_shard');
+  const mover = await opWith('mover', 'rebalance');
+  const both = await opWith('adder-remover', 'add_shard', 'remove_shard');
+  const [a, b, c] = pki.shards.map((s) => s.id) as [string, string, string];
+  const half = (2n ** 64n - 1n) / 2n;
+  const two = (epoch: number, x: string, y: string, split = half) =>
+    new Topology({ cluster: pki.cluster, epoch, vnodes: 0, shards: { [x]: {}, [y]: {} }, ranges: [{ start: 0n, end: split, owner: x, replicas: [] }, { start: split + 1n, end: 2n ** 64n - 1n, owner: y, replicas: [] }] });
+  // Certified ranges are not the subject here: every shard may hold every token.
+  const opts = (current: Topology | undefined, bootstrap = false) => ({ verifier: options().verifier, current, cluster: pki.cluster, bootstrap });
+  const current = two(5, a, b);
+  const swapBForC = two(6, a, c);
+  const moveAtoB = two(6, a, b, half / 2n);
+  const verdict = async (next: Topology, who: LeafMaterial, base: Topology | null = current, bootstrap = false) => verifySignedTopology(await sign(next, who), opts(base ?? undefined, bootstrap));
+  t.match(await verdict(swapBForC, adder), { ok: false, reason: 'missing_capability', message: /lacks remove_shard/ }, 'adding one shard and removing another needs remove_shard too');
+  t.match(await verdict(swapBForC, remover), { ok: false, reason: 'missing_capability', message: /lacks add_shard/ }, '… and add_shard');
+  t.match(await verdict(swapBForC, both), { ok: true }, 'with both it passes');
+  t.match(await verdict(moveAtoB, adder), { ok: false, reason: 'missing_capability', message: /lacks rebalance/ }, 'moving tokens between staying shards needs rebalance, not add_shard');
+  t.match(await verdict(moveAtoB, mover), { ok: true }, 'rebalance moves them');
+  t.match(await verdict(moveAtoB, mover, null), { ok: true }, 'judged without a base (a cache at start): any topology capability will do');
+  t.match(await verdict(moveAtoB, pki.operators.readonly, null), { ok: false, reason: 'missing_capability' }, '… but not view_topology alone');
+  t.match(await verdict(moveAtoB, mover, null, true), { ok: false, reason: 'missing_capability', message: /lacks add_shard/ }, 'the first topology ever needs add_shard');
+  const rejected = await verdict(moveAtoB, adder);
+  t.match(rejected, { ok: false, signer: { subject: /adder/, serial: adder.serial, verified: true } }, 'the refusal names the signer');
+});
+
+t.test('every owner and replica must lie inside its certified token range', async (t) => {
+  const ids = pki.shards.map((s) => s.id);
+  const base = contiguous(5);
+  // shard-002 becomes a replica of shard-001's range, which its certificate does not cover.
+  const next = new Topology({ cluster: pki.cluster, epoch: 6, vnodes: 0, shards: base.shards, ranges: base.ranges.map((r, i) => ({ ...r, replicas: i === 0 ? [ids[1]!] : [] })) });
+  const v = await verifySignedTopology(await sign(next, pki.operators.admin), options(base));
+  t.match(v, { ok: false, reason: 'range_not_certified', message: new RegExp(`${ids[1]} is given tokens`) });
+});

@@ -145,7 +145,7 @@ export { uuidOwnedBy } from './keys.js';
 export async function publishAsAdmin(pki: PkiFixture, etcd: EtcdProcess, topology: Topology, who = pki.operators.admin): Promise<void> {
   const { publishTopology, withEtcd } = await import('../../scripts/mesh-control.js');
   const operator = { chain: who.chain, key: who.key, ca: pki.root.cert };
-  await withEtcd(etcd.endpoint, operator, (client) => publishTopology(client, operator, topology));
+  await withEtcd(etcd.endpoint, operator, (client) => publishTopology(client, operator, topology, pki.crls()));
 }
 
 /** The flags of a themis-admin command signed as the admin operator against this mesh's etcd (the current CRLs written to files). */
