@@ -1,5 +1,5 @@
-import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
@@ -30,30 +30,34 @@ t.test('etcd over mTLS: our certificates get in, no certificate or a foreign one
   t.not(etcd.etcdctl({ cert: f.chainPath, key: f.keyPath, ca: pki.root.certPath }, ['get', '/themis/probe']).status, 0, 'foreign CA refused');
 });
 
-t.test('publish signs and writes with a compare-and-swap on the epoch; show verifies; etcdctl can read it', async (t) => {
-  const crls = pki.crls().map((c, i) => {
+const crlFiles = () =>
+  pki.crls().map((c, i) => {
     const file = join(dir, `crl-${i}.pem`);
     writeFileSync(file, c);
     return file;
   });
-  const plan = (epoch: number) => {
-    const file = join(dir, `plan-${epoch}.json`);
-    const r = runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--cluster', pki.cluster, '--epoch', String(epoch), '--sample', '0', '--out', file, '--force']);
-    t.equal(r.status, 0, r.stderr);
-    return file;
-  };
-  const publish = (file: string, who = pki.operators.admin) =>
-    runProgram('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', who.chainPath, '--operator-key', who.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath]);
+const plan = (t: Test, epoch: number) => {
+  const file = join(dir, `plan-${epoch}.json`);
+  const r = runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--cluster', pki.cluster, '--epoch', String(epoch), '--sample', '0', '--out', file, '--force']);
+  t.equal(r.status, 0, r.stderr);
+  return file;
+};
+const publish = (file: string, who = pki.operators.admin) =>
+  runProgram('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', who.chainPath, '--operator-key', who.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')]);
+const topologyKey = () => `/themis/${pki.cluster}/topology`;
+
+t.test('publish signs and writes with a compare-and-swap on the epoch; show verifies; etcdctl can read it', async (t) => {
+  const crls = crlFiles();
   const show = () =>
     runProgram('themis-admin', ['topology', 'show', '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--cert', pki.operators.readonly.chainPath, '--key', pki.operators.readonly.keyPath, '--cluster', pki.cluster, '--crls', crls.join(',')]);
 
-  const first = publish(plan(3));
+  const first = publish(plan(t, 3));
   t.equal(first.status, 0, first.stderr);
   t.match(first.stdout, /published epoch 3 of cluster/);
-  const older = publish(plan(2));
+  const older = publish(plan(t, 2));
   t.equal(older.status, 1, 'an older epoch is refused');
   t.match(older.stderr, /epoch 2 is not newer than the published epoch 3; plan with --epoch 4/);
-  t.equal(publish(plan(4)).status, 0, 'a newer one replaces it');
+  t.equal(publish(plan(t, 4)).status, 0, 'a newer one replaces it');
   const s = show();
   t.equal(s.status, 0, s.stdout + s.stderr);
   t.match(s.stdout, /epoch 4, 3 shards, \d+ ranges; signed by .*admin.*; verified/);
@@ -68,4 +72,41 @@ t.test('publish signs and writes with a compare-and-swap on the epoch; show veri
   const refused = show();
   t.equal(refused.status, 1);
   t.match(refused.stdout, /REFUSED \(bad_signature\)/);
+});
+
+t.test('a forged value in etcd cannot block publishing, and what publish suggests is accepted by plan', async (t) => {
+  const attacker = { cert: pki.shards[0]!.chainPath, key: pki.shards[0]!.keyPath, ca: pki.root.certPath };
+  // A well-formed topology with the highest epoch there is and a made-up signature, written straight into etcd.
+  const document = readFileSync(plan(t, 1), 'utf8').replace(/"epoch": 1\b/, `"epoch": ${Number.MAX_SAFE_INTEGER}`);
+  t.match(document, String(Number.MAX_SAFE_INTEGER));
+  const forged = JSON.stringify({ document, cms: Buffer.from('not a signature').toString('base64') });
+  t.equal(etcd.etcdctl(attacker, ['put', topologyKey(), forged]).status, 0);
+  const replaced = publish(plan(t, 10));
+  t.equal(replaced.status, 0, replaced.stderr);
+  t.match(replaced.stderr, /warning: the value stored at .*topology did not verify \((malformed|bad_signature)[^)]*\); it was replaced, not trusted/);
+  t.match(replaced.stdout, /published epoch 10 of cluster/);
+  // Not newer: the advice names an epoch that plan accepts, and that publish then takes.
+  const older = publish(plan(t, 9));
+  t.equal(older.status, 1);
+  const advised = /plan with --epoch (\d+)/.exec(older.stderr);
+  t.ok(advised, older.stderr);
+  const next = publish(plan(t, Number(advised![1])));
+  t.equal(next.status, 0, next.stderr);
+  // Two publishers of the same epoch at once: exactly one wins.
+  const file = plan(t, 12);
+  const { runProgramAsync } = await import('../support/cli.js');
+  const both = await Promise.all([0, 1].map(() => runProgramAsync('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', pki.operators.admin.chainPath, '--operator-key', pki.operators.admin.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')])));
+  t.same(both.map((r) => r.status).sort(), [0, 1], both.map((r) => r.stderr).join(' | '));
+});
+
+t.test('publish checks every registered shard\'s certified token range', async (t) => {
+  const s2 = pki.shards[1]!;
+  const admin = { cert: pki.operators.admin.chainPath, key: pki.operators.admin.keyPath, ca: pki.root.certPath };
+  // shard-002 registered with its certificate (a narrow range); the ring gives it tokens all over.
+  t.equal(etcd.etcdctl(admin, ['put', `/themis/${pki.cluster}/shards/${s2.id}/certificate`, JSON.stringify({ cert_pem: s2.chain })]).status, 0);
+  const r = publish(plan(t, 20));
+  t.equal(r.status, 1, 'refused');
+  t.match(r.stderr, new RegExp(`refused \\(range_not_certified\\): ${s2.id} is given tokens`));
+  t.equal(etcd.etcdctl(admin, ['del', `/themis/${pki.cluster}/shards/${s2.id}/certificate`]).status, 0);
+  t.equal(publish(plan(t, 20)).status, 0, 'unregistered, it is left to the shard itself');
 });
