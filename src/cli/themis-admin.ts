@@ -8,6 +8,7 @@ import { shardsCommand, SHARDS_USAGE } from './admin-shards.js';
 import { crlCommand, CRL_USAGE } from './admin-crl.js';
 import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
 import { shardCommand, SHARD_USAGE } from './admin-shard.js';
+import { etcdCommand, ETCD_USAGE } from './admin-etcd.js';
 
 const USAGE = `usage: themis-admin <command> …
 
@@ -17,6 +18,7 @@ ${SHARDS_USAGE}
 ${CRL_USAGE}
 ${REBALANCE_USAGE}
 ${SHARD_USAGE}
+${ETCD_USAGE}
 `;
 
 await runCommands('themis-admin', USAGE, {
@@ -26,4 +28,5 @@ await runCommands('themis-admin', USAGE, {
   crl: crlCommand,
   rebalance: rebalanceCommand,
   shard: shardCommand,
+  etcd: etcdCommand,
 });

@@ -125,7 +125,7 @@ export async function mintDevPki(o: DevPkiOptions): Promise<DevPki> {
     shards[s.id] = await mint(params, s.id);
   }
   const operators = {
-    admin: await mint(operatorProfile({ name: 'admin', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology'] }), 'admin'),
+    admin: await mint(operatorProfile({ name: 'admin', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology', 'admin'] }), 'admin'),
     readonly: await mint(operatorProfile({ name: 'readonly', capabilities: ['view_topology'] }), 'readonly'),
   };
   const clients: Record<string, DevLeaf> = {};

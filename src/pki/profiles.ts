@@ -6,7 +6,7 @@ import type { Capability, Role, ThemisIdentity } from './identity-extension.js';
 import { checkDnsName, checkIp, checkLabel, type LeafParams } from './issue.js';
 
 export const ALLOWED_CAPABILITIES = {
-  shard: ['read', 'write', 'replicate', 'admin'],
+  shard: ['read', 'write', 'replicate'],
   operator: ['rebalance', 'add_shard', 'remove_shard', 'view_topology', 'admin'],
   client: ['read', 'write'],
 } as const satisfies Record<string, readonly Capability[]>;

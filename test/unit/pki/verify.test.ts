@@ -47,7 +47,7 @@ t.test('a good shard chain gives its identity, serial and issuer', async (t) => 
 
 t.test('operators and clients verify for clientAuth with their own capabilities', async (t) => {
   const v = verifier();
-  t.match(v.verify(der(fx.operators.admin.chain)), { ok: true, peer: { identity: { role: 'operator', shardId: '', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology'] } } });
+  t.match(v.verify(der(fx.operators.admin.chain)), { ok: true, peer: { identity: { role: 'operator', shardId: '', capabilities: ['rebalance', 'add_shard', 'remove_shard', 'view_topology', 'admin'] } } });
   t.match(v.verify(der(fx.operators.readonly.chain)), { ok: true, peer: { identity: { capabilities: ['view_topology'] } } });
   t.match(v.verify(der(fx.clients.readOnly.chain)), { ok: true, peer: { identity: { role: 'client', capabilities: ['read'] } } });
 });
