@@ -1,6 +1,7 @@
 // `npm start`: the local mesh with etcd, a ring topology (optionally replicated) and a PKI kept in the dev
 // folder (sidecar N's mesh port on 127.0.0.N+1); a death is reported, the rest run on; Ctrl-C stops all.
 import { kindClaimOf } from '../src/pki/ca-kind.js';
+import { inspectCertificate } from '../src/pki/inspect.js';
 import { x509 } from '../src/pki/x509.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -61,6 +62,9 @@ async function main(): Promise<void> {
     // Intermediates made before roles were bound to their CA grant no role (docs/security-model.md).
     const kinds = (['cluster', 'operator', 'client'] as const).map((k) => kindClaimOf(new x509.X509Certificate(readFileSync(join(dir, 'pki', k, 'cert.pem'), 'utf8'))).kind);
     if (kinds.some((k) => k === undefined)) throw new Error(`${dir} holds a PKI made before roles were bound to their CA; run with --fresh (or themis-pki recertify-intermediate)`);
+    // etcd RBAC gives etcd's root role to operators with `admin`; an older admin certificate lacks it.
+    const admin = inspectCertificate(new x509.X509Certificate(readFileSync(saved.pki.operators.admin.certPath, 'utf8'))).identity as { capabilities?: string[] } | null;
+    if (!admin?.capabilities?.includes('admin')) throw new Error(`${dir} holds an admin operator certificate without the admin capability (made before etcd RBAC); run with --fresh`);
     pki = saved.pki;
   } else {
     console.log(`minting a development PKI under ${join(dir, 'pki')} …`);
@@ -84,7 +88,7 @@ async function main(): Promise<void> {
     // shard may hold any range as a replica.
     replicas,
     // What rebalancing and shard add/remove made of the topology survives a restart.
-    etcd: { topology: true, crls: true, keepTopology: true },
+    etcd: { topology: true, crls: true, keepTopology: true, rbac: true },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
   }).catch((e: Error) => {

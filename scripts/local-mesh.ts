@@ -52,8 +52,9 @@ export interface LocalMeshOptions {
   /** A private etcd (mTLS), sidecars registered there; `topology`: published signed by the admin
    * operator (one epoch above what the data dir holds) and taken from there — or, with
    * `keepTopology`, the one an earlier run left is kept when it names only these shards and spares
-   * (what shard add/remove and rebalancing made of it survives a restart); `crls`: every CA's CRL published. */
-  etcd?: { topology?: boolean; crls?: boolean; dataDir?: string; keepTopology?: boolean };
+   * (what shard add/remove and rebalancing made of it survives a restart); `crls`: every CA's CRL published;
+   * `rbac`: least privilege (themis-admin etcd rbac apply) for every shard and both operators. */
+  etcd?: { topology?: boolean; crls?: boolean; dataDir?: string; keepTopology?: boolean; rbac?: boolean };
   /** Fixed ports of shard i; the rest are picked free. */
   ports?: (i: number) => Partial<NodePorts>;
   /** CRL files the sidecars read; default the PKI's own. */
@@ -226,7 +227,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     async start() {
       if (o.etcd && etcdPorts) {
         mesh.etcd = await startEtcd(etcdTls, { dataDir: etcdData, ...etcdPorts });
-        if (o.etcd.topology || o.etcd.crls) {
+        if (o.etcd.topology || o.etcd.crls || o.etcd.rbac) {
           const ctl = await import('./mesh-control.js');
           const admin = ctl.operatorFromFiles(pki.operators.admin, pki.rootCert);
           await ctl.withEtcd(mesh.etcd.endpoint, admin, async (etcd) => {
@@ -242,6 +243,10 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
               writeFileSync(topologyFile, serializeTopology(topology));
             }
             if (o.etcd?.crls) await ctl.publishCaCrls(etcd, cluster, pki.layout.dir, admin.ca);
+            if (o.etcd?.rbac) {
+              const chains = [...Object.values(pki.shards), pki.operators.admin, pki.operators.readonly].map((l) => l.chainPath);
+              await ctl.applyDevRbac(etcd, cluster, admin.ca, ctl.pkiCrls(pki.layout.dir), chains);
+            }
           });
         }
       }

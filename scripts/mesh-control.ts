@@ -7,6 +7,8 @@ import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
 import { publishSignedTopology, readSignedTopology } from '../src/control/topology-store.js';
 import { CrlPublishError, crlValue, publishCrl, verifierWithEtcdCrls } from '../src/control/crl-store.js';
 import { registeredCertifiedRanges } from '../src/control/certified-ranges.js';
+import { applyRbac, planRbac } from '../src/control/etcd-rbac.js';
+import { PeerVerifier } from '../src/pki/verify.js';
 import { CA_NAMES } from '../src/pki/ca-store.js';
 import { CrlTrust } from '../src/pki/crl-trust.js';
 import { loadPrivateKey } from '../src/pki/keys.js';
@@ -84,4 +86,18 @@ export async function publishCaCrls(etcd: Etcd3, cluster: string, pkiDir: string
       if (!(e instanceof CrlPublishError && /not_newer/.test(e.message))) throw e;
     });
   }
+}
+
+/**
+ * etcd least privilege for the local mesh, as `themis-admin etcd rbac apply` gives it: every
+ * shard's and both operators' certificates (verified against the root and the PKI's CRLs).
+ */
+export async function applyDevRbac(etcd: Etcd3, cluster: string, rootPem: string, crls: readonly string[], chainPaths: readonly string[]): Promise<string[]> {
+  const verifier = new PeerVerifier({ root: rootPem, crls, clock: systemClock });
+  const peers = chainPaths.map((f) => {
+    const r = verifier.verify(parsePem(readFileSync(f, 'utf8'), f).map((b) => new Uint8Array(b.der)), 'clientAuth');
+    if (!r.ok) throw new Error(`${f}: ${r.reason}: ${r.message}`);
+    return r.peer;
+  });
+  return (await applyRbac(etcd, cluster, planRbac(cluster, peers))).changes;
 }

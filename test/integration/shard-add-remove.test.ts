@@ -16,7 +16,8 @@ import { runProgramAsync } from '../support/cli.js';
 let mesh: Mesh;
 let etcd: Etcd3;
 t.before(async () => {
-  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, spares: 1 });
+  // Under etcd least privilege: the shards' and the operator's rights are exactly enough.
+  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, etcdRbac: true, spares: 1 });
   etcd = etcdClient(mesh);
 });
 t.teardown(async () => {

@@ -57,6 +57,8 @@ export interface MeshOptions {
   withEtcd?: boolean;
   /** With withEtcd: publish the topology (signed by the admin operator) and have sidecars take it from etcd. */
   etcdTopology?: boolean;
+  /** etcd least privilege (themis-admin etcd rbac apply) for every shard and both operators. */
+  etcdRbac?: boolean;
   /** Replica shards of every range in the topology: the next ones after its owner (default 0). */
   replicas?: number;
   /**
@@ -89,7 +91,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     ranges: 'certified',
     replicas: opts.replicas,
     crls: crlFiles,
-    etcd: opts.withEtcd ? { topology: opts.etcdTopology === true } : undefined,
+    etcd: opts.withEtcd ? { topology: opts.etcdTopology === true, rbac: opts.etcdRbac === true } : undefined,
     topologyPollMs: opts.topologyPollMs ?? 1000,
     sidecarConfig: { timeouts: { connectMs: 2000, requestMs: 5000 }, backoff: { initialMs: 50, maxMs: 500 }, ...opts.sidecarConfig },
     sidecarArgs: ['--drain-ms', '2000'],
