@@ -1,6 +1,7 @@
 // Controlling and following rebalance operations: `rebalance switch` (a manual cutover may go),
 // `rebalance abort` (a signed abort, before cutover only), `rebalance status`, and the --wait of
 // the commands that start one.
+import { readerCertPem } from './reader-identity.js';
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { readSignedTopology } from '../control/topology-store.js';
@@ -127,7 +128,7 @@ export async function status(argv: string[]): Promise<void> {
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const etcd = connectEtcd({
     endpoints: etcdFlag(values.etcd),
-    certPem: readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
+    certPem: readerCertPem(values),
     keyPem: readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
     caPem: readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca'),
   });

@@ -1,6 +1,7 @@
 // `themis-admin shards`: the registered shards as etcd holds them — endpoint, liveness,
 // certificate serial and expiry, and whether the certificate verifies now (the seed's
 // discoverShards / verifyShard), checked against the root and the CRLs given.
+import { readerCertPem } from './reader-identity.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { failoverKeys, parseSnapshot } from '../control/failover-keys.js';
 import type { ThemisIdentity } from '../pki/identity-extension.js';
@@ -41,7 +42,7 @@ export async function shardsCommand(argv: string[]): Promise<void> {
   const crls = crlsFlag(values.crls);
   const etcd = connectEtcd({
     endpoints,
-    certPem: readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
+    certPem: readerCertPem(values),
     keyPem: readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
     caPem,
   });

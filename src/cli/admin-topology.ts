@@ -1,5 +1,6 @@
 // `themis-admin topology plan|diff|sign|verify|publish|show`: build a topology from the ring (or
 // balanced: admin-topology-balanced.ts) and show its balance; diff, sign, publish and read topologies.
+import { readerCertPem } from './reader-identity.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { HashRing, DEFAULT_VNODES } from '../ring/ring.js';
 import { topologyFromRing } from '../topology/from-ring.js';
@@ -196,7 +197,7 @@ async function show(argv: string[]): Promise<void> {
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
   const crls = crlsFlag(values.crls);
-  const certPem = readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert');
+  const certPem = readerCertPem(values);
   const keyPem = readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key');
   const etcd = connectEtcd({ endpoints, certPem, keyPem, caPem });
   try {

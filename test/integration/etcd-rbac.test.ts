@@ -80,3 +80,23 @@ t.test('rbac apply: each certificate gets only its own rights, tried with etcdct
   t.equal(again.status, 0, again.stderr);
   t.match(again.stdout, /nothing to change/, 'apply is idempotent');
 });
+
+t.test('reading the topology, registrations or rebalance status with themis-admin needs view_topology', async (t) => {
+  const { operatorProfile } = await import('../../src/pki/profiles.js');
+  const mover = await pki.issue(operatorProfile({ name: 'mover-only', capabilities: ['rebalance'] }), 'mover-only');
+  const common = ['--cluster', pki.cluster, '--etcd', etcd.endpoint, '--ca', pki.root.certPath];
+  const commands = (who: LeafMaterial) => [
+    ['topology', 'show', ...common, '--crls', crls().join(','), '--cert', who.chainPath, '--key', who.keyPath],
+    ['shards', ...common, '--crls', crls().join(','), '--cert', who.chainPath, '--key', who.keyPath],
+    ['rebalance', 'status', ...common, '--cert', who.chainPath, '--key', who.keyPath],
+  ];
+  for (const [who, what] of [[pki.clients.readWrite, /a client certificate, not an operator's with view_topology/], [pki.shards[0]!, /a primary certificate, not an operator's/], [mover, /an operator certificate without view_topology/]] as const) {
+    for (const args of commands(who)) {
+      const r = runProgram('themis-admin', args);
+      t.equal(r.status, 2, `${args.slice(0, 2).join(' ')} as ${who.chainPath}`);
+      t.match(r.stderr, what);
+    }
+  }
+  const ok = runProgram('themis-admin', commands(pki.operators.readonly)[2]!);
+  t.equal(ok.status, 0, ok.stderr);
+});
