@@ -14,6 +14,8 @@ export interface EtcdTls {
   key: string;
   /** The root CA: client certificates must chain to it. */
   ca: string;
+  /** etcd's --client-crl-file (themis-admin etcd crl-file writes it; it must exist first). */
+  crlFile?: string;
 }
 
 export interface ClientTls {
@@ -53,6 +55,7 @@ export async function startEtcd(tls: EtcdTls, o: { dataDir?: string; port?: numb
       '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `themis=${peer}`,
       '--cert-file', tls.cert, '--key-file', tls.key, '--client-cert-auth', '--trusted-ca-file', tls.ca,
+      ...(tls.crlFile ? ['--client-crl-file', tls.crlFile] : []),
       '--logger', 'zap', '--log-level', 'error',
       // Loopback, one member: a short election timeout lowers etcd's minimum lease TTL to 1 s, so
       // failover tests can run with 1 s leases (the default 1 s election timeout makes it 2 s).

@@ -1,6 +1,6 @@
 // The one local-mesh launcher (dev cluster, benchmarks, integration tests): a dev PKI, a storage
 // node and a sidecar per shard on loopback, optionally etcd; writes every sidecar config.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serializeTopology } from '../src/topology/document.js';
@@ -213,7 +213,10 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   const nodes = all.slice(0, members.length);
   const spares = all.slice(members.length);
 
-  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert };
+  // With RBAC, etcd also refuses revoked certificates itself (--client-crl-file, kept from the CRLs in etcd).
+  const etcdCrlFile = o.etcd?.rbac ? join(dir, 'etcd-revoked.crl') : undefined;
+  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert, ...(etcdCrlFile ? { crlFile: etcdCrlFile } : {}) };
+  let stopCrlFollower: (() => void) | undefined;
   const etcdData = o.etcd?.dataDir ?? join(dir, 'etcd');
   const mesh = {
     dir,
@@ -226,6 +229,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     etcd: undefined as EtcdProcess | undefined,
     async start() {
       if (o.etcd && etcdPorts) {
+        if (etcdCrlFile && !existsSync(etcdCrlFile)) await (await import('../src/control/etcd-crl-file.js')).writeEtcdCrlFile(etcdCrlFile, [], new Date());
         mesh.etcd = await startEtcd(etcdTls, { dataDir: etcdData, ...etcdPorts });
         if (o.etcd.topology || o.etcd.crls || o.etcd.rbac) {
           const ctl = await import('./mesh-control.js');
@@ -248,6 +252,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
               await ctl.applyDevRbac(etcd, cluster, admin.ca, ctl.pkiCrls(pki.layout.dir), chains);
             }
           });
+          if (etcdCrlFile) stopCrlFollower = ctl.followEtcdCrls(mesh.etcd.endpoint, admin, cluster, etcdCrlFile);
         }
       }
       await settled(all.filter((n) => !n.storage.external).map((n) => n.storage.start()));
@@ -265,6 +270,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       mesh.etcd = await startEtcd(etcdTls, { dataDir: old.dataDir, port: old.ports.client, peerPort: old.ports.peer });
     },
     async close(signal: NodeJS.Signals = 'SIGTERM') {
+      stopCrlFollower?.();
       await Promise.all(all.map((n) => n.sidecar.stop(signal)));
       await Promise.all(all.map((n) => n.storage.stop(signal)));
       await mesh.etcd?.stop();

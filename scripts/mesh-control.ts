@@ -8,6 +8,9 @@ import { publishSignedTopology, readSignedTopology } from '../src/control/topolo
 import { CrlPublishError, crlValue, publishCrl, verifierWithEtcdCrls } from '../src/control/crl-store.js';
 import { registeredCertifiedRanges } from '../src/control/certified-ranges.js';
 import { applyRbac, planRbac } from '../src/control/etcd-rbac.js';
+import { revokedSerialsInEtcd, writeEtcdCrlFile } from '../src/control/etcd-crl-file.js';
+import { KeepWatching } from '../src/control/watch.js';
+import { silentLogger } from '../src/log.js';
 import { PeerVerifier } from '../src/pki/verify.js';
 import { CA_NAMES } from '../src/pki/ca-store.js';
 import { CrlTrust } from '../src/pki/crl-trust.js';
@@ -100,4 +103,27 @@ export async function applyDevRbac(etcd: Etcd3, cluster: string, rootPem: string
     return r.peer;
   });
   return (await applyRbac(etcd, cluster, planRbac(cluster, peers))).changes;
+}
+
+/**
+ * Keeps etcd's --client-crl-file current from the CRLs in etcd, as `themis-admin etcd crl-file
+ * --watch` does on an etcd host; returns the function that stops it.
+ */
+export function followEtcdCrls(endpoint: string, who: Operator, cluster: string, path: string): () => void {
+  const client = connectEtcd({ endpoints: [endpoint], certPem: who.chain, keyPem: who.key, caPem: who.ca });
+  let last = '';
+  const refresh = () =>
+    void revokedSerialsInEtcd(client, cluster, who.ca, systemClock)
+      .then(async (serials) => {
+        const list = serials.map((s) => s.serial).join(',');
+        if (list === last) return;
+        last = list;
+        await writeEtcdCrlFile(path, serials, new Date());
+      })
+      .catch(() => undefined); // etcd away: the file written last stays, and the watch resyncs
+  const watcher = new KeepWatching({ build: () => client.watch().prefix(etcdKeys(cluster).crl('')), onPut: refresh, resync: refresh, what: 'CRL', log: silentLogger });
+  return () => {
+    watcher.close();
+    client.close();
+  };
 }

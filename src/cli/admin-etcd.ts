@@ -1,7 +1,10 @@
 // `themis-admin etcd rbac apply|plan`: least privilege in etcd, derived from certificates.
 import { applyRbac, planRbac, type RbacPlan } from '../control/etcd-rbac.js';
 import { verifierWithEtcdCrls } from '../control/crl-store.js';
-import { connectEtcd } from '../control/etcd.js';
+import { connectEtcd, etcdKeys } from '../control/etcd.js';
+import { revokedSerialsInEtcd, writeEtcdCrlFile } from '../control/etcd-crl-file.js';
+import { KeepWatching } from '../control/watch.js';
+import { createLogger } from '../log.js';
 import { parsePem } from '../pki/pem.js';
 import type { VerifiedPeer } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
@@ -15,11 +18,17 @@ export const ETCD_USAGE = `themis-admin etcd rbac apply|plan --cluster NAME --et
   an operator with rebalance/add_shard/remove_shard the topology, CRLs and rebalance orders;
   view_topology read; admin etcd's root role; clients nothing. Every CERT.pem (a chain) is
   verified first. apply creates and corrects roles and users, then turns authentication on;
-  it is idempotent. Your own certificate must carry admin and is always included.`;
+  it is idempotent. Your own certificate must carry admin and is always included.
+themis-admin etcd crl-file --out FILE (--empty | --cluster NAME --etcd https://HOST:2379 --ca ROOT.pem
+        --cert CHAIN.pem --key KEY.pem [--watch])
+  Writes the file etcd's --client-crl-file reads: every serial revoked by a CRL in etcd that
+  verifies against the root, as one list (etcd reads only one CRL, and only its serials).
+  --watch keeps it current as CRLs are published; --empty writes an empty one to start etcd with.`;
 
 export async function etcdCommand(argv: string[]): Promise<void> {
+  if (argv[0] === 'crl-file') return crlFile(argv.slice(1));
   const [group, sub, ...rest] = argv;
-  if (group !== 'rbac' || (sub !== 'apply' && sub !== 'plan')) throw new UsageError(`unknown etcd command "${[group, sub].filter(Boolean).join(' ')}"; use etcd rbac apply or etcd rbac plan`);
+  if (group !== 'rbac' || (sub !== 'apply' && sub !== 'plan')) throw new UsageError(`unknown etcd command "${[group, sub].filter(Boolean).join(' ')}"; use etcd rbac apply, etcd rbac plan or etcd crl-file`);
   const { values, positionals } = parseFlags(rest, { cluster: { type: 'string' }, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' }, ...OPERATOR_FLAGS });
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
@@ -54,4 +63,48 @@ function printPlan(plan: RbacPlan): void {
   for (const r of plan.roles) {
     process.stdout.write(`role ${r.name}: ${r.grants.map((g) => `${g.permission} ${g.key}${g.prefix ? '*' : ''}`).join(', ')}\n`);
   }
+}
+
+async function crlFile(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    out: { type: 'string' }, empty: { type: 'boolean' }, watch: { type: 'boolean' },
+    cluster: { type: 'string' }, etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+  });
+  const out = requireFlag(values.out, 'out', '/etc/etcd/pki/revoked.crl');
+  if (values.empty) {
+    await writeEtcdCrlFile(out, [], new Date());
+    return void process.stdout.write(`wrote ${out}: no revoked serials\n`);
+  }
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
+  const etcd = connectEtcd({
+    endpoints: etcdFlag(values.etcd),
+    certPem: readFlagFile(requireFlag(values.cert, 'cert', 'pki/operators/readonly/chain.pem'), 'cert'),
+    keyPem: readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
+    caPem,
+  });
+  let last = '';
+  const refresh = async () => {
+    const serials = await revokedSerialsInEtcd(etcd, cluster, caPem, systemClock);
+    const list = serials.map((s) => s.serial).join(',');
+    if (list === last) return;
+    last = list;
+    await writeEtcdCrlFile(out, serials, new Date());
+    process.stdout.write(`wrote ${out}: ${serials.length} revoked serials\n`);
+  };
+  if (!values.watch) {
+    try {
+      return await etcdCall(refresh());
+    } finally {
+      etcd.close();
+    }
+  }
+  const log = createLogger('themis-admin');
+  const rerun = () => void refresh().catch((e: Error) => log.warn({ err: e.message }, 'cannot refresh the etcd CRL file; keeping the one written'));
+  const watcher = new KeepWatching({ build: () => etcd.watch().prefix(etcdKeys(cluster).crl('')), onPut: rerun, resync: rerun, what: 'CRL', log });
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());
+  });
+  watcher.close();
+  etcd.close();
 }
