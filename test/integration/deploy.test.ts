@@ -7,7 +7,7 @@ import { ROOT } from '../support/cli.js';
 import { validateSidecarConfig } from '../../src/config/sidecar.js';
 import { validateStorageConfig } from '../../src/config/storage.js';
 
-const units = ['themis-storage.service', 'themis-sidecar.service'];
+const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service'];
 const dir = mkdtempSync(join(tmpdir(), 'themis-units-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 for (const u of units) copyFileSync(join(ROOT, 'deploy/systemd', u), join(dir, u));
