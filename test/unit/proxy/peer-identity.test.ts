@@ -1,11 +1,12 @@
 // admitPeer over a real TLS 1.3 connection, certificates from the test PKI: a shard must come
 // from *this* cluster's CA. A second cluster-kind CA under the same root (another cluster's)
 // may grant the shard role — chain verification accepts its leaf — but its shards must not act
-// as shards here: refused as wrong_issuer by the mesh port's own check (issue 25).
+// as shards here: refused as wrong_issuer by the mesh port's own check, and refused by a sender
+// that expects our shard of the same id (verifyServerCert) (issue 25).
 import t from 'tap';
 import tls from 'node:tls';
 import { createPkiFixture, FIXTURE_PASSPHRASE, type PkiFixture } from '../../support/pki-fixture.js';
-import { admitPeer, type Admission } from '../../../proxy/peer-identity.js';
+import { admitPeer, verifyServerCert, type Admission } from '../../../proxy/peer-identity.js';
 import { TOKEN_MAX } from '../../../src/hash.js';
 import { loadIssuer } from '../../../src/pki/ca-store.js';
 import { buildCrl } from '../../../src/pki/crl.js';
@@ -81,4 +82,40 @@ t.test("another cluster's CA under the same root: its shard-001 verifies, but is
   const a = await admit(other);
   t.equal(a.ok ? `admitted as ${a.peer.kind} ${a.peer.identity.shardId}` : a.reason, 'wrong_issuer', 'the mesh port refuses it: it would otherwise act as our shard-001');
   if (!a.ok) t.match(a.message, /claims a shard role but was not issued by this cluster's CA/);
+});
+
+/** The client's side: connects to a TLS 1.3 server presenting `server`, runs verifyServerCert for `expected`. */
+async function verifyAsSender(server: { chain: string; key: string }, expected: string): Promise<string> {
+  const verifier = new PeerVerifier({ root: pki.root.cert, crls: [...pki.crls(), other.crl], clock: systemClock });
+  const own = verifier.verify(der(pki.shards[0]!.chain), 'clientAuth');
+  if (!own.ok) throw new Error(own.message);
+  const srv = tls.createServer({ cert: server.chain, key: server.key, minVersion: 'TLSv1.3' }, (s) => s.on('error', () => undefined));
+  srv.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({
+        host: '127.0.0.1', port, cert: pki.shards[0]!.chain, key: pki.shards[0]!.key, ca: pki.root.cert, minVersion: 'TLSv1.3',
+        checkServerIdentity: (_h, cert) => {
+          try {
+            const r = verifyServerCert(cert as tls.DetailedPeerCertificate, expected, verifier, own.peer.issuerName);
+            resolve(`accepted ${r.serial}`);
+          } catch (e) {
+            resolve((e as Error).message);
+          }
+          return undefined;
+        },
+      });
+      socket.on('secureConnect', () => socket.destroy());
+      socket.on('error', reject);
+    });
+  } finally {
+    await new Promise((r) => srv.close(r));
+  }
+}
+
+t.test("a sender expecting shard-001 refuses another cluster's shard-001 (same root, same shard id)", async (t) => {
+  t.match(await verifyAsSender(pki.shards[0]!, 'shard-001'), /^accepted /, "control: our shard-001's own certificate is accepted");
+  t.match(await verifyAsSender(other, 'shard-001'), /peer presented a certificate for "shard-001", expected shard shard-001/, 'refused: not issued by our cluster CA');
 });
