@@ -12,7 +12,7 @@ import { startMesh, type Mesh } from '../support/mesh.js';
 import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
 import { meshConnect, meshRequest, signHeaders } from '../support/mesh-client.js';
 import { runProgram } from '../support/cli.js';
-import { buildRoleMatrix, expectedVerdict, MAY_GRANT, type MatrixCert } from '../support/role-matrix.js';
+import { buildRoleMatrix, expectedVerdict, MAY_GRANT, shardClaimWithoutId, type MatrixCert } from '../support/role-matrix.js';
 import { uuidOwnedBy } from '../support/keys.js';
 import { connectEtcd, etcdKeys } from '../../src/control/etcd.js';
 import { CrlPublishError, crlValue, publishCrl } from '../../src/control/crl-store.js';
@@ -104,6 +104,54 @@ t.test('mesh port: admission and capabilities by role and issuer; refusals audit
   const after = await counts();
   t.equal((after.wrong_issuer ?? 0) - (before.wrong_issuer ?? 0), 16, '16 handshakes refused as wrong_issuer');
   t.equal((after.unknown_issuer ?? 0) - (before.unknown_issuer ?? 0), 8, '8 handshakes refused as unknown_issuer');
+});
+
+// The cells issue 25 names, written out by hand rather than derived through expectedVerdict:
+// a certificate claiming a shard role from the client or operator CA never acts as a shard, and
+// the reason is wrong_issuer, literally — in chain verification, at the mesh port's handshake,
+// in the audit trail and in the handshake counter. Plus one cell outside the 32: our cluster
+// CA's own leaf claiming a shard role with no shard id, refused by the mesh port itself.
+t.test('who may act as a shard: shard roles from the client or operator CA, and a shard claim without a shard id, are refused as wrong_issuer', async (t) => {
+  const hand: [string, string, string][] = [];
+  for (const builder of ['themis-pki', 'openssl']) {
+    for (const role of ['primary', 'replica']) for (const issuer of ['client', 'operator']) hand.push([builder, role, issuer]);
+  }
+  const named = hand.map(([builder, role, issuer]) => cells.find((c) => c.builder === builder && c.role === role && c.issuer === issuer)!);
+  t.equal(named.filter(Boolean).length, 8, 'the matrix holds all 8 cells: 2 builders x 2 shard roles x client and operator CA');
+  const v = new PeerVerifier({ root: mesh.pki.root.cert, crls: mesh.pki.crls(), clock: systemClock });
+  for (const c of named) {
+    const r = v.verify(der(c.chain), 'clientAuth');
+    t.equal(r.ok ? 'accepted' : r.reason, 'wrong_issuer', `${c.label}: chain verification`);
+    if (!r.ok) t.match(r.message, new RegExp(`a ${c.role} certificate must be issued by the cluster CA, not by the ${c.issuer} CA`), `${c.label}: says which CA it needs`);
+  }
+  const noId = await shardClaimWithoutId(dir, mesh.pki);
+  const chain = v.verify(der(noId.chain), 'clientAuth');
+  t.equal(chain.ok ? 'accepted' : chain.reason, 'accepted', `${noId.label}: the chain itself verifies (the cluster CA may grant the role)`);
+
+  const counted = async () => Number(/themis_mtls_handshakes_total\{result="failure",reason="wrong_issuer"\} (\d+)/.exec(await fetch(`${node().adminUrl}/metrics`).then((r) => r.text()))?.[1] ?? 0);
+  const before = await counted();
+  const endpoint = `${node().shard.ip}:${node().meshPort}`;
+  const entity = `/entities/document.app.e:${uuidOwnedBy(node().shard.tokenRange)}`;
+  for (const c of [...named, noId]) {
+    const s = meshConnect(endpoint, { cert: c.chain, key: c.key, ca: mesh.pki.root.cert });
+    try {
+      const headers = signHeaders({ shardId: c.shardId, serial: c.serial, key: c.key, method: 'GET', path: entity });
+      const got = await meshRequest(s, 'GET', entity, headers).then((r) => `${r.status} ${r.body?.code ?? ''}`.trim(), () => 'refused');
+      t.equal(got, 'refused', `${c.label}: the mesh port refuses the connection`);
+    } finally {
+      s.destroy();
+    }
+  }
+  await sleep(200);
+  // Repeats from one address are aggregated per interval (the test above connected these cells
+  // too), so every audit line for the serial counts; the counter below counts each handshake.
+  const lines = audit();
+  for (const c of [...named, noId]) {
+    const reasons = lines.filter((e) => e.event === 'MTLS_CONNECTION_FAILED' && e.peer?.serial === c.serial).map((e) => e.reason);
+    t.ok(reasons.length > 0 && reasons.every((r) => r === 'wrong_issuer'), `${c.label}: audited as wrong_issuer (${reasons.join(', ') || 'not audited'})`);
+  }
+  t.match(lines.find((e) => e.peer?.serial === noId.serial)?.message ?? '', /claims a shard role but was not issued by this cluster's CA/, `${noId.label}: the audit line says why`);
+  t.equal((await counted()) - before, 9, '9 handshakes counted as wrong_issuer');
 });
 
 /** What a topology signed by this cell must get: applied, or the refusal reason. */

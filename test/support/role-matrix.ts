@@ -150,3 +150,20 @@ export function expectedVerdict(c: MatrixCert): 'ok' | 'wrong_issuer' | 'unknown
   if (c.issuer === 'foreign') return 'unknown_issuer';
   return MAY_GRANT[c.role] === c.issuer ? 'ok' : 'wrong_issuer';
 }
+
+/**
+ * A leaf from our own cluster CA claiming a shard role (primary) with no shard id: the chain
+ * verifies (the CA may grant the role), but it names no shard to act as, so the mesh port must
+ * refuse it as wrong_issuer (proxy/peer-identity.ts, admitPeer) — not in the 32 cells above.
+ */
+export async function shardClaimWithoutId(dir: string, ours: PkiFixture): Promise<MatrixCert> {
+  const made = await byLibrary('primary', '', await loadIssuer(ours.layout, 'cluster', FIXTURE_PASSPHRASE));
+  const cellDir = join(dir, 'themis-pki-primary-without-shard-id');
+  mkdirSync(cellDir, { recursive: true });
+  const chainPath = join(cellDir, 'chain.pem');
+  const keyPath = join(cellDir, 'leaf-key.pem');
+  writeFileSync(chainPath, made.chain);
+  writeFileSync(keyPath, made.key);
+  const serial = serialHex(new x509.X509Certificate(made.chain.slice(0, made.chain.indexOf('-----END CERTIFICATE-----') + 25)));
+  return { builder: 'themis-pki', role: 'primary', issuer: 'cluster', shardId: '', label: 'themis-pki: primary from cluster CA without a shard id', serial, chainPath, keyPath, ...made };
+}

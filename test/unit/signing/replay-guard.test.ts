@@ -63,3 +63,66 @@ t.test('expired nonces are purged, so memory follows rate × window; nothing sti
   g.purgeStale();
   t.equal(g.size, 0, 'all gone once the window has passed');
 });
+
+// Edges found by mutation testing (npm run mutate, docs/testing.md): each test below failed
+// with one surviving mutant of replay-guard.ts applied.
+
+t.test('refusals say why: the skew and window in seconds, and which replay check refused', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { windowMs: 30_000 });
+  t.throws(() => g.checkTimestamp(clock.now() - 90_000), { message: "request timestamp is -90 s from this shard's clock; allowed ±30 s" });
+  const ts = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts);
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts), { message: /nonce already used by this sender/ });
+  const small = new ReplayGuard(clock, { maxNoncesPerSender: 1 });
+  small.checkAndRemember('s', '0000000000000000', ts);
+  small.checkAndRemember('s', '0000000000000001', ts + 1); // evicts the first: floor = ts
+  t.throws(() => small.checkAndRemember('s', '0000000000000002', ts), { message: /older than the replay cache can vouch for/ });
+});
+
+t.test('a nonce is remembered up to the last millisecond its timestamp passes the window check', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock);
+  const ts = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts);
+  clock.advance(60_000); // |skew| = window: the timestamp still passes
+  t.doesNotThrow(() => g.checkTimestamp(ts));
+  g.purgeStale();
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts), { code: 'REPLAY_DETECTED' }, 'so the replay is still refused at the edge');
+});
+
+t.test('an evicted sender: a replay of its newest request, at exactly the global floor, is refused', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { maxSenders: 2 });
+  const ts = clock.now();
+  g.checkAndRemember('a', '1111111111111111', ts + 7);
+  g.checkAndRemember('b', '2222222222222222', ts + 3);
+  g.checkAndRemember('c', '3333333333333333', ts + 10); // evicts a: global floor = ts + 7
+  // a comes back (evicting b, whose newest is older): its nonce is forgotten, the floor is all that refuses it.
+  t.throws(() => g.checkAndRemember('a', '1111111111111111', ts + 7), { code: 'REPLAY_DETECTED' });
+  t.doesNotThrow(() => g.checkAndRemember('c', '4444444444444444', ts + 8), 'a newer request passes');
+});
+
+t.test('a nonce evicted at the last millisecond of its window still raises the floor', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { maxNoncesPerSender: 1 });
+  const ts = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts);
+  clock.advance(60_000); // ts still passes the timestamp check
+  g.checkAndRemember('s', 'bbbbbbbbbbbbbbbb', clock.now()); // evicts a for room
+  t.doesNotThrow(() => g.checkTimestamp(ts));
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts), { code: 'REPLAY_DETECTED' }, 'its replay is refused by the floor');
+});
+
+t.test('purging keeps a sender whose floor is still inside the window, though it holds no nonce', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { maxNoncesPerSender: 1 });
+  const t0 = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t0 + 5_000); // a timestamp ahead of this clock
+  g.checkAndRemember('s', 'bbbbbbbbbbbbbbbb', t0 - 5_000); // evicts a: floor = t0 + 5 s
+  clock.set(t0 + 5_000 + 60_000); // b has expired; a's timestamp passes the check for this last millisecond
+  g.purgeStale();
+  t.equal(g.size, 0, 'no nonce is held');
+  t.doesNotThrow(() => g.checkTimestamp(t0 + 5_000));
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t0 + 5_000), { code: 'REPLAY_DETECTED' }, 'the floor was kept: the replay of a is refused');
+});
