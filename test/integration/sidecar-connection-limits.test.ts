@@ -73,9 +73,9 @@ for (const [name, port, path, keepPath] of [['app', () => appPort, '/health', ab
       second.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n`);
       trickle(second, 200);
       const [a, b, c] = await Promise.all([closedWithin(slow, 6000), closedWithin(silent, 6000), closedWithin(second, 6000).then((ms) => (ms < 0 ? ms : Date.now() - secondStart))]);
-      within(t, a, 900, 2600, 'trickled first request');
-      within(t, b, 900, 2600, 'silent connection');
-      within(t, c, 900, 2600, 'trickled second request');
+      within(t, a, 900, 1800, 'trickled first request');
+      within(t, b, 900, 1800, 'silent connection');
+      within(t, c, 900, 1800, 'trickled second request');
       t.match(second.received(), /HTTP\/1\.1 408 Request Timeout/, 'the second request got 408');
       if (name === 'app') {
         // h2c: the connection preface itself, one byte every 100 ms.
@@ -85,7 +85,7 @@ for (const [name, port, path, keepPath] of [['app', () => appPort, '/health', ab
         const timer = setInterval(() => h2.write(preface[i++ % preface.length]!), 100);
         const d = await closedWithin(h2, 6000);
         clearInterval(timer);
-        within(t, d, 900, 2600, 'trickled h2c preface');
+        within(t, d, 900, 1800, 'trickled h2c preface');
       }
     });
   });
