@@ -6,6 +6,7 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
 import type { Registration } from '../src/control/registration.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
+import { ConfigError } from '../src/config/validate.js';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { ReplayGuard } from '../src/signing/replay-guard.js';
@@ -116,6 +117,10 @@ export class Sidecar {
         reserveMs: cfg.replay.reserveMs,
         windowMs: cfg.replay.windowMs,
         onWriteError: (err) => replayLog.error({ err: err.message, file: cfg.replay.stateFile }, 'replay state write failed: signed requests that need a higher mark are refused until a write succeeds'),
+      });
+      // Every signed request would be refused (503) with a state file it cannot write: say so now.
+      await floors.probe().catch((e: NodeJS.ErrnoException) => {
+        throw new ConfigError('replay.stateFile', `cannot write next to ${cfg.replay.stateFile} (${e.code ?? e.message}); write a path in the sidecar's state directory, e.g. /var/lib/themis/sidecar/replay.json`);
       });
       if (floors.loaded.problem) {
         replayLog.error({ problem: floors.loaded.problem }, `replay state unusable: refusing every signed request timestamped before ${new Date(floors.loaded.floorAll).toISOString()} (fail closed)`);

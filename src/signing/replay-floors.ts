@@ -8,7 +8,7 @@
 // write), and a request waits only when its timestamp is above the mark on disk. The price: after
 // a restart, a sender's requests up to `reserveMs` newer than its last accepted one are refused
 // too — which is why the mesh port opens only `quietMs()` after start (see proxy/sidecar.ts).
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ThemisError } from '../errors.js';
 import type { Clock } from '../runtime.js';
@@ -95,6 +95,13 @@ export class ReplayFloors {
     } catch (e) {
       return new ReplayFloors(o, failClosed(o, `${o.file} is not a replay state file (${(e as Error).message})`));
     }
+  }
+
+  /** Throws unless the state file's folder takes a write (a probe file, written and removed): a sidecar checks it at start. */
+  async probe(): Promise<void> {
+    const probe = `${this.o.file}.probe`;
+    await writeFile(probe, '', { mode: 0o600 });
+    await unlink(probe);
   }
 
   /**
