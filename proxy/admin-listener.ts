@@ -1,8 +1,15 @@
 // The admin port: /metrics (Prometheus text), /healthz (the process answers) and /readyz
-// (certificate valid, topology loaded, local storage node answering).
+// (certificate valid, topology loaded, local storage node answering). Its connections are
+// limited like the app port's, by Node's own HTTP/1.1 timers (which also close a new
+// connection that sends nothing within headersTimeout).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { ConnectionLimits } from '../src/config/sidecar.js';
+import { checkEvery } from './app-listener.js';
+
+/** The admin port's defaults (src/config/sidecar.ts). */
+export const ADMIN_LIMITS: ConnectionLimits = Object.freeze({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
 
 export interface Readiness {
   ready: boolean;
@@ -12,8 +19,14 @@ export interface Readiness {
 export class AdminServer {
   readonly server: http.Server;
 
-  constructor(registry: Registry, readiness: () => Promise<Readiness>) {
-    this.server = http.createServer((req, res) => {
+  constructor(registry: Registry, readiness: () => Promise<Readiness>, limits: ConnectionLimits = ADMIN_LIMITS, onDrop: () => void = () => undefined) {
+    const options: http.ServerOptions = {
+      keepAliveTimeout: limits.idleTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: checkEvery(limits),
+    };
+    this.server = http.createServer(options, (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       const reply = (status: number, body: string, type = 'application/json') => {
         res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -30,6 +43,8 @@ export class AdminServer {
         reply(404, JSON.stringify({ error: true, code: 'ROUTE_NOT_FOUND' }));
       }
     });
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('drop', onDrop);
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {

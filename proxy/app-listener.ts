@@ -1,14 +1,41 @@
 // The app port: plaintext HTTP/1.1 and h2c (prior knowledge) on one loopback port. The
 // first bytes of a connection decide: the HTTP/2 connection preface goes to an h2c server,
 // anything else to the HTTP/1.1 server. Both call the same request handler.
+// Connections that dawdle are closed, the same way for both protocols (ConnectionLimits):
+// a new connection's first request headers within headersTimeoutMs of its accept (then, on
+// HTTP/1.1, Node's headersTimeout from each request's start); the whole request within
+// requestTimeoutMs (HTTP/1.1: Node's requestTimeout, 408; HTTP/2: each stream's body, 408
+// REQUEST_TIMEOUT and a reset); no request in progress for idleTimeoutMs (HTTP/1.1 keep-alive,
+// an HTTP/2 session without streams: GOAWAY); at most maxConnections at once.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { limitBody } from '../src/body-limits.js';
+import type { ConnectionLimits } from '../src/config/sidecar.js';
 import type { AnyRequest, AnyResponse } from './respond.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
 export type Handler = (req: AnyRequest, res: AnyResponse) => void;
+
+/** The app port's defaults (src/config/sidecar.ts). */
+export const APP_LIMITS: ConnectionLimits = Object.freeze({ headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 });
+
+/** Which limit closed a connection or refused a request (the themis_listener_limits_total label). */
+export type Limit = 'max_connections' | 'first_request_timeout' | 'idle_timeout' | 'body_timeout';
+
+/**
+ * How often Node's HTTP/1.1 server looks for connections past headersTimeout or requestTimeout
+ * (30 s by default, far coarser than the limits themselves).
+ */
+export function checkEvery(l: ConnectionLimits): number {
+  return Math.max(50, Math.min(1000, Math.floor(Math.min(l.headersTimeoutMs, l.requestTimeoutMs) / 4)));
+}
+
+/** The timer of a connection's first request, on the socket (an HTTP/2 session's socket proxy reads it through). */
+const FIRST_REQUEST = Symbol('themis.firstRequest');
+type Tracked = { [FIRST_REQUEST]?: NodeJS.Timeout };
+const firstRequestArrived = (socket: object): void => clearTimeout((socket as Tracked)[FIRST_REQUEST]);
 
 export class AppServer {
   readonly server: net.Server;
@@ -17,19 +44,59 @@ export class AppServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
 
-  constructor(handler: Handler) {
-    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+  constructor(handler: Handler, limits: ConnectionLimits = APP_LIMITS, onLimit: (limit: Limit) => void = () => undefined) {
+    this.h1 = http.createServer(
+      {
+        keepAliveTimeout: limits.idleTimeoutMs,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        connectionsCheckingInterval: checkEvery(limits),
+      },
+      handler,
+    );
+    this.h1.on('request', (req: http.IncomingMessage) => firstRequestArrived(req.socket));
     // This server never calls listen() (connections are handed to it), but Node starts its
-    // connection tracking — needed by closeIdleConnections() and headersTimeout — on 'listening'.
+    // connection tracking — needed by closeIdleConnections(), headersTimeout and requestTimeout — on 'listening'.
     this.h1.emit('listening');
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
+    // Before Node's own listener, which hands the stream to the handler (it may read the body at once).
+    this.h2.prependListener('stream', (stream: http2.ServerHttp2Stream) => limitBody(stream, { timeoutMs: limits.requestTimeoutMs, onTimeout: () => onLimit('body_timeout') }));
     this.h2.on('session', (s) => {
       this.sessions.add(s);
-      s.once('close', () => this.sessions.delete(s));
+      // Idle: no stream open for idleTimeoutMs (until the first stream, the first-request timer runs).
+      let open = 0;
+      let idle: NodeJS.Timeout | undefined;
+      s.on('stream', (stream: http2.ServerHttp2Stream) => {
+        firstRequestArrived(s.socket);
+        open++;
+        clearTimeout(idle);
+        stream.once('close', () => {
+          if (--open > 0 || s.closed || s.destroyed) return;
+          idle = setTimeout(() => {
+            onLimit('idle_timeout');
+            s.close();
+          }, limits.idleTimeoutMs);
+          idle.unref();
+        });
+      });
+      s.once('close', () => {
+        clearTimeout(idle);
+        this.sessions.delete(s);
+      });
     });
     this.server = net.createServer({ noDelay: true }, (socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      // Silence, or headers trickled byte by byte (slowloris), end here whatever the protocol.
+      const firstRequest = setTimeout(() => {
+        onLimit('first_request_timeout');
+        socket.destroy();
+      }, limits.headersTimeoutMs);
+      firstRequest.unref();
+      (socket as Tracked)[FIRST_REQUEST] = firstRequest;
+      socket.once('close', () => {
+        clearTimeout(firstRequest);
+        this.sockets.delete(socket);
+      });
       socket.on('error', () => socket.destroy());
       socket.once('data', (first: Buffer) => {
         socket.pause();
@@ -44,6 +111,9 @@ export class AppServer {
         }
       });
     });
+    // Past the cap, Node closes a new connection as soon as it is accepted.
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('drop', () => onLimit('max_connections'));
   }
 
   listen(port: number, host: string): Promise<net.AddressInfo> {

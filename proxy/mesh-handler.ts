@@ -10,6 +10,7 @@ import type { AuditEvent, AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
+import type { ReplayFloors } from '../src/signing/replay-floors.js';
 import { EPOCH_HEADER } from './mesh-headers.js';
 import { APP_PEER_STAGES, SHARD_PEER_STAGES } from './mesh-pipeline.js';
 import type { MeshHandler } from './mesh-listener.js';
@@ -38,6 +39,7 @@ export interface MeshHandlerDeps {
   inbound: PeerInbound;
   topology: TopologySource;
   replay: ReplayGuard;
+  floors: ReplayFloors;
   maxBodyBytes: number;
   audit: AuditSink;
   metrics: SidecarMetrics;
@@ -53,6 +55,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
   const stageDeps: StageDeps = {
     self: d.self,
     replay: d.replay,
+    floors: d.floors,
     maxBodyBytes: d.maxBodyBytes,
     topology: d.topology,
     verified: (peer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial }),

@@ -19,6 +19,7 @@ import type { Clock } from '../src/runtime.js';
 import { admitPeer, auditPeer, type MeshPeer } from './peer-identity.js';
 import type { ClaimedLeaf } from '../src/pki/verify.js';
 import type { TlsMaterial } from './tls-material.js';
+import { limitBody, type BodyLimits } from '../src/body-limits.js';
 
 export interface MeshHandler {
   /**
@@ -47,6 +48,8 @@ export class MeshServer {
     private readonly metrics: SidecarMetrics,
     private readonly log: Logger,
     private readonly clock: Clock,
+    /** Every request body: a deadline from its headers, and the listener's budget of bytes in flight. */
+    bodyLimits: BodyLimits,
   ) {
     this.server = http2.createSecureServer({
       ...serverTlsOptions(material),
@@ -79,6 +82,8 @@ export class MeshServer {
       // content-length): that must end the stream, never the process. The compatibility
       // objects add a listener of their own; a stream served from the core API has only this.
       stream.on('error', () => undefined);
+      // Before any handler, which may start reading the body at once.
+      limitBody(stream, bodyLimits);
       const peer = this.peers.get(stream.session as ServerHttp2Session);
       if (!peer) {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);

@@ -21,7 +21,7 @@ export const SHARD_PEER_STAGES: readonly Stage[] = [
   timestamp, // 401 outside the replay window
   signature, // 401
   body, // 413 / 400, then 401 when it does not match the signed hash
-  replay, // 409 nonce seen before (remembered only from here on)
+  replay, // 409 nonce seen before or timestamp at the sender's floor (remembered only from here on); waits for the persisted mark when it must (503)
   verified, // SIGNATURE_VERIFIED, also for requests the next stage refuses
   ownership, // 421 this shard does not own the key at its epoch
 ];

@@ -6,9 +6,12 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
 import type { Registration } from '../src/control/registration.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
+import { ConfigError } from '../src/config/validate.js';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { ReplayGuard } from '../src/signing/replay-guard.js';
+import { ReplayFloors } from '../src/signing/replay-floors.js';
+import { BodyBudget } from '../src/body-limits.js';
 import type { SidecarRuntime } from './runtime.js';
 import { AdminServer } from './admin-listener.js';
 import { createAppHandler } from './app-handler.js';
@@ -107,7 +110,22 @@ export class Sidecar {
             log: rt.log.child({ component: 'topology' }),
           })
         : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs);
-      return new Sidecar(cfg, rt, trust, topology, etcd);
+      const replayLog = rt.log.child({ component: 'replay' });
+      const floors = await ReplayFloors.open({
+        file: cfg.replay.stateFile,
+        clock: rt.clock,
+        reserveMs: cfg.replay.reserveMs,
+        windowMs: cfg.replay.windowMs,
+        onWriteError: (err) => replayLog.error({ err: err.message, file: cfg.replay.stateFile }, 'replay state write failed: signed requests that need a higher mark are refused until a write succeeds'),
+      });
+      // Every signed request would be refused (503) with a state file it cannot write: say so now.
+      await floors.probe().catch((e: NodeJS.ErrnoException) => {
+        throw new ConfigError('replay.stateFile', `cannot write next to ${cfg.replay.stateFile} (${e.code ?? e.message}); write a path in the sidecar's state directory, e.g. /var/lib/themis/sidecar/replay.json`);
+      });
+      if (floors.loaded.problem) {
+        replayLog.error({ problem: floors.loaded.problem }, `replay state unusable: refusing every signed request timestamped before ${new Date(floors.loaded.floorAll).toISOString()} (fail closed)`);
+      }
+      return new Sidecar(cfg, rt, trust, topology, etcd, floors);
     } catch (e) {
       trust.close();
       etcd?.close();
@@ -121,6 +139,7 @@ export class Sidecar {
     private readonly trust: Trust,
     private readonly signed: TopologySource,
     private readonly etcd: Etcd3 | undefined,
+    private readonly floors: ReplayFloors,
   ) {
     const log = rt.log;
     this.audit = new AuditLog({
@@ -151,7 +170,7 @@ export class Sidecar {
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
     });
     this.metrics.setStaleCrlCount(() => staleCrls(this.trust.material.crlsByIssuer.values(), rt.clock.now()).length);
-    this.replay = new ReplayGuard(rt.clock, cfg.replay);
+    this.replay = new ReplayGuard(rt.clock, { ...cfg.replay, floors: floors.loaded.floors, floorAll: floors.loaded.floorAll });
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
       connectTimeoutMs: cfg.timeouts.connectMs,
@@ -298,7 +317,7 @@ export class Sidecar {
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
-    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })));
+    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }));
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
@@ -308,6 +327,7 @@ export class Sidecar {
       }),
       topology: this.topology,
       replay: this.replay,
+      floors: this.floors,
       maxBodyBytes: cfg.maxBodyBytes,
       audit: this.audit,
       metrics: this.metrics,
@@ -316,8 +336,18 @@ export class Sidecar {
     this.mesh = new MeshServer(
       trust.material,
       { stream: meshHandler.stream, request: (req, res, peer) => void meshHandler.request(req, res, peer) },
-      this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock);
-    this.admin = new AdminServer(this.metrics.registry, () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status() }));
+      this.audit, this.metrics, log.child({ component: 'mesh' }), rt.clock,
+      {
+        timeoutMs: cfg.mesh.bodyTimeoutMs,
+        budget: new BodyBudget(cfg.mesh.maxInflightBodyBytes, () => this.metrics.listenerLimits.inc({ listener: 'mesh', limit: 'body_budget' })),
+        onTimeout: () => this.metrics.listenerLimits.inc({ listener: 'mesh', limit: 'body_timeout' }),
+      });
+    this.admin = new AdminServer(
+      this.metrics.registry,
+      () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status() }),
+      cfg.admin,
+      () => this.metrics.listenerLimits.inc({ listener: 'admin', limit: 'max_connections' }),
+    );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     this.updateCertMetrics();
   }
@@ -356,6 +386,13 @@ export class Sidecar {
     // A stale `held` from an earlier run must not let another source publish while this one serves.
     await this.cutover?.forgetEarlierRun();
     const app = await this.app.listen(c.app.port, c.app.host);
+    // Peers whose marks the previous run reserved ahead are past them once this has passed
+    // (replay-floors.ts); it is over before a restart is, unless the restart took under replay.reserveMs.
+    const quiet = this.floors.quietMs();
+    if (quiet > 0) {
+      this.rt.log.info({ ms: quiet }, 'waiting for the replay marks of the previous run before opening the mesh port');
+      await new Promise((r) => setTimeout(r, quiet));
+    }
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
@@ -420,6 +457,7 @@ export class Sidecar {
     this.topology.close();
     this.peers.closeAll();
     this.local.close();
+    await this.floors.settled();
     await this.admin.close();
     this.audit.close();
   }

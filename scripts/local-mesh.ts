@@ -184,13 +184,15 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     if (!leaf) throw new Error(`the PKI has no certificate for ${s.id}`);
     const configFile = join(dir, `sidecar-${s.id}.json`);
     const auditFile = join(logDir, `audit-${s.id}.log`);
-    // The one place a sidecar config is written.
+    // The one place a sidecar config is written. A listener's settings in sidecarConfig (its
+    // limits) are merged into its section; the launcher keeps the address.
+    const { app: appExtra, mesh: meshExtra, admin: adminExtra, ...extra } = (o.sidecarConfig ?? {}) as Record<string, object | undefined>;
     const config = {
       shardId: s.id,
       cluster,
-      app: { host: '127.0.0.1', port: p.app },
-      mesh: { host: s.ip, port: p.mesh },
-      admin: { host: '127.0.0.1', port: p.admin },
+      app: { ...appExtra, host: '127.0.0.1', port: p.app },
+      mesh: { ...meshExtra, host: s.ip, port: p.mesh },
+      admin: { ...adminExtra, host: '127.0.0.1', port: p.admin },
       audit: { file: auditFile },
       storage: { url: storageUrl },
       tls: { cert: leaf.chainPath, key: leaf.keyPath, ca: pki.rootCert, crls: o.crls ?? pki.crls },
@@ -198,7 +200,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       ...(o.etcd
         ? { etcd: { endpoints: [etcdEndpoint], topology: o.etcd.topology === true, topologyCache: join(dir, `topology-cache-${s.id}.json`), crlCache: join(dir, `crl-cache-${s.id}.json`) } }
         : {}),
-      ...o.sidecarConfig,
+      ...extra,
     };
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     const launchSidecar = () =>

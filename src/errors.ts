@@ -17,6 +17,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
   CHANGEFEED_TRIMMED: { status: 410, retryable: false, summary: 'The change log no longer holds the records after this from_seq (or Last-Event-ID); make a full copy, then follow from oldest_seq - 1 or later.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
+  REQUEST_TIMEOUT: { status: 408, retryable: true, summary: 'The request body did not arrive whole within the listener\'s time limit; nothing of it was applied.' },
   // Mesh checks on a signed request, in the order they run (ARCHITECTURE.md "Mesh protocol").
   INVALID_HEADER: { status: 400, retryable: false, summary: 'A request header the mesh reads (such as x-themis-read) has a value it does not know.' },
   SIGNATURE_HEADERS_INVALID: { status: 400, retryable: false, summary: 'A signed-request header is missing or malformed.' },
@@ -24,7 +25,7 @@ export const ERRORS = {
   CAPABILITY_DENIED: { status: 403, retryable: false, summary: "The peer's certificate lacks the capability this operation needs." },
   TIMESTAMP_OUT_OF_WINDOW: { status: 401, retryable: false, summary: 'x-themis-timestamp is more than the allowed skew (60 s) from this shard\'s clock.' },
   SIGNATURE_INVALID: { status: 401, retryable: false, summary: 'The signature does not verify over the canonical string with the peer certificate key.' },
-  REPLAY_DETECTED: { status: 409, retryable: false, summary: 'This nonce was already used by this sender within the replay window.' },
+  REPLAY_DETECTED: { status: 409, retryable: false, summary: 'This nonce was already used by this sender within the replay window, or the request is older than the replay cache can vouch for (e.g. from before a restart).' },
   NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
@@ -35,6 +36,8 @@ export const ERRORS = {
   SHARDS_UNAVAILABLE: { status: 503, retryable: true, summary: 'A scatter-gather query could not reach every shard; the answer names them (allow_partial: true returns the rest).' },
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },
+  BODY_BUDGET_EXCEEDED: { status: 503, retryable: true, summary: 'The mesh port already holds its budget of request bodies in flight (mesh.maxInflightBodyBytes); nothing of this one was applied.' },
+  REPLAY_STATE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The replay guard could not write its high-water marks durably (disk full or failing); signed requests that need a new mark are refused.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

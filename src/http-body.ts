@@ -1,8 +1,11 @@
 // Reading a request body (HTTP/1.1 or HTTP/2) under a hard byte cap: a declared or streamed
 // size over the cap is refused with 413 as soon as it is known; the rest is never buffered.
+// An HTTP/2 stream may carry its listener's limits too (body-limits.ts): a deadline (408) and
+// a byte budget shared with every other body in flight (503), its bytes held until it closes.
 import type { IncomingMessage } from 'node:http';
 import { constants as http2constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
 import { ThemisError } from './errors.js';
+import { bodyLimitsOf, bodyTimedOut } from './body-limits.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 /** A compatibility-API request, or a stream from the core HTTP/2 API (its declared length is passed apart). */
@@ -45,6 +48,29 @@ export function readBody(req: Source, limit: number, declared = 'headers' in req
     discardRest(req, limit);
     return Promise.reject(tooLarge(limit));
   }
+  const limits = bodyLimitsOf(req);
+  // A late body is not read at all: its listener resets the stream once the answer is out.
+  if (limits?.expired) return Promise.reject(bodyTimedOut(limits));
+  // A stream closed already cannot give its bytes back at close, and holds no more than its window.
+  const stream = 'stream' in req ? req.stream : req;
+  const budget = (stream as { closed?: boolean }).closed ? undefined : limits?.budget;
+  /** Bytes of the budget this body holds: its declared length at once, then whatever arrives beyond it. */
+  let held = 0;
+  const release = (): void => {
+    budget?.give(held);
+    held = 0;
+  };
+  if (budget) {
+    const n = Number(declared ?? 0);
+    // Taken before any of it arrives, so bodies that cannot all fit are refused at once.
+    if (!budget.take(Number.isSafeInteger(n) && n > 0 ? n : 0)) {
+      discardRest(req, limit);
+      return Promise.reject(budget.exceeded());
+    }
+    held = Number.isSafeInteger(n) && n > 0 ? n : 0;
+    // The bytes stay held while the request is served (they are forwarded from memory).
+    stream.once('close', release);
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -56,19 +82,31 @@ export function readBody(req: Source, limit: number, declared = 'headers' in req
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
-      if (err) reject(err);
-      else resolve(value!);
+      if (limits) limits.onExpire = undefined;
+      if (err) {
+        chunks.length = 0;
+        release();
+        reject(err);
+      } else resolve(value!);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        chunks.length = 0;
         finish(tooLarge(limit));
         discardRest(req, limit);
         return;
       }
+      if (budget && size > held) {
+        if (!budget.take(size - held)) {
+          finish(budget.exceeded());
+          discardRest(req, limit);
+          return;
+        }
+        held = size;
+      }
       chunks.push(chunk);
     };
+    if (limits) limits.onExpire = () => finish(bodyTimedOut(limits));
     const onEnd = (): void => {
       // HTTP/1.1's parser enforces content-length itself; an HTTP/2 stream reset mid-body can
       // still emit 'end', so a declared length is checked here.

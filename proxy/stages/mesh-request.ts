@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ReplayGuard } from '../../src/signing/replay-guard.js';
+import type { ReplayFloors } from '../../src/signing/replay-floors.js';
 import type { SignedRequestHeaders } from '../../src/signing/canonical.js';
 import type { MeshPeer } from '../peer-identity.js';
 import type { Operation } from '../operations.js';
@@ -34,6 +35,8 @@ export interface StageDeps {
   /** Told when a shard peer's request has passed every signature check (audited, aggregated). */
   readonly verified: (peer: MeshPeer) => void;
   readonly replay: ReplayGuard;
+  /** Each sender's persisted high-water mark (replay protection across restarts). */
+  readonly floors: ReplayFloors;
   readonly maxBodyBytes: number;
   readonly topology: TopologySource;
 }

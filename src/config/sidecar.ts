@@ -12,15 +12,40 @@ export interface Listen {
   readonly port: number;
 }
 
+/**
+ * How a plaintext HTTP listener (app, admin) treats connections that dawdle, and how many it
+ * holds. HTTP/1.1 uses Node's own timers; the app port's h2c sessions get the same limits
+ * (proxy/app-listener.ts).
+ */
+export interface ConnectionLimits {
+  /** A request's headers must be complete within this; a new connection's first request counts from its accept. */
+  readonly headersTimeoutMs: number;
+  /** The whole request, headers and body, must arrive within this (not the answer: long polls are unaffected). */
+  readonly requestTimeoutMs: number;
+  /** A connection with no request in progress (HTTP/1.1 keep-alive, an HTTP/2 session without streams) is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** Connections open at once; one more is closed as soon as it is accepted. */
+  readonly maxConnections: number;
+}
+
+export interface HttpListen extends Listen, ConnectionLimits {}
+
+export interface MeshListen extends Listen {
+  /** A request's body must arrive whole within this of its headers, or the stream gets 408 REQUEST_TIMEOUT and is reset. */
+  readonly bodyTimeoutMs: number;
+  /** Bytes of request bodies held at once over all mesh streams; more gets 503 BODY_BUDGET_EXCEEDED. */
+  readonly maxInflightBodyBytes: number;
+}
+
 export interface SidecarConfig {
   readonly shardId: string;
   readonly cluster: string;
   /** Plaintext HTTP/1.1 + h2c for local apps; loopback only. */
-  readonly app: Listen;
+  readonly app: HttpListen;
   /** HTTP/2 over TLS 1.3 with client certificates, for peers and client-certificate apps. */
-  readonly mesh: Listen;
+  readonly mesh: MeshListen;
   /** /metrics, /healthz, /readyz; loopback by default. */
-  readonly admin: Listen;
+  readonly admin: HttpListen;
   /** Append-only, hash-chained audit trail of security events. */
   readonly auditFile: string;
   /** Rotate the audit file at this size. */
@@ -43,7 +68,12 @@ export interface SidecarConfig {
   readonly topologyPollMs: number;
   readonly timeouts: { readonly connectMs: number; readonly requestMs: number };
   readonly backoff: { readonly initialMs: number; readonly maxMs: number };
-  readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number };
+  /**
+   * Signed requests: the accepted clock skew (and how long nonces are remembered), the memory
+   * bound per sender, and the file holding each sender's persisted high-water mark — reserved
+   * `reserveMs` ahead of its newest accepted timestamp — so a restart reopens no replay.
+   */
+  readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number; readonly stateFile: string; readonly reserveMs: number };
   /** Scatter-gather queries: shard calls in flight per query, per-shard timeout, rows per shard page. */
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
   readonly maxBodyBytes: number;
@@ -86,12 +116,13 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   if (!SHARD_ID_RE.test(shardId)) throw new ConfigError('shardId', `"${shardId}" is not a shard id; write e.g. "shard-001"`);
   const path = (o: Raw, k: string, prefix: string) => resolve(baseDir, str(o, k, prefix));
 
-  const app = listen(raw, 'app', { host: '127.0.0.1', port: 7080 });
+  const app = httpListen(raw, 'app', { host: '127.0.0.1', port: 7080 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 });
   if (!isLoopbackHost(app.host)) {
     throw new ConfigError('app.host', `"${app.host}" is not a loopback address: the app port is plaintext and unauthenticated; write 127.0.0.1 and let remote apps use the mesh port with a client certificate`);
   }
-  const mesh = listen(raw, 'mesh', { host: '127.0.0.1', port: 7443 });
-  const admin = listen(raw, 'admin', { host: '127.0.0.1', port: 9464 });
+  const meshRaw = asObject(raw.mesh ?? {}, 'mesh');
+  const mesh = listen(meshRaw, 'mesh', { host: '127.0.0.1', port: 7443 }, ['bodyTimeoutMs', 'maxInflightBodyBytes']);
+  const admin = httpListen(raw, 'admin', { host: '127.0.0.1', port: 9464 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
   const audit = asObject(raw.audit ?? {}, 'audit');
   rejectUnknown(audit, ['file', 'maxBytes'], 'audit');
 
@@ -124,7 +155,15 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const backoff = asObject(raw.backoff ?? {}, 'backoff');
   rejectUnknown(backoff, ['initialMs', 'maxMs'], 'backoff');
   const replay = asObject(raw.replay ?? {}, 'replay');
-  rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender'], 'replay');
+  rejectUnknown(replay, ['windowMs', 'maxNoncesPerSender', 'stateFile', 'reserveMs'], 'replay');
+  const windowMs = int(replay, 'windowMs', 'replay', 60_000, 1_000, 600_000);
+  const reserveMs = int(replay, 'reserveMs', 'replay', 1_000, 10, 60_000);
+  if (reserveMs > windowMs) throw new ConfigError('replay.reserveMs', `${reserveMs} is longer than replay.windowMs (${windowMs}); write at most the window, e.g. 1000`);
+  const maxBodyBytes = int(raw, 'maxBodyBytes', '', 2 * 16 * 1024 * 1024 + 64 * 1024, 1024, 1024 * 1024 * 1024);
+  const maxInflightBodyBytes = int(meshRaw, 'maxInflightBodyBytes', 'mesh', 256 * 1024 * 1024, 1024, 2 ** 40);
+  if (maxInflightBodyBytes < maxBodyBytes) {
+    throw new ConfigError('mesh.maxInflightBodyBytes', `${maxInflightBodyBytes} is less than maxBodyBytes (${maxBodyBytes}), so the largest body allowed could never be accepted; write at least ${maxBodyBytes}`);
+  }
   const replication = asObject(raw.replication ?? {}, 'replication');
   rejectUnknown(replication, ['ack', 'ackTimeoutMs', 'stateDir', 'longPollMs', 'failover', 'leaseTtlSeconds'], 'replication');
   const ack = str(replication, 'ack', 'replication', 'majority');
@@ -157,7 +196,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     shardId,
     cluster: str(raw, 'cluster', '', 'cluster-dev'),
     app,
-    mesh,
+    mesh: Object.freeze({ ...mesh, bodyTimeoutMs: int(meshRaw, 'bodyTimeoutMs', 'mesh', 30_000, 100, 600_000), maxInflightBodyBytes }),
     admin,
     auditFile: resolve(baseDir, str(audit, 'file', 'audit', `audit-${shardId}.log`)),
     auditMaxBytes: int(audit, 'maxBytes', 'audit', 64 * 1024 * 1024, 4096, 2 ** 40),
@@ -180,8 +219,10 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       maxMs: int(backoff, 'maxMs', 'backoff', 5_000, 1, 600_000),
     }),
     replay: Object.freeze({
-      windowMs: int(replay, 'windowMs', 'replay', 60_000, 1_000, 600_000),
+      windowMs,
       maxNoncesPerSender: int(replay, 'maxNoncesPerSender', 'replay', 200_000, 100, 10_000_000),
+      stateFile: resolve(baseDir, str(replay, 'stateFile', 'replay', `replay-${shardId}.json`)),
+      reserveMs,
     }),
     replication: Object.freeze({
       ack: ack as 'all' | 'majority' | 'primary',
@@ -196,19 +237,39 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       shardTimeoutMs: int(scatter, 'shardTimeoutMs', 'scatter', 10_000, 10, 600_000),
       pageSize: int(scatter, 'pageSize', 'scatter', 1000, 1, 100_000),
     }),
-    maxBodyBytes: int(raw, 'maxBodyBytes', '', 2 * 16 * 1024 * 1024 + 64 * 1024, 1024, 1024 * 1024 * 1024),
+    maxBodyBytes,
     watchFiles: bool(raw, 'watchFiles', '', true),
   });
 }
 
-function listen(raw: Raw, key: string, dflt: Listen): Listen {
-  const o = asObject(raw[key] ?? {}, key);
-  rejectUnknown(o, ['host', 'port'], key);
+/** host and port of listener `key` (its object `o`); `more` names the other settings it knows. */
+function listen(o: Raw, key: string, dflt: Listen, more: readonly string[]): Listen {
+  rejectUnknown(o, ['host', 'port', ...more], key);
   const host = str(o, 'host', key, dflt.host);
   if (host !== 'localhost' && isIP(host) === 0) {
     throw new ConfigError(join(key, 'host'), `expected an IP address, got ${JSON.stringify(host.slice(0, 64))}; write e.g. ${dflt.host}`);
   }
   return Object.freeze({ host, port: int(o, 'port', key, dflt.port, 0, 65535) });
+}
+
+const LIMIT_KEYS = ['headersTimeoutMs', 'requestTimeoutMs', 'idleTimeoutMs', 'maxConnections'] as const;
+
+/** A plaintext HTTP listener: host, port and its connection limits. */
+function httpListen(raw: Raw, key: string, dflt: Listen, limits: ConnectionLimits): HttpListen {
+  const o = asObject(raw[key] ?? {}, key);
+  const l = listen(o, key, dflt, LIMIT_KEYS);
+  const headersTimeoutMs = int(o, 'headersTimeoutMs', key, limits.headersTimeoutMs, 100, 600_000);
+  const requestTimeoutMs = int(o, 'requestTimeoutMs', key, limits.requestTimeoutMs, 100, 3_600_000);
+  if (requestTimeoutMs < headersTimeoutMs) {
+    throw new ConfigError(join(key, 'requestTimeoutMs'), `${requestTimeoutMs} is shorter than ${key}.headersTimeoutMs (${headersTimeoutMs}): the headers are part of the request; write at least ${headersTimeoutMs}`);
+  }
+  return Object.freeze({
+    ...l,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    idleTimeoutMs: int(o, 'idleTimeoutMs', key, limits.idleTimeoutMs, 100, 3_600_000),
+    maxConnections: int(o, 'maxConnections', key, limits.maxConnections, 1, 1_000_000),
+  });
 }
 
 /** Reads and validates a sidecar config file. */

@@ -16,6 +16,12 @@ export class SidecarMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly listenerLimits = new client.Counter({
+    name: 'themis_listener_limits_total',
+    help: 'Connections closed and requests refused by a listener limit, by listener (app, mesh, admin) and limit (max_connections, first_request_timeout, idle_timeout, body_timeout, body_budget)',
+    labelNames: ['listener', 'limit'],
+    registers: [this.registry],
+  });
   readonly topologyRejections = new client.Counter({ name: 'themis_topology_rejections_total', help: 'Topologies refused (invalid, or older than the one in force)', registers: [this.registry] });
   readonly topologyEpoch = new client.Gauge({ name: 'themis_topology_epoch', help: 'Epoch of the topology this sidecar routes by', registers: [this.registry] });
   /** notAfter (ms) of this shard's certificate and of every peer shard's seen. */

@@ -2,6 +2,8 @@
 // inside the acceptance window. Memory is bounded (lru-cache per sender, and a bounded
 // number of senders). Eviction never reopens a replay: when a still-valid nonce is evicted,
 // the sender's floor rises to its timestamp and older requests are refused (fail closed).
+// A restarted sidecar starts each sender's floor at the mark its previous run persisted
+// (replay-floors.ts), so a request accepted before the restart is refused after it.
 import { LRUCache } from 'lru-cache';
 import { ThemisError } from '../errors.js';
 import type { Clock } from '../runtime.js';
@@ -13,6 +15,10 @@ export interface ReplayGuardOptions {
   maxNoncesPerSender?: number;
   /** Senders tracked (default 4 096). */
   maxSenders?: number;
+  /** Per sender, from before a restart: requests with a timestamp at or below it are refused. */
+  floors?: ReadonlyMap<string, number>;
+  /** The same for every sender (the persisted marks could not be read: fail closed). */
+  floorAll?: number;
 }
 
 interface SenderState {
@@ -25,7 +31,8 @@ export class ReplayGuard {
   readonly windowMs: number;
   private readonly maxNonces: number;
   private readonly senders: LRUCache<string, SenderState>;
-  private globalFloor = -Infinity;
+  private globalFloor: number;
+  private readonly startFloors: ReadonlyMap<string, number>;
 
   constructor(
     private readonly clock: Clock,
@@ -33,6 +40,8 @@ export class ReplayGuard {
   ) {
     this.windowMs = opts.windowMs ?? 60_000;
     this.maxNonces = opts.maxNoncesPerSender ?? 200_000;
+    this.startFloors = opts.floors ?? new Map();
+    this.globalFloor = opts.floorAll ?? -Infinity;
     // Evicting a whole sender forgets its nonces, so the global floor rises to the newest
     // timestamp it still vouched for; with thousands of senders tracked this stays rare.
     this.senders = new LRUCache<string, SenderState>({
@@ -63,7 +72,7 @@ export class ReplayGuard {
     const now = this.clock.now();
     let state = this.senders.get(sender);
     if (!state) {
-      const fresh: SenderState = { floor: -Infinity, nonces: undefined as unknown as LRUCache<string, number> };
+      const fresh: SenderState = { floor: this.startFloors.get(sender) ?? -Infinity, nonces: undefined as unknown as LRUCache<string, number> };
       fresh.nonces = new LRUCache<string, number>({
         max: this.maxNonces,
         perf: { now: () => this.clock.now() },
@@ -78,7 +87,8 @@ export class ReplayGuard {
       this.senders.set(sender, state);
     }
     if (timestamp <= state.floor || timestamp <= this.globalFloor) {
-      throw new ThemisError('REPLAY_DETECTED', 'request is older than the replay cache can vouch for; send a fresh one');
+      // Evicted nonces, or a restart: either way this request may have been accepted before.
+      throw new ThemisError('REPLAY_DETECTED', 'request is older than the replay cache can vouch for (a restart, or memory pressure); send a fresh one');
     }
     if (state.nonces.has(nonce)) {
       throw new ThemisError('REPLAY_DETECTED', 'nonce already used by this sender within the replay window');

@@ -43,6 +43,7 @@ t.test('the example configs are valid configs', async (t) => {
   const sidecar = validateSidecarConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/sidecar.json'), 'utf8')), '/etc/themis');
   t.equal(sidecar.tls.keyPassphraseFile, '/run/credentials/themis-sidecar.service/sidecar-key-passphrase', 'reads the systemd credential');
   t.equal(sidecar.auditFile, '/var/log/themis/audit-shard-001.log');
+  t.equal(sidecar.replay.stateFile, '/var/lib/themis/sidecar/replay.json', 'replay marks in the state directory (the config folder is read-only under systemd)');
   const storage = validateStorageConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/storage.json'), 'utf8')));
   t.equal(storage.host, '127.0.0.1');
   t.equal(storage.dataDir, '/var/lib/themis/storage');

@@ -48,6 +48,9 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['unreadable topology', { topology: { file: join(dir, 'nope.json') } }, /topology\.file: cannot read/],
     ['unknown field', { colour: 1 }, /config: colour: unknown setting/],
     ['app port on a public address', { app: { host: '0.0.0.0', port: 0 } }, /app\.host/],
+    ['request timeout shorter than the headers timeout', { app: { port: 0, headersTimeoutMs: 5000, requestTimeoutMs: 1000 } }, /app\.requestTimeoutMs: 1000 is shorter than app\.headersTimeoutMs/],
+    ['body budget below the largest body', { mesh: { port: 0, maxInflightBodyBytes: 4096 } }, /mesh\.maxInflightBodyBytes: 4096 is less than maxBodyBytes/],
+    ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];
   for (const [name, patch, msg] of cases) {
     const r = start(patch);

@@ -19,6 +19,10 @@ t.test('a good config is filled with defaults and paths resolve against the conf
   t.equal(c.timeouts.requestMs, 10_000);
   t.equal(c.replay.windowMs, 60_000);
   t.equal(c.auditFile, '/etc/themis/audit-shard-001.log');
+  t.same(c.replay, { windowMs: 60_000, maxNoncesPerSender: 200_000, stateFile: '/etc/themis/replay-shard-001.json', reserveMs: 1000 });
+  t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 });
+  t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
+  t.same(c.mesh, { host: '10.0.0.5', port: 7443, bodyTimeoutMs: 30_000, maxInflightBodyBytes: 256 * 1024 * 1024 });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
 });
 
@@ -41,6 +45,18 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['timeout too small', { timeouts: { requestMs: 1 } }, 'timeouts.requestMs'],
     ['replay window as text', { replay: { windowMs: 'long' } }, 'replay.windowMs'],
     ['watchFiles not a boolean', { watchFiles: 'yes' }, 'watchFiles'],
+    ['replay reserve longer than the window', { replay: { windowMs: 5000, reserveMs: 6000 } }, 'replay.reserveMs'],
+    ['replay state file empty', { replay: { stateFile: '' } }, 'replay.stateFile'],
+    ['app headers timeout zero', { app: { headersTimeoutMs: 0 } }, 'app.headersTimeoutMs'],
+    ['app request timeout shorter than headers', { app: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 } }, 'app.requestTimeoutMs'],
+    ['app idle timeout as text', { app: { idleTimeoutMs: 'long' } }, 'app.idleTimeoutMs'],
+    ['app without a connection cap', { app: { maxConnections: 0 } }, 'app.maxConnections'],
+    ['unknown app setting', { app: { keepAlive: 5 } }, 'app.keepAlive'],
+    ['admin request timeout negative', { admin: { requestTimeoutMs: -1 } }, 'admin.requestTimeoutMs'],
+    ['admin connection cap fractional', { admin: { maxConnections: 1.5 } }, 'admin.maxConnections'],
+    ['mesh body timeout too short', { mesh: { host: '10.0.0.5', bodyTimeoutMs: 10 } }, 'mesh.bodyTimeoutMs'],
+    ['mesh body budget below maxBodyBytes', { mesh: { host: '10.0.0.5', maxInflightBodyBytes: 4096 }, maxBodyBytes: 8192 }, 'mesh.maxInflightBodyBytes'],
+    ['unknown mesh setting', { mesh: { host: '10.0.0.5', idleTimeoutMs: 5 } }, 'mesh.idleTimeoutMs'],
     ['etcd over plain http', { etcd: { endpoints: ['http://10.0.0.2:2379'] } }, 'etcd.endpoints'],
     ['etcd without endpoints', { etcd: {} }, 'etcd.endpoints'],
   ];
