@@ -9,6 +9,7 @@
 // an HTTP/2 session without streams: GOAWAY); at most maxConnections at once.
 import http from 'node:http';
 import http2 from 'node:http2';
+import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { limitBody } from '../src/body-limits.js';
 import type { ConnectionLimits } from '../src/config/sidecar.js';
@@ -39,6 +40,9 @@ const firstRequestArrived = (socket: object): void => clearTimeout((socket as Tr
 
 export class AppServer {
   readonly server: net.Server;
+  /** The same API on a Unix-domain socket (app.socket), when configured. */
+  private readonly unixServer: net.Server;
+  private unixListening = false;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
@@ -84,7 +88,7 @@ export class AppServer {
         this.sessions.delete(s);
       });
     });
-    this.server = net.createServer({ noDelay: true }, (socket) => {
+    const accept = (socket: net.Socket) => {
       this.sockets.add(socket);
       // Silence, or headers trickled byte by byte (slowloris), end here whatever the protocol.
       const firstRequest = setTimeout(() => {
@@ -110,10 +114,14 @@ export class AppServer {
           socket.resume();
         }
       });
-    });
-    // Past the cap, Node closes a new connection as soon as it is accepted.
-    this.server.maxConnections = limits.maxConnections;
-    this.server.on('drop', () => onLimit('max_connections'));
+    };
+    this.server = net.createServer({ noDelay: true }, accept);
+    this.unixServer = net.createServer(accept);
+    // Past the cap, Node closes a new connection as soon as it is accepted (per listener).
+    for (const srv of [this.server, this.unixServer]) {
+      srv.maxConnections = limits.maxConnections;
+      srv.on('drop', () => onLimit('max_connections'));
+    }
   }
 
   listen(port: number, host: string): Promise<net.AddressInfo> {
@@ -127,11 +135,33 @@ export class AppServer {
   }
 
   /**
+   * Listens on a Unix-domain socket file, then gives it `mode` and the owner and group given.
+   * A socket file left by a process that is gone is replaced; a live one is an error (EADDRINUSE).
+   */
+  async listenUnix(path: string, access: { mode: number; uid?: number; gid?: number }): Promise<void> {
+    await removeStaleSocket(path);
+    await new Promise<void>((resolve, reject) => {
+      this.unixServer.once('error', reject);
+      this.unixServer.listen(path, () => {
+        this.unixServer.off('error', reject);
+        resolve();
+      });
+    });
+    this.unixListening = true;
+    // Until chmod, the file has the umask's bits: the sidecar's units run with UMask=0077.
+    chmodSync(path, access.mode);
+    if (access.uid !== undefined || access.gid !== undefined) chownSync(path, access.uid ?? -1, access.gid ?? -1);
+  }
+
+  /**
    * Stops accepting, lets in-flight requests finish (HTTP/2 sessions get GOAWAY, idle
    * HTTP/1.1 connections close), and destroys whatever is left after `drainMs`.
    */
   async close(drainMs = 0): Promise<void> {
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    const closed = Promise.all([
+      new Promise<void>((r) => (this.server.listening ? this.server.close(() => r()) : r())),
+      new Promise<void>((r) => (this.unixListening ? this.unixServer.close(() => r()) : r())),
+    ]);
     for (const s of this.sessions) s.close();
     this.h1.closeIdleConnections();
     const timer = setTimeout(() => {
@@ -143,4 +173,24 @@ export class AppServer {
     clearInterval(idle);
     this.h1.close(() => undefined); // stops the connection-tracking timer 'listening' started
   }
+}
+
+/** Removes a socket file nobody listens on any more (a crashed sidecar's); leaves anything else. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // no file
+  }
+  if (!isSocket) return; // listen() reports EADDRINUSE: not ours to delete
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (!live) unlinkSync(path);
 }

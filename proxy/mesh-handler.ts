@@ -18,6 +18,7 @@ import { classifyRequest, type Operation } from './operations.js';
 import { auditPeer, type MeshPeer } from './peer-identity.js';
 import type { PeerInbound } from './peer-inbound.js';
 import { replyOnStream, replyTo, type Reply } from './respond.js';
+import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 import { runStages, type MeshRequest, type StageDeps } from './stages/mesh-request.js';
 import type { TopologySource } from './control/topology-source.js';
@@ -52,6 +53,7 @@ export interface MeshRequestHandler extends MeshHandler {
 }
 
 export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
+  const watch = new RequestWatch('mesh', d.log);
   const stageDeps: StageDeps = {
     self: d.self,
     replay: d.replay,
@@ -102,6 +104,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
       }
       if (op.kind !== 'entity') return false;
       const started = performance.now();
+      stream.once('close', watch.add(method, url, () => stream.headersSent));
       stream.once('close', () => {
         const status = stream.sentHeaders?.[':status'];
         if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
@@ -134,6 +137,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
         return;
       }
       tracked.operation = op.kind;
+      if (op.kind !== 'changefeed') res.once('close', watch.add(req.method, req.url, () => res.headersSent));
       await handle({ method: req.method, url: req.url, headers: req.headers, peer, op, source: req }, reply, req);
     },
   };

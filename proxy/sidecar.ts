@@ -16,6 +16,7 @@ import type { SidecarRuntime } from './runtime.js';
 import { AdminServer } from './admin-listener.js';
 import { createAppHandler } from './app-handler.js';
 import { AppServer } from './app-listener.js';
+import { socketIds } from '../src/config/app-socket.js';
 import { staleCrls } from './control/crl-health.js';
 import { EtcdTopologySource } from './control/etcd-topology-source.js';
 import { registerSidecar } from './control/registration.js';
@@ -59,7 +60,10 @@ import type { HoldCheck } from './replication/replicated-write.js';
 export type { SidecarRuntime } from './runtime.js';
 
 export interface Bound {
-  app: string;
+  /** host:port, or null with app.tcp false. */
+  app: string | null;
+  /** The app socket's path, with app.socket. */
+  appSocket?: string;
   mesh: string;
   admin: string;
 }
@@ -385,7 +389,9 @@ export class Sidecar {
     const c = this.cfg;
     // A stale `held` from an earlier run must not let another source publish while this one serves.
     await this.cutover?.forgetEarlierRun();
-    const app = await this.app.listen(c.app.port, c.app.host);
+    const app = c.app.tcp ? await this.app.listen(c.app.port, c.app.host) : undefined;
+    const sock = c.app.socket;
+    if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) });
     // Peers whose marks the previous run reserved ahead are past them once this has passed
     // (replay-floors.ts); it is over before a restart is, unless the restart took under replay.reserveMs.
     const quiet = this.floors.quietMs();
@@ -415,7 +421,7 @@ export class Sidecar {
       this.statusTimer.unref();
       this.dataSize.start();
     }
-    return { app: `${app.address}:${app.port}`, mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
+    return { app: app ? `${app.address}:${app.port}` : null, ...(sock ? { appSocket: sock.path } : {}), mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
   }
 
   /**

@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { ConfigError, asObject, bool, int, isLoopbackHost, join, rejectUnknown, str, type Raw } from './validate.js';
 import { SHARD_ID_RE } from '../topology/topology.js';
+import { appSocket, type AppSocket } from './app-socket.js';
 
 export interface Listen {
   readonly host: string;
@@ -30,6 +31,13 @@ export interface ConnectionLimits {
 
 export interface HttpListen extends Listen, ConnectionLimits {}
 
+export interface AppListen extends HttpListen {
+  /** Listen on loopback TCP (host, port); false: only on the socket. */
+  readonly tcp: boolean;
+  /** The app API on a Unix-domain socket too, with its owner, group and mode. */
+  readonly socket: AppSocket | undefined;
+}
+
 export interface MeshListen extends Listen {
   /** A request's body must arrive whole within this of its headers, or the stream gets 408 REQUEST_TIMEOUT and is reset. */
   readonly bodyTimeoutMs: number;
@@ -40,8 +48,8 @@ export interface MeshListen extends Listen {
 export interface SidecarConfig {
   readonly shardId: string;
   readonly cluster: string;
-  /** Plaintext HTTP/1.1 + h2c for local apps; loopback only. */
-  readonly app: HttpListen;
+  /** Plaintext HTTP/1.1 + h2c for local apps: on loopback TCP and/or a Unix-domain socket. */
+  readonly app: AppListen;
   /** HTTP/2 over TLS 1.3 with client certificates, for peers and client-certificate apps. */
   readonly mesh: MeshListen;
   /** /metrics, /healthz, /readyz; loopback by default. */
@@ -116,7 +124,10 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   if (!SHARD_ID_RE.test(shardId)) throw new ConfigError('shardId', `"${shardId}" is not a shard id; write e.g. "shard-001"`);
   const path = (o: Raw, k: string, prefix: string) => resolve(baseDir, str(o, k, prefix));
 
-  const app = httpListen(raw, 'app', { host: '127.0.0.1', port: 7080 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 });
+  const appLimits = httpListen(raw, 'app', { host: '127.0.0.1', port: 7080 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 }, ['tcp', 'socket']);
+  const appRaw = asObject(raw.app ?? {}, 'app');
+  const app: AppListen = Object.freeze({ ...appLimits, tcp: bool(appRaw, 'tcp', 'app', true), socket: appSocket(appRaw, baseDir) });
+  if (!app.tcp && !app.socket) throw new ConfigError('app.tcp', 'false leaves apps no way in; configure app.socket, or set app.tcp to true');
   if (!isLoopbackHost(app.host)) {
     throw new ConfigError('app.host', `"${app.host}" is not a loopback address: the app port is plaintext and unauthenticated; write 127.0.0.1 and let remote apps use the mesh port with a client certificate`);
   }
@@ -255,9 +266,9 @@ function listen(o: Raw, key: string, dflt: Listen, more: readonly string[]): Lis
 const LIMIT_KEYS = ['headersTimeoutMs', 'requestTimeoutMs', 'idleTimeoutMs', 'maxConnections'] as const;
 
 /** A plaintext HTTP listener: host, port and its connection limits. */
-function httpListen(raw: Raw, key: string, dflt: Listen, limits: ConnectionLimits): HttpListen {
+function httpListen(raw: Raw, key: string, dflt: Listen, limits: ConnectionLimits, more: readonly string[] = []): HttpListen {
   const o = asObject(raw[key] ?? {}, key);
-  const l = listen(o, key, dflt, LIMIT_KEYS);
+  const l = listen(o, key, dflt, [...LIMIT_KEYS, ...more]);
   const headersTimeoutMs = int(o, 'headersTimeoutMs', key, limits.headersTimeoutMs, 100, 600_000);
   const requestTimeoutMs = int(o, 'requestTimeoutMs', key, limits.requestTimeoutMs, 100, 3_600_000);
   if (requestTimeoutMs < headersTimeoutMs) {

@@ -1,5 +1,8 @@
 // The control plane's etcd: the key schema under /themis/{cluster}/ (ARCHITECTURE.md) and a
 // client that always authenticates with a certificate (etcd runs with --client-cert-auth).
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { ExponentialBackoff } from 'cockatiel';
 
@@ -18,15 +21,45 @@ export interface EtcdConnection {
   caPem: string;
 }
 
+/** The TLS server name sent to an etcd dialled by IP address (SNI may not carry an IP, RFC 6066). */
+export const ETCD_IP_SERVER_NAME = 'etcd.themis.invalid';
+
+/**
+ * gRPC sends the host it dials as the TLS server name, and Node warns (DEP0123) on every call
+ * when that is an IP address. For an endpoint given by IP, the channel sends a plain name
+ * instead and checks the server certificate against the IP itself (its IP SANs), as before;
+ * an endpoint given by name is left to gRPC.
+ */
+function ipAwareChannel(c: EtcdConnection) {
+  const byIp = (ip: string) =>
+    grpc.credentials.createSsl(Buffer.from(c.caPem), Buffer.from(c.keyPem), Buffer.from(c.certPem), { checkServerIdentity: (_name, cert) => checkServerIdentity(ip, cert) });
+  return (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): grpc.Channel => {
+    const { channelFactoryOverride: _factory, ...rest } = options as grpc.ChannelOptions & { channelFactoryOverride?: unknown };
+    const host = address.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+    if (!isIP(host)) return new grpc.Channel(address, credentials, rest);
+    return new grpc.Channel(address, byIp(host), { ...rest, 'grpc.ssl_target_name_override': ETCD_IP_SERVER_NAME });
+  };
+}
+
 export function connectEtcd(c: EtcdConnection): Etcd3 {
+  // etcd3 hands one options object to every gRPC client it makes, and gRPC deletes
+  // channelFactoryOverride from the object it is given: keep it for the next one.
+  const grpcOptions = new Proxy(
+    {
+      // Come back quickly after an etcd outage: gRPC's own reconnect back-off grows to two
+      // minutes and etcd3's watch back-off to 30 s by default, which left a sidecar that
+      // started while etcd was down without a watch for that long after etcd returned.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      channelFactoryOverride: ipAwareChannel(c),
+    },
+    { deleteProperty: () => true },
+  );
   return new Etcd3({
     hosts: c.endpoints,
     credentials: { rootCertificate: Buffer.from(c.caPem), privateKey: Buffer.from(c.keyPem), certChain: Buffer.from(c.certPem) },
     dialTimeout: 3000,
-    // Come back quickly after an etcd outage: gRPC's own reconnect back-off grows to two
-    // minutes and etcd3's watch back-off to 30 s by default, which left a sidecar that
-    // started while etcd was down without a watch for that long after etcd returned.
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 2000 },
+    grpcOptions,
     // etcd3 1.1's typings name an older cockatiel interface; it calls next() on this at run time,
     // exactly as on its own default (an ExponentialBackoff).
     faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as WatchBackoff },

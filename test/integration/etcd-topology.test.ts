@@ -110,3 +110,28 @@ t.test('publish checks every registered shard\'s certified token range', async (
   t.equal(etcd.etcdctl(admin, ['del', `/themis/${pki.cluster}/shards/${s2.id}/certificate`]).status, 0);
   t.equal(publish(plan(t, 20)).status, 0, 'unregistered, it is left to the shard itself');
 });
+
+t.test('themis-admin dials etcd by IP without Node\'s DEP0123 warning, and still checks that IP against etcd\'s certificate', async (t) => {
+  const show = (endpoint: string) =>
+    runProgram('themis-admin', ['topology', 'show', '--etcd', endpoint, '--ca', pki.root.certPath, '--cert', pki.operators.readonly.chainPath, '--key', pki.operators.readonly.keyPath, '--cluster', pki.cluster, '--crls', crlFiles().join(',')]);
+  const ok = show(etcd.endpoint);
+  t.equal(ok.status, 0, ok.stderr);
+  t.notMatch(ok.stderr, /DEP0123|ServerName/, 'no warning');
+  // A TLS server at 127.0.0.1 with a valid certificate from our cluster CA that names 127.0.0.9, not 127.0.0.1.
+  const { serverProfile } = await import('../../src/pki/profiles.js');
+  const { createServer } = await import('node:tls');
+  const other = await pki.issue(serverProfile({ name: 'etcd-elsewhere', dns: ['etcd-elsewhere.example'], ips: ['127.0.0.9'] }), 'etcd-elsewhere');
+  let handshakes = 0;
+  const impostor = createServer({ cert: other.chain, key: other.key, ALPNProtocols: ['h2'] }, (s) => s.destroy());
+  impostor.on('tlsClientError', () => handshakes++);
+  impostor.on('secureConnection', () => handshakes++);
+  await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', r));
+  t.teardown(() => void impostor.close());
+  const port = (impostor.address() as { port: number }).port;
+  // Asynchronously: the impostor lives in this process, whose event loop spawnSync would block.
+  const { runProgramAsync } = await import('../support/cli.js');
+  const refused = await runProgramAsync('themis-admin', ['topology', 'show', '--etcd', `https://127.0.0.1:${port}`, '--ca', pki.root.certPath, '--cert', pki.operators.readonly.chainPath, '--key', pki.operators.readonly.keyPath, '--cluster', pki.cluster, '--crls', crlFiles().join(',')], { timeoutMs: 30_000 });
+  t.not(refused.status, 0, 'refused');
+  t.ok(handshakes > 0, 'it did reach the server');
+  t.match(refused.stderr, /IP: 127\.0\.0\.1 is not in the cert's list: 127\.0\.0\.9/, 'refused for the IP the certificate does not name');
+});

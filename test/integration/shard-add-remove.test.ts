@@ -82,11 +82,14 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
   const loop = writeLoop(history, keys.slice(0, 120), async (key, blob) => {
     const via = lane++ % 3;
     const t0 = Date.now();
+    let headersAt: number | undefined; // when the answer's headers came: tells a stalled body from no answer
     try {
-      const r = await call(mesh.nodes[via]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 30_000);
-      return { status: r.status, code: r.body?.code };
+      const res = await fetch(`${mesh.nodes[via]!.appUrl}/entities/${encodeURIComponent(key)}`, { method: 'PUT', body: JSON.stringify({ blob }), signal: AbortSignal.timeout(30_000) });
+      headersAt = Date.now();
+      const body = JSON.parse((await res.text()) || '{}') as { code?: string };
+      return { status: res.status, code: body.code };
     } finally {
-      if (Date.now() - t0 > 5000) slow.push(`${key} via shard-00${via + 1} from ${t0} took ${Date.now() - t0} ms`);
+      if (Date.now() - t0 > 5000) slow.push(`${key} via shard-00${via + 1} from ${t0} took ${Date.now() - t0} ms (headers ${headersAt === undefined ? 'never came' : `after ${headersAt - t0} ms`})`);
     }
   }, { until, concurrency: 4 });
   // And a read loop over every key: each one stays readable throughout.

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { validateSidecarConfig } from '../../../src/config/sidecar.js';
+import { socketIds } from '../../../src/config/app-socket.js';
 
 const good = {
   shardId: 'shard-001',
@@ -20,7 +21,7 @@ t.test('a good config is filled with defaults and paths resolve against the conf
   t.equal(c.replay.windowMs, 60_000);
   t.equal(c.auditFile, '/etc/themis/audit-shard-001.log');
   t.same(c.replay, { windowMs: 60_000, maxNoncesPerSender: 200_000, stateFile: '/etc/themis/replay-shard-001.json', reserveMs: 1000 });
-  t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 });
+  t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096, tcp: true, socket: undefined });
   t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
   t.same(c.mesh, { host: '10.0.0.5', port: 7443, bodyTimeoutMs: 30_000, maxInflightBodyBytes: 256 * 1024 * 1024 });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
@@ -33,6 +34,13 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['unknown top-level key', { colour: 'blue' }, 'colour'],
     ['app port off loopback', { app: { host: '0.0.0.0', port: 7080 } }, 'app.host'],
     ['app port out of range', { app: { port: 70000 } }, 'app.port'],
+    ['app socket without a path', { app: { socket: {} } }, 'app.socket.path'],
+    ['app socket open to everyone', { app: { socket: { path: '/run/themis/app.sock', mode: '0666' } } }, 'app.socket.mode'],
+    ['app socket mode not octal', { app: { socket: { path: '/run/themis/app.sock', mode: 'rw-rw----' } } }, 'app.socket.mode'],
+    ['app socket group not a name', { app: { socket: { path: '/run/themis/app.sock', group: 'Bad Group' } } }, 'app.socket.group'],
+    ['app socket owner negative', { app: { socket: { path: '/run/themis/app.sock', owner: -1 } } }, 'app.socket.owner'],
+    ['app socket unknown key', { app: { socket: { path: '/run/themis/app.sock', perms: 1 } } }, 'app.socket.perms'],
+    ['app with neither tcp nor socket', { app: { tcp: false } }, 'app.tcp'],
     ['mesh host not an address', { mesh: { host: 'my host', port: 7443 } }, 'mesh.host'],
     ['storage over https', { storage: { url: 'https://127.0.0.1:8765' } }, 'storage.url'],
     ['storage off loopback', { storage: { url: 'http://10.0.0.9:8765' } }, 'storage.url'],
@@ -65,4 +73,16 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     for (const k of Object.keys(patch)) if (patch[k] === undefined) delete cfg[k];
     t.throws(() => validateSidecarConfig(cfg, '/etc/themis'), { name: 'ConfigError', field }, name);
   }
+});
+
+t.test('app.socket: a relative path resolves against the config folder; names become ids at start', async (t) => {
+  const c = validateSidecarConfig({ ...good, app: { tcp: false, socket: { path: 'run/app.sock', group: 'root', owner: 'root', mode: '0640' } } }, '/etc/themis');
+  t.same(c.app.socket, { path: '/etc/themis/run/app.sock', mode: 0o640, owner: 'root', group: 'root' });
+  t.equal(c.app.tcp, false);
+  t.same(socketIds(c.app.socket!), { uid: 0, gid: 0 });
+  const numbers = validateSidecarConfig({ ...good, app: { socket: { path: '/run/a.sock', group: 100 } } }, '/').app.socket!;
+  t.same(numbers, { path: '/run/a.sock', mode: 0o660, owner: undefined, group: 100 }, 'mode 0660 by default');
+  t.same(socketIds(numbers), { gid: 100 }, 'a number is taken as it is');
+  const unknown = validateSidecarConfig({ ...good, app: { socket: { path: '/run/a.sock', group: 'no-such-group-here' } } }, '/').app.socket!;
+  t.throws(() => socketIds(unknown), { name: 'ConfigError', message: /app\.socket\.group.*no group "no-such-group-here"/ });
 });

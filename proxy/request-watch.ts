@@ -1,0 +1,42 @@
+// A watch over requests a listener holds open: any still open after STILL_MS is logged once,
+// with whether its answer's headers went out (an answer whose body stalls looks different
+// from one never given). Swept once a second, with no timer per request. A diagnostic for
+// requests that hang; it changes nothing about how they are served.
+import type { Logger } from '../src/log.js';
+
+const STILL_MS = 5000;
+
+interface Open {
+  method: string;
+  url: string;
+  started: number;
+  headersSent: () => boolean;
+  warned: boolean;
+}
+
+export class RequestWatch {
+  private readonly open = new Set<Open>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listener: 'app' | 'mesh',
+    private readonly log: Logger,
+  ) {}
+
+  /** Watches one request until `close` is called (on its answer's 'close'). */
+  add(method: string, url: string, headersSent: () => boolean): () => void {
+    const o: Open = { method, url, started: performance.now(), headersSent, warned: false };
+    this.open.add(o);
+    this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+    return () => this.open.delete(o);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const o of this.open) {
+      if (o.warned || now - o.started < STILL_MS) continue;
+      o.warned = true;
+      this.log.warn({ listener: this.listener, method: o.method, url: o.url, ms: Math.round(now - o.started), headers_sent: o.headersSent() }, `${this.listener} request still open after ${STILL_MS / 1000} s`);
+    }
+  }
+}
