@@ -2,7 +2,7 @@
 // goes to the owner of its key's token in the current topology — the local storage node, or the
 // owner's sidecar over the mesh (signed), as the resolver says. A peer that answers 421 makes
 // us refresh the topology and retry once. Queries fan out through scatter-gather.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
 import { parseJsonObject, readBody } from '../src/http-body.js';
 import { parseTable, formatThemisKey } from '../src/urn/urn.js';
@@ -20,6 +20,7 @@ import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import type { Logger } from '../src/log.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
+import { readAnswer } from './upstream.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
 
 export interface RouterDeps {
@@ -41,6 +42,8 @@ export interface RouterDeps {
 
 const SLOW_MS = 2000;
 const STILL_MS = 5000;
+/** A refusal from a peer (its JSON error) is small; one larger is cut off. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
 
 export class Router {
   constructor(private readonly d: RouterDeps) {}
@@ -131,11 +134,14 @@ export class Router {
     });
     trace?.mark(`${owner.shard} answered ${up.status}`);
     if (up.status === 421 && attempt === 0) {
-      up.body.resume();
+      // Read whole, not drained: if the 421 stands it is the answer, and a body already consumed
+      // would never end the client's (its 'close' passed before the relay listened).
+      const answer = await readAnswer(up, MAX_REFUSAL_BYTES);
       await this.d.topology.refresh();
       trace?.mark('topology refreshed');
       // Retry only if there is something new to route by; otherwise the 421 stands.
       if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, 1, trace);
+      return reply.upstream({ ...up, body: Readable.from([answer]), complete: () => true }, servedBy(owner.shard, topo.epoch));
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));
   }

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { buildOperation, signOperation } from '../../src/rebalance/operation.js';
 import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
-import { etcdClient, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { etcdClient, startMesh, uuidOwnedBy, type Mesh, HUNG_REQUEST } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 
@@ -63,6 +63,7 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
   await sleep(1500);
   stop();
   const stats = await loop;
+  if (stats.failed) for (const line of mesh.sidecarLogLines(new RegExp(`${HUNG_REQUEST.source}|follower|full copy|acting`))) t.comment(`sidecar: ${line}`);
   t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
   const v = await history.check(async (key) => {
     const r = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(key)}`);

@@ -8,7 +8,7 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { etcdClient, operatorArgs, startMesh, type Mesh } from '../support/mesh.js';
+import { etcdClient, operatorArgs, startMesh, type Mesh, HUNG_REQUEST } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { runProgramAsync } from '../support/cli.js';
@@ -145,6 +145,7 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
   // jobs), the whole machine stalls for seconds at times; a sidecar that holds a request longer
   // than 5 s logs "request still running" with its steps.
   t.comment(slow.length ? `writes slower than 5 s: ${slow.join('; ')}` : 'no write took more than 5 s');
+  if (slow.length) for (const line of mesh.sidecarLogLines(HUNG_REQUEST)) t.comment(`sidecar: ${line}`);
   t.same(unreadable, [], `every key was readable throughout (${reads} reads through every sidecar)`);
   t.equal(stats.failed, 0, `no write failed while the shard came and went (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
   t.equal(await countOn(mesh.spares[0]!.storage.url), 0, 'shard-004\'s storage node is empty again (it may be stopped)');

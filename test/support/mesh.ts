@@ -35,6 +35,8 @@ export interface Mesh {
   topologyFile: string;
   topology: Topology;
   readonly etcd: EtcdProcess | undefined;
+  /** The sidecars' recent log lines (their last 64 KiB of stderr) that match `re`: to print when a test fails. */
+  sidecarLogLines(re: RegExp): string[];
   /** i counts the nodes, then the spares. */
   startSidecar(i: number): Promise<void>;
   stopSidecar(i: number, signal?: NodeJS.Signals): Promise<void>;
@@ -130,6 +132,14 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     stopEtcd: () => local.stopEtcd(),
     restartEtcd: () => local.restartEtcd(),
     startSidecar: (i) => all[i]!.sidecar.start(),
+    sidecarLogLines: (re) =>
+      all.flatMap((n) =>
+        n.sidecar
+          .stderr()
+          .split('\n')
+          .filter((l) => re.test(l))
+          .map((l) => l.slice(0, 600)),
+      ),
     async stopSidecar(i, signal = 'SIGTERM') {
       await all[i]!.sidecar.stop(signal);
     },
@@ -165,3 +175,6 @@ export function operatorArgs(mesh: Mesh): string[] {
 export function etcdClient(mesh: Mesh, who: { chain: string; key: string } = mesh.pki.operators.admin): Etcd3 {
   return connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: who.chain, keyPem: who.key, caPem: mesh.pki.root.cert });
 }
+
+/** Log lines of requests that hung: the request watches' and the routers' slow-request lines. */
+export const HUNG_REQUEST = /still open after|still running after|slow request/;
