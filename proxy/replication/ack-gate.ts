@@ -16,6 +16,9 @@ export type AckMode = 'all' | 'majority' | 'primary';
 /** How long a write waits for this shard to take a term nobody holds (a new group's first term, an election). */
 export const TERM_WAIT_MS = 2000;
 
+/** How often a write waiting for confirmations looks whether another topology came into force. */
+const RECHECK_MS = 250;
+
 export function copiesNeeded(mode: AckMode, copies: number): number {
   if (mode === 'primary') return 1;
   if (mode === 'all') return copies;
@@ -82,21 +85,40 @@ export class AckGate {
     return { key, topo, replicas, needed: copiesNeeded(this.d.mode, replicas.length + 1) - 1, ...(fence ? { fence } : {}) };
   }
 
-  /** Resolves once the write just made on this shard counts as done; throws otherwise. */
+  /**
+   * Resolves once the write just made on this shard counts as done; throws otherwise. A
+   * topology applied while it waits (a range move's cutover) changes which copies confirm it:
+   * a replica whose ranges changed follows them with a new follower (a new checkpoint, whose
+   * full copy includes this write), so the wait goes on for the copies of the topology now in force.
+   */
   async settle(p: Pending): Promise<void> {
     if (p.needed <= 0) return this.fenced(p);
     const seq = await this.d.head.after();
-    const replicas = new Map(p.replicas.map((r) => [r, rangesDigest(replicaRanges(p.topo, this.d.self, r))]));
-    const holding = await this.d.positions.waitFor(replicas, p.needed, seq, this.d.timeoutMs);
+    const token = tokenOf(parseKey(p.key));
+    const deadline = performance.now() + this.d.timeoutMs;
+    let topo = p.topo;
+    let replicas = p.replicas;
+    let needed = p.needed;
+    let holding: string[] = [];
+    for (;;) {
+      const digests = new Map(replicas.map((r) => [r, rangesDigest(replicaRanges(topo, this.d.self, r))]));
+      holding = await this.d.positions.waitFor(digests, needed, seq, Math.max(0, Math.min(deadline - performance.now(), RECHECK_MS)));
+      if (holding.length >= needed || performance.now() >= deadline) break;
+      const now = this.d.topology.current();
+      if (now === topo || now.ownerOfKey(p.key) !== this.d.self) continue;
+      topo = now;
+      replicas = now.rangeOf(token).replicas;
+      needed = copiesNeeded(this.d.mode, replicas.length + 1) - 1;
+    }
     // The range may have moved away while the write waited: then it is not this shard's to confirm.
     const owner = this.d.topology.current().ownerOfKey(p.key);
-    if (holding.length >= p.needed && owner === this.d.self) return this.fenced(p);
+    if (holding.length >= needed && owner === this.d.self) return this.fenced(p);
     this.d.onRefused?.();
     if (owner !== this.d.self) {
-      throw new ThemisError('REPLICATION_UNAVAILABLE', `the key moved to ${owner} while its write waited for confirmations on ${this.d.self}; repeat it`, { missing_copies: [...p.replicas] });
+      throw new ThemisError('REPLICATION_UNAVAILABLE', `the key moved to ${owner} while its write waited for confirmations on ${this.d.self}; repeat it`, { missing_copies: [...replicas] });
     }
-    const missing = p.replicas.filter((r) => !holding.includes(r));
-    throw new ThemisError('REPLICATION_UNAVAILABLE', `the write is durable on ${this.d.self} but only ${holding.length + 1} of ${p.needed + 1} required copies confirmed it within ${this.d.timeoutMs} ms; missing: ${missing.join(', ')}`, {
+    const missing = replicas.filter((r) => !holding.includes(r));
+    throw new ThemisError('REPLICATION_UNAVAILABLE', `the write is durable on ${this.d.self} but only ${holding.length + 1} of ${needed + 1} required copies confirmed it within ${this.d.timeoutMs} ms; missing: ${missing.join(', ')}`, {
       missing_copies: missing,
     });
   }
