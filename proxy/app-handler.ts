@@ -1,14 +1,18 @@
 // The app port's request handler: classify by the API table, route, and answer every failure
-// through proxy/respond.ts. Apps on loopback are trusted with what the sidecar itself may do.
+// through proxy/respond.ts. Apps on loopback or the app socket are trusted with what the sidecar
+// itself may do; with app.tls, each request needs its capability in the client's certificate.
 import type { Logger } from '../src/log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
-import type { Handler } from './app-listener.js';
+import { AppServer, type Handler } from './app-listener.js';
+import { auditPeer, type MeshPeer } from './peer-identity.js';
+import type { AuditSink } from '../src/audit/audit-log.js';
+import { requireCapability } from './stages/capability.js';
 import { classifyRequest } from './operations.js';
 import { replyTo } from './respond.js';
 import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 
-export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger): Handler {
+export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink): Handler {
   const watch = new RequestWatch('app', log);
   return (req, res) => {
     const tracked = metrics.track('app', res);
@@ -21,6 +25,18 @@ export function createAppHandler(router: Router, metrics: SidecarMetrics, log: L
       return;
     }
     tracked.operation = op.kind;
+    // app.tls: a client certificate admitted the connection; the operation needs its capability.
+    const peer = AppServer.peerOf(req.socket) as MeshPeer | undefined;
+    if (peer) {
+      try {
+        requireCapability(peer, op.capability);
+      } catch (err) {
+        metrics.rejections.inc({ stage: 'CAPABILITY_DENIED', code: 'CAPABILITY_DENIED' });
+        audit?.record({ event: 'CAPABILITY_DENIED', listener: 'app', reason: 'CAPABILITY_DENIED', peer: auditPeer(peer) });
+        reply.error(err, log);
+        return;
+      }
+    }
     // Change feeds are long-lived by design; everything else should be answered in seconds.
     if (op.kind !== 'changefeed') res.once('close', watch.add(req.method ?? '', req.url ?? '', () => res.headersSent));
     router.serve(req, reply, op).catch((err: unknown) => reply.error(err, log));

@@ -11,6 +11,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { limitBody } from '../src/body-limits.js';
 import type { ConnectionLimits } from '../src/config/sidecar.js';
 import type { AnyRequest, AnyResponse } from './respond.js';
@@ -35,7 +36,18 @@ export function checkEvery(l: ConnectionLimits): number {
 
 /** The timer of a connection's first request, on the socket (an HTTP/2 session's socket proxy reads it through). */
 const FIRST_REQUEST = Symbol('themis.firstRequest');
-type Tracked = { [FIRST_REQUEST]?: NodeJS.Timeout };
+/** The admitted peer, on the TLS socket (an HTTP/2 session's socket proxy reads it through). */
+const PEER = Symbol('themis.appPeer');
+type Tracked = { [FIRST_REQUEST]?: NodeJS.Timeout; [PEER]?: unknown };
+
+/** app.tls: the TLS options and how a connection's client certificate is admitted. */
+export interface AppTls {
+  options: SecureContextOptions;
+  /** The peer to serve, or undefined to close the connection (the refusal already reported). */
+  admit(socket: TLSSocket): unknown;
+  /** A handshake that failed before admission. */
+  refused?(reason: string, message: string, address: string | undefined): void;
+}
 const firstRequestArrived = (socket: object): void => clearTimeout((socket as Tracked)[FIRST_REQUEST]);
 
 export class AppServer {
@@ -46,9 +58,11 @@ export class AppServer {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
+  /** app.tls: admitted connections, to close those whose certificate is revoked. */
+  private readonly tlsSockets = new Set<TLSSocket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
 
-  constructor(handler: Handler, limits: ConnectionLimits = APP_LIMITS, onLimit: (limit: Limit) => void = () => undefined) {
+  constructor(handler: Handler, limits: ConnectionLimits = APP_LIMITS, onLimit: (limit: Limit) => void = () => undefined, o: { tls?: AppTls } = {}) {
     this.h1 = http.createServer(
       {
         keepAliveTimeout: limits.idleTimeoutMs,
@@ -88,7 +102,8 @@ export class AppServer {
         this.sessions.delete(s);
       });
     });
-    const accept = (socket: net.Socket) => {
+    /** Counts the connection and starts its first-request timer (the limits), for either protocol. */
+    const track = (socket: net.Socket) => {
       this.sockets.add(socket);
       // Silence, or headers trickled byte by byte (slowloris), end here whatever the protocol.
       const firstRequest = setTimeout(() => {
@@ -102,6 +117,10 @@ export class AppServer {
         this.sockets.delete(socket);
       });
       socket.on('error', () => socket.destroy());
+    };
+    /** Plaintext: the first bytes decide the protocol. */
+    const accept = (socket: net.Socket) => {
+      track(socket);
       socket.once('data', (first: Buffer) => {
         socket.pause();
         socket.unshift(first);
@@ -115,13 +134,54 @@ export class AppServer {
         }
       });
     };
-    this.server = net.createServer({ noDelay: true }, accept);
+    if (o.tls) {
+      const appTls = o.tls;
+      // TLS 1.3 with a client certificate: ALPN decides the protocol, admission the peer.
+      this.server = tls.createServer(
+        { ...appTls.options, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: limits.headersTimeoutMs, noDelay: true },
+        (socket: TLSSocket) => {
+          track(socket);
+          const peer = appTls.admit(socket);
+          if (peer === undefined) return void socket.destroy();
+          (socket as Tracked)[PEER] = peer;
+          this.tlsSockets.add(socket);
+          socket.once('close', () => this.tlsSockets.delete(socket));
+          if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+          else this.h1.emit('connection', socket);
+        },
+      );
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => appTls.refused?.(err.code ?? 'tls_error', err.message, socket.remoteAddress));
+    } else {
+      this.server = net.createServer({ noDelay: true }, accept);
+    }
     this.unixServer = net.createServer(accept);
     // Past the cap, Node closes a new connection as soon as it is accepted (per listener).
     for (const srv of [this.server, this.unixServer]) {
       srv.maxConnections = limits.maxConnections;
       srv.on('drop', () => onLimit('max_connections'));
     }
+  }
+
+  /** The admitted peer of a request's TLS connection (app.tls), or undefined (plaintext). */
+  static peerOf(socket: object | null | undefined): unknown {
+    return socket ? (socket as Tracked)[PEER] : undefined;
+  }
+
+  /** app.tls: new handshakes use `options` (certificate rotation, new CRLs). */
+  rotate(options: SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
+  /** app.tls: closes the connections whose peer no longer passes `stillValid`; returns how many. */
+  closeWhere(stillValid: (peer: unknown) => boolean): number {
+    let n = 0;
+    for (const s of this.tlsSockets) {
+      if (!stillValid((s as Tracked)[PEER])) {
+        s.destroy();
+        n++;
+      }
+    }
+    return n;
   }
 
   listen(port: number, host: string): Promise<net.AddressInfo> {

@@ -16,6 +16,7 @@ import type { SidecarRuntime } from './runtime.js';
 import { AdminServer } from './admin-listener.js';
 import { createAppHandler } from './app-handler.js';
 import { AppServer } from './app-listener.js';
+import { appTls } from './app-tls.js';
 import { socketIds } from '../src/config/app-socket.js';
 import { staleCrls } from './control/crl-health.js';
 import { EtcdTopologySource } from './control/etcd-topology-source.js';
@@ -23,8 +24,8 @@ import { registerSidecar } from './control/registration.js';
 import { FileTopologySource, type TopologySource } from './control/topology-source.js';
 import { LocalUpstream } from './local-upstream.js';
 import { createMeshHandler } from './mesh-handler.js';
-import { MeshServer } from './mesh-listener.js';
-import { auditPeer, verifyServerCert } from './peer-identity.js';
+import { MeshServer, serverTlsOptions } from './mesh-listener.js';
+import { auditPeer, verifyServerCert, type MeshPeer } from './peer-identity.js';
 import { PeerInbound } from './peer-inbound.js';
 import { PeerPool } from './peer-pool.js';
 import { readiness } from './readiness.js';
@@ -321,7 +322,7 @@ export class Sidecar {
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
-    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' })), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }));
+    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
@@ -359,9 +360,11 @@ export class Sidecar {
   /** Every listener and session follows a trust change; sessions no longer valid are cut. */
   private followTrust(next: TlsMaterial, previous: TlsMaterial, why: string): void {
     this.mesh.rotate(next);
+    this.app.rotate(serverTlsOptions(next));
     // Every live session is checked again under the new trust: a revoked leaf, a revoked
     // intermediate or an expired certificate ends it now.
     const inbound = this.mesh.closeWhere((p) => next.verifier.verify(p.chain, 'clientAuth').ok);
+    this.app.closeWhere((p) => next.verifier.verify((p as MeshPeer).chain, 'clientAuth').ok);
     const outbound = this.peers.resetWhere((chain) => next.verifier.verify(chain, 'serverAuth').ok);
     this.peers.rollAll();
     for (const p of inbound) {

@@ -36,6 +36,11 @@ export interface AppListen extends HttpListen {
   readonly tcp: boolean;
   /** The app API on a Unix-domain socket too, with its owner, group and mode. */
   readonly socket: AppSocket | undefined;
+  /**
+   * The TCP port speaks TLS 1.3 and requires a client certificate from the client CA; each
+   * request needs the capability its operation names (read, write), as on the mesh port.
+   */
+  readonly tls: boolean;
 }
 
 export interface MeshListen extends Listen {
@@ -124,12 +129,13 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   if (!SHARD_ID_RE.test(shardId)) throw new ConfigError('shardId', `"${shardId}" is not a shard id; write e.g. "shard-001"`);
   const path = (o: Raw, k: string, prefix: string) => resolve(baseDir, str(o, k, prefix));
 
-  const appLimits = httpListen(raw, 'app', { host: '127.0.0.1', port: 7080 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 }, ['tcp', 'socket']);
+  const appLimits = httpListen(raw, 'app', { host: '127.0.0.1', port: 7080 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096 }, ['tcp', 'socket', 'tls']);
   const appRaw = asObject(raw.app ?? {}, 'app');
-  const app: AppListen = Object.freeze({ ...appLimits, tcp: bool(appRaw, 'tcp', 'app', true), socket: appSocket(appRaw, baseDir) });
+  const app: AppListen = Object.freeze({ ...appLimits, tcp: bool(appRaw, 'tcp', 'app', true), socket: appSocket(appRaw, baseDir), tls: bool(appRaw, 'tls', 'app', false) });
   if (!app.tcp && !app.socket) throw new ConfigError('app.tcp', 'false leaves apps no way in; configure app.socket, or set app.tcp to true');
-  if (!isLoopbackHost(app.host)) {
-    throw new ConfigError('app.host', `"${app.host}" is not a loopback address: the app port is plaintext and unauthenticated; write 127.0.0.1 and let remote apps use the mesh port with a client certificate`);
+  if (app.tls && !app.tcp) throw new ConfigError('app.tls', 'TLS is for the TCP port, which app.tcp turns off; set app.tcp to true or app.tls to false');
+  if (!app.tls && !isLoopbackHost(app.host)) {
+    throw new ConfigError('app.host', `"${app.host}" is not a loopback address: the app port is plaintext and unauthenticated; write 127.0.0.1 (or set app.tls to true: client certificates), and let remote apps use the mesh port with a client certificate`);
   }
   const meshRaw = asObject(raw.mesh ?? {}, 'mesh');
   const mesh = listen(meshRaw, 'mesh', { host: '127.0.0.1', port: 7443 }, ['bodyTimeoutMs', 'maxInflightBodyBytes']);

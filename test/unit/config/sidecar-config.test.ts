@@ -21,7 +21,7 @@ t.test('a good config is filled with defaults and paths resolve against the conf
   t.equal(c.replay.windowMs, 60_000);
   t.equal(c.auditFile, '/etc/themis/audit-shard-001.log');
   t.same(c.replay, { windowMs: 60_000, maxNoncesPerSender: 200_000, stateFile: '/etc/themis/replay-shard-001.json', reserveMs: 1000 });
-  t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096, tcp: true, socket: undefined });
+  t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096, tcp: true, socket: undefined, tls: false });
   t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
   t.same(c.mesh, { host: '10.0.0.5', port: 7443, bodyTimeoutMs: 30_000, maxInflightBodyBytes: 256 * 1024 * 1024 });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
