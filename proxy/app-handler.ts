@@ -2,6 +2,7 @@
 // through proxy/respond.ts. Apps on loopback or the app socket are trusted with what the sidecar
 // itself may do; with app.tls, each request needs its capability in the client's certificate.
 import type { Logger } from '../src/log.js';
+import { ThemisError } from '../src/errors.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { AppServer, type Handler } from './app-listener.js';
 import { auditPeer, type MeshPeer } from './peer-identity.js';
@@ -12,7 +13,7 @@ import { replyTo } from './respond.js';
 import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 
-export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink): Handler {
+export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean } = {}): Handler {
   const watch = new RequestWatch('app', log);
   return (req, res) => {
     const tracked = metrics.track('app', res);
@@ -27,6 +28,11 @@ export function createAppHandler(router: Router, metrics: SidecarMetrics, log: L
     tracked.operation = op.kind;
     // app.tls: a client certificate admitted the connection; the operation needs its capability.
     const peer = AppServer.peerOf(req.socket) as MeshPeer | undefined;
+    if (o.tls && !peer && !AppServer.viaUnixSocket(req.socket)) {
+      // A TLS connection whose admitted peer cannot be found: refused, never served as plaintext.
+      reply.error(new ThemisError('CAPABILITY_DENIED', 'no admitted client certificate for this connection'), log);
+      return;
+    }
     if (peer) {
       try {
         requireCapability(peer, op.capability);

@@ -38,7 +38,9 @@ export function checkEvery(l: ConnectionLimits): number {
 const FIRST_REQUEST = Symbol('themis.firstRequest');
 /** The admitted peer, on the TLS socket (an HTTP/2 session's socket proxy reads it through). */
 const PEER = Symbol('themis.appPeer');
-type Tracked = { [FIRST_REQUEST]?: NodeJS.Timeout; [PEER]?: unknown };
+/** Set on connections of the app socket (app.socket), which are plaintext in every mode. */
+const UNIX = Symbol('themis.appUnix');
+type Tracked = { [FIRST_REQUEST]?: NodeJS.Timeout; [PEER]?: unknown; [UNIX]?: true };
 
 /** app.tls: the TLS options and how a connection's client certificate is admitted. */
 export interface AppTls {
@@ -154,7 +156,10 @@ export class AppServer {
     } else {
       this.server = net.createServer({ noDelay: true }, accept);
     }
-    this.unixServer = net.createServer(accept);
+    this.unixServer = net.createServer((socket) => {
+      (socket as Tracked)[UNIX] = true;
+      accept(socket);
+    });
     // Past the cap, Node closes a new connection as soon as it is accepted (per listener).
     for (const srv of [this.server, this.unixServer]) {
       srv.maxConnections = limits.maxConnections;
@@ -165,6 +170,11 @@ export class AppServer {
   /** The admitted peer of a request's TLS connection (app.tls), or undefined (plaintext). */
   static peerOf(socket: object | null | undefined): unknown {
     return socket ? (socket as Tracked)[PEER] : undefined;
+  }
+
+  /** Whether a request's connection came through the app socket. */
+  static viaUnixSocket(socket: object | null | undefined): boolean {
+    return Boolean(socket && (socket as Tracked)[UNIX]);
   }
 
   /** app.tls: new handshakes use `options` (certificate rotation, new CRLs). */

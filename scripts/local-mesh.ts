@@ -1,6 +1,6 @@
 // The one local-mesh launcher (dev cluster, benchmarks, integration tests): a dev PKI, a storage
 // node and a sidecar per shard on loopback, optionally etcd; writes every sidecar config.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serializeTopology } from '../src/topology/document.js';
@@ -217,7 +217,11 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
 
   // With RBAC, etcd also refuses revoked certificates itself (--client-crl-file, kept from the CRLs in etcd).
   const etcdCrlFile = o.etcd?.rbac ? join(dir, 'etcd-revoked.crl') : undefined;
-  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: pki.rootCert, ...(etcdCrlFile ? { crlFile: etcdCrlFile } : {}) };
+  // With RBAC, etcd trusts only the CAs whose certificates are etcd users (cluster and operator):
+  // a client CA's certificate cannot connect at all, whatever common name it carries.
+  const etcdClientCas = o.etcd?.rbac ? join(dir, 'etcd-client-cas.pem') : undefined;
+  if (etcdClientCas) writeFileSync(etcdClientCas, ['cluster', 'operator'].map((ca) => readFileSync(pki.layout.caCert(ca as 'cluster'), 'utf8').trimEnd() + '\n').join(''));
+  const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: etcdClientCas ?? pki.rootCert, ...(etcdCrlFile ? { crlFile: etcdCrlFile } : {}) };
   let stopCrlFollower: (() => void) | undefined;
   const etcdData = o.etcd?.dataDir ?? join(dir, 'etcd');
   const mesh = {

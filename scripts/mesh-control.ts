@@ -8,7 +8,7 @@ import { publishSignedTopology, readSignedTopology } from '../src/control/topolo
 import { CrlPublishError, crlValue, publishCrl, verifierWithEtcdCrls } from '../src/control/crl-store.js';
 import { registeredCertifiedRanges } from '../src/control/certified-ranges.js';
 import { applyRbac, planRbac } from '../src/control/etcd-rbac.js';
-import { revokedSerialsInEtcd, writeEtcdCrlFile } from '../src/control/etcd-crl-file.js';
+import { EtcdCrlFollower, revokedSerialsInEtcd } from '../src/control/etcd-crl-file.js';
 import { KeepWatching } from '../src/control/watch.js';
 import { silentLogger } from '../src/log.js';
 import { PeerVerifier } from '../src/pki/verify.js';
@@ -111,16 +111,9 @@ export async function applyDevRbac(etcd: Etcd3, cluster: string, rootPem: string
  */
 export function followEtcdCrls(endpoint: string, who: Operator, cluster: string, path: string): () => void {
   const client = connectEtcd({ endpoints: [endpoint], certPem: who.chain, keyPem: who.key, caPem: who.ca });
-  let last = '';
-  const refresh = () =>
-    void revokedSerialsInEtcd(client, cluster, who.ca, systemClock)
-      .then(async (serials) => {
-        const list = serials.map((s) => s.serial).join(',');
-        if (list === last) return;
-        last = list;
-        await writeEtcdCrlFile(path, serials, new Date());
-      })
-      .catch(() => undefined); // etcd away: the file written last stays, and the watch resyncs
+  // etcd away: the file written last stays, and the watch resyncs.
+  const follower = new EtcdCrlFollower(path, () => revokedSerialsInEtcd(client, cluster, who.ca, systemClock));
+  const refresh = () => void follower.refresh();
   const watcher = new KeepWatching({ build: () => client.watch().prefix(etcdKeys(cluster).crl('')), onPut: refresh, resync: refresh, what: 'CRL', log: silentLogger });
   return () => {
     watcher.close();

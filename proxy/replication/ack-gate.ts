@@ -105,7 +105,9 @@ export class AckGate {
       holding = await this.d.positions.waitFor(digests, needed, seq, Math.max(0, Math.min(deadline - performance.now(), RECHECK_MS)));
       if (holding.length >= needed || performance.now() >= deadline) break;
       const now = this.d.topology.current();
-      if (now === topo || now.ownerOfKey(p.key) !== this.d.self) continue;
+      if (now === topo) continue;
+      if (now.ownerOfKey(p.key) !== this.d.self) break; // moved away: not this shard's to confirm any more
+
       topo = now;
       replicas = now.rangeOf(token).replicas;
       needed = copiesNeeded(this.d.mode, replicas.length + 1) - 1;

@@ -2,7 +2,7 @@
 import { applyRbac, planRbac, type RbacPlan } from '../control/etcd-rbac.js';
 import { verifierWithEtcdCrls } from '../control/crl-store.js';
 import { connectEtcd, etcdKeys } from '../control/etcd.js';
-import { revokedSerialsInEtcd, writeEtcdCrlFile } from '../control/etcd-crl-file.js';
+import { EtcdCrlFollower, revokedSerialsInEtcd, writeEtcdCrlFile } from '../control/etcd-crl-file.js';
 import { KeepWatching } from '../control/watch.js';
 import { createLogger } from '../log.js';
 import { parsePem } from '../pki/pem.js';
@@ -83,24 +83,24 @@ async function crlFile(argv: string[]): Promise<void> {
     keyPem: readFlagFile(requireFlag(values.key, 'key', 'pki/operators/readonly/key.pem'), 'key'),
     caPem,
   });
-  let last = '';
-  const refresh = async () => {
-    const serials = await revokedSerialsInEtcd(etcd, cluster, caPem, systemClock);
-    const list = serials.map((s) => s.serial).join(',');
-    if (list === last) return;
-    last = list;
-    await writeEtcdCrlFile(out, serials, new Date());
-    process.stdout.write(`wrote ${out}: ${serials.length} revoked serials\n`);
-  };
+  const follower = new EtcdCrlFollower(
+    out,
+    () => revokedSerialsInEtcd(etcd, cluster, caPem, systemClock),
+    (n) => process.stdout.write(`wrote ${out}: ${n} revoked serials\n`),
+    (e) => {
+      if (!values.watch) throw e;
+      process.stderr.write(`cannot refresh ${out} (${e.message}); keeping the one written\n`);
+    },
+  );
   if (!values.watch) {
     try {
-      return await etcdCall(refresh());
+      return await etcdCall(follower.refresh());
     } finally {
       etcd.close();
     }
   }
   const log = createLogger('themis-admin');
-  const rerun = () => void refresh().catch((e: Error) => log.warn({ err: e.message }, 'cannot refresh the etcd CRL file; keeping the one written'));
+  const rerun = () => void follower.refresh();
   const watcher = new KeepWatching({ build: () => etcd.watch().prefix(etcdKeys(cluster).crl('')), onPut: rerun, resync: rerun, what: 'CRL', log });
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());

@@ -13,15 +13,16 @@ export function readerCertPem(values: { cert?: string }): string {
   if (!first) throw new UsageError(`--cert ${path} holds no certificate`);
   const leaf = parseCertDer(new Uint8Array(first.der), path);
   const ext = leaf.extensions.find((e) => e.type === THEMIS_IDENTITY_OID);
-  let role = 'no themis';
+  let role: string | undefined;
   let caps: readonly string[] = [];
   try {
     if (ext) ({ role, capabilities: caps } = decodeIdentity(new Uint8Array(ext.value)));
   } catch {
-    role = 'an unreadable';
+    role = 'unreadable';
   }
   if (role !== 'operator' || !caps.includes('view_topology')) {
-    throw new UsageError(`--cert ${path}: ${leaf.subject} is ${role === 'operator' ? 'an operator certificate without' : `a ${role} certificate, not an operator's with`} view_topology, which reading the topology, registrations or rebalance status needs`);
+    const what = role === 'operator' ? 'an operator certificate without' : role === undefined ? 'a certificate with no themis identity, not an operator\'s with' : role === 'unreadable' ? 'a certificate whose themis identity does not decode, not an operator\'s with' : `a ${role} certificate, not an operator's with`;
+    throw new UsageError(`--cert ${path}: ${leaf.subject} is ${what} view_topology, which reading the topology, registrations or rebalance status needs`);
   }
   return pem;
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../support/cli.js';
@@ -19,6 +19,9 @@ t.test('the example etcd member environment starts a TLS etcd that demands unrev
   });
   const [client, peer] = await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.1' }]);
   const crlFile = join(dir, 'revoked.crl');
+  // The CAs whose certificates are etcd users, as the file's comment says to make it.
+  const clientCas = join(dir, 'etcd-client-cas.pem');
+  writeFileSync(clientCas, pki.cas.cluster.cert + pki.cas.operator.cert);
   // The shipped file, made a one-member cluster on loopback with the fixture's certificates.
   const text = readFileSync(join(ROOT, 'deploy/etcd/etcd-member-1.env'), 'utf8')
     .replaceAll('10.0.0.21:2379', `127.0.0.1:${client}`)
@@ -28,6 +31,7 @@ t.test('the example etcd member environment starts a TLS etcd that demands unrev
     .replaceAll('/var/lib/themis/etcd-crl/revoked.crl', crlFile)
     .replaceAll('/etc/etcd/pki/etcd-1/chain.pem', pki.etcd.chainPath)
     .replaceAll('/etc/etcd/pki/etcd-1/key.pem', pki.etcd.keyPath)
+    .replaceAll('/etc/etcd/pki/etcd-client-cas.pem', clientCas)
     .replaceAll('/etc/etcd/pki/root.pem', pki.root.certPath)
     .replace('ETCD_LOG_LEVEL=info', 'ETCD_LOG_LEVEL=error');
   // As systemd's EnvironmentFile reads it: KEY=VALUE lines, comments and blank lines skipped.
@@ -47,4 +51,6 @@ t.test('the example etcd member environment starts a TLS etcd that demands unrev
   t.ok(healthy, 'a shard certificate gets in');
   t.not(ctl(undefined).status, 0, 'no client certificate: refused');
   t.not(ctl(pki.shards[1]!).status, 0, 'a revoked certificate: refused');
+  t.equal(ctl(pki.operators.readonly).status, 0, 'an operator certificate gets in');
+  t.not(ctl(pki.clients.readWrite).status, 0, 'a client app\'s certificate (client CA): refused');
 });
