@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { serializeTopology } from '../src/topology/document.js';
 import type { Topology } from '../src/topology/topology.js';
 import { devShards, mintDevPki, replicatedSpan, splitTokenRange, type DevPki, type DevShard } from '../src/pki/dev-pki.js';
+import { PkiLayout } from '../src/pki/ca-store.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
 import { MAIN, SIDECAR_NODE_FLAGS, startListening } from './processes.js';
 import { reservePorts, type PortRequest } from './ports.js';
@@ -220,7 +221,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
   // With RBAC, etcd trusts only the CAs whose certificates are etcd users (cluster and operator):
   // a client CA's certificate cannot connect at all, whatever common name it carries.
   const etcdClientCas = o.etcd?.rbac ? join(dir, 'etcd-client-cas.pem') : undefined;
-  if (etcdClientCas) writeFileSync(etcdClientCas, ['cluster', 'operator'].map((ca) => readFileSync(pki.layout.caCert(ca as 'cluster'), 'utf8').trimEnd() + '\n').join(''));
+  if (etcdClientCas) writeFileSync(etcdClientCas, ['cluster', 'operator'].map((ca) => readFileSync(new PkiLayout(pki.layout.dir).caCert(ca as 'cluster'), 'utf8').trimEnd() + '\n').join(''));
   const etcdTls = { cert: pki.etcd.chainPath, key: pki.etcd.keyPath, ca: etcdClientCas ?? pki.rootCert, ...(etcdCrlFile ? { crlFile: etcdCrlFile } : {}) };
   let stopCrlFollower: (() => void) | undefined;
   const etcdData = o.etcd?.dataDir ?? join(dir, 'etcd');
