@@ -34,6 +34,8 @@ export class EtcdTopologySource implements TopologySource {
   private lastSeen = '';
   /** A value verified ahead of its publish (prepare), with the topology it was verified against. */
   private prepared: { raw: string; base: Topology; signed: unknown; topology: Topology; signer: TopologySigner } | undefined;
+  /** Other shards' certified ranges as last read from their registrations (used when a read fails). */
+  private knownRanges: ReadonlyMap<string, CertifiedRange> = new Map();
   /** The exact document in force, to tell a re-read of it from a conflicting one. */
   private currentDocument = '';
   private currentSigner: TopologySigner | undefined;
@@ -75,12 +77,12 @@ export class EtcdTopologySource implements TopologySource {
   private async verify(signed: unknown, current: Topology | undefined, peers = true) {
     const { shardId, start, end } = this.o.self;
     const verifier = this.o.verifier();
-    let others: ReadonlyMap<string, CertifiedRange> = new Map();
+    let others = this.knownRanges;
     if (peers) {
       try {
-        others = await answerWithin(registeredCertifiedRanges(this.o.etcd, this.o.cluster, verifier), 2000);
+        others = this.knownRanges = await answerWithin(registeredCertifiedRanges(this.o.etcd, this.o.cluster, verifier), 2000);
       } catch (e) {
-        this.o.log.warn({ err: (e as Error).message }, 'cannot read the shards\' certificates; checking only this shard\'s certified range');
+        this.o.log.warn({ err: (e as Error).message, known: others.size }, 'cannot read the shards\' certificates; checking the certified ranges last read');
       }
     }
     return verifySignedTopology(signed, {

@@ -25,16 +25,24 @@ export function certifiedRangeOf(verifier: PeerVerifier, shard: string, raw: str
   }
 }
 
-/** Every registered shard's certified range (shards whose certificate does not verify are left out). */
+/**
+ * Every registered shard's certified range (shards whose certificate does not verify are left
+ * out). Only the certificate keys' values are read: the key names first, then each certificate,
+ * so large values a shard writes under its own prefix cannot push the answer past gRPC's limit.
+ */
 export async function registeredCertifiedRanges(etcd: Etcd3, cluster: string, verifier: PeerVerifier): Promise<Map<string, CertifiedRange>> {
   const keys = etcdKeys(cluster);
-  const all = await etcd.getAll().prefix(keys.shardsPrefix).strings();
-  const out = new Map<string, CertifiedRange>();
-  for (const [key, raw] of Object.entries(all)) {
+  const ids = new Set<string>();
+  for (const key of await etcd.getAll().prefix(keys.shardsPrefix).keys()) {
     const [id, leaf] = key.slice(keys.shardsPrefix.length).split('/');
-    if (!id || leaf !== 'certificate') continue;
-    const range = certifiedRangeOf(verifier, id, raw);
-    if (range) out.set(id, range);
+    if (id && leaf === 'certificate') ids.add(id);
   }
+  const out = new Map<string, CertifiedRange>();
+  await Promise.all(
+    [...ids].map(async (id) => {
+      const range = certifiedRangeOf(verifier, id, await etcd.get(keys.shardCertificate(id)).string());
+      if (range) out.set(id, range);
+    }),
+  );
   return out;
 }

@@ -104,9 +104,16 @@ t.test('publish checks every registered shard\'s certified token range', async (
   const admin = { cert: pki.operators.admin.chainPath, key: pki.operators.admin.keyPath, ca: pki.root.certPath };
   // shard-002 registered with its certificate (a narrow range); the ring gives it tokens all over.
   t.equal(etcd.etcdctl(admin, ['put', `/themis/${pki.cluster}/shards/${s2.id}/certificate`, JSON.stringify({ cert_pem: s2.chain })]).status, 0);
+  // Values a shard may write under its own prefix, 4.2 MB in all (past gRPC's 4 MB answer
+  // limit): the check reads only the certificates, so they cannot switch it off.
+  const { connectEtcd } = await import('../../src/control/etcd.js');
+  const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: pki.operators.admin.chain, keyPem: pki.operators.admin.key, caPem: pki.root.cert });
+  for (let i = 0; i < 3; i++) await client.put(`/themis/${pki.cluster}/shards/${s2.id}/junk-${i}`).value('x'.repeat(1_400_000));
   const r = publish(plan(t, 20));
   t.equal(r.status, 1, 'refused');
   t.match(r.stderr, new RegExp(`refused \\(range_not_certified\\): ${s2.id} is given tokens`));
+  for (let i = 0; i < 3; i++) await client.delete().key(`/themis/${pki.cluster}/shards/${s2.id}/junk-${i}`);
+  client.close();
   t.equal(etcd.etcdctl(admin, ['del', `/themis/${pki.cluster}/shards/${s2.id}/certificate`]).status, 0);
   t.equal(publish(plan(t, 20)).status, 0, 'unregistered, it is left to the shard itself');
 });
