@@ -104,8 +104,9 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
       }
       if (op.kind !== 'entity') return false;
       const started = performance.now();
-      stream.once('close', watch.add(method, url, () => stream.headersSent));
+      const unwatch = watch.add(method, url, () => stream.headersSent);
       stream.once('close', () => {
+        unwatch();
         const status = stream.sentHeaders?.[':status'];
         if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
       });

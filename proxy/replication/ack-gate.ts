@@ -100,17 +100,18 @@ export class AckGate {
     let replicas = p.replicas;
     let needed = p.needed;
     let holding: string[] = [];
+    const digestsOf = (t: Topology, rs: readonly string[]) => new Map(rs.map((r) => [r, rangesDigest(replicaRanges(t, this.d.self, r))]));
+    let digests = digestsOf(topo, replicas);
     for (;;) {
-      const digests = new Map(replicas.map((r) => [r, rangesDigest(replicaRanges(topo, this.d.self, r))]));
       holding = await this.d.positions.waitFor(digests, needed, seq, Math.max(0, Math.min(deadline - performance.now(), RECHECK_MS)));
       if (holding.length >= needed || performance.now() >= deadline) break;
       const now = this.d.topology.current();
       if (now === topo) continue;
       if (now.ownerOfKey(p.key) !== this.d.self) break; // moved away: not this shard's to confirm any more
-
       topo = now;
       replicas = now.rangeOf(token).replicas;
       needed = copiesNeeded(this.d.mode, replicas.length + 1) - 1;
+      digests = digestsOf(topo, replicas);
     }
     // The range may have moved away while the write waited: then it is not this shard's to confirm.
     const owner = this.d.topology.current().ownerOfKey(p.key);

@@ -22,7 +22,8 @@ export const ETCD_USAGE = `themis-admin etcd rbac apply|plan --cluster NAME --et
 themis-admin etcd crl-file --out FILE (--empty | --cluster NAME --etcd https://HOST:2379 --ca ROOT.pem
         --cert CHAIN.pem --key KEY.pem [--watch])
   Writes the file etcd's --client-crl-file reads: every serial revoked by a CRL in etcd that
-  verifies against the root, as one list (etcd reads only one CRL, and only its serials).
+  verifies against the root, added to those the file lists already (it only grows), as one
+  list (etcd reads only one CRL, and only its serials).
   --watch keeps it current as CRLs are published; --empty writes an empty one to start etcd with.`;
 
 export async function etcdCommand(argv: string[]): Promise<void> {

@@ -4,6 +4,7 @@
 // flight beyond mesh.maxInflightBodyBytes get 503 BODY_BUDGET_EXCEEDED (by declared length at
 // once, by arriving bytes otherwise) while the ones within it complete. Nothing refused reaches
 // the storage node, and the sidecar stays up.
+import { statusesDuring } from '../support/raw-client.js';
 import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
@@ -85,21 +86,8 @@ const metric = async (limit: string) => Number(new RegExp(`themis_listener_limit
 
 /** Runs `f` while signed GETs go out on the same session every 100 ms; each must be answered. */
 async function servedThroughout(t: Test, f: () => Promise<void>): Promise<void> {
-  let stop = false;
-  const statuses: number[] = [];
   const path = keyPath();
-  const loop = (async () => {
-    while (!stop) {
-      statuses.push(await signedGet(session, path).then((r) => r.status, () => -1));
-      await sleep(100);
-    }
-  })();
-  try {
-    await f();
-  } finally {
-    stop = true;
-    await loop;
-  }
+  const statuses = await statusesDuring(() => signedGet(session, path).then((r) => r.status), f);
   t.ok(statuses.length >= 5, `signed reads on the same session: ${statuses.length}`);
   t.same([...new Set(statuses)], [404], 'each answered (404: never written)');
   t.equal(mesh.nodes[1]!.sidecar!.child.exitCode, null, 'the sidecar is still running');

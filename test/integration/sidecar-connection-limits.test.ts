@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
-import { freshGet, rawConnect, trickle, type RawConnection } from '../support/raw-client.js';
+import { freshGet, rawConnect, statusesDuring, trickle, type RawConnection } from '../support/raw-client.js';
 
 const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 2000, idleTimeoutMs: 3000 };
 let mesh: Mesh;
@@ -26,20 +26,7 @@ const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
 
 /** Runs `f` while a normal client asks `path` every 100 ms on fresh connections; every answer must be 200, and the sidecar must live on. */
 async function servedThroughout(t: Test, port: number, path: string, f: () => Promise<void>): Promise<void> {
-  let stop = false;
-  const statuses: number[] = [];
-  const loop = (async () => {
-    while (!stop) {
-      statuses.push(await freshGet(port, path).then((r) => r.status, () => -1));
-      await sleep(100);
-    }
-  })();
-  try {
-    await f();
-  } finally {
-    stop = true;
-    await loop;
-  }
+  const statuses = await statusesDuring(() => freshGet(port, path).then((r) => r.status), f);
   t.ok(statuses.length >= 5, `the normal client asked ${statuses.length} times`);
   t.same([...new Set(statuses)], [200], 'and got 200 every time');
   t.equal(mesh.nodes[0]!.sidecar!.child.exitCode, null, 'the sidecar is still running');

@@ -79,3 +79,22 @@ export function freshGet(port: number, path: string): Promise<{ status: number; 
     req.on('error', reject);
   });
 }
+
+/** Runs `f` while `probe` is asked every 100 ms (a failed probe counts as -1); returns every status seen. */
+export async function statusesDuring(probe: () => Promise<number>, f: () => Promise<void>): Promise<number[]> {
+  let stop = false;
+  const statuses: number[] = [];
+  const loop = (async () => {
+    while (!stop) {
+      statuses.push(await probe().catch(() => -1));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await f();
+  } finally {
+    stop = true;
+    await loop;
+  }
+  return statuses;
+}
