@@ -1,7 +1,10 @@
 // Routing for apps (the app port, and client-certificate apps on the mesh port): an entity call
 // goes to the owner of its key's token in the current topology — the local storage node, or the
-// owner's sidecar over the mesh (signed), as the resolver says. A peer that answers 421 makes
-// us refresh the topology and retry once. Queries fan out through scatter-gather.
+// owner's sidecar over the mesh (signed), as the resolver says. Each forwarded request says the
+// epoch it was routed by, so an owner still behind catches up instead of refusing. A peer that
+// answers 421 makes us read the topology again (waiting, up to a second, for the epoch its
+// answer names) and retry while there is something new to route by, at most MAX_ATTEMPTS times
+// in all. Queries fan out through scatter-gather.
 import { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
 import { parseJsonObject, readBody } from '../src/http-body.js';
@@ -11,7 +14,8 @@ import type { Random } from '../src/runtime.js';
 import { endToEndHeaders } from './headers.js';
 import { answerHealth } from './health.js';
 import { hasBody, type LocalUpstream } from './local-upstream.js';
-import { servedBy } from './mesh-headers.js';
+import { EPOCH_HEADER, servedBy } from './mesh-headers.js';
+import { catchUp, senderEpoch } from './control/catch-up.js';
 import type { AnyRequest, Reply } from './respond.js';
 import type { ShardResolver } from './resolver.js';
 import type { TopologySource } from './control/topology-source.js';
@@ -44,6 +48,8 @@ const SLOW_MS = 2000;
 const STILL_MS = 5000;
 /** A refusal from a peer (its JSON error) is small; one larger is cut off. */
 const MAX_REFUSAL_BYTES = 64 * 1024;
+/** Routings of one request: a cutover takes two (the old owner refuses, the new one serves), a failover during it a third. */
+const MAX_ATTEMPTS = 3;
 
 export class Router {
   constructor(private readonly d: RouterDeps) {}
@@ -118,7 +124,7 @@ export class Router {
       } catch (e) {
         // Held at a cutover, and the key moved: on to its new owner (the body was not read yet).
         trace?.mark(`local write: ${(e as Error).message}`);
-        if (attempt === 0 && e instanceof ThemisError && e.code === 'NOT_OWNER' && e.details?.moved) return this.toOwner(req, reply, key, body, 1, trace);
+        if (attempt + 1 < MAX_ATTEMPTS && e instanceof ThemisError && e.code === 'NOT_OWNER' && e.details?.moved) return this.toOwner(req, reply, key, body, attempt + 1, trace);
         throw e;
       }
     }
@@ -128,19 +134,20 @@ export class Router {
     const up = await owner.upstream.request({
       method: req.method!,
       path: req.url!,
-      headers: endToEndHeaders(req.headers, true),
+      headers: { ...endToEndHeaders(req.headers, true), [EPOCH_HEADER]: String(topo.epoch) },
       body: bytes,
       contentSha256: sha256Hex(bytes),
     });
     trace?.mark(`${owner.shard} answered ${up.status}`);
-    if (up.status === 421 && attempt === 0) {
+    if (up.status === 421 && attempt + 1 < MAX_ATTEMPTS) {
       // Read whole, not drained: if the 421 stands it is the answer, and a body already consumed
       // would never end the client's (its 'close' passed before the relay listened).
       const answer = await readAnswer(up, MAX_REFUSAL_BYTES);
-      await this.d.topology.refresh();
-      trace?.mark('topology refreshed');
+      const theirs = senderEpoch(up.headers[EPOCH_HEADER]);
+      await catchUp(this.d.topology, typeof theirs === 'number' ? theirs : 0);
+      trace?.mark(`topology read again: epoch ${this.d.topology.current().epoch} (${owner.shard} is at ${String(up.headers[EPOCH_HEADER])})`);
       // Retry only if there is something new to route by; otherwise the 421 stands.
-      if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, 1, trace);
+      if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, attempt + 1, trace);
       return reply.upstream({ ...up, body: Readable.from([answer]), complete: () => true }, servedBy(owner.shard, topo.epoch));
     }
     reply.upstream(up, servedBy(owner.shard, topo.epoch));

@@ -41,6 +41,8 @@ export class EtcdTopologySource implements TopologySource {
   private currentSigner: TopologySigner | undefined;
   /** Refusals before anyone listened (during open): handed to the first listener, so they are audited. */
   private early: Parameters<RejectListener>[] | undefined = [];
+  private refreshing: Promise<void> | undefined;
+  private nextRefresh: Promise<void> | undefined;
 
   private constructor(private readonly o: EtcdTopologyOptions) {
     this.key = etcdKeys(o.cluster).topology;
@@ -179,7 +181,24 @@ export class EtcdTopologySource implements TopologySource {
     return this.consider(raw);
   }
 
-  async refresh(): Promise<void> {
+  /**
+   * Reads the key again, verifying its value even if it was seen before. Many requests may ask
+   * at once (each 421 does): a call joins the read that starts next, never one already under way
+   * (it may have read before the value the caller waits for), so reads run one at a time.
+   */
+  refresh(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = this.readAgain().finally(() => (this.refreshing = undefined));
+      return this.refreshing;
+    }
+    this.nextRefresh ??= this.refreshing.then(() => {
+      this.nextRefresh = undefined;
+      return this.refresh();
+    });
+    return this.nextRefresh;
+  }
+
+  private async readAgain(): Promise<void> {
     this.lastSeen = '';
     await this.readNow().catch((e: Error) => this.o.log.warn({ err: e.message }, 'topology refresh from etcd failed'));
   }

@@ -67,3 +67,95 @@ t.test('a standing 421 from the owner reaches the app with its body, promptly', 
   t.equal(refreshes, 1, 'the topology was read again once');
   t.equal(requests, 1, 'and nothing new to route by: no second attempt');
 });
+
+// A cutover seen from a third sidecar: the old owner refuses at the new epoch it already
+// applied; this sidecar, still behind, catches up to that epoch and routes to the new owner,
+// telling it the epoch it routed by.
+const before = new Topology({ cluster: 'c', epoch: 4, vnodes: 0, shards: { 'shard-001': {}, 'shard-002': {}, 'shard-003': {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: 'shard-002', replicas: [] }] });
+const after = new Topology({ cluster: 'c', epoch: 5, vnodes: 0, shards: { 'shard-001': {}, 'shard-002': {}, 'shard-003': {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: 'shard-003', replicas: [] }] });
+
+interface Sent { shard: string; epoch: unknown }
+
+function cluster(answer: (shard: string, n: number) => { status: number; epoch?: number }, appliesAfterReads: number) {
+  let now = before;
+  let reads = 0;
+  const sent: Sent[] = [];
+  const peer = (shard: string) => ({
+    name: shard,
+    request: async (r: { headers: Record<string, unknown> }) => {
+      sent.push({ shard, epoch: r.headers['x-themis-topology-epoch'] });
+      const a = answer(shard, sent.length);
+      const text = a.status === 421 ? JSON.stringify({ code: 'NOT_OWNER' }) : '{"ok":true}';
+      const body = Readable.from([Buffer.from(text)]);
+      let whole = false;
+      body.once('end', () => (whole = true));
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(text.length) };
+      if (a.epoch !== undefined) headers['x-themis-topology-epoch'] = String(a.epoch);
+      return { status: a.status, headers, body, complete: () => whole };
+    },
+  });
+  const router = new Router({
+    self: 'shard-001',
+    gate: {} as never,
+    replicas: {} as never,
+    topology: {
+      current: () => now,
+      refresh: async () => {
+        if (++reads >= appliesAfterReads) now = after;
+      },
+    } as never,
+    resolver: { resolve: (s: string) => ({ shard: s, local: false, upstream: peer(s) }), local: {} } as never,
+    random: {} as never,
+    maxBodyBytes: 1 << 20,
+    scatter: {} as never,
+    log: silentLogger,
+  });
+  return { router, sent, reads: () => reads };
+}
+
+async function put(router: Router): Promise<number> {
+  const server = http.createServer((req, res) => {
+    const reply = replyTo(req, res);
+    router.serve(req, reply, classifyRequest(req.method!, req.url!)).catch((e: unknown) => reply.error(e, silentLogger));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    return await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/entities/document.shop.orders:5f0c6a3e-8d1b-4c2a-9e7f-1a2b3c4d5e6f', timeout: 5000 }, (r) => {
+        r.resume();
+        r.on('end', () => resolve(r.statusCode!));
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+      req.on('error', reject);
+      req.end('{"blob":"x"}');
+    });
+  } finally {
+    server.close();
+  }
+}
+
+t.test('a 421 naming a newer epoch: the sidecar waits for it, then the new owner serves', async (t) => {
+  // The first read of the topology still finds epoch 4 (this sidecar's watch is behind); the third finds 5.
+  const c = cluster((shard) => (shard === 'shard-002' ? { status: 421, epoch: 5 } : { status: 200 }), 3);
+  t.equal(await put(c.router), 200, 'served');
+  t.same(c.sent, [{ shard: 'shard-002', epoch: '4' }, { shard: 'shard-003', epoch: '5' }], 'each request says the epoch it was routed by');
+  t.equal(c.reads(), 3, 'read the topology again until it reached epoch 5');
+});
+
+t.test('a new owner refusing too: retried while there is something new, never more than three times', async (t) => {
+  let n = 0;
+  const c = cluster(() => ({ status: 421, epoch: 4 + ++n }), 1);
+  t.equal(await put(c.router), 421, 'the last refusal stands');
+  t.equal(c.sent.length, 2, 'epoch 5 routed once more; then nothing new to route by');
+  // Every read brings a newer epoch, and every owner refuses at the next one: the cap, not
+  // "nothing new", ends it.
+  let epoch = 4;
+  const endless = cluster(() => ({ status: 421, epoch: epoch + 1 }), 1);
+  (endless.router as unknown as { d: { topology: { current: () => Topology; refresh: () => Promise<void> } } }).d.topology = {
+    current: () => new Topology({ cluster: 'c', epoch, vnodes: 0, shards: { 'shard-002': {}, 'shard-003': {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: epoch % 2 ? 'shard-003' : 'shard-002', replicas: [] }] }),
+    refresh: async () => void epoch++,
+  };
+  t.equal(await put(endless.router), 421);
+  t.equal(endless.sent.length, 3, 'three attempts in all');
+});

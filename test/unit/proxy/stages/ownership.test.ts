@@ -27,3 +27,52 @@ t.test('but not write it, and not without replicate', async (t) => {
   t.throws(() => ownership(req('PUT', ['read', 'write', 'replicate'], { [READ_COPY_HEADER]: '1' }), deps), { code: 'NOT_OWNER' });
   t.throws(() => ownership(req('GET', ['read'], { [READ_COPY_HEADER]: '1' }), deps), { code: 'NOT_OWNER' });
 });
+
+// A sender that routed by a newer epoch (x-themis-topology-epoch): this shard reads its
+// topology again before refusing, so a request crossing a cutover is served, not refused.
+const mine = new Topology({ cluster: 'c', epoch: 4, vnodes: 0, shards: { a: {}, b: {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: 'a', replicas: [] }] });
+
+function behind(catchUpTo: Topology | undefined) {
+  let now = topo;
+  let refreshes = 0;
+  const source = {
+    current: () => now,
+    refresh: async () => {
+      refreshes++;
+      if (catchUpTo) now = catchUpTo;
+    },
+  };
+  return { deps: { self: 'a', topology: source } as unknown as Parameters<Stage>[1], refreshes: () => refreshes };
+}
+
+t.test('a sender at a newer epoch: this shard catches up and serves', async (t) => {
+  const b = behind(mine);
+  const r = req('PUT', ['write'], { 'x-themis-topology-epoch': '4' });
+  await ownership(r, b.deps);
+  t.equal(r.topology, mine, 'judged by the topology caught up to');
+  t.equal(b.refreshes(), 1);
+});
+
+t.test('a sender at a newer epoch this shard cannot reach: refused after a bounded wait', async (t) => {
+  const b = behind(undefined);
+  const t0 = performance.now();
+  await t.rejects(async () => ownership(req('PUT', ['write'], { 'x-themis-topology-epoch': '4' }), b.deps), { code: 'NOT_OWNER' });
+  const ms = performance.now() - t0;
+  t.ok(ms >= 900 && ms < 3000, `waited about a second (${Math.round(ms)} ms)`);
+  t.ok(b.refreshes() > 1, `read the topology again while waiting (${b.refreshes()} reads)`);
+});
+
+t.test('a sender at the same or an older epoch is refused at once, without a read', async (t) => {
+  for (const e of ['3', '2']) {
+    const b = behind(mine);
+    t.throws(() => ownership(req('PUT', ['write'], { 'x-themis-topology-epoch': e }), b.deps), { code: 'NOT_OWNER' }, `epoch ${e}`);
+    t.equal(b.refreshes(), 0);
+  }
+});
+
+t.test('a malformed epoch header is a clear 400', async (t) => {
+  for (const e of ['', '-1', '4.0', '1234567890123456', 'x']) {
+    const b = behind(mine);
+    t.throws(() => ownership(req('PUT', ['write'], { 'x-themis-topology-epoch': e }), b.deps), { code: 'INVALID_HEADER' }, JSON.stringify(e));
+  }
+});
