@@ -3,10 +3,13 @@
 // range as registered in etcd, printed with the keys and bytes each move is estimated to carry
 // (from each source's last count, in proportion to the tokens it gives), then — after a
 // confirmation, or --yes — signed as one rebalance operation whose moves run in parallel and
-// cut over together.
+// cut over together. In a replicated topology the planner also repairs the replica lists (a
+// removed shard's copies go to others, the replication factor is kept), and every copy the next
+// topology adds is brought by a replica move before the cutover.
 import { createInterface } from 'node:readline/promises';
 import { tokenHex } from '../hash.js';
-import { buildOperation } from '../rebalance/operation.js';
+import { buildPlannedOperation, type RebalanceOperation } from '../rebalance/operation.js';
+import { MoveError, type Move } from '../rebalance/moves.js';
 import { planAddShard, planRemoveShard, type RebalancePlan } from '../topology/rebalance.js';
 import { PlanError } from '../topology/token-schedule.js';
 import { SHARD_ID_RE, type Topology } from '../topology/topology.js';
@@ -38,9 +41,6 @@ export async function shardCommand(argv: string[]): Promise<void> {
   const s = await openOperatorSession(values);
   try {
     const current = s.topology;
-    if (current.ranges.some((r) => r.replicas.length > 0)) {
-      throw new UsageError('shard add/remove in a replicated topology is not supported yet: its replica lists would change too; move ranges with `themis-admin rebalance` instead');
-    }
     const registered = await registeredShards(s);
     const allowed = (shard: string) => {
       const c = registered.get(shard)?.certified;
@@ -64,14 +64,20 @@ export async function shardCommand(argv: string[]): Promise<void> {
       if (e instanceof PlanError) throw new UsageError(e.message);
       throw e;
     }
-    const moves = plan.moves.map((m) => ({ from: m.from, to: m.to, start: m.tokenStart, end: m.tokenEnd }));
+    const moves: Move[] = plan.moves.map((m) => ({ from: m.from, to: m.to, start: m.tokenStart, end: m.tokenEnd }));
     if (moves.length === 0) return void process.stdout.write('nothing to move\n');
-    process.stdout.write(describePlan(current, plan, registered));
-    if (!values.yes && !(await confirm(`sign and start these ${moves.length} moves? [y/N] `))) {
+    let operation: RebalanceOperation;
+    try {
+      operation = buildPlannedOperation(current, plan.next, moves);
+    } catch (e) {
+      if (e instanceof MoveError) throw new Error(`the plan does not fit the topology in force (a bug): ${e.message}`);
+      throw e;
+    }
+    process.stdout.write(describePlan(current, operation, plan.tokensMoved, registered));
+    if (!values.yes && !(await confirm(`sign and start these ${operation.moves.length} moves? [y/N] `))) {
       process.stdout.write('nothing done\n');
       return;
     }
-    const operation = buildOperation(current, moves, { shards: plan.next.shards });
     const key = await submitOperation(s, operation);
     process.stdout.write(`operation ${operation.id}: ${verb} ${id}, epoch ${operation.baseEpoch} → ${operation.next.epoch}; written to ${key}\n`);
     if (values.wait) await followOperation(s.etcd, s.keys, operation);
@@ -80,16 +86,16 @@ export async function shardCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** The plan, move by move, with estimated keys and bytes (from each source's last count), and the shares after it. */
-export function describePlan(current: Topology, plan: RebalancePlan, registered: ReadonlyMap<string, Registered>): string {
+/** The plan, move by move (replica moves marked), with estimated keys and bytes (from each source's last count), and the shares after it. */
+export function describePlan(current: Topology, plan: { moves: readonly Move[]; next: Topology }, tokensMoved: bigint, registered: ReadonlyMap<string, Registered>): string {
   const owned = new Map<string, bigint>();
   for (const r of current.ranges) owned.set(r.owner, (owned.get(r.owner) ?? 0n) + (r.end - r.start + 1n));
-  const lines = [`${'from'.padEnd(12)} ${'to'.padEnd(12)} ${'tokens'.padEnd(37)} ${'share'.padStart(7)} ${'~keys'.padStart(9)} ${'~bytes'.padStart(10)}`];
+  const lines = [`${'from'.padEnd(12)} ${'to'.padEnd(20)} ${'tokens'.padEnd(37)} ${'share'.padStart(7)} ${'~keys'.padStart(9)} ${'~bytes'.padStart(10)}`];
   let keys = 0;
   let bytes = 0;
   let unknown = false;
   for (const m of plan.moves) {
-    const size = m.tokenEnd - m.tokenStart + 1n;
+    const size = m.end - m.start + 1n;
     const data = registered.get(m.from)?.data;
     const part = Number(size) / Number(owned.get(m.from) ?? 1n);
     const k = data ? Math.round(data.keys * part) : undefined;
@@ -97,9 +103,11 @@ export function describePlan(current: Topology, plan: RebalancePlan, registered:
     if (k === undefined || b === undefined) unknown = true;
     keys += k ?? 0;
     bytes += b ?? 0;
-    lines.push(`${m.from.padEnd(12)} ${m.to.padEnd(12)} ${tokenHex(m.tokenStart)}–${tokenHex(m.tokenEnd)} ${pct(Number(size) / 2 ** 64)} ${String(k ?? '?').padStart(9)} ${String(b ?? '?').padStart(10)}`);
+    const to = m.role === 'replica' ? `${m.to} (replica)` : m.to;
+    lines.push(`${m.from.padEnd(12)} ${to.padEnd(20)} ${tokenHex(m.start)}–${tokenHex(m.end)} ${pct(Number(size) / 2 ** 64)} ${String(k ?? '?').padStart(9)} ${String(b ?? '?').padStart(10)}`);
   }
-  lines.push(`${plan.moves.length} moves, ${pct(Number(plan.tokensMoved) / 2 ** 64).trim()} of the token space, about ${keys} keys and ${bytes} bytes${unknown ? ' (some sources have not reported a count yet: ? above)' : ''}`);
+  const copies = plan.moves.filter((m) => m.role === 'replica').length;
+  lines.push(`${plan.moves.length} moves${copies ? ` (${copies} of them new replica copies)` : ''}, ${pct(Number(tokensMoved) / 2 ** 64).trim()} of the token space changes owner, about ${keys} keys and ${bytes} bytes copied${unknown ? ' (some sources have not reported a count yet: ? above)' : ''}`);
   const after = new Map<string, bigint>();
   for (const r of plan.next.ranges) after.set(r.owner, (after.get(r.owner) ?? 0n) + (r.end - r.start + 1n));
   lines.push(`token share after: ${[...after].sort(([a], [b]) => a.localeCompare(b)).map(([sh, n]) => `${sh} ${pct(Number(n) / 2 ** 64).trim()}`).join(', ')}`);

@@ -11,7 +11,7 @@ import { parseTopology, serializeTopology } from '../topology/document.js';
 import { capabilitiesFor, missingCapabilities } from '../topology/change-capabilities.js';
 import type { TopologySigner } from '../topology/signed.js';
 import type { Topology } from '../topology/topology.js';
-import { applyMoves, MoveError, sameAssignment, type Move } from './moves.js';
+import { applyMoves, checkMoves, MoveError, seedMoves, type Move } from './moves.js';
 
 export interface RebalanceOperation {
   id: string;
@@ -41,12 +41,24 @@ export function buildOperation(base: Topology, moves: Move[], o: { shards?: Topo
   return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next), nextCms: '', cutover: o.cutover ?? 'auto' };
 }
 
+/**
+ * Builds the operation that takes `base` to a planned `next` (owners and replica lists chosen by
+ * a planner): `ownerMoves` plus a replica move for every copy `next` adds, so that each new
+ * replica holds its copy before the cutover. Throws MoveError when `next` does not fit them.
+ */
+export function buildPlannedOperation(base: Topology, next: Topology, ownerMoves: Move[], o: { cutover?: 'auto' | 'manual' } = {}): RebalanceOperation {
+  const moves = [...ownerMoves, ...seedMoves(base, next, ownerMoves)];
+  const why = checkMoves(base, moves, next);
+  if (why) throw new MoveError(why);
+  return { id: randomUUID(), cluster: base.cluster, baseEpoch: base.epoch, moves, next, nextDocument: serializeTopology(next), nextCms: '', cutover: o.cutover ?? 'auto' };
+}
+
 export function operationDocument(op: RebalanceOperation): string {
   return JSON.stringify({
     op_id: op.id,
     cluster: op.cluster,
     base_epoch: op.baseEpoch,
-    moves: op.moves.map((m) => ({ from: m.from, to: m.to, token_start: tokenHex(m.start), token_end: tokenHex(m.end) })),
+    moves: op.moves.map((m) => ({ from: m.from, to: m.to, token_start: tokenHex(m.start), token_end: tokenHex(m.end), ...(m.role ? { role: m.role } : {}) })),
     cutover: op.cutover,
     next_topology: op.nextDocument,
     next_topology_cms: op.nextCms,
@@ -83,7 +95,8 @@ export function parseOperation(document: string): RebalanceOperation {
     if (typeof x?.from !== 'string' || typeof x?.to !== 'string' || start === undefined || end === undefined) {
       throw new OperationFormatError(`moves[${i}]: needs from, to, token_start and token_end (0x-prefixed hex)`);
     }
-    return { from: x.from, to: x.to, start, end };
+    if (x.role !== undefined && x.role !== 'replica') throw new OperationFormatError(`moves[${i}]: role must be "replica" or absent (the target becomes the owner)`);
+    return { from: x.from, to: x.to, start, end, ...(x.role === 'replica' ? { role: 'replica' as const } : {}) };
   });
   if (d.cutover !== 'auto' && d.cutover !== 'manual') throw new OperationFormatError('cutover: must be "auto" or "manual"');
   if (typeof d.next_topology !== 'string') throw new OperationFormatError('next_topology: must be the topology document as a string');
@@ -150,12 +163,8 @@ export async function verifyOperation(input: unknown, o: OperationVerifyOptions)
   if (op.cluster !== o.cluster || op.next.cluster !== o.cluster) return refuse('wrong_cluster', `the operation is for cluster "${op.cluster}", not "${o.cluster}"`);
   if (op.baseEpoch !== o.current.epoch) return refuse('stale_epoch', `the operation starts from epoch ${op.baseEpoch}; epoch ${o.current.epoch} is in force`);
   if (op.next.epoch !== op.baseEpoch + 1) return refuse('inconsistent', `next_topology has epoch ${op.next.epoch}, not ${op.baseEpoch + 1}`);
-  try {
-    if (!sameAssignment(applyMoves(o.current, op.moves, { ...op.next.shards }), op.next)) return refuse('inconsistent', 'next_topology is not the topology in force with the moves applied');
-  } catch (e) {
-    if (e instanceof MoveError) return refuse('inconsistent', e.message);
-    throw e;
-  }
+  const why = checkMoves(o.current, op.moves, op.next);
+  if (why) return refuse('inconsistent', why);
   const bad = await verifyNextSignature(op, parts.chain, refuse);
   if (bad) return bad;
   for (const m of op.moves) {
