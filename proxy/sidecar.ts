@@ -40,6 +40,7 @@ import { AckGate } from './replication/ack-gate.js';
 import { LocalHead } from './replication/local-head.js';
 import { ReplicaPositions } from './replication/positions.js';
 import { ReplicaManager } from './replication/replica-manager.js';
+import { RetiredCopies } from './replication/retired-copies.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
 import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
 import { readAnswer } from './upstream.js';
@@ -71,6 +72,8 @@ export interface Bound {
 
 /** How often the replica followers' status goes to etcd. */
 const STATUS_EVERY_MS = 2000;
+/** How long a dropped replica copy stays before it is deleted (as long as a move source keeps its moved keys). */
+const RETIRED_COPIES_DELAY_MS = 5000;
 
 export class Sidecar {
   readonly metrics = new SidecarMetrics();
@@ -94,6 +97,8 @@ export class Sidecar {
   private readonly operations: OperationWatcher | undefined;
   private readonly copier: MoveCopier | undefined;
   private readonly cutover: Cutover | undefined;
+  /** Deletes the copies of ranges this shard stops replicating. */
+  private readonly retired: RetiredCopies;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -319,6 +324,9 @@ export class Sidecar {
           },
         })
       : undefined;
+    this.retired = new RetiredCopies({
+      self: cfg.shardId, signed, node: new NodeClient(this.local), incoming: () => this.copier?.incoming() ?? [], delayMs: RETIRED_COPIES_DELAY_MS, log: log.child({ component: 'replication' }),
+    });
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
@@ -406,6 +414,7 @@ export class Sidecar {
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
     this.replicas.start();
+    this.retired.start();
     this.liveness?.start();
     this.operations?.start();
     void this.failover?.start().catch((e: Error) => this.rt.log.error({ err: e.message }, 'failover did not start'));
@@ -459,6 +468,7 @@ export class Sidecar {
     this.liveness?.stop();
     this.operations?.close();
     this.cutover?.stop();
+    this.retired.stop();
     await this.failover?.stop();
     await this.registration?.stop();
     this.etcd?.close();

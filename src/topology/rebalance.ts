@@ -5,6 +5,7 @@ import { allowedSpan, checkCoverage, checkRoom, DEFAULT_RANGES_PER_SHARD, stripe
 import { FlowGraph } from './min-cost-flow.js';
 import { diffTopologies } from './diff.js';
 import { replicaRule, replicasFor } from './replicas.js';
+import { balanceReplicas } from './replica-balance.js';
 import { equalShares, layTokens, PlanError, SPACE, spanSize, WHOLE, type Piece, type Span } from './token-schedule.js';
 import { SHARD_ID_RE, Topology, type ShardInfo, type TokenRange } from './topology.js';
 
@@ -93,13 +94,15 @@ export function rebalance(current: Topology, shards: Record<string, ShardInfo>, 
     const demands = [...take].map(([shard, amount]) => ({ shard, amount, window: regions[k]!, order: [xxh64(`${salt}:${shard}`)] }));
     assignment.push(...layTokens(free, demands));
   });
-  const next = new Topology({
+  // Replica lists repaired where owners changed; an added shard then takes its part of the replicas too.
+  const added = ids.filter((s) => !(s in current.shards));
+  const next = balanceReplicas(new Topology({
     cluster: current.cluster,
     epoch: opts.epoch ?? current.epoch + 1,
     vnodes: 0,
     shards,
     ranges: overlay(current.ranges, assignment, shards, window),
-  });
+  }), added, opts.allowed).next;
   const moves = diffTopologies(current, next).map((m) => ({ from: m.from, to: m.to, tokenStart: m.start, tokenEnd: m.end }));
   const tokensMoved = moves.reduce((a, m) => a + m.tokenEnd - m.tokenStart + 1n, 0n);
   return { next, moves, tokensMoved };

@@ -34,3 +34,21 @@ export function rangesDigest(ranges: readonly TokenSpan[]): string {
   for (const r of ranges) h.update(`${tokenHex(r.start)}-${tokenHex(r.end)};`);
   return h.digest('hex').slice(0, 16);
 }
+
+/** Tokens `self` replicated in `before` (not as the owner) and holds no copy of in `after`, adjacent ones merged. */
+export function droppedReplicaSpans(before: Topology, after: Topology, self: string): TokenSpan[] {
+  const bounds = new Set<bigint>();
+  for (const r of [...before.ranges, ...after.ranges]) bounds.add(r.start);
+  const starts = [...bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const out: TokenSpan[] = [];
+  starts.forEach((start, i) => {
+    const was = before.rangeOf(start);
+    const now = after.rangeOf(start);
+    if (!was.replicas.includes(self) || now.owner === self || now.replicas.includes(self)) return;
+    const end = i + 1 < starts.length ? starts[i + 1]! - 1n : was.end > now.end ? now.end : was.end;
+    const prev = out[out.length - 1];
+    if (prev && prev.end + 1n === start) prev.end = end;
+    else out.push({ start, end });
+  });
+  return out;
+}

@@ -116,13 +116,21 @@ for (const n of [3, 10, 100]) {
     t.equal(plan.next.epoch, 5, 'the epoch goes up by one');
     assertMovesExplain(t, current, plan, `add to ${n}`);
     assertInvariants(t, plan.next, `add to ${n}`);
-    // Replicas follow the tokens: each new range keeps the replicas of the range it was cut from.
+    // Replicas follow the tokens, and the new shard takes its part of them: each new range
+    // keeps the replicas of the range it was cut from, or has one of them replaced by the new shard.
     let changed = 0;
+    const replicaTokens = new Map<string, bigint>();
     for (const r of plan.next.ranges) {
       const was = current.rangeOf(r.start);
-      if (r.end > was.end || r.replicas.join() !== was.replicas.join()) changed++;
+      const swapped = r.replicas.filter((x, i) => x !== was.replicas[i]);
+      if (r.end > was.end || r.replicas.length !== was.replicas.length || !(swapped.length === 0 || (swapped.length === 1 && swapped[0] === 'shard-new'))) changed++;
+      for (const x of r.replicas) replicaTokens.set(x, (replicaTokens.get(x) ?? 0n) + r.end - r.start + 1n);
     }
-    t.equal(changed, 0, 'every range lies inside one former range and keeps its replicas');
+    t.equal(changed, 0, 'every range lies inside one former range and keeps its replicas, or hands one to the new shard');
+    const copied = frac(replicaTokens.get('shard-new') ?? 0n);
+    t.ok(copied <= (1.05 * replicas) / (n + 1), `replica tokens copied to the new shard: ${(copied * 100).toFixed(4)} % ≤ 1.05 × ${replicas}/${n + 1}`);
+    const mean = replicas / (n + 1);
+    t.ok(Math.abs(copied - mean) / mean <= SPREAD_BOUND, `and that is its equal part of the replicas, ${(mean * 100).toFixed(4)} %, within 1 %`);
     const ranges = plan.next.ranges.filter((r) => r.owner === 'shard-new').length;
     t.ok(ranges <= n * 2, `the new shard gets ${ranges} ranges (at most one or two from each shard)`);
   });
