@@ -1,4 +1,5 @@
-// `npm run bench -- rebalance`: 3 shards with etcd (RF 1), every key on shard-001 at first.
+// `npm run bench -- rebalance`: 3 shards with etcd (RF 1; `--replicas 1`: RF 2, shard-002 the
+// replica), every key on shard-001 at first.
 // Loads N keys, then moves a quarter of the token space to shard-002 under a fixed write load
 // and reports the copy rate (against a plain scan-and-write of the same keys), the catch-up, the
 // cutover's hold and the foreground throughput before and during the move; then M more moves
@@ -28,13 +29,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { keys: { type: 'string' }, moves: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
-  if (values.help) return void console.log('usage: npm run bench -- rebalance [--keys 20000] [--moves 20]');
+  const { values } = parseArgs({ args: argv, options: { keys: { type: 'string' }, moves: { type: 'string' }, replicas: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  if (values.help) return void console.log('usage: npm run bench -- rebalance [--keys 20000] [--moves 20] [--replicas 0|1]');
   const nKeys = Number(values.keys ?? 20000);
   const nMoves = Number(values.moves ?? 20);
+  const replicas = Number(values.replicas ?? 0);
+  if (replicas !== 0 && replicas !== 1) throw new Error('--replicas: 0 or 1');
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-rebalance-'));
   const mesh = await startLocalMesh({
-    cluster: 'bench-rebalance', dir, shards: SHARDS, passphrase: 'bench-passphrase', kdfIterations: 1000, ranges: { owner: 'shard-001' }, logLevel: 'warn', etcd: { topology: true },
+    cluster: 'bench-rebalance', dir, shards: SHARDS, passphrase: 'bench-passphrase', kdfIterations: 1000, ranges: { owner: 'shard-001' }, logLevel: 'warn', etcd: { topology: true }, replicas,
     // THEMIS_BENCH_LOG_DIR=DIR keeps every process's log.
     ...(process.env.THEMIS_BENCH_LOG_DIR ? { logDir: process.env.THEMIS_BENCH_LOG_DIR } : {}),
   });
@@ -57,22 +60,27 @@ export async function main(argv: string[]): Promise<void> {
         }
       }));
       const loadS = (performance.now() - t0) / 1000;
-      console.log(`themis-mesh rebalance benchmark: ${nKeys} keys of ${Buffer.byteLength(blob)}-byte blobs loaded on shard-001 in ${loadS.toFixed(1)} s (${(nKeys / loadS).toFixed(0)} writes/s at c32; that is the plain write rate a copy competes with)`);
+      console.log(`themis-mesh rebalance benchmark (RF ${replicas + 1}): ${nKeys} keys of ${Buffer.byteLength(blob)}-byte blobs loaded on shard-001 in ${loadS.toFixed(1)} s (${(nKeys / loadS).toFixed(0)} writes/s at c32; that is the plain write rate a copy competes with)`);
 
       // Foreground load: c4 writes through shard-003, each one's start and latency kept.
       let stop = false;
       const done: number[] = [];
       const writes: { at: number; ms: number }[] = [];
       let failed = 0;
+      const failures = new Map<string, number>();
       const lanes = Array.from({ length: 4 }, async () => {
         while (!stop) {
           const at = performance.now();
           const r = await fetch(`${app(2)}/entities/document.bench.items:${randomUUID()}`, { method: 'PUT', body, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
-          await r?.arrayBuffer();
+          const text = r ? await r.text() : '';
           if (r?.status === 201) {
             done.push(performance.now());
             writes.push({ at, ms: performance.now() - at });
-          } else failed++;
+          } else {
+            failed++;
+            const code = r ? `${r.status} ${(/"code":"([A-Z_]+)"/.exec(text)?.[1]) ?? ''}`.trim() : 'no answer';
+            failures.set(code, (failures.get(code) ?? 0) + 1);
+          }
         }
       });
       const rate = (from: number, to: number) => done.filter((x) => x >= from && x < to).length / ((to - from) / 1000);
@@ -131,7 +139,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       stop = true;
       await Promise.all(lanes);
-      console.log(`foreground writes that failed during the whole run: ${failed}`);
+      console.log(`foreground writes that failed during the whole run: ${failed}${failed ? ` (${[...failures].map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`);
       if (holds.length) {
         const parts = Object.keys(holds[0]!).map((k) => `${k.replace(/_ms$/, '')} p50 ${percentile(holds.map((x) => x[k] ?? 0), 50)} / max ${Math.max(...holds.map((x) => x[k] ?? 0))}`);
         console.log(`the hold, part by part (ms): ${parts.join('; ')}`);

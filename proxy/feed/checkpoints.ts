@@ -12,6 +12,11 @@ export interface Checkpoint {
   /** The shard whose feed this is. */
   source: string;
   updatedAt: string;
+  /**
+   * Token spans to repair against a scan of the source before following from `seq`: a replica
+   * whose ranges grew carries its position over and copies only the new spans (hex bounds).
+   */
+  repair?: { start: string; end: string }[];
 }
 
 export interface CheckpointStore {
@@ -21,6 +26,7 @@ export interface CheckpointStore {
 }
 
 const SAFE_ID = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+const HEX = /^0x[0-9a-f]{1,16}$/;
 
 export class FileCheckpoints implements CheckpointStore {
   private made = false;
@@ -36,7 +42,8 @@ export class FileCheckpoints implements CheckpointStore {
   get(id: string): Checkpoint | undefined {
     try {
       const v = JSON.parse(readFileSync(this.file(id), 'utf8')) as Partial<Checkpoint>;
-      return Number.isSafeInteger(v.seq) && v.seq! >= 0 && typeof v.source === 'string' ? (v as Checkpoint) : undefined;
+      const repairOk = v.repair === undefined || (Array.isArray(v.repair) && v.repair.every((r) => typeof r?.start === 'string' && typeof r?.end === 'string' && HEX.test(r.start) && HEX.test(r.end)));
+      return Number.isSafeInteger(v.seq) && v.seq! >= 0 && typeof v.source === 'string' && repairOk ? (v as Checkpoint) : undefined;
     } catch {
       return undefined; // none yet, or unreadable: a full copy starts over, which is always safe
     }

@@ -5,13 +5,16 @@
 // source's change feed from S, filtered to the ranges, page by page (each key's last change in
 // the page), with the checkpoint persisted after every page. Changes replayed from S that the scan already
 // saw are applied again in order, so the target converges to the source at every page boundary.
+// A checkpoint may name spans to repair first (a replica whose ranges grew keeps its position
+// for the ranges it had): those alone are repaired against a scan, and the feed is followed from
+// the checkpoint, which is older than the scan, so the same argument holds.
 import { ThemisError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
 import type { CheckpointStore } from './checkpoints.js';
 import type { Change, NodeClient } from './node-client.js';
 import { diffRanges } from './range-diff.js';
-import type { TokenRanges } from './token-ranges.js';
+import { TokenRanges } from './token-ranges.js';
 
 /** How often the checkpoint file is rewritten while following. */
 const CHECKPOINT_MS = 250;
@@ -94,6 +97,7 @@ export class FeedFollower {
       try {
         const cp = this.o.checkpoints.get(this.o.id);
         if (!cp || cp.source !== this.o.sourceShard) await this.fullCopy(this.restartReason ?? (cp ? `checkpoint of another source (${cp.source})` : 'no checkpoint'));
+        else if (cp.repair?.length) await this.repairSpans(cp.seq, cp.repair);
         else this.position = cp.seq;
         this.state = 'following';
         while (!this.stopping) {
@@ -130,10 +134,35 @@ export class FeedFollower {
     await this.register(head, true);
     // Repairs go COPY_CONCURRENCY at a time (each key is repaired once, so their order does not
     // matter); every one has settled before the copy counts as done, or fails as a whole.
+    const { same, different } = await this.repair(this.o.ranges);
+    this.checkpoint(head, true);
+    this.restartReason = undefined;
+    this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
+    this.o.onCopied?.(same, different);
+  }
+
+  /**
+   * Repairs only `spans` against the source's data, then follows from `seq` (the position carried
+   * over for the ranges already held). The source keeps its log from `seq` while we copy; if it
+   * has trimmed past it already, the first page says so and a full copy follows.
+   */
+  private async repairSpans(seq: number, spans: readonly { start: string; end: string }[]): Promise<void> {
+    this.state = 'copying';
+    const ranges = new TokenRanges(spans.map((x) => ({ start: BigInt(x.start), end: BigInt(x.end) })));
+    this.o.log.info({ follower: this.o.id, from: seq, spans: spans.length }, 'copying the spans new to this follower, then following the change feed from the position carried over');
+    await this.register(seq, true);
+    const { same, different } = await this.repair(ranges);
+    this.checkpoint(seq, true);
+    this.o.log.info({ follower: this.o.id, from: seq, same, repaired: different }, 'new spans copied');
+    this.o.onCopied?.(same, different);
+  }
+
+  /** Makes the target equal the source in `ranges` (a merge-join of both scans), COPY_CONCURRENCY repairs at a time. */
+  private async repair(ranges: TokenRanges): Promise<{ same: number; different: number }> {
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
     this.copyRepaired = 0;
-    const { same, different } = await diffRanges(this.o.source, this.o.target, this.o.ranges, async (d) => {
+    const result = await diffRanges(this.o.source, this.o.target, ranges, async (d) => {
       if (failure) throw failure;
       const w = (d.kind === 'extra' ? this.o.target.delete(d.key) : this.o.target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
       const tracked = w.finally(() => inflight.delete(tracked));
@@ -142,10 +171,7 @@ export class FeedFollower {
     }, this.o.pageSize ?? 1000).finally(() => Promise.allSettled(inflight));
     await Promise.allSettled(inflight);
     if (failure) throw failure;
-    this.checkpoint(head, true);
-    this.restartReason = undefined;
-    this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
-    this.o.onCopied?.(same, different);
+    return result;
   }
 
   /** Moves the position; the checkpoint file follows at most every CHECKPOINT_MS (and at once when `now`). */

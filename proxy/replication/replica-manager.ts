@@ -2,10 +2,13 @@
 // one change-feed follower copying those ranges into this shard's storage node and following
 // the primary's feed over the mesh, announcing its position with every request (the primary
 // counts it towards write acknowledgements). Followers follow the topology: a changed set of
-// ranges is a new follower (its own checkpoint, so a full repair copy), a dropped one stops.
+// ranges is a new follower, a dropped one stops. The new follower carries its predecessor's
+// position over: the ranges it kept are followed on from there, and only the spans it gained
+// are copied first (a full repair copy only when there is no position to carry).
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
-import { primariesOf, rangesDigest } from '../../src/topology/replica-ranges.js';
+import { tokenHex } from '../../src/hash.js';
+import { primariesOf, rangesDigest, subtractSpans, type TokenSpan } from '../../src/topology/replica-ranges.js';
 import type { Topology } from '../../src/topology/topology.js';
 import type { TopologySource } from '../control/topology-source.js';
 import type { CheckpointStore } from '../feed/checkpoints.js';
@@ -33,6 +36,7 @@ export interface ReplicaManagerDeps {
 
 interface Running {
   id: string;
+  ranges: readonly TokenSpan[];
   follower: FeedFollower;
 }
 
@@ -72,12 +76,14 @@ export class ReplicaManager implements ReplicaState {
     const wanted = primariesOf(t, this.d.self);
     for (const [primary, running] of this.followers) {
       const ranges = wanted.get(primary);
-      if (!ranges || running.id !== this.idOf(primary, rangesDigest(ranges))) {
+      const successor = ranges && this.idOf(primary, rangesDigest(ranges));
+      if (!ranges || running.id !== successor) {
         this.followers.delete(primary);
-        // Its checkpoint describes ranges we no longer hold as one set: coming back to them means a repair copy.
         // Stopped for good: its registration at the primary no longer holds the primary's log.
+        // Its position goes on with its successor (the same primary, other ranges), if any.
         const done = running.follower.stop().then(
           async () => {
+            if (ranges && successor) this.carryOver(primary, running, successor, ranges);
             this.d.checkpoints.drop(running.id);
             await running.follower.unregister();
           },
@@ -122,7 +128,7 @@ export class ReplicaManager implements ReplicaState {
           this.d.onFullCopy?.(primary, reason);
         },
       });
-      this.followers.set(primary, { id, follower });
+      this.followers.set(primary, { id, ranges, follower });
       // Never two followers writing one primary's ranges at once: the old one finishes its page first.
       const before = this.retiring.get(primary) ?? Promise.resolve();
       void before.then(() => {
@@ -130,6 +136,20 @@ export class ReplicaManager implements ReplicaState {
       });
       this.d.log.info({ primary, id, ranges: ranges.length }, 'following a primary as its replica');
     }
+  }
+
+  /**
+   * The successor of a follower of `primary` starts from its position: every change up to it is
+   * applied in the ranges both hold, and the spans only the successor holds are repaired first.
+   */
+  private carryOver(primary: string, from: Running, id: string, ranges: readonly TokenSpan[]): void {
+    const cp = this.d.checkpoints.get(from.id);
+    if (!cp || cp.source !== primary) return;
+    // Spans the predecessor had still to repair (it was stopped while repairing) stay to repair.
+    const pending = (cp.repair ?? []).map((r) => ({ start: BigInt(r.start), end: BigInt(r.end) })).sort((a, b) => (a.start < b.start ? -1 : 1));
+    const gained = union(subtractSpans(ranges, from.ranges), subtractSpans(ranges, subtractSpans(ranges, pending)));
+    this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: gained.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) })) });
+    this.d.log.info({ primary, from: from.id, to: id, position: cp.seq, gained: gained.length }, 'the new follower carries its predecessor\'s position over');
   }
 
   private idOf(primary: string, digest: string): string {
@@ -142,4 +162,15 @@ export class ReplicaManager implements ReplicaState {
     await Promise.allSettled([...this.retiring.values()]);
     this.followers.clear();
   }
+}
+
+/** Two sorted span lists as one, overlapping and adjacent spans joined. */
+function union(a: readonly TokenSpan[], b: readonly TokenSpan[]): TokenSpan[] {
+  const out: TokenSpan[] = [];
+  for (const x of [...a, ...b].sort((p, q) => (p.start < q.start ? -1 : p.start > q.start ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last && x.start <= last.end + 1n) last.end = x.end > last.end ? x.end : last.end;
+    else out.push({ ...x });
+  }
+  return out;
 }

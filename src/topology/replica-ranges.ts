@@ -52,3 +52,19 @@ export function droppedReplicaSpans(before: Topology, after: Topology, self: str
   });
   return out;
 }
+
+/** The tokens of `a` not in `b` (both sorted, non-overlapping), as spans in token order. */
+export function subtractSpans(a: readonly TokenSpan[], b: readonly TokenSpan[]): TokenSpan[] {
+  const out: TokenSpan[] = [];
+  for (const x of a) {
+    let start = x.start;
+    for (const y of b) {
+      if (y.end < start || y.start > x.end) continue;
+      if (y.start > start) out.push({ start, end: y.start - 1n });
+      start = y.end + 1n;
+      if (start > x.end) break;
+    }
+    if (start <= x.end) out.push({ start, end: x.end });
+  }
+  return out;
+}

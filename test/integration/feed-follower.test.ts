@@ -4,7 +4,7 @@
 // starts over and the target converges to it, dropping what the source no longer has).
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { TOKEN_MAX } from '../../src/hash.js';
+import { TOKEN_MAX, tokenHex } from '../../src/hash.js';
 import { silentLogger as log } from '../../src/log.js';
 import { systemClock } from '../../src/runtime.js';
 import { parseKey, tokenOf } from '../../src/urn/urn.js';
@@ -91,6 +91,41 @@ t.test('a restart resumes from the checkpoint: no second copy, new writes arrive
   t.same(copies, [], 'resumed, not copied');
   const v = await history.check(read(rig.target.url), history.ackedKeys().filter(inHalf));
   t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `history after ${stats.acknowledged} more writes`);
+});
+
+t.test('ranges that grew: the position carries over and only the new spans are copied', async (t) => {
+  // As the replica manager does when a topology gives a replica more of its primary's ranges:
+  // the successor's checkpoint is the predecessor's position, with the gained half to repair.
+  const dir = new FileCheckpoints(rig.dir);
+  const before = dir.get('test-half')!;
+  t.ok(before && before.seq > 0, `the half's follower stopped at ${before?.seq}`);
+  dir.put('test-all', { ...before, repair: [{ start: tokenHex(TOKEN_MAX / 2n + 1n), end: tokenHex(TOKEN_MAX) }] });
+  const src = client(rig.source);
+  const tgt = client(rig.target);
+  const upper = history.ackedKeys().filter((k) => !inHalf(k));
+  t.ok(upper.length > 0 && (await Promise.all(upper.map(read(rig.target.url)))).every((b) => b === undefined), `control: none of the ${upper.length} upper-half keys is on the target yet`);
+  const copies: string[] = [];
+  const copied: number[] = [];
+  const all = new TokenRanges([{ start: 0n, end: TOKEN_MAX }]);
+  const f = new FeedFollower({
+    id: 'test-all', sourceShard: 'shard-001', source: src, target: tgt, ranges: all,
+    checkpoints: dir, clock: systemClock, log, longPollMs: 200,
+    onFullCopy: (why) => copies.push(why),
+    onCopied: (_same, repaired) => copied.push(repaired),
+  });
+  f.start();
+  // Writes to the lower half only: the upper half's keys reach the target through the repair alone.
+  const stats = await writeLoop(history, keys.filter(inHalf), put(rig.source.url), { until: sleep(800), concurrency: 4 });
+  await caughtUp(f, src);
+  await f.stop();
+  t.same(copies, [], 'no full copy');
+  t.equal(copied.length, 1, 'one repair of the new spans');
+  t.ok(copied[0]! >= upper.length, `it copied the upper half's keys (${copied[0]} repaired)`);
+  t.notOk(dir.get('test-all')?.repair?.length, 'the checkpoint no longer names spans to repair');
+  const diff = await diffRanges(src, tgt, all, async () => undefined);
+  t.equal(diff.different, 0, `the target equals the source over the whole space (${diff.same} keys alike)`);
+  const v = await history.check(read(rig.target.url));
+  t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `history over every key after ${stats.acknowledged} more writes`);
 });
 
 t.test('a source that lost its data: the follower starts over and the target converges to it', async (t) => {

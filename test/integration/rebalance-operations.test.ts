@@ -13,6 +13,8 @@ import { signDetached } from '../../src/pki/cms.js';
 import { parsePem } from '../../src/pki/pem.js';
 import { buildOperation, operationDocument, signOperation, type RebalanceOperation } from '../../src/rebalance/operation.js';
 import { startMesh, type Mesh } from '../support/mesh.js';
+import { Topology } from '../../src/topology/topology.js';
+import { serializeTopology } from '../../src/topology/document.js';
 import { runProgram } from '../support/cli.js';
 import { call } from '../support/storage-process.js';
 import type { LeafMaterial } from '../support/pki-fixture.js';
@@ -128,6 +130,18 @@ t.test('forged, stale or wrongly-authorised operations are refused, audited and 
     {
       name: 'built on an old epoch', reason: 'stale_epoch',
       make: async () => { const op = buildOperation(base.withEpoch(base.epoch - 1), [{ from: 'shard-001', to: 'shard-002', ...p }]); return { id: op.id, value: await signAs(op, mesh.pki.operators.admin) }; },
+    },
+    {
+      // A copy the cutover would not have brought: shard-003 listed as a replica of a range it
+      // holds nothing of, with no replica move from its owner.
+      name: 'its next topology gives a shard a copy that no move brings', reason: 'inconsistent',
+      make: async () => {
+        const op = valid();
+        const i = op.next.ranges.findIndex((r) => r.owner !== 'shard-003' && !r.replicas.includes('shard-003'));
+        const ranges = op.next.ranges.map((r, j) => (j === i ? { ...r, replicas: [...r.replicas, 'shard-003'] } : r));
+        const next = new Topology({ cluster: op.next.cluster, epoch: op.next.epoch, vnodes: op.next.vnodes, shards: op.next.shards, ranges });
+        return { id: op.id, value: await signAs({ ...op, next, nextDocument: serializeTopology(next) }, mesh.pki.operators.admin) };
+      },
     },
     {
       name: 'moving tokens to a shard whose certificate does not cover them', reason: 'range_not_certified',

@@ -2,7 +2,8 @@
 // shard-002, which replicated it; the two trade places (shard-001 keeps a copy as the replica),
 // so the replication factor stays 2. Under a write loop through every sidecar: no write fails,
 // every acknowledged write reads back, and afterwards both the new owner and the new replica
-// hold every key of the moved tokens with its latest value.
+// hold every key of the moved tokens with its latest value; the replica whose ranges shrank keeps
+// following from where it was.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { buildOperation, signOperation } from '../../src/rebalance/operation.js';
@@ -70,6 +71,13 @@ t.test('a move to the range\'s replica keeps RF 2: nothing fails, nothing is los
     return r.status === 200 ? (r.body.blob as string) : undefined;
   });
   t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `every acknowledged write reads back (${v.checked} keys)`);
+  // shard-002 now replicates only the half shard-001 kept: its new follower of shard-001 goes on
+  // from its predecessor's position, with nothing to copy (no full repair copy, during which
+  // writes to shard-001's half would wait for its confirmation).
+  const carried = mesh.sidecarLogLines(/carries its predecessor's position over/).map((l) => JSON.parse(l) as { shard: string; primary: string; to: string; gained: number });
+  const successor = carried.find((c) => c.shard === 'shard-002' && c.primary === 'shard-001');
+  t.match(successor, { gained: 0 }, 'shard-002\'s follower of shard-001 carried its position over, with no span to copy');
+  t.same(mesh.sidecarLogLines(/full copy of the ranges/).filter((l) => successor && l.includes(`"follower":"${successor.to}"`)), [], 'and made no full copy');
   const served = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(inside[0]!)}`);
   t.equal(served.headers.get('x-themis-shard'), 'shard-002', 'shard-002 serves the moved keys');
   // Both copies: the new owner's node and the new replica's, each with the latest acknowledged value.

@@ -28,3 +28,11 @@ t.test('the last range is bounded by the token space', async (t) => {
   const after = topo(2, [[0n, 99n, 'a', ['b']], [100n, 199n, 'c', ['b']], [200n, TOKEN_MAX, 'd', ['c']]]);
   t.same(droppedReplicaSpans(before, after, 'a'), [{ start: 200n, end: TOKEN_MAX }]);
 });
+
+t.test('subtractSpans: the tokens of a that b lacks', async (t) => {
+  const { subtractSpans } = await import('../../../src/topology/replica-ranges.js');
+  t.same(subtractSpans([{ start: 0n, end: 99n }], [{ start: 10n, end: 19n }, { start: 50n, end: 200n }]), [{ start: 0n, end: 9n }, { start: 20n, end: 49n }]);
+  t.same(subtractSpans([{ start: 0n, end: 9n }, { start: 20n, end: 29n }], [{ start: 0n, end: 29n }]), [], 'all covered');
+  t.same(subtractSpans([{ start: 5n, end: 9n }], []), [{ start: 5n, end: 9n }], 'nothing to take away');
+  t.same(subtractSpans([{ start: 0n, end: TOKEN_MAX }], [{ start: 0n, end: 0n }]), [{ start: 1n, end: TOKEN_MAX }]);
+});
