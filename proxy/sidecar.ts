@@ -298,6 +298,7 @@ export class Sidecar {
       onProgress: (primary, position, latest) => replicationMetrics.progress(primary, position, latest, rt.clock.now()),
       onFullCopy: (primary) => replicationMetrics.fullCopies.inc({ primary }),
       onCaughtUp: (primary, position) => this.audit.record({ event: 'REPLICA_CAUGHT_UP', primary, position }),
+      handover: async (primary) => this.copier?.handOver(primary),
     });
     replicaManager = this.replicas;
     this.copier = rebalanceStatus

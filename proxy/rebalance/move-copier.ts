@@ -54,6 +54,8 @@ function counts(c: Copy): { copied: number; lag: number | null } {
 export class MoveCopier {
   private readonly running = new Map<string, { op: RebalanceOperation; copies: Copy[]; timer: NodeJS.Timeout }>();
   private readonly waiting = new Map<string, { op: RebalanceOperation; timer: NodeJS.Timeout }>();
+  /** Copies of operations cut over in the last minute, for `handOver` (the cutover may finish them first). */
+  private readonly finished = new Map<string, { op: RebalanceOperation; copies: Copy[]; at: number }>();
 
   /** The ranges moves in progress (or waiting to start) bring to this shard. */
   incoming(): { start: bigint; end: bigint }[] {
@@ -115,6 +117,25 @@ export class MoveCopier {
     this.d.log.info({ op: op.id, sources }, 'copying the ranges a rebalance operation moves here');
   }
 
+  /**
+   * For a replica follower of `source` starting after a cutover: the copies this shard made from
+   * `source` for operations now in force hold everything of their tokens up to their followers'
+   * positions, so the replica follower may go on from there instead of copying those tokens
+   * again. The move followers are stopped first (two followers must never write the same keys);
+   * `finish` still does the rest. Undefined when there is none, or one has no position yet.
+   */
+  async handOver(source: string): Promise<{ seq: number; spans: { start: bigint; end: bigint }[] } | undefined> {
+    const epoch = this.d.topology().epoch;
+    const now = performance.now();
+    for (const [id, f] of this.finished) if (now - f.at > 60_000) this.finished.delete(id);
+    const mine = [...this.running.values(), ...this.finished.values()].filter((r) => r.op.next.epoch <= epoch).flatMap((r) => r.copies.filter((c) => c.source === source).map((c) => ({ r, c })));
+    if (mine.length === 0) return undefined;
+    await Promise.allSettled(mine.map(({ c }) => c.follower.stop()));
+    if (mine.some(({ c }) => c.follower.position < 0)) return undefined;
+    const spans = mine.flatMap(({ r }) => r.op.moves.filter((m) => m.to === this.d.self && m.from === source).map((m) => ({ start: m.start, end: m.end })));
+    return { seq: Math.min(...mine.map(({ c }) => c.follower.position)), spans };
+  }
+
   /** This shard's progress on `opId`, as it reports it. */
   progress(opId: string): Record<string, unknown> | undefined {
     const r = this.running.get(opId);
@@ -160,6 +181,7 @@ export class MoveCopier {
     const r = this.running.get(opId);
     if (!r) return;
     this.running.delete(opId);
+    this.finished.set(opId, { op: r.op, copies: r.copies, at: performance.now() });
     clearInterval(r.timer);
     await Promise.allSettled(r.copies.map(async (c) => {
       await c.follower.stop();

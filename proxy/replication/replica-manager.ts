@@ -30,6 +30,11 @@ export interface ReplicaManagerDeps {
   /** Progress of each follower, for metrics: primary, position, the primary's newest sequence. */
   onProgress?: (primary: string, position: number, latest: number) => void;
   onFullCopy?: (primary: string, reason: string) => void;
+  /**
+   * Copies of `primary`'s tokens this shard just received in range moves now in force: their
+   * position in its feed and the tokens they cover (proxy/rebalance/move-copier.ts handOver).
+   */
+  handover?: (primary: string) => Promise<{ seq: number; spans: TokenSpan[] } | undefined>;
   /** A follower that made a full copy (or just started) holds everything its primary had at its last page. */
   onCaughtUp?: (primary: string, position: number) => void;
 }
@@ -131,8 +136,11 @@ export class ReplicaManager implements ReplicaState {
       this.followers.set(primary, { id, ranges, follower });
       // Never two followers writing one primary's ranges at once: the old one finishes its page first.
       const before = this.retiring.get(primary) ?? Promise.resolve();
-      void before.then(() => {
-        if (this.followers.get(primary)?.follower === follower && !this.stopped) follower.start();
+      const current = () => this.followers.get(primary)?.follower === follower && !this.stopped;
+      void before.then(async () => {
+        if (!current()) return;
+        await this.takeHandover(primary, id, ranges).catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'cannot take over the position of a range move; copying instead'));
+        if (current()) follower.start();
       });
       this.d.log.info({ primary, id, ranges: ranges.length }, 'following a primary as its replica');
     }
@@ -150,6 +158,26 @@ export class ReplicaManager implements ReplicaState {
     const gained = union(subtractSpans(ranges, from.ranges), subtractSpans(ranges, subtractSpans(ranges, pending)));
     this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: gained.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) })) });
     this.d.log.info({ primary, from: from.id, to: id, position: cp.seq, gained: gained.length }, 'the new follower carries its predecessor\'s position over');
+  }
+
+  /**
+   * A range move that brought this shard copies of `primary`'s tokens hands its position over:
+   * those tokens need no copy (the rest of the gained spans still does), and the feed is
+   * followed from the lower of the two positions.
+   */
+  private async takeHandover(primary: string, id: string, ranges: readonly TokenSpan[]): Promise<void> {
+    const h = await this.d.handover?.(primary);
+    if (!h) return;
+    const sorted = [...h.spans].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    const covered = subtractSpans(ranges, subtractSpans(ranges, sorted));
+    if (covered.length === 0) return;
+    const cp = this.d.checkpoints.get(id);
+    const carried = cp && cp.source === primary ? cp : undefined;
+    const todo = carried ? (carried.repair ?? []).map((r) => ({ start: BigInt(r.start), end: BigInt(r.end) })) : [...ranges];
+    const repair = subtractSpans(todo, covered);
+    const seq = carried ? Math.min(carried.seq, h.seq) : h.seq;
+    this.d.checkpoints.put(id, { seq, source: primary, updatedAt: new Date(this.d.clock.now()).toISOString(), repair: repair.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) })) });
+    this.d.log.info({ primary, follower: id, position: seq, covered: covered.length, repair: repair.length }, 'a range move\'s copies hand their position over to the replica follower');
   }
 
   private idOf(primary: string, digest: string): string {

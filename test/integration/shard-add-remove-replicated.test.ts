@@ -105,6 +105,12 @@ t.test('shard add, then shard remove, with RF 2 under a write loop: no failure, 
   // The sources' cleanup and the dropped replicas' sweep run 5 s after the cutover.
   await sleep(7000);
   t.ok(afterAdd.ranges.some((r) => r.replicas.includes('shard-004')), 'and replicates others\' tokens: it took its part of the replicas');
+  // Its replica followers start from the position of the copies the replica moves made, instead
+  // of copying those tokens again after the cutover (when writes there wait for them).
+  const handed = mesh.sidecarLogLines(/hand their position over/).map((l) => JSON.parse(l) as { shard: string; follower: string; repair: number });
+  const mine = handed.filter((h) => h.shard === 'shard-004');
+  t.ok(mine.length > 0 && mine.every((h) => h.repair === 0), `shard-004's replica followers took the moves' positions over, nothing left to copy (${mine.length} followers)`);
+  t.same(mesh.sidecarLogLines(/full copy of the ranges/).filter((l) => mine.some((h) => l.includes(`"follower":"${h.follower}"`))), [], 'and made no full copy');
   const quiet = new Set(keys.slice(90));
   await copiesHold(t, afterAdd, history, keys, 'after shard add', (k) => quiet.has(k)); // values only of keys the loop does not write
 
