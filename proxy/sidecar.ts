@@ -41,6 +41,7 @@ import { LocalHead } from './replication/local-head.js';
 import { ReplicaPositions } from './replication/positions.js';
 import { ReplicaManager } from './replication/replica-manager.js';
 import { RetiredCopies } from './replication/retired-copies.js';
+import { reportedEpochFloor } from '../src/control/epoch-floor.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
 import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
 import { readAnswer } from './upstream.js';
@@ -118,6 +119,7 @@ export class Sidecar {
             self: { shardId: cfg.shardId, start: m.identity.tokenRangeStart, end: m.identity.tokenRangeEnd },
             cacheFile: cfg.etcd.topologyCache,
             log: rt.log.child({ component: 'topology' }),
+            floor: () => reportedEpochFloor(etcd!, cfg.cluster, cfg.shardId),
           })
         : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs);
       const replayLog = rt.log.child({ component: 'replay' });
@@ -430,7 +432,7 @@ export class Sidecar {
       this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
       // Replica lag, for operators (`themis-admin shards`): every few seconds, on the lease.
       const key = etcdKeys(c.cluster).shardReplication(c.shardId);
-      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
+      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), topology_epoch: this.signed.current().epoch, followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
       this.statusTimer.unref();
       this.dataSize.start();
     }

@@ -23,6 +23,11 @@ export interface EtcdTopologyOptions {
   self: { shardId: string; start: bigint; end: bigint };
   cacheFile: string;
   log: Logger;
+  /**
+   * For a start without a cached topology: the lowest epoch to accept (the one other shards
+   * serve, src/control/epoch-floor.ts), so that a replayed older topology is not applied.
+   */
+  floor?: () => Promise<number | undefined>;
 }
 
 export class EtcdTopologySource implements TopologySource {
@@ -41,6 +46,9 @@ export class EtcdTopologySource implements TopologySource {
   private currentSigner: TopologySigner | undefined;
   /** Refusals before anyone listened (during open): handed to the first listener, so they are audited. */
   private early: Parameters<RejectListener>[] | undefined = [];
+  /** Without a topology yet: the epoch the others serve (undefined: unknown). */
+  private floor: number | undefined;
+  private lastRefusal: string | undefined;
   private refreshing: Promise<void> | undefined;
   private nextRefresh: Promise<void> | undefined;
 
@@ -61,12 +69,14 @@ export class EtcdTopologySource implements TopologySource {
       } else o.log.warn({ file: o.cacheFile, reason: v.reason, err: v.message }, 'cached topology no longer verifies; ignoring it');
     }
     try {
+      if (!s.topology && o.floor) s.floor = await answerWithin(o.floor(), 2000).catch(() => undefined);
       await answerWithin(s.readNow());
     } catch (e) {
       o.log.warn({ err: (e as Error).message }, 'etcd unreachable at start; serving from the cached topology');
     }
     if (!s.topology) {
-      throw new ConfigError('etcd', `no verified topology: etcd has none that verifies and there is no usable cache at ${o.cacheFile}; publish one with themis-admin topology publish`);
+      const why = s.lastRefusal ? ` (refused: ${s.lastRefusal})` : '';
+      throw new ConfigError('etcd', `no verified topology: etcd has none that verifies${why} and there is no usable cache at ${o.cacheFile}; publish one with themis-admin topology publish`);
     }
     s.watch();
     return s;
@@ -136,6 +146,9 @@ export class EtcdTopologySource implements TopologySource {
       if (v.reason === 'not_newer' && (signed as SignedTopology).document === this.currentDocument) return; // the one in force
       return this.reject(`${v.reason}: ${v.message}`, v.signer);
     }
+    if (!this.topology && this.floor !== undefined && v.topology.epoch < this.floor) {
+      return this.reject(`below_floor: epoch ${v.topology.epoch} is older than epoch ${this.floor}, which other shards serve (a replayed topology?); waiting for a newer one`, v.signer);
+    }
     this.apply(signed, v.topology, v.signer);
   }
 
@@ -151,6 +164,7 @@ export class EtcdTopologySource implements TopologySource {
   }
 
   private reject(reason: string, signer?: TopologySigner): void {
+    this.lastRefusal = reason;
     this.o.log.warn({ reason, signer }, 'topology from etcd refused; keeping the current one');
     if (this.early) this.early.push([reason, undefined, signer]);
     for (const l of this.rejectListeners) l(reason, undefined, signer);

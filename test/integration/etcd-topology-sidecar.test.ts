@@ -1,5 +1,6 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { publishAsAdmin, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { call } from '../support/storage-process.js';
 import { Topology } from '../../src/topology/topology.js';
@@ -110,4 +111,28 @@ t.test('etcd stopped mid-traffic: requests continue, a restarted sidecar serves 
   const others = results.filter((r) => !r.viaRestarted);
   t.ok(others.length > 20, `${others.length} requests between sidecars 2 and 3 during the outage`);
   t.same(others.filter((r) => r.status !== 201), [], 'every one of them succeeded');
+});
+
+t.test('a sidecar starting without a cache refuses a replayed older topology: the epoch the others serve is its floor', async (t) => {
+  // A compromised shard may write the topology key (cutovers publish there): it puts back an
+  // older topology, validly signed by an operator. Sidecars with a topology refuse it as not
+  // newer; one that starts without a cache takes the epoch the others report as its floor.
+  const sign = async (topo: Topology, who: { chain: string; key: string }) =>
+    JSON.stringify(await signTopology(topo, parsePem(who.chain, 'c').map((b) => new Uint8Array(b.der)), (await loadPrivateKey(who.key, undefined, 'k')).privateKey));
+  const current = ctl(['get', KEY(), '--print-value-only']).stdout.trim();
+  const epoch = (await epochs())[0] as number;
+  const reported = (id: string) => {
+    const v = ctl(['get', `/themis/${mesh.pki.cluster}/shards/${id}/replication`, '--print-value-only']).stdout.trim();
+    return v ? (JSON.parse(v) as { topology_epoch?: number }).topology_epoch : undefined;
+  };
+  for (let i = 0; i < 100 && !(reported('shard-001') === epoch && reported('shard-003') === epoch); i++) await sleep(100);
+  t.same([reported('shard-001'), reported('shard-003')], [epoch, epoch], `the other two shards report epoch ${epoch} with their status`);
+  await mesh.stopSidecar(1);
+  rmSync(join(mesh.dir, 'topology-cache-shard-002.json'));
+  t.equal(ctl(['put', KEY(), await sign(at(epoch - 2), mesh.pki.operators.admin)]).status, 0, `an epoch-${epoch - 2} topology, validly signed, put back into etcd`);
+  const refused = await mesh.startSidecar(1).then(() => 'started', (e: Error) => e.message);
+  t.match(refused, /below_floor: epoch \d+ is older than epoch \d+, which other shards serve/, `the cache-less sidecar does not start on epoch ${epoch - 2}, and says why`);
+  t.equal(ctl(['put', KEY(), current]).status, 0, 'the topology in force written back');
+  await mesh.startSidecar(1);
+  t.same(await epochs(), [epoch, epoch, epoch], 'it starts on the epoch the others serve');
 });
