@@ -237,6 +237,11 @@ t.test('client-certificate mode: HTTP/2 + TLS straight to a mesh port', async (t
   t.match(await failure(wrongCa.health()), { code: 'CONNECTION_FAILED' }, 'a sidecar not signed by the given CA is refused');
 });
 
+t.test('every route of the API table was exercised by the SDK against the mesh', async (t) => {
+  const { ROUTES } = await import('../../src/api/routes.js');
+  t.same(ROUTES.map((r) => r.id).filter((id) => !db.sent[id]), [], `sent: ${JSON.stringify(db.sent)}`);
+});
+
 t.test('a shard killed mid-loop: retried within the budget, then a clear error; creates never retried blindly', async (t) => {
   const budget = new RetryBudget({ ratio: 0.1, reserve: 3 });
   const c = new ThemisClient({ url: mesh.nodes[0]!.appUrl, timeoutMs: 8000, retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, budget }, random: () => 0.5 });
