@@ -48,6 +48,8 @@ const SLOW_MS = 2000;
 const STILL_MS = 5000;
 /** A refusal from a peer (its JSON error) is small; one larger is cut off. */
 const MAX_REFUSAL_BYTES = 64 * 1024;
+/** A write's answer (the stored entity's key and metadata) is read whole up to this. */
+const MAX_WRITE_ANSWER_BYTES = 1024 * 1024;
 /** Routings of one request: a cutover takes two (the old owner refuses, the new one serves), a failover during it a third. */
 const MAX_ATTEMPTS = 3;
 
@@ -150,7 +152,14 @@ export class Router {
       if (this.d.topology.current() !== topo) return this.toOwner(req, reply, key, bytes, attempt + 1, trace);
       return reply.upstream({ ...up, body: Readable.from([answer]), complete: () => true }, servedBy(owner.shard, topo.epoch));
     }
-    reply.upstream(up, servedBy(owner.shard, topo.epoch));
+    if (!isWriteMethod(req.method)) return reply.upstream(up, servedBy(owner.shard, topo.epoch));
+    // A write's answer is small: read whole before anything is relayed, so an owner that dies
+    // mid-answer gets the app a retryable 502, not a connection cut after the headers.
+    const answer = await readAnswer(up, MAX_WRITE_ANSWER_BYTES).catch((e: Error) => {
+      throw new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${owner.shard}'s answer broke off: ${e.message}`);
+    });
+    if (!up.complete()) throw new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${owner.shard}'s answer broke off before its end`);
+    reply.upstream({ ...up, body: Readable.from([answer]), complete: () => true }, servedBy(owner.shard, topo.epoch));
   }
   /** Requests for one key in progress, swept once a second for ones running past STILL_MS (no timer per request). */
   private readonly inflight = new Set<{ trace: Trace; method: string | undefined; key: string; warned: boolean }>();

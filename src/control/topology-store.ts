@@ -8,6 +8,7 @@ import { parseTopology } from '../topology/document.js';
 import { verifySignedTopology, type SignedTopology } from '../topology/signed.js';
 import type { Topology } from '../topology/topology.js';
 import type { CertifiedRange } from './certified-ranges.js';
+import { reportedEpochFloor } from './epoch-floor.js';
 
 export class PublishError extends Error {
   override name = 'PublishError';
@@ -51,7 +52,8 @@ export interface PublishResult {
  * counts (an unverifiable one, such as garbage with a huge epoch, is replaced and reported), the
  * new one is checked against it (signer, every capability the change needs, newer epoch, every
  * registered shard's certified range), and the write is a compare-and-swap on the key's mod
- * revision, so of two racing publishers one fails.
+ * revision, so of two racing publishers one fails. Over a stored value that does not verify, the
+ * epoch the shards report serving (src/control/epoch-floor.ts) must be exceeded instead.
  */
 export async function publishSignedTopology(etcd: Etcd3, key: string, signed: SignedTopology, checks: PublishChecks): Promise<PublishResult> {
   const stored = await readSignedTopology(etcd, key);
@@ -72,6 +74,14 @@ export async function publishSignedTopology(etcd: Etcd3, key: string, signed: Si
   if (!next.ok) {
     if (next.reason === 'not_newer' && base) throw new PublishError(`epoch ${parseTopology(signed.document).epoch} is not newer than the published epoch ${base.epoch}; ${nextEpochAdvice(base.epoch)}`);
     throw new PublishError(`refused (${next.reason}): ${next.message}`);
+  }
+  if (!base && stored) {
+    // Nothing verified to compare with (the stored value was replaced, or lost): the epoch the
+    // shards serve is the floor, or they would refuse this one as not newer.
+    const floor = await reportedEpochFloor(etcd, checks.cluster, '').catch(() => undefined);
+    if (floor !== undefined && next.topology.epoch <= floor) {
+      throw new PublishError(`epoch ${next.topology.epoch} is not newer than epoch ${floor}, which the shards serve (the stored value did not verify: ${replacedUnverified}); ${nextEpochAdvice(floor)}`);
+    }
   }
   const txn = etcd.if(key, 'Mod', '==', stored ? stored.revision : '0').then(etcd.put(key).value(JSON.stringify(signed)));
   const r = await txn.commit();

@@ -92,8 +92,24 @@ t.test('a forged value in etcd cannot block publishing, and what publish suggest
   t.ok(advised, older.stderr);
   const next = publish(plan(t, Number(advised![1])));
   t.equal(next.status, 0, next.stderr);
+  // Over a value that does not verify, the epoch the shards report serving is the floor (two
+  // shards' status reports, written here as those shards; no sidecar runs in this test).
+  for (const i of [1, 2]) {
+    const s = pki.shards[i]!;
+    t.equal(etcd.etcdctl({ cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath }, ['put', `/themis/${pki.cluster}/shards/${s.id}/replication`, JSON.stringify({ topology_epoch: 30 })]).status, 0);
+  }
+  t.equal(etcd.etcdctl(attacker, ['put', topologyKey(), forged]).status, 0, 'the forged value written again');
+  const belowFloor = publish(plan(t, 20));
+  t.equal(belowFloor.status, 1, 'an epoch the shards would refuse as not newer is not published');
+  t.match(belowFloor.stderr, /epoch 20 is not newer than epoch 30, which the shards serve .*plan with --epoch 31/);
+  const above = publish(plan(t, 31));
+  t.equal(above.status, 0, above.stderr);
+  for (const i of [1, 2]) {
+    const s = pki.shards[i]!;
+    etcd.etcdctl({ cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath }, ['del', `/themis/${pki.cluster}/shards/${s.id}/replication`]);
+  }
   // Two publishers of the same epoch at once: exactly one wins.
-  const file = plan(t, 12);
+  const file = plan(t, 40);
   const { runProgramAsync } = await import('../support/cli.js');
   const both = await Promise.all([0, 1].map(() => runProgramAsync('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', pki.operators.admin.chainPath, '--operator-key', pki.operators.admin.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')])));
   t.same(both.map((r) => r.status).sort(), [0, 1], both.map((r) => r.stderr).join(' | '));
@@ -109,13 +125,13 @@ t.test('publish checks every registered shard\'s certified token range', async (
   const { connectEtcd } = await import('../../src/control/etcd.js');
   const client = connectEtcd({ endpoints: [etcd.endpoint], certPem: pki.operators.admin.chain, keyPem: pki.operators.admin.key, caPem: pki.root.cert });
   for (let i = 0; i < 3; i++) await client.put(`/themis/${pki.cluster}/shards/${s2.id}/junk-${i}`).value('x'.repeat(1_400_000));
-  const r = publish(plan(t, 20));
+  const r = publish(plan(t, 50));
   t.equal(r.status, 1, 'refused');
   t.match(r.stderr, new RegExp(`refused \\(range_not_certified\\): ${s2.id} is given tokens`));
   for (let i = 0; i < 3; i++) await client.delete().key(`/themis/${pki.cluster}/shards/${s2.id}/junk-${i}`);
   client.close();
   t.equal(etcd.etcdctl(admin, ['del', `/themis/${pki.cluster}/shards/${s2.id}/certificate`]).status, 0);
-  t.equal(publish(plan(t, 20)).status, 0, 'unregistered, it is left to the shard itself');
+  t.equal(publish(plan(t, 50)).status, 0, 'unregistered, it is left to the shard itself');
 });
 
 t.test('themis-admin dials etcd by IP without Node\'s DEP0123 warning, and still checks that IP against etcd\'s certificate', async (t) => {

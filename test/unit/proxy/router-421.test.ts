@@ -159,3 +159,44 @@ t.test('a new owner refusing too: retried while there is something new, never mo
   t.equal(await put(endless.router), 421);
   t.equal(endless.sent.length, 3, 'three attempts in all');
 });
+
+// An owner that dies mid-answer (its sidecar killed after the headers): a write's answer is read
+// whole before anything is relayed, so the app gets a retryable 502, not a connection cut.
+t.test('a write whose answer breaks off: a retryable 502, never a cut connection', async (t) => {
+  const c = cluster(() => ({ status: 201 }), 99);
+  (c.router as unknown as { d: { resolver: unknown } }).d.resolver = {
+    resolve: () => ({
+      shard: 'shard-002', local: false,
+      upstream: {
+        name: 'shard-002',
+        request: async () => {
+          const body = new Readable({ read() {} });
+          body.push(Buffer.from('{"key":"docum'));
+          setTimeout(() => body.destroy(new Error('stream reset')), 20);
+          return { status: 201, headers: { 'content-type': 'application/json', 'content-length': '200' }, body, complete: () => false };
+        },
+      },
+    }),
+    local: {},
+  };
+  const server = http.createServer((req, res) => {
+    const reply = replyTo(req, res);
+    c.router.serve(req, reply, classifyRequest(req.method!, req.url!)).catch((e: unknown) => reply.error(e, silentLogger));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => void server.close());
+  const port = (server.address() as { port: number }).port;
+  const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/entities/document.shop.orders:5f0c6a3e-8d1b-4c2a-9e7f-1a2b3c4d5e6f', timeout: 3000 }, (r) => {
+      let body = '';
+      r.on('data', (d: Buffer) => (body += d.toString()));
+      r.on('end', () => resolve({ status: r.statusCode!, body }));
+      r.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('no whole answer within 3 s')));
+    req.on('error', reject);
+    req.end('{"blob":"x"}');
+  });
+  t.equal(res.status, 502);
+  t.match(JSON.parse(res.body), { code: 'UPSTREAM_PROTOCOL_ERROR' }, 'a whole answer with the retryable code');
+});
