@@ -24,7 +24,7 @@ import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import type { Logger } from '../src/log.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
-import { readAnswer } from './upstream.js';
+import { MAX_WRITE_ANSWER_BYTES, readAnswer } from './upstream.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
 
 export interface RouterDeps {
@@ -48,8 +48,6 @@ const SLOW_MS = 2000;
 const STILL_MS = 5000;
 /** A refusal from a peer (its JSON error) is small; one larger is cut off. */
 const MAX_REFUSAL_BYTES = 64 * 1024;
-/** A write's answer (the stored entity's key and metadata) is read whole up to this. */
-const MAX_WRITE_ANSWER_BYTES = 1024 * 1024;
 /** Routings of one request: a cutover takes two (the old owner refuses, the new one serves), a failover during it a third. */
 const MAX_ATTEMPTS = 3;
 

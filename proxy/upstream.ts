@@ -49,6 +49,9 @@ export function upstreamError(err: unknown, upstream: string): ThemisError {
 }
 
 /** Reads a whole upstream answer body, refusing one larger than `limit` bytes. */
+/** A write's answer (the stored entity's key and metadata) is read whole up to this. */
+export const MAX_WRITE_ANSWER_BYTES = 1024 * 1024;
+
 export async function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;

@@ -8,10 +8,10 @@
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
 import { tokenHex } from '../../src/hash.js';
-import { primariesOf, rangesDigest, subtractSpans, type TokenSpan } from '../../src/topology/replica-ranges.js';
+import { intersectSpans, primariesOf, rangesDigest, subtractSpans, unionSpans, type TokenSpan } from '../../src/topology/replica-ranges.js';
 import type { Topology } from '../../src/topology/topology.js';
 import type { TopologySource } from '../control/topology-source.js';
-import type { CheckpointStore } from '../feed/checkpoints.js';
+import type { Checkpoint, CheckpointStore } from '../feed/checkpoints.js';
 import { FeedFollower } from '../feed/follower.js';
 import { NodeClient } from '../feed/node-client.js';
 import { TokenRanges } from '../feed/token-ranges.js';
@@ -154,9 +154,8 @@ export class ReplicaManager implements ReplicaState {
     const cp = this.d.checkpoints.get(from.id);
     if (!cp || cp.source !== primary) return;
     // Spans the predecessor had still to repair (it was stopped while repairing) stay to repair.
-    const pending = (cp.repair ?? []).map((r) => ({ start: BigInt(r.start), end: BigInt(r.end) })).sort((a, b) => (a.start < b.start ? -1 : 1));
-    const gained = union(subtractSpans(ranges, from.ranges), subtractSpans(ranges, subtractSpans(ranges, pending)));
-    this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: gained.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) })) });
+    const gained = unionSpans(subtractSpans(ranges, from.ranges), intersectSpans(ranges, repairSpans(cp)));
+    this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: hexSpans(gained) });
     this.d.log.info({ primary, from: from.id, to: id, position: cp.seq, gained: gained.length }, 'the new follower carries its predecessor\'s position over');
   }
 
@@ -168,15 +167,14 @@ export class ReplicaManager implements ReplicaState {
   private async takeHandover(primary: string, id: string, ranges: readonly TokenSpan[]): Promise<void> {
     const h = await this.d.handover?.(primary);
     if (!h) return;
-    const sorted = [...h.spans].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-    const covered = subtractSpans(ranges, subtractSpans(ranges, sorted));
+    const covered = intersectSpans(ranges, unionSpans(h.spans, []));
     if (covered.length === 0) return;
     const cp = this.d.checkpoints.get(id);
     const carried = cp && cp.source === primary ? cp : undefined;
-    const todo = carried ? (carried.repair ?? []).map((r) => ({ start: BigInt(r.start), end: BigInt(r.end) })) : [...ranges];
+    const todo = carried ? repairSpans(carried) : [...ranges];
     const repair = subtractSpans(todo, covered);
     const seq = carried ? Math.min(carried.seq, h.seq) : h.seq;
-    this.d.checkpoints.put(id, { seq, source: primary, updatedAt: new Date(this.d.clock.now()).toISOString(), repair: repair.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) })) });
+    this.d.checkpoints.put(id, { seq, source: primary, updatedAt: new Date(this.d.clock.now()).toISOString(), repair: hexSpans(repair) });
     this.d.log.info({ primary, follower: id, position: seq, covered: covered.length, repair: repair.length }, 'a range move\'s copies hand their position over to the replica follower');
   }
 
@@ -192,13 +190,12 @@ export class ReplicaManager implements ReplicaState {
   }
 }
 
-/** Two sorted span lists as one, overlapping and adjacent spans joined. */
-function union(a: readonly TokenSpan[], b: readonly TokenSpan[]): TokenSpan[] {
-  const out: TokenSpan[] = [];
-  for (const x of [...a, ...b].sort((p, q) => (p.start < q.start ? -1 : p.start > q.start ? 1 : 0))) {
-    const last = out[out.length - 1];
-    if (last && x.start <= last.end + 1n) last.end = x.end > last.end ? x.end : last.end;
-    else out.push({ ...x });
-  }
-  return out;
+
+/** A checkpoint's spans still to repair, sorted. */
+function repairSpans(cp: Checkpoint): TokenSpan[] {
+  return unionSpans((cp.repair ?? []).map((r) => ({ start: BigInt(r.start), end: BigInt(r.end) })), []);
+}
+
+function hexSpans(spans: readonly TokenSpan[]): { start: string; end: string }[] {
+  return spans.map((g) => ({ start: tokenHex(g.start), end: tokenHex(g.end) }));
 }

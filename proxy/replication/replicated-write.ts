@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { LocalUpstream } from '../local-upstream.js';
 import type { Reply } from '../respond.js';
-import { readAnswer } from '../upstream.js';
+import { MAX_WRITE_ANSWER_BYTES, readAnswer } from '../upstream.js';
 import type { Topology } from '../../src/topology/topology.js';
 import type { AckGate } from './ack-gate.js';
 import { ThemisError } from '../../src/errors.js';
@@ -25,7 +25,6 @@ export function movedAway(key: string, now: { owner: string; epoch: number }): T
   return new ThemisError('NOT_OWNER', `the key moved to ${now.owner} at topology epoch ${now.epoch} while its write was held`, { topology_epoch: now.epoch, moved: true });
 }
 
-const MAX_WRITE_ANSWER = 1024 * 1024;
 
 interface LocalWrite {
   local: LocalUpstream;
@@ -66,7 +65,7 @@ async function write({ local, gate, key, topo, req, reply, answerHeaders }: Loca
   const pending = gate.plan(key, topo);
   const up = await local.forward(req.method, req.url, req.headers, req.body);
   if (up.status >= 300 || (pending.needed <= 0 && !pending.fence)) return reply.upstream(up, answerHeaders);
-  const body = await readAnswer(up, MAX_WRITE_ANSWER);
+  const body = await readAnswer(up, MAX_WRITE_ANSWER_BYTES);
   await gate.settle(pending);
   reply.upstream({ ...up, body: Readable.from([body]), complete: () => true }, answerHeaders);
 }

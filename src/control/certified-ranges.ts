@@ -32,11 +32,7 @@ export function certifiedRangeOf(verifier: PeerVerifier, shard: string, raw: str
  */
 export async function registeredCertifiedRanges(etcd: Etcd3, cluster: string, verifier: PeerVerifier): Promise<Map<string, CertifiedRange>> {
   const keys = etcdKeys(cluster);
-  const ids = new Set<string>();
-  for (const key of await etcd.getAll().prefix(keys.shardsPrefix).keys()) {
-    const [id, leaf] = key.slice(keys.shardsPrefix.length).split('/');
-    if (id && leaf === 'certificate') ids.add(id);
-  }
+  const ids = await shardsWith(etcd, cluster, 'certificate');
   const out = new Map<string, CertifiedRange>();
   await Promise.all(
     [...ids].map(async (id) => {
@@ -45,4 +41,15 @@ export async function registeredCertifiedRanges(etcd: Etcd3, cluster: string, ve
     }),
   );
   return out;
+}
+
+/** Shards that have a `shards/{id}/{leaf}` key, read by key name only (each value is read on its own). */
+export async function shardsWith(etcd: Etcd3, cluster: string, leaf: string): Promise<Set<string>> {
+  const prefix = etcdKeys(cluster).shardsPrefix;
+  const ids = new Set<string>();
+  for (const key of await etcd.getAll().prefix(prefix).keys()) {
+    const [id, l] = key.slice(prefix.length).split('/');
+    if (id && l === leaf) ids.add(id);
+  }
+  return ids;
 }

@@ -7,6 +7,7 @@
 // (to keep a newcomer out) nor lower it.
 import type { Etcd3 } from 'etcd3';
 import { etcdKeys } from './etcd.js';
+import { shardsWith } from './certified-ranges.js';
 
 /** Reports counted from other shards before there is a floor. */
 export const FLOOR_QUORUM = 2;
@@ -14,11 +15,8 @@ export const FLOOR_QUORUM = 2;
 /** The floor, or undefined when fewer than FLOOR_QUORUM other shards report an epoch. */
 export async function reportedEpochFloor(etcd: Etcd3, cluster: string, self: string): Promise<number | undefined> {
   const keys = etcdKeys(cluster);
-  const ids = new Set<string>();
-  for (const key of await etcd.getAll().prefix(keys.shardsPrefix).keys()) {
-    const [id, leaf] = key.slice(keys.shardsPrefix.length).split('/');
-    if (id && id !== self && leaf === 'replication') ids.add(id);
-  }
+  const ids = await shardsWith(etcd, cluster, 'replication');
+  ids.delete(self);
   // One small value per shard, read one by one: a shard's own large values cannot fail the read.
   const epochs: number[] = [];
   await Promise.all([...ids].map(async (id) => {

@@ -6,7 +6,7 @@ import { FlowGraph } from './min-cost-flow.js';
 import { diffTopologies } from './diff.js';
 import { replicaRule, replicasFor } from './replicas.js';
 import { balanceReplicas } from './replica-balance.js';
-import { equalShares, layTokens, PlanError, SPACE, spanSize, WHOLE, type Piece, type Span } from './token-schedule.js';
+import { equalShares, intersect, layTokens, PlanError, SPACE, spanSize, WHOLE, type Piece, type Span } from './token-schedule.js';
 import { SHARD_ID_RE, Topology, type ShardInfo, type TokenRange } from './topology.js';
 
 export interface PlannedMove {
@@ -287,11 +287,6 @@ function elementary(spans: readonly Span[]): Span[] {
   return edges.slice(0, -1).map((start, i) => ({ start, end: edges[i + 1]! - 1n }));
 }
 
-function intersect(a: Span, b: Span): Span | undefined {
-  const start = a.start > b.start ? a.start : b.start;
-  const end = a.end < b.end ? a.end : b.end;
-  return start <= end ? { start, end } : undefined;
-}
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);

@@ -8,7 +8,7 @@
 // and where it does not reduce the number of datacenters holding copies; a range is split when
 // only part of it is needed. Every replica token taken is copied once (a replica move).
 import { allowedSpan, type AllowedRange } from './balanced-plan.js';
-import { spanSize, type Span } from './token-schedule.js';
+import { intersect, spanSize } from './token-schedule.js';
 import { Topology, type TokenRange } from './topology.js';
 
 /** Below this, a shard's shortfall is left alone: 2^24 tokens is 10^-12 of the space. */
@@ -94,11 +94,6 @@ function merged(ranges: readonly TokenRange[]): TokenRange[] {
   return out;
 }
 
-function intersect(a: Span, b: Span): Span | undefined {
-  const start = a.start > b.start ? a.start : b.start;
-  const end = a.end < b.end ? a.end : b.end;
-  return start <= end ? { start, end } : undefined;
-}
 
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const cmp = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);

@@ -68,3 +68,19 @@ export function subtractSpans(a: readonly TokenSpan[], b: readonly TokenSpan[]):
   }
   return out;
 }
+
+/** The tokens both `a` and `b` hold (both sorted, non-overlapping). */
+export function intersectSpans(a: readonly TokenSpan[], b: readonly TokenSpan[]): TokenSpan[] {
+  return subtractSpans(a, subtractSpans(a, b));
+}
+
+/** Two span lists as one sorted list, overlapping and adjacent spans joined. */
+export function unionSpans(a: readonly TokenSpan[], b: readonly TokenSpan[]): TokenSpan[] {
+  const out: TokenSpan[] = [];
+  for (const x of [...a, ...b].sort((p, q) => (p.start < q.start ? -1 : p.start > q.start ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last && x.start <= last.end + 1n) last.end = x.end > last.end ? x.end : last.end;
+    else out.push({ ...x });
+  }
+  return out;
+}

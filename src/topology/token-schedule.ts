@@ -164,3 +164,10 @@ class Heap<T> {
     }
   }
 }
+
+/** The tokens `a` and `b` share, or undefined. */
+export function intersect(a: Span, b: Span): Span | undefined {
+  const start = a.start > b.start ? a.start : b.start;
+  const end = a.end < b.end ? a.end : b.end;
+  return start <= end ? { start, end } : undefined;
+}

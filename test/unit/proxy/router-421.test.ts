@@ -113,7 +113,7 @@ function cluster(answer: (shard: string, n: number) => { status: number; epoch?:
   return { router, sent, reads: () => reads };
 }
 
-async function put(router: Router): Promise<number> {
+async function put(router: Router): Promise<{ status: number; body: string }> {
   const server = http.createServer((req, res) => {
     const reply = replyTo(req, res);
     router.serve(req, reply, classifyRequest(req.method!, req.url!)).catch((e: unknown) => reply.error(e, silentLogger));
@@ -121,10 +121,12 @@ async function put(router: Router): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const port = (server.address() as { port: number }).port;
-    return await new Promise<number>((resolve, reject) => {
+    return await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/entities/document.shop.orders:5f0c6a3e-8d1b-4c2a-9e7f-1a2b3c4d5e6f', timeout: 5000 }, (r) => {
-        r.resume();
-        r.on('end', () => resolve(r.statusCode!));
+        let body = '';
+        r.on('data', (d: Buffer) => (body += d.toString()));
+        r.on('end', () => resolve({ status: r.statusCode!, body }));
+        r.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
       req.on('error', reject);
@@ -138,7 +140,7 @@ async function put(router: Router): Promise<number> {
 t.test('a 421 naming a newer epoch: the sidecar waits for it, then the new owner serves', async (t) => {
   // The first read of the topology still finds epoch 4 (this sidecar's watch is behind); the third finds 5.
   const c = cluster((shard) => (shard === 'shard-002' ? { status: 421, epoch: 5 } : { status: 200 }), 3);
-  t.equal(await put(c.router), 200, 'served');
+  t.equal((await put(c.router)).status, 200, 'served');
   t.same(c.sent, [{ shard: 'shard-002', epoch: '4' }, { shard: 'shard-003', epoch: '5' }], 'each request says the epoch it was routed by');
   t.equal(c.reads(), 3, 'read the topology again until it reached epoch 5');
 });
@@ -146,7 +148,7 @@ t.test('a 421 naming a newer epoch: the sidecar waits for it, then the new owner
 t.test('a new owner refusing too: retried while there is something new, never more than three times', async (t) => {
   let n = 0;
   const c = cluster(() => ({ status: 421, epoch: 4 + ++n }), 1);
-  t.equal(await put(c.router), 421, 'the last refusal stands');
+  t.equal((await put(c.router)).status, 421, 'the last refusal stands');
   t.equal(c.sent.length, 2, 'epoch 5 routed once more; then nothing new to route by');
   // Every read brings a newer epoch, and every owner refuses at the next one: the cap, not
   // "nothing new", ends it.
@@ -156,7 +158,7 @@ t.test('a new owner refusing too: retried while there is something new, never mo
     current: () => new Topology({ cluster: 'c', epoch, vnodes: 0, shards: { 'shard-002': {}, 'shard-003': {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: epoch % 2 ? 'shard-003' : 'shard-002', replicas: [] }] }),
     refresh: async () => void epoch++,
   };
-  t.equal(await put(endless.router), 421);
+  t.equal((await put(endless.router)).status, 421);
   t.equal(endless.sent.length, 3, 'three attempts in all');
 });
 
@@ -179,24 +181,7 @@ t.test('a write whose answer breaks off: a retryable 502, never a cut connection
     }),
     local: {},
   };
-  const server = http.createServer((req, res) => {
-    const reply = replyTo(req, res);
-    c.router.serve(req, reply, classifyRequest(req.method!, req.url!)).catch((e: unknown) => reply.error(e, silentLogger));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => void server.close());
-  const port = (server.address() as { port: number }).port;
-  const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/entities/document.shop.orders:5f0c6a3e-8d1b-4c2a-9e7f-1a2b3c4d5e6f', timeout: 3000 }, (r) => {
-      let body = '';
-      r.on('data', (d: Buffer) => (body += d.toString()));
-      r.on('end', () => resolve({ status: r.statusCode!, body }));
-      r.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('no whole answer within 3 s')));
-    req.on('error', reject);
-    req.end('{"blob":"x"}');
-  });
+  const res = await put(c.router);
   t.equal(res.status, 502);
   t.match(JSON.parse(res.body), { code: 'UPSTREAM_PROTOCOL_ERROR' }, 'a whole answer with the retryable code');
 });
