@@ -115,3 +115,103 @@ t.test('removing a shard of a replicated topology: its copies go elsewhere, RF k
   for (const r of addOp.next.ranges) t.equal(r.replicas.length, 1, `RF kept after an add (${r.owner})`);
   t.equal(checkMoves(three, addOp.moves, addOp.next), undefined);
 });
+
+// Found by mutation testing (docs/testing.md): the exact shapes the checks refuse and accept.
+const hx = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
+
+t.test('shape checks: exact messages, either kind of move, out-of-order input', async (t) => {
+  t.throws(() => applyMoves(base, [{ from: 'a', to: 'c', start: 0n, end: 10n }, { from: 'a', to: 'c', start: 10n, end: 20n }]), {
+    message: `move ${hx(10n)}–${hx(20n)}: overlaps another move`,
+  }, 'moves sharing one token overlap');
+  t.throws(() => checkShapesOf([{ from: 'a', to: 'c', start: 0n, end: 9n, role: 'replica' }, { from: 'a', to: 'c', start: 9n, end: 20n, role: 'replica' }]), {
+    message: `replica move ${hx(9n)}–${hx(20n)}: overlaps another move`,
+  });
+  t.throws(() => applyMoves(base, [{ from: 'a', to: 'c', start: 0n, end: TOKEN_MAX + 1n }]), /start must be ≤ end/, 'past the last token');
+  // Owner moves to different targets may not overlap either; replica moves to different targets may.
+  t.throws(() => applyMoves(base, [{ from: 'a', to: 'c', start: 0n, end: 10n }, { from: 'a', to: 'b', start: 5n, end: 20n }]), /overlaps/);
+  t.doesNotThrow(() => checkShapesOf([{ from: 'a', to: 'c', start: 0n, end: 9n, role: 'replica' }, { from: 'a', to: 'b', start: 5n, end: 20n, role: 'replica' }]));
+  // Given out of order, disjoint moves are accepted and applied.
+  const next = applyMoves(base, [{ from: 'a', to: 'c', start: 200n, end: 299n }, { from: 'a', to: 'b', start: 100n, end: 199n }]);
+  t.same(next.ranges.map((r) => [r.start, r.owner]), [[0n, 'a'], [100n, 'b'], [200n, 'c'], [300n, 'a'], [half + 1n, 'b']]);
+});
+
+/** checkShapes is private: applyMoves on a topology where every move's source owns everything runs it first. */
+function checkShapesOf(moves: Parameters<typeof applyMoves>[1]): void {
+  const all = new Topology({ cluster: 'c', epoch: 1, vnodes: 0, shards: { a: {}, b: {}, c: {} }, ranges: [{ start: 0n, end: TOKEN_MAX, owner: 'a', replicas: [] }] });
+  applyMoves(all, moves);
+}
+
+t.test('a one-token move at the last token of a range', async (t) => {
+  const next = applyMoves(base, [{ from: 'a', to: 'c', start: half, end: half }]);
+  t.same(next.ranges.map((r) => [r.start, r.end, r.owner]), [[0n, half - 1n, 'a'], [half, half, 'c'], [half + 1n, TOKEN_MAX, 'b']]);
+  // And checkMoves over one-token ranges finds each token's range (a binary search over bounds).
+  t.equal(checkMoves(base, [{ from: 'a', to: 'c', start: half, end: half }], next), undefined);
+  const wrong = applyMoves(base, [{ from: 'a', to: 'b', start: half, end: half }]);
+  t.equal(checkMoves(base, [{ from: 'a', to: 'c', start: half, end: half }], wrong), `${hx(half)}–${hx(half)}: the moves give it to c, next_topology to b`);
+});
+
+t.test('seedMoves joins contiguous spans of one copy from one owner, and only those', async (t) => {
+  const q = TOKEN_MAX / 4n;
+  const four = new Topology({
+    cluster: 'c', epoch: 4, vnodes: 0, shards: { a: {}, b: {}, c: {}, d: {} },
+    ranges: [
+      { start: 0n, end: q, owner: 'a', replicas: [] },
+      { start: q + 1n, end: half, owner: 'a', replicas: [] },
+      { start: half + 1n, end: q * 3n, owner: 'b', replicas: [] },
+      { start: q * 3n + 1n, end: TOKEN_MAX, owner: 'a', replicas: [] },
+    ],
+  });
+  const after = new Topology({
+    cluster: 'c', epoch: 5, vnodes: 0, shards: four.shards,
+    ranges: [
+      { start: 0n, end: q, owner: 'a', replicas: ['d'] },
+      { start: q + 1n, end: half, owner: 'a', replicas: ['d'] },
+      { start: half + 1n, end: q * 3n, owner: 'b', replicas: ['d'] },
+      { start: q * 3n + 1n, end: TOKEN_MAX, owner: 'a', replicas: ['c'] },
+    ],
+  });
+  const seeds = seedMoves(four, after, []);
+  t.same(seeds, [
+    { from: 'a', to: 'd', start: 0n, end: half, role: 'replica' },
+    { from: 'b', to: 'd', start: half + 1n, end: q * 3n, role: 'replica' },
+    { from: 'a', to: 'c', start: q * 3n + 1n, end: TOKEN_MAX, role: 'replica' },
+  ], 'a→d joined over two ranges; b→d apart (another owner); a→c its own');
+  t.equal(checkMoves(four, seeds, after), undefined);
+  // Not contiguous: d gets 0..q and half+1..3q from a, with q+1..half between left as it was.
+  const gap = new Topology({
+    cluster: 'c', epoch: 5, vnodes: 0, shards: four.shards,
+    ranges: [
+      { start: 0n, end: q, owner: 'a', replicas: ['d'] },
+      { start: q + 1n, end: half, owner: 'a', replicas: [] },
+      { start: half + 1n, end: q * 3n, owner: 'b', replicas: [] },
+      { start: q * 3n + 1n, end: TOKEN_MAX, owner: 'a', replicas: ['d'] },
+    ],
+  });
+  t.same(seedMoves(four, gap, []), [
+    { from: 'a', to: 'd', start: 0n, end: q, role: 'replica' },
+    { from: 'a', to: 'd', start: q * 3n + 1n, end: TOKEN_MAX, role: 'replica' },
+  ]);
+  // A copy that comes with an owner move needs no seed.
+  const owned = applyMoves(four, [{ from: 'a', to: 'd', start: 0n, end: q }]);
+  t.same(seedMoves(four, owned, [{ from: 'a', to: 'd', start: 0n, end: q }]), [], 'nothing to seed: d comes with the owner move, a kept nothing new');
+});
+
+t.test('checkMoves: every new copy needs its own move, covering exactly its span', async (t) => {
+  const after = next([{ start: 0n, end: half, owner: 'a', replicas: ['b', 'c'] }, { start: half + 1n, end: TOKEN_MAX, owner: 'b', replicas: ['c'] }]);
+  const toC = { from: 'a', to: 'c', start: 0n, end: half, role: 'replica' as const };
+  t.equal(checkMoves(base, [toC], after), undefined);
+  // Another target's move does not bring c a copy.
+  const bOnly = next([{ start: 0n, end: half, owner: 'a', replicas: ['b', 'c'] }, { start: half + 1n, end: TOKEN_MAX, owner: 'b', replicas: ['c', 'a'] }]);
+  t.equal(checkMoves(base, [toC], bOnly), `a holds ${hx(half + 1n)}–${hx(TOKEN_MAX)} in next_topology, but no move brings it a copy from b`);
+  // A move that covers only part of the new copy: the rest is named.
+  t.equal(checkMoves(base, [{ ...toC, end: 10n }], after), `c holds ${hx(11n)}–${hx(half)} in next_topology, but no move brings it a copy from a`);
+  // A one-token replica move is checked like any other.
+  t.equal(checkMoves(base, [toC, { from: 'a', to: 'b', start: 7n, end: 7n, role: 'replica' }], after), `replica move ${hx(7n)}–${hx(7n)}: b already holds ${hx(7n)}–${hx(7n)}`);
+  t.equal(checkMoves(base, [{ ...toC, from: 'b' }], after), `c holds ${hx(0n)}–${hx(half)} in next_topology, but no move brings it a copy from a`);
+});
+
+t.test('sameAssignment also compares replica lists', async (t) => {
+  const swapped = next([{ start: 0n, end: half, owner: 'a', replicas: ['c'] }, { start: half + 1n, end: TOKEN_MAX, owner: 'b', replicas: ['c'] }]);
+  t.notOk(sameAssignment(swapped, base), 'same owners, another replica');
+  t.ok(sameAssignment(next(base.ranges.map((r) => ({ ...r, replicas: [...r.replicas] }))), base));
+});

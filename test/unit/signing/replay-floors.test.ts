@@ -97,3 +97,95 @@ t.test('a failed write refuses the requests that needed it (503), and the next w
   await f.cover('shard-001', clock.now() + 2);
   t.equal(onDisk(file).floors['shard-001'], clock.now() + 1000, 'the mark the failed writes wanted');
 });
+
+// Found by mutation testing (docs/testing.md): the edges of each decision.
+t.test('a missing file is a first start; any other read error, or a malformed file, fails closed', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const fresh = await ReplayFloors.open({ file: freshFile(), clock, reserveMs: 1000, windowMs: 60_000 });
+  t.same([fresh.loaded.floors.size, fresh.loaded.floorAll, fresh.loaded.problem, fresh.loaded.writtenAt], [0, -Infinity, undefined, undefined]);
+  const folder = freshFile();
+  mkdirSync(folder);
+  const unreadable = await ReplayFloors.open({ file: folder, clock, reserveMs: 1000, windowMs: 60_000 });
+  t.match(unreadable.loaded.problem, new RegExp(`^cannot read ${folder}: EISDIR`));
+  t.equal(unreadable.loaded.floorAll, clock.now() + 60_000);
+  const bad: [string, RegExp][] = [
+    ['{"version":2,"written_at":1,"floors":{}}', /not a version 1 replay state/],
+    ['{"version":1,"written_at":"1","floors":{}}', /not a version 1 replay state/],
+    ['{"version":1,"written_at":1,"floors":null}', /not a version 1 replay state/],
+    ['{"version":1,"written_at":1,"floors":"x"}', /not a version 1 replay state/],
+    ['{"version":1,"written_at":1,"floors":{"shard-001":"5"}}', /bad mark for shard-001/],
+    ['{"version":1,"written_at":1,"floors":{"shard-001":1e999}}', /bad mark for shard-001/],
+  ];
+  for (const [text, why] of bad) {
+    const file = freshFile();
+    writeFileSync(file, text);
+    const f = await ReplayFloors.open({ file, clock, reserveMs: 1000, windowMs: 60_000 });
+    t.match(f.loaded.problem, why, text);
+    t.equal(f.loaded.floorAll, clock.now() + 60_000, `${text}: fails closed`);
+  }
+  const good = freshFile();
+  writeFileSync(good, '{"version":1,"written_at":7,"floors":{"shard-001":5}}');
+  const ok = await ReplayFloors.open({ file: good, clock, reserveMs: 1000, windowMs: 60_000 });
+  t.same([Object.fromEntries(ok.loaded.floors), ok.loaded.floorAll, ok.loaded.writtenAt, ok.loaded.problem], [{ 'shard-001': 5 }, -Infinity, 7, undefined]);
+});
+
+t.test('probe: a writable folder passes and keeps no probe file; a missing one throws', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const file = freshFile();
+  const f = await ReplayFloors.open({ file, clock, reserveMs: 1000, windowMs: 60_000 });
+  await f.probe();
+  t.throws(() => readFileSync(`${file}.probe`), { code: 'ENOENT' }, 'the probe file is removed');
+  const nowhere = await ReplayFloors.open({ file: join(dir, 'missing', 'replay.json'), clock, reserveMs: 1000, windowMs: 60_000 });
+  await t.rejects(nowhere.probe(), { code: 'ENOENT' });
+});
+
+t.test('covered exactly at the mark; renewed only once within half the reserve', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const file = freshFile();
+  const f = await ReplayFloors.open({ file, clock, reserveMs: 1000, windowMs: 60_000 });
+  const ts = clock.now();
+  await f.cover('s', ts);
+  t.equal(f.cover('s', ts + 500), undefined, 'half the reserve below the mark: covered');
+  await f.settled();
+  t.equal(onDisk(file).floors.s, ts + 1000, 'and not renewed yet (exactly half the reserve away)');
+  t.equal(f.cover('s', ts + 1000), undefined, 'a timestamp equal to the mark on disk is covered');
+  await f.settled();
+  t.equal(onDisk(file).floors.s, ts + 2000, 'renewed ahead');
+  t.ok(readFileSync(file, 'utf8').endsWith('}\n'), 'the file is one line of JSON');
+});
+
+t.test('a request waits for a write that holds its mark: the one in flight, or the next', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const file = freshFile();
+  const f = await ReplayFloors.open({ file, clock, reserveMs: 1000, windowMs: 60_000 });
+  const ts = clock.now();
+  const a = f.cover('a', ts) as Promise<void>;
+  // While a's write is in flight: b is not in it, so b waits for the next write.
+  const b = f.cover('b', ts) as Promise<void>;
+  // And a again, at exactly a's mark in flight: that write is enough.
+  const a2 = f.cover('a', ts + 1000) as Promise<void>;
+  await a2;
+  t.equal(onDisk(file).floors.a, ts + 1000, 'a2 answered once the write in flight, holding its mark, was on disk');
+  await b;
+  t.equal(onDisk(file).floors.b, ts + 1000, "b answered only once its own mark was on disk");
+  await a;
+  await f.settled();
+  t.same(onDisk(file).floors, { a: ts + 2000, b: ts + 1000 }, 'nothing lost between the two writes');
+});
+
+t.test('marks at exactly now − window are kept; older ones dropped', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const file = freshFile();
+  const f = await ReplayFloors.open({ file, clock, reserveMs: 1000, windowMs: 60_000 });
+  await f.cover('edge', clock.now());
+  await f.cover('older', clock.now() - 1);
+  clock.advance(61_000);
+  await f.cover('new', clock.now());
+  t.same(Object.keys(onDisk(file).floors).sort(), ['edge', 'new']);
+});
+
+t.test('a failed write names its cause in the refusal', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const f = await ReplayFloors.open({ file: join(dir, 'nowhere', 'replay.json'), clock, reserveMs: 1000, windowMs: 60_000 });
+  await t.rejects(f.cover('s', clock.now()) as Promise<void>, { message: /^the replay guard cannot persist its high-water mark \(ENOENT.*\); retry shortly$/ });
+});

@@ -83,3 +83,33 @@ for (const [kind, genArgs] of [
     t.notOk(verifySignature(canonical, Buffer.from('garbage'), pub), 'garbage signature fails without throwing');
   });
 }
+
+// Found by mutation testing (docs/testing.md): anchored patterns, exact messages, key checks.
+t.test('every header pattern is anchored at both ends, and each refusal says what was expected', async (t) => {
+  const valid: Record<string, string> = { ...good, [H.signature]: 'MEUCIQDabcdefgh=' };
+  const cases: [string, string, RegExp][] = [
+    [H.shardId, 'shard 001', /must be a shard id such as shard-001/],
+    [H.certSerial, '1fz', /must be lower-case hex without leading zeros/],
+    [H.timestamp, '1767225600000x', /must be Unix time in milliseconds/],
+    [H.nonce, `${valid[H.nonce]}ff`, /must be 16 lower-case hex digits/],
+    [H.nonce, `ff${valid[H.nonce]}`, /must be 16 lower-case hex digits/],
+    [H.contentSha256, `${EMPTY_SHA256}00`, /must be 64 lower-case hex digits \(SHA-256 of the body\)/],
+    [H.contentSha256, `00${EMPTY_SHA256}`, /must be 64 lower-case hex digits \(SHA-256 of the body\)/],
+    [H.signature, `${valid[H.signature]}!`, /must be base64/],
+    [H.signature, `!${valid[H.signature]}`, /must be base64/],
+  ];
+  for (const [name, value, why] of cases) {
+    t.throws(() => parseSignedHeaders({ ...valid, [name]: value }), { code: 'SIGNATURE_HEADERS_INVALID', message: new RegExp(`^header ${name} ${why.source}$`) }, `${name}=${value}`);
+  }
+  const { [H.nonce]: _gone, ...without } = valid;
+  t.throws(() => parseSignedHeaders(without), { message: `missing header ${H.nonce}` });
+});
+
+t.test('sha256Hex of no body is the empty hash; a signer needs a private key; a verify that throws is false', async (t) => {
+  t.equal(sha256Hex(undefined), EMPTY_SHA256);
+  t.equal(sha256Hex(Buffer.alloc(0)), EMPTY_SHA256);
+  const { generateKeyPairSync, createSecretKey } = await import('node:crypto');
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  t.throws(() => new RequestSigner(publicKey, 'shard-001', '1f', new FakeClock(1), new SeededRandom(1)), { name: 'TypeError', message: 'RequestSigner needs a private key' });
+  t.equal(verifySignature('x', Buffer.from('y'), createSecretKey(Buffer.alloc(32))), false, 'a key that cannot verify at all: not valid, no throw');
+});
