@@ -119,9 +119,16 @@ t.test('close: refuses new writes and waits for the queued ones', async (t) => {
   const { db, w } = await open(t);
   const queued = [w.submit(put(1)), w.submit(put(2))];
   const closing = w.close();
-  await t.rejects(w.submit(put(3)), { code: 'STORAGE_UNAVAILABLE' });
+  await t.rejects(w.submit(put(3)), { code: 'STORAGE_UNAVAILABLE', message: 'the storage node is shutting down; retry elsewhere or later' });
   await closing;
   t.same((await Promise.all(queued)).map((r) => r.applied), [true, true]);
   t.equal(await db.get(entityKey(T, u(2))), '{"n":2}', 'written before close returned');
   t.equal(await db.get(entityKey(T, u(3))), undefined);
+});
+
+t.test('the default limits: a thousand writes of 64 KiB each fit one batch by count, 64 MiB by size', async (t) => {
+  const { w, batches } = await open(t);
+  const blob = 'x'.repeat(64 * 1024);
+  await Promise.all(Array.from({ length: 1001 }, (_, i) => w.submit(put(i, blob))));
+  t.same(batches.map((b) => b.ops.filter((o) => o.key.startsWith('e!')).length), [1000, 1], 'cut at 1000 writes, not earlier by size (62.5 MiB < 64 MiB)');
 });

@@ -76,3 +76,31 @@ t.test('a malformed epoch header is a clear 400', async (t) => {
     t.throws(() => ownership(req('PUT', ['write'], { 'x-themis-topology-epoch': e }), b.deps), { code: 'INVALID_HEADER' }, JSON.stringify(e));
   }
 });
+
+// Found by mutation testing (docs/testing.md).
+t.test('a key this shard owns passes, and the request carries the key and topology judged by', async (t) => {
+  const r = req('PUT', ['write']);
+  ownership(r, { self: 'b', topology: { current: () => topo } } as unknown as Parameters<Stage>[1]);
+  t.equal(r.key, KEY);
+  t.equal(r.topology, topo);
+});
+
+t.test('the refusal names the shard and epoch; the malformed header names itself', async (t) => {
+  t.throws(() => ownership(req('PUT', ['write']), deps), { code: 'NOT_OWNER', message: 'a does not own this key at topology epoch 3', details: { topology_epoch: 3 } });
+  t.throws(() => ownership(req('PUT', ['write'], { 'x-themis-topology-epoch': 'x' }), deps), { message: 'x-themis-topology-epoch must be a topology epoch (decimal digits)' });
+  // The header's name is part of the mesh protocol (docs/mesh-protocol.md).
+  t.doesNotThrow(() => ownership(req('GET', ['read', 'replicate'], { 'x-themis-read-copy': '1' }), deps));
+});
+
+t.test('POST /entities between shards: judged by the body\'s key; other operations pass', async (t) => {
+  const post = (body: unknown, self = 'a'): MeshRequest =>
+    ({ method: 'POST', url: '/entities', headers: {}, body: Buffer.from(JSON.stringify(body)), peer: { identity: { capabilities: ['write'] } }, op: { kind: 'entity-post' } }) as unknown as MeshRequest;
+  t.throws(() => ownership(post({ key: KEY, blob: '{}' }), deps), { code: 'NOT_OWNER' });
+  const ok = post({ key: KEY, blob: '{}' });
+  ownership(ok, { self: 'b', topology: { current: () => topo } } as unknown as Parameters<Stage>[1]);
+  t.equal(ok.key, KEY);
+  t.throws(() => ownership(post({ blob: '{}' }), deps), { code: 'INVALID_BODY', message: 'a POST /entities between shards must carry "key"' });
+  const query = { method: 'POST', url: '/query', headers: {}, peer: { identity: { capabilities: ['read'] } }, op: { kind: 'query' } } as unknown as MeshRequest;
+  t.doesNotThrow(() => ownership(query, deps));
+  t.equal(query.key, undefined, 'queries are about this node\'s own data');
+});

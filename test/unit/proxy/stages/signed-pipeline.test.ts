@@ -109,7 +109,7 @@ t.test('signature: refused when anything signed differs or another key signed', 
   ];
   for (const [what, r] of cases) {
     signedHeaders(r, deps());
-    t.throws(() => signature(r, deps()), { code: 'SIGNATURE_INVALID' }, what);
+    t.throws(() => signature(r, deps()), { code: 'SIGNATURE_INVALID', message: 'the signature does not verify over the canonical string with the peer certificate key' }, what);
   }
 });
 
@@ -120,7 +120,7 @@ t.test('body: must match the signed hash; unsigned bodies are only read; the siz
   t.same(r.body, BODY);
   const tampered = request({ headers: r.headers as Record<string, string>, body: Buffer.from('{"blob":"{\\"n\\":2}"}') });
   signedHeaders(tampered, deps());
-  await t.rejects(async () => body(tampered, deps()), { code: 'SIGNATURE_INVALID' });
+  await t.rejects(async () => body(tampered, deps()), { code: 'SIGNATURE_INVALID', message: 'the body does not match the signed x-themis-content-sha256' });
   const unsigned = request({ headers: {}, body: Buffer.from('anything') });
   await body(unsigned, deps());
   t.equal(unsigned.body?.toString(), 'anything', 'no signature, nothing to compare');
@@ -142,7 +142,11 @@ t.test('identity: the signed sender must be the TLS peer (shard id and serial)',
 
 t.test("capability: in the certificate's list and within its kind's ceiling", async (t) => {
   t.doesNotThrow(() => capability(request({ capability: 'write' }), deps()));
-  t.throws(() => capability(request({ capability: 'write', peer: peer({ capabilities: ['read'] }) }), deps()), { code: 'CAPABILITY_DENIED' });
+  t.throws(() => capability(request({ capability: 'write', peer: peer({ capabilities: ['read'] }) }), deps()), {
+    code: 'CAPABILITY_DENIED',
+    message: 'certificate 1f lacks the "write" capability this operation needs',
+    details: { needed: 'write' },
+  });
   // A client certificate carrying `replicate` (no CA of ours issues one) still may not replicate.
   t.throws(() => requireCapability(peer({ kind: 'client', capabilities: ['read', 'replicate'] }), 'replicate'), { code: 'CAPABILITY_DENIED' });
   t.doesNotThrow(() => requireCapability(peer({ kind: 'shard', capabilities: ['replicate'] }), 'replicate'));
