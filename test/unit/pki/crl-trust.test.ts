@@ -104,3 +104,69 @@ t.test('an intermediate revoked by the root CRL in force publishes nothing; chec
   });
   t.match(r, { ok: false, reason: 'malformed' }, 'an exception inside becomes a refusal');
 });
+
+// Found by mutation testing (docs/testing.md): the exact refusals, and issuers our PKI never
+// makes (crafted with real keys, test/support/craft-cert.ts).
+import { craftCert, crlWithoutNumber } from '../../support/craft-cert.js';
+import { x509 } from '../../../src/pki/x509.js';
+
+t.test('what an accepted CRL says of its issuer', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  t.match(trust.check(await crlOf(fx, 'root', 5), none), { ok: true, value: { issuerIsRoot: true, issuerKind: 'root' } });
+  t.match(trust.check((await crlOf(fx, 'cluster', 5)) + fx.cas.cluster.cert, none), { ok: true, value: { issuerIsRoot: false, issuerKind: 'cluster' } });
+});
+
+t.test('the shape of the value: one CRL, at most one certificate, nothing else', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const cluster = await crlOf(fx, 'cluster', 5);
+  const shape = 'expected one X509 CRL block, optionally followed by the issuing CA certificate';
+  t.match(trust.check(cluster + fx.cas.cluster.cert + fx.cas.cluster.cert, none), { ok: false, reason: 'malformed', message: shape }, 'two certificates');
+  const key = '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n';
+  t.match(trust.check(cluster + fx.cas.cluster.cert + key, none), { ok: false, reason: 'malformed', message: shape }, 'another block');
+  t.match(trust.check('-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n', none), { ok: false, reason: 'malformed', message: /value/ }, 'names the value');
+});
+
+t.test('each refusal, word for word', async (t) => {
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const cluster7 = await crlOf(fx, 'cluster', 7);
+  const name = parseCrl(cluster7, 'x').issuer;
+  t.match(trust.check(cluster7, none), { reason: 'unknown_issuer', message: `${name} is not the root and the value carries no issuer certificate`, issuer: name });
+  t.match(trust.check(cluster7 + fx.cas.client.cert, none), { reason: 'unknown_issuer', message: /^the certificate carried is for CN=Themis Client CA, OU=client, O=themis-mesh, not the CRL's issuer CN=Themis Cluster CA/ });
+  t.match(trust.check((await crlOf(foreign, 'cluster', 9)) + foreign.cas.cluster.cert, none), { reason: 'unknown_issuer', message: `${name} is not a CA certified by the trusted root` });
+  t.match(trust.check(await crlOf(foreign, 'root', 9), none), { reason: 'bad_signature', message: /^the CRL is not signed by CN=Themis Root CA/ });
+  const held = parseCrl(cluster7, 'held');
+  t.match(trust.check((await crlOf(fx, 'cluster', 6)) + fx.cas.cluster.cert, () => held), { reason: 'not_newer', message: `CRL number 6 of ${name} is not higher than the one in force (7)` });
+  const serial = BigInt('0x' + new (await import('node:crypto')).X509Certificate(fx.cas.cluster.cert).serialNumber).toString(16);
+  t.match(trust.check(cluster7 + fx.cas.cluster.cert, none, (s) => s === serial), { message: `${name} is revoked by the root's CRL; its CRLs count for nothing` });
+});
+
+t.test('crafted issuers: a leaf, one with our root\'s name but not its signature, an expired CA, a CA without cRLSign, a CRL without a number', async (t) => {
+  const root = await loadIssuer(fx.layout, 'root', FIXTURE_PASSPHRASE);
+  const KU = x509.KeyUsageFlags;
+  const trust = new CrlTrust(fx.root.cert, clock);
+  const valueOf = async (issuer: Awaited<ReturnType<typeof craftCert>>) =>
+    (await buildCrl({ issuer, crlNumber: 1, revoked: [], thisUpdate: new Date(T0), nextUpdate: new Date(T0 + DAY) })).pem + issuer.pem;
+
+  const ok = await craftCert({ issuer: root, cn: 'Good Crafted CA', ca: true, ku: KU.keyCertSign | KU.cRLSign, kind: 'cluster' }, T0);
+  t.match(trust.check(await valueOf(ok), none), { ok: true }, 'control: a crafted CA the root signed, with cRLSign, is accepted');
+
+  const leaf = await craftCert({ issuer: root, cn: 'Leaf Of Root', ku: KU.digitalSignature | KU.cRLSign }, T0);
+  t.match(trust.check(await valueOf(leaf), none), { ok: false, reason: 'unknown_issuer', message: 'CN=Leaf Of Root, O=themis-mesh is not a CA certificate' });
+
+  const otherKey = await craftCert({ issuer: root, cn: 'scratch' }, T0);
+  const impostor = await craftCert({ issuer: { cert: root.cert, key: otherKey.key }, cn: 'Impostor CA', ca: true, ku: KU.keyCertSign | KU.cRLSign }, T0);
+  t.match(trust.check(await valueOf(impostor), none), { ok: false, reason: 'unknown_issuer', message: 'CN=Impostor CA, O=themis-mesh is not a CA certified by the trusted root' }, "our root's name as issuer, another key's signature");
+
+  const dated = await craftCert({ issuer: root, cn: 'Dated CA', ca: true, ku: KU.keyCertSign | KU.cRLSign, notBefore: new Date(T0 - 1000), notAfter: new Date(T0 + 1000) }, T0);
+  const value = await valueOf(dated);
+  const at = (ms: number) => new CrlTrust(fx.root.cert, new FakeClock(ms)).check(value, none);
+  t.match(at(T0 - 1000), { ok: true }, 'at notBefore');
+  t.match(at(T0 + 1000), { ok: true }, 'at notAfter');
+  t.match(at(T0 - 1001), { ok: false, reason: 'unknown_issuer', message: 'CN=Dated CA, O=themis-mesh is outside its validity period' });
+  t.match(at(T0 + 1001), { ok: false, reason: 'unknown_issuer', message: 'CN=Dated CA, O=themis-mesh is outside its validity period' });
+
+  const noCrlSign = await craftCert({ issuer: root, cn: 'No CrlSign CA', ca: true, ku: KU.keyCertSign }, T0);
+  t.match(trust.check(await valueOf(noCrlSign), none), { ok: false, reason: 'unknown_issuer', message: 'CN=No CrlSign CA, O=themis-mesh lacks the cRLSign key usage' });
+
+  t.match(trust.check(await crlWithoutNumber(root, T0), none), { ok: false, reason: 'no_crl_number', message: /^the CRL of CN=Themis Root CA.* has no CRL number, so it cannot be ordered$/ });
+});

@@ -151,3 +151,102 @@ t.test('each certificate is decoded once, however often it is verified', async (
   v.verify(der(fx.shards[1]!.chain));
   t.equal(v.parsed, 4, 'new CRLs do not drop the certificate cache');
 });
+
+// Found by mutation testing (docs/testing.md): certificates our issuer never makes, crafted here
+// with @peculiar/x509 and signed by the fixture's real CA keys, and the edges of every date.
+import { buildCrl, parseCrl } from '../../../src/pki/crl.js';
+import { encodeIdentity } from '../../../src/pki/identity-extension.js';
+import { craftCert } from '../../support/craft-cert.js';
+
+const craft = (o: Parameters<typeof craftCert>[0]) => craftCert(o, T0);
+const shardIdentity = encodeIdentity({ shardId: 'shard-080', datacenter: 'dc1', tokenRangeStart: 0n, tokenRangeEnd: 9n, capabilities: ['read'], role: 'primary' });
+
+t.test('crafted: a CA without keyCertSign, a leaf used as a CA, a leaf without digitalSignature, the extension twice', async (t) => {
+  const root = await loadIssuer(fx.layout, 'root', FIXTURE_PASSPHRASE);
+  const cluster = await loadIssuer(fx.layout, 'cluster', FIXTURE_PASSPHRASE);
+  const clusterDer = der(fx.cas.cluster.cert)[0]!;
+  const KU = x509.KeyUsageFlags;
+  const good = await craft({ issuer: cluster, cn: 'crafted-good', ku: KU.digitalSignature, identity: [shardIdentity] });
+  t.match(verifier().verify([good.der, clusterDer]), { ok: true }, 'control: the crafting makes certificates that verify');
+
+  const noCertSign = await craft({ issuer: root, cn: 'No CertSign CA', ca: true, ku: KU.cRLSign | KU.digitalSignature, kind: 'cluster' });
+  const under = await craft({ issuer: noCertSign, cn: 'under-no-certsign', ku: KU.digitalSignature, identity: [shardIdentity] });
+  t.match(verifier().verify([under.der, noCertSign.der]), { ok: false, reason: 'wrong_key_usage', message: 'CN=No CertSign CA, O=themis-mesh is not a CA that may sign certificates' });
+
+  const leafAsCa = await craft({ issuer: good, cn: 'issued-by-a-leaf', ku: KU.digitalSignature, identity: [shardIdentity] });
+  t.match(verifier().verify([leafAsCa.der, good.der, clusterDer]), { ok: false, reason: 'wrong_key_usage', message: /crafted-good.* is not a CA that may sign certificates/ });
+
+  const noSig = await craft({ issuer: cluster, cn: 'no-digital-signature', ku: KU.keyEncipherment, identity: [shardIdentity] });
+  t.match(verifier().verify([noSig.der, clusterDer]), { ok: false, reason: 'wrong_key_usage', message: 'CN=no-digital-signature, O=themis-mesh lacks the digitalSignature key usage' });
+
+  const twice = await craft({ issuer: cluster, cn: 'twice', ku: KU.digitalSignature, identity: [shardIdentity, shardIdentity] });
+  t.match(verifier().verify([twice.der, clusterDer]), { ok: false, reason: 'malformed_extension', message: 'CN=twice, O=themis-mesh has the ThemisIdentity extension twice' });
+
+  // A CA that may sign certificates but not CRLs: its CRL counts for nothing.
+  const noCrlSign = await craft({ issuer: root, cn: 'No CrlSign CA', ca: true, ku: KU.keyCertSign | KU.digitalSignature, kind: 'cluster' });
+  const leaf = await craft({ issuer: noCrlSign, cn: 'under-no-crlsign', ku: KU.digitalSignature, identity: [shardIdentity] });
+  const itsCrl = await buildCrl({ issuer: noCrlSign, crlNumber: 1, revoked: [], thisUpdate: new Date(T0 - DAY), nextUpdate: new Date(T0 + DAY) });
+  t.match(verifier([...fx.crls(), itsCrl.pem]).verify([leaf.der, noCrlSign.der]), { ok: false, reason: 'revocation_unknown', message: 'CN=No CrlSign CA, O=themis-mesh may not sign CRLs' });
+  t.match(verifier([...fx.crls(), itsCrl.pem]).verify([leaf.der, noCrlSign.der], 'clientAuth', { revocation: false }), { ok: true }, 'control: the chain itself is fine');
+});
+
+t.test('a failed signature check is not remembered as a success', async (t) => {
+  const v = verifier();
+  const mixed = [...der(foreign.shards[0]!.cert), ...der(fx.cas.cluster.cert)];
+  for (let i = 0; i < 3; i++) t.match(v.verify(mixed), { ok: false, reason: 'unknown_issuer' }, `attempt ${i + 1}`);
+});
+
+t.test('the root presented as a peer certificate; names of undecodable certificates', async (t) => {
+  t.match(verifier().verify(der(fx.root.cert)), { ok: false, reason: 'wrong_key_usage', message: 'the root itself was presented as the peer certificate' });
+  const junk = new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]);
+  t.match(verifier().verify([junk]), { ok: false, reason: 'malformed_certificate', message: /^certificate 1/ });
+  const r = verifier().verify([der(fx.shards[0]!.cert)[0]!, junk]);
+  t.match(r, { ok: false, reason: 'malformed_certificate', message: /^certificate 2/ });
+  t.notOk('serial' in r, 'no serial to name when nothing decoded as the failing certificate');
+  t.throws(() => new PeerVerifier({ root: new Uint8Array([0x30, 0x00]), crls: fx.crls(), clock }), { code: 'MALFORMED_PEM', field: 'root', message: /root/ });
+});
+
+t.test('a refusal names the leaf it was about', async (t) => {
+  const v = verifier();
+  clock.advance(366 * DAY);
+  const s = fx.shards[0]!;
+  const leaf = new x509.X509Certificate(s.cert);
+  t.match(v.verify(der(s.chain)), { ok: false, reason: 'expired', leaf: { subject: leaf.subject, issuer: leaf.issuer, serial: s.serial } });
+});
+
+t.test('revocation: false skips the CRLs and nothing else', async (t) => {
+  const local = await createPkiFixture({ clock, shards: 1 });
+  t.teardown(() => local.cleanup());
+  const rw = local.clients.readWrite;
+  await local.revoke(rw.serial);
+  const v = new PeerVerifier({ root: local.root.cert, crls: local.crls(), clock });
+  t.match(v.verify(der(rw.chain)), { ok: false, reason: 'revoked' });
+  t.match(v.verify(der(rw.chain), 'clientAuth', { revocation: false }), { ok: true });
+  t.match(v.verify(der(rw.chain), 'serverAuth', { revocation: false }), { ok: false, reason: 'wrong_key_usage' }, 'usage is still checked');
+});
+
+t.test('dates: valid from the first to the last millisecond; a CRL valid from thisUpdate to nextUpdate', async (t) => {
+  const cluster = await loadIssuer(fx.layout, 'cluster', FIXTURE_PASSPHRASE);
+  const keys = await generateKeyPair();
+  const notBefore = new Date(T0 + 1000);
+  const notAfter = new Date(T0 + 5 * DAY);
+  const leaf = await issueLeaf({ ...shardParams('shard-081'), publicKey: keys.publicKey, issuer: cluster, validity: { notBefore, notAfter }, random: systemRandom });
+  const chain = [new Uint8Array(leaf.rawData), ...der(fx.cas.cluster.cert)];
+  const v = verifier();
+  clock.set(notBefore.getTime() - 1);
+  t.match(v.verify(chain), { ok: false, reason: 'not_yet_valid', message: `CN=shard-081.themis.local, OU=shard, O=themis-mesh is not valid before ${notBefore.toISOString()}` });
+  clock.set(notBefore.getTime());
+  t.match(v.verify(chain), { ok: true }, 'at notBefore');
+  clock.set(notAfter.getTime());
+  t.match(v.verify(chain), { ok: true }, 'at notAfter');
+  clock.set(notAfter.getTime() + 1);
+  t.match(v.verify(chain), { ok: false, reason: 'expired' });
+
+  const crl = parseCrl(fx.cas.cluster.crl, 'cluster crl');
+  clock.set(crl.nextUpdate!.getTime());
+  t.match(verifier().verify(der(fx.shards[0]!.chain)), { ok: true }, "at the cluster CRL's nextUpdate");
+  clock.set(T0);
+  const early = await buildCrl({ issuer: cluster, crlNumber: 1_000, revoked: [], thisUpdate: new Date(T0 + 1000), nextUpdate: new Date(T0 + DAY) });
+  const [root, , operator, client] = fx.crls() as [string, string, string, string];
+  t.match(verifier([root, early.pem, operator, client]).verify(der(fx.shards[0]!.chain)), { ok: false, reason: 'revocation_unknown', message: /^the CRL of CN=Themis Cluster CA.* is not valid yet$/ });
+});
