@@ -78,7 +78,7 @@ t.test('malformed AQL is 400 INVALID_AQL, naming the place', async (t) => {
   const cases: [string, RegExp][] = [
     ['', /expected FOR/],
     ['FOR x users RETURN x', /expected IN, found "users"/],
-    ['FOR x IN orders FILTER x.a == "open RETURN x', /line 1, column 30: unterminated string/],
+    ['FOR x IN orders FILTER x.a == "open RETURN x', /line 1, column 31: unterminated string/],
     ['FOR x IN orders\nFILTER x.a = 1 RETURN x', /line 2, column 12: "=" assigns/],
     ['FOR x IN orders FILTER y.a == 1 RETURN x', /unknown variable "y"/],
     ['FOR x IN orders RETURN y', /unknown variable "y"/],
