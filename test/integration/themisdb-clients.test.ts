@@ -256,6 +256,7 @@ t.test('vector search with a filter, and its cursor', async (t) => {
   t.same(r.json.results.map((h: { pk: string }) => h.pk), nearest(v, (o) => o.status === 'open').slice(0, 6));
   const two = await py(base, 'POST', '/vector/search', { vector: v, k: 50, filter: { status: 'closed', total: 37 } });
   t.same(two.json.results.map((h: { pk: string }) => h.pk), nearest(v, (o) => o.status === 'closed' && o.total === 37), 'fields AND-ed, numbers compared as /query predicates are');
+  t.equal(two.json.results.length, 1, 'exactly the one closed order with total 37');
   const pages: string[] = [];
   let cursor: string | undefined;
   for (let i = 0; i < 10; i++) {
