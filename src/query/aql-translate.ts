@@ -34,7 +34,7 @@ export function parseAqlRequest(body: Record<string, unknown>): AqlRequest {
     if (!KNOWN.includes(k)) throw bad(`unknown field "${k.slice(0, 64)}"; known fields are ${KNOWN.join(', ')}`);
   }
   if (typeof body.query !== 'string' || body.query.trim() === '') throw bad('query is required: the AQL text');
-  const params = body.params ?? body.bindVars ?? {};
+  const params = body.params !== undefined ? body.params : body.bindVars !== undefined ? body.bindVars : {};
   if (params === null || typeof params !== 'object' || Array.isArray(params)) throw bad('params must be an object of bind parameter values');
   if (body.use_cursor !== undefined && typeof body.use_cursor !== 'boolean') throw bad('use_cursor must be true or false');
   if (body.cursor !== undefined && (typeof body.cursor !== 'string' || body.cursor === '')) throw bad('cursor must be the next_cursor string of the previous page');
