@@ -270,3 +270,20 @@ t.test('vector search with a filter, and its cursor', async (t) => {
   const badFilter = await js(base, 'POST', '/vector/search', { vector: v, filter: { status: ['open'] } });
   t.same([badFilter.status, badFilter.json.code], [400, 'INVALID_QUERY']);
 });
+
+t.test('client-certificate apps on the mesh port get the same: topology, headers, refusals', async (t) => {
+  const { meshConnect, meshRequest } = await import('../support/mesh-client.js');
+  const c = mesh.pki.clients.readWrite;
+  const node = mesh.nodes[1]!;
+  const session = meshConnect(`${node.shard.ip}:${node.meshPort}`, { cert: c.chain, key: c.key, ca: mesh.pki.root.cert });
+  t.teardown(() => session.close());
+  const topo = await meshRequest(session, 'GET', '/_admin/cluster/topology');
+  t.same(topo.body.shards, [`https://${node.shard.ip}:${node.meshPort}`], 'the mesh port it reached');
+  const typo = await meshRequest(session, 'GET', '/entitys/x');
+  t.same([typo.status, typo.headers['x-themis-shard']], [404, '-']);
+  t.match(typo.headers['x-themis-topology-epoch'], /^\d+$/);
+  const uuid = uuidOwnedBy(mesh.pki.shards[0]!.tokenRange);
+  const put = await meshRequest(session, 'PUT', `/entities/${TABLE}:${uuid}`, { 'content-type': 'application/json', 'x-transaction-id': 't1' }, JSON.stringify({ blob: '{}' }));
+  t.same([put.status, put.body.code], [501, 'TRANSACTIONS_NOT_SUPPORTED']);
+  t.equal((await js(mesh.nodes[0]!.storage.url, 'GET', `/entities/${TABLE}:${uuid}`)).status, 404, 'not written');
+});
