@@ -308,7 +308,7 @@ export class ScatterGather {
       else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
     });
     if (missing.length && !allowPartial) throw this.fail(missing);
-    // Each shard sent at most k; the global top k is among them.
+    // Each shard sent its nearest up to the page's end; the global ones up to it are among them.
     const keyed = hits.map((h) => ({ h, t: splitKey(h.key) }));
     keyed.sort((a, b) => (a.h.distance < b.h.distance ? -1 : a.h.distance > b.h.distance ? 1 : 0) || compareStrings(a.t[0], b.t[0]) || compareStrings(a.t[1], b.t[1]));
     const top = keyed.slice(skip, depth).map((x) => x.h);
