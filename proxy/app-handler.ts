@@ -12,11 +12,16 @@ import { classifyRequest } from './operations.js';
 import { replyTo } from './respond.js';
 import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
+import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
 
 export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean } = {}): Handler {
   const watch = new RequestWatch('app', log);
   return (req, res) => {
     const tracked = metrics.track('app', res);
+    // Every answer names who served it and the epoch: these hold for the sidecar's own answers
+    // (refusals, errors); a shard's or a merge's answer sets its own in place of them.
+    res.setHeader(SHARD_HEADER, '-');
+    res.setHeader(EPOCH_HEADER, String(router.epoch()));
     const reply = replyTo(req, res);
     let op;
     try {

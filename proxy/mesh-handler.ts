@@ -11,7 +11,7 @@ import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
 import type { ReplayFloors } from '../src/signing/replay-floors.js';
-import { EPOCH_HEADER } from './mesh-headers.js';
+import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
 import { APP_PEER_STAGES, SHARD_PEER_STAGES } from './mesh-pipeline.js';
 import type { MeshHandler } from './mesh-listener.js';
 import { classifyRequest, type Operation } from './operations.js';
@@ -129,6 +129,11 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
     /** The compatibility adapter: everything else. */
     async request(req, res, peer) {
       const tracked = d.metrics.track('mesh', res);
+      if (peer.kind !== 'shard') {
+        // Client-certificate apps get the app port's headers on every answer (app-handler.ts).
+        res.setHeader(SHARD_HEADER, '-');
+        res.setHeader(EPOCH_HEADER, String(d.router.epoch()));
+      }
       const reply = replyTo(req, res);
       let op: Operation;
       try {

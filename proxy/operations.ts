@@ -1,7 +1,8 @@
 // What a request asks for, in the sidecar's terms: the operation, the capability a mesh peer
 // needs for it and, for one entity, its key. Read from the one API table (src/api/routes.ts).
-import { ThemisError } from '../src/errors.js';
+import { ThemisError, type ErrorCode } from '../src/errors.js';
 import { matchRoute, type Capability } from '../src/api/routes.js';
+import { matchCompat } from '../src/api/compat-routes.js';
 
 export type { Capability } from '../src/api/routes.js';
 
@@ -10,11 +11,25 @@ export type Operation =
   | { kind: 'entity-post'; capability: 'write' }
   | { kind: 'query' | 'vector'; capability: 'read' }
   | { kind: 'changefeed' | 'scan'; capability: 'replicate' }
-  | { kind: 'health'; capability: 'read' };
+  | { kind: 'health'; capability: 'read' }
+  // ThemisDB's own routes beyond the storage API (src/api/compat-routes.ts):
+  | { kind: 'topology' | 'aql'; capability: 'read' }
+  | { kind: 'unsupported'; capability: 'read'; code: ErrorCode; message: string };
 
 /** Classifies `method path`; throws ROUTE_NOT_FOUND / METHOD_NOT_ALLOWED / INVALID_KEY. */
 export function classifyRequest(method: string, url: string | undefined): Operation {
-  const { route, segment } = matchRoute(method, url);
+  let matched;
+  try {
+    matched = matchRoute(method, url);
+  } catch (e) {
+    // Not the storage API: one of ThemisDB's other routes, or a plain 404.
+    if (!(e instanceof ThemisError) || e.code !== 'ROUTE_NOT_FOUND' || url === undefined) throw e;
+    const q = url.indexOf('?');
+    const compat = matchCompat(method, q < 0 ? url : url.slice(0, q));
+    if (compat === undefined) throw e;
+    return compat.kind === 'refused' ? { kind: 'unsupported', capability: 'read', code: compat.code, message: compat.message } : { kind: compat.kind, capability: 'read' };
+  }
+  const { route, segment } = matched;
   if (route.operation !== 'entity') return { kind: route.operation, capability: route.capability } as Operation;
   let rawKey: string;
   try {

@@ -26,6 +26,10 @@ import type { Logger } from '../src/log.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { MAX_WRITE_ANSWER_BYTES, readAnswer } from './upstream.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
+import { AqlService } from './compat/aql.js';
+import { captureReply, type Captured } from './compat/capture-reply.js';
+import { answerTopology } from './compat/topology.js';
+import type { TableDefaults } from '../src/query/aql-translate.js';
 
 export interface RouterDeps {
   self: string;
@@ -42,6 +46,8 @@ export interface RouterDeps {
   hold?: HoldCheck;
   /** Requests for one key slower than SLOW_MS are logged with where their time went. */
   log?: Logger;
+  /** POST /query/aql: the table a bare collection name stands for (default document.default.{name}). */
+  aql?: TableDefaults;
 }
 
 const SLOW_MS = 2000;
@@ -51,11 +57,33 @@ const MAX_REFUSAL_BYTES = 64 * 1024;
 /** Routings of one request: a cutover takes two (the old owner refuses, the new one serves), a failover during it a third. */
 const MAX_ATTEMPTS = 3;
 
+/** The transaction header of ThemisDB's clients: such a request is refused, never applied. */
+const TRANSACTION_HEADER = 'x-transaction-id';
+
 export class Router {
-  constructor(private readonly d: RouterDeps) {}
+  private readonly aql: AqlService;
+
+  constructor(private readonly d: RouterDeps) {
+    this.aql = new AqlService({
+      scatter: d.scatter,
+      readEntity: (key) => this.readEntity(key),
+      defaults: d.aql ?? { model: 'document', namespace: 'default' },
+      maxAnswerBytes: d.maxBodyBytes * 4,
+    });
+  }
+
+  /** The epoch routing decisions use now (for answers that no shard served). */
+  epoch(): number {
+    return this.d.topology.current().epoch;
+  }
 
   /** Serves any classified operation for an app. */
   async serve(req: AnyRequest, reply: Reply, op: Operation): Promise<void> {
+    // ThemisDB's clients send every call of a transaction with this header. The mesh has no
+    // transactions: applying the call at once would break the isolation the app relies on.
+    if (req.headers[TRANSACTION_HEADER] !== undefined) {
+      throw new ThemisError('TRANSACTIONS_NOT_SUPPORTED', 'this request carries X-Transaction-Id, but the mesh has no transactions: it was not applied. Send it without the header to apply it on its own (docs/compatibility.md)');
+    }
     switch (op.kind) {
       case 'entity': {
         if (op.method === 'GET' && acceptsReplica(req.headers)) {
@@ -80,7 +108,21 @@ export class Router {
         return this.d.scatter.query(reply, await readBody(req, this.d.maxBodyBytes));
       case 'vector':
         return this.d.scatter.vector(reply, await readBody(req, this.d.maxBodyBytes));
+      case 'topology':
+        return answerTopology(reply, req, this.d.self, this.d.topology.current().epoch);
+      case 'aql':
+        return this.aql.serve(reply, await readBody(req, this.d.maxBodyBytes));
+      case 'unsupported':
+        throw new ThemisError(op.code, op.message);
     }
+  }
+
+  /** GET of one entity, routed like an app's (AQL's `_key ==`); the answer read whole. */
+  private async readEntity(key: string): Promise<Captured> {
+    const cap = captureReply(MAX_WRITE_ANSWER_BYTES * 64, () => new ThemisError('PAYLOAD_TOO_LARGE', `${key} is larger than the AQL answer limit`));
+    const req = { method: 'GET', url: `/entities/${encodeURIComponent(key)}`, headers: {}, httpVersionMajor: 1 } as unknown as AnyRequest;
+    const [answer] = await Promise.all([cap.answer, this.toOwner(req, cap.reply, key)]);
+    return answer;
   }
 
   private async post(req: AnyRequest, reply: Reply): Promise<void> {

@@ -287,12 +287,20 @@ export class ScatterGather {
   }
 
   async vector(reply: Reply, buf: Buffer): Promise<void> {
-    const { pageSize, continuation, allowPartial, rest } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
-    if (pageSize !== undefined || continuation !== undefined) throw new ThemisError('INVALID_QUERY', 'vector search is not paged; ask for a larger k');
+    const { pageSize, continuation, allowPartial, rest: body } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
+    if (pageSize !== undefined || continuation !== undefined) throw new ThemisError('INVALID_QUERY', 'vector search is not paged by page_size; ask for a larger k, or page with use_cursor');
+    // ThemisDB's cursor: pages of k, each after the last; the cursor is a continuation token.
+    const { use_cursor: useCursor, cursor, ...rest } = body;
+    if (useCursor !== undefined && typeof useCursor !== 'boolean') throw new ThemisError('INVALID_QUERY', 'use_cursor must be true or false');
     const vq = parseVectorQuery(rest);
     const topo = this.d.topology.current();
     const shards = topo.owners();
-    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.nearestOwned(s, rest, vq.k, topo)));
+    const paged = useCursor === true || cursor !== undefined;
+    const fingerprint = queryFingerprint(rest);
+    const skip = cursor === undefined ? 0 : decodeContinuation(cursor, topo.epoch, fingerprint).emitted;
+    const depth = skip + vq.k;
+    if (depth > MAX_K) throw new ThemisError('NOT_SUPPORTED', `vector search pages reach rank ${MAX_K} at most (this page would end at rank ${depth}); narrow the search with filter or table`);
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.nearestOwned(s, rest, paged ? Math.min(depth + 1, MAX_K) : depth, topo)));
     const missing: ShardFailure[] = [];
     const hits: VectorHit[] = [];
     results.forEach((r, i) => {
@@ -300,11 +308,17 @@ export class ScatterGather {
       else missing.push(r.reason instanceof ShardFailure ? r.reason : new ShardFailure(shards[i]!, String(r.reason)));
     });
     if (missing.length && !allowPartial) throw this.fail(missing);
-    // Each shard sent at most k; the global top k is among them.
+    // Each shard sent its nearest up to the page's end; the global ones up to it are among them.
     const keyed = hits.map((h) => ({ h, t: splitKey(h.key) }));
     keyed.sort((a, b) => (a.h.distance < b.h.distance ? -1 : a.h.distance > b.h.distance ? 1 : 0) || compareStrings(a.t[0], b.t[0]) || compareStrings(a.t[1], b.t[1]));
-    const top = keyed.slice(0, vq.k).map((x) => x.h);
+    const top = keyed.slice(skip, depth).map((x) => x.h);
     const answered = shards.filter((s) => !missing.some((m) => m.shard === s));
-    reply.json(200, { results: top, k: vq.k, count: top.length, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
+    // Each shard was asked for one more than the page needs: more exist when the union holds it.
+    const more = keyed.length > depth;
+    const last = top[top.length - 1];
+    const page = paged
+      ? { has_more: more, next_cursor: more && last ? encodeContinuation({ epoch: topo.epoch, query: fingerprint, after: { uuid: last.key, value: { num: last.distance } }, emitted: depth }) : null }
+      : {};
+    reply.json(200, { results: top, k: vq.k, count: top.length, ...page, ...(missing.length ? { partial: true, missing_shards: missing.map((m) => m.shard) } : {}) }, this.headers(topo.epoch, answered, missing));
   }
 }

@@ -332,7 +332,7 @@ export class Sidecar {
     });
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
-    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
+    const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({
       self: cfg.shardId,

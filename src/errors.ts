@@ -17,6 +17,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
   CHANGEFEED_TRIMMED: { status: 410, retryable: false, summary: 'The change log no longer holds the records after this from_seq (or Last-Event-ID); make a full copy, then follow from oldest_seq - 1 or later.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
+  INVALID_AQL: { status: 400, retryable: false, summary: 'A POST /query/aql body or its AQL text is malformed (syntax error, unknown or missing bind parameter, bad option).' },
   REQUEST_TIMEOUT: { status: 408, retryable: true, summary: 'The request body did not arrive whole within the listener\'s time limit; nothing of it was applied.' },
   // Mesh checks on a signed request, in the order they run (ARCHITECTURE.md "Mesh protocol").
   INVALID_HEADER: { status: 400, retryable: false, summary: 'A request header the mesh reads (such as x-themis-read) has a value it does not know.' },
@@ -29,6 +30,10 @@ export const ERRORS = {
   NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
+  AQL_NOT_SUPPORTED: { status: 501, retryable: false, summary: 'Valid AQL outside the subset the mesh translates into a scatter-gather query; the message names the construct and the subset.' },
+  TRANSACTIONS_NOT_SUPPORTED: { status: 501, retryable: false, summary: 'The mesh has no transactions: /transaction/* and any request carrying X-Transaction-Id are refused, and nothing of them is applied.' },
+  GRAPH_NOT_SUPPORTED: { status: 501, retryable: false, summary: 'The mesh carries no graph traversal (POST /graph/traverse, AQL traversals).' },
+  NOT_SUPPORTED: { status: 501, retryable: false, summary: 'A known ThemisDB route or option that the mesh does not carry (docs/compatibility.md says which and why).' },
   UPSTREAM_PROTOCOL_ERROR: { status: 502, retryable: true, summary: 'The storage node or peer sidecar broke the exchange (reset, malformed answer, wrong identity).' },
   UPSTREAM_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage node or peer sidecar that owns the key cannot be reached.' },
   REPLICATION_UNAVAILABLE: { status: 503, retryable: true, summary: 'The primary holds the write, but not enough replicas confirmed it in time; it is not reported as done (missing_copies names them).' },

@@ -143,7 +143,7 @@ export function parseJson(bytes: Buffer): unknown {
 }
 
 /** Parses bytes that must hold a JSON object; `code` names the error for a non-object. */
-export function parseJsonObject(bytes: Buffer, code: 'INVALID_BODY' | 'INVALID_QUERY'): Record<string, unknown> {
+export function parseJsonObject(bytes: Buffer, code: 'INVALID_BODY' | 'INVALID_QUERY' | 'INVALID_AQL'): Record<string, unknown> {
   const value = parseJson(bytes);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ThemisError(code, 'request body must be a JSON object');

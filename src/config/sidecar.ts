@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { ConfigError, asObject, bool, int, isLoopbackHost, join, rejectUnknown, str, type Raw } from './validate.js';
 import { SHARD_ID_RE } from '../topology/topology.js';
 import { appSocket, type AppSocket } from './app-socket.js';
+import { MODELS, parseTable } from '../urn/key.js';
 
 export interface Listen {
   readonly host: string;
@@ -89,6 +90,8 @@ export interface SidecarConfig {
   readonly replay: { readonly windowMs: number; readonly maxNoncesPerSender: number; readonly stateFile: string; readonly reserveMs: number };
   /** Scatter-gather queries: shard calls in flight per query, per-shard timeout, rows per shard page. */
   readonly scatter: { readonly maxConcurrency: number; readonly shardTimeoutMs: number; readonly pageSize: number };
+  /** POST /query/aql: the table a bare collection name stands for, `{model}.{namespace}.{name}` (docs/compatibility.md). */
+  readonly aql: { readonly model: string; readonly namespace: string };
   readonly maxBodyBytes: number;
   /**
    * Replication of the ranges the topology gives replicas: when a write counts as done (`ack`:
@@ -120,7 +123,7 @@ export interface SidecarConfig {
   readonly watchFiles: boolean;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -189,6 +192,14 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   }
   const scatter = asObject(raw.scatter ?? {}, 'scatter');
   rejectUnknown(scatter, ['maxConcurrency', 'shardTimeoutMs', 'pageSize'], 'scatter');
+  const aqlRaw = asObject(raw.aql ?? {}, 'aql');
+  rejectUnknown(aqlRaw, ['model', 'namespace'], 'aql');
+  const aql = Object.freeze({ model: str(aqlRaw, 'model', 'aql', 'document'), namespace: str(aqlRaw, 'namespace', 'aql', 'default') });
+  try {
+    parseTable(`${aql.model}.${aql.namespace}.c`);
+  } catch (e) {
+    throw new ConfigError(`aql.${MODELS.includes(aql.model as never) ? 'namespace' : 'model'}`, `${(e as Error).message}`);
+  }
 
   let etcd: SidecarConfig['etcd'];
   if (raw.etcd !== undefined) {
@@ -249,6 +260,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       failover,
       leaseTtlSeconds: int(replication, 'leaseTtlSeconds', 'replication', 3, 1, 60),
     }),
+    aql,
     scatter: Object.freeze({
       maxConcurrency: int(scatter, 'maxConcurrency', 'scatter', 16, 1, 1024),
       shardTimeoutMs: int(scatter, 'shardTimeoutMs', 'scatter', 10_000, 10, 600_000),

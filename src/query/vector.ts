@@ -2,18 +2,22 @@
 // numeric-array field of the entities of one table (or of every table), ties by key.
 import { ThemisError } from '../errors.js';
 import { parseTable } from '../urn/urn.js';
-import { compareStrings, parseDoc, resolveColumn } from './ordering.js';
+import { compareStrings, equalsPredicate, parseDoc, resolveColumn } from './ordering.js';
 
 export interface VectorQuery {
   readonly table?: string;
   readonly vector: readonly number[];
   readonly k: number;
   readonly field: string;
+  /** Equality filter (ThemisDB's clients' `filter`): column → value, every one must hold (compared as /query predicates are). */
+  readonly filter: readonly { readonly column: string; readonly value: string }[];
 }
 
 export const MAX_K = 10_000;
 export const MAX_DIMENSIONS = 65_536;
-const KNOWN = ['table', 'vector', 'k', 'field'];
+const KNOWN = ['table', 'vector', 'k', 'field', 'filter'];
+/** Entries of `filter` at most (as /query's predicates). */
+export const MAX_FILTER = 64;
 
 function bad(message: string): ThemisError {
   return new ThemisError('INVALID_QUERY', message);
@@ -47,7 +51,21 @@ export function parseVectorQuery(body: unknown): VectorQuery {
   if (typeof field !== 'string' || field.length === 0 || field.length > 256) {
     throw bad('field must be a non-empty string of at most 256 characters');
   }
-  return { table, vector: v as number[], k, field };
+  const filter: { column: string; value: string }[] = [];
+  if (b.filter !== undefined) {
+    const f = b.filter;
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw bad('filter must be an object of field: value equalities');
+    const entries = Object.entries(f as Record<string, unknown>);
+    if (entries.length > MAX_FILTER) throw bad(`filter has more than ${MAX_FILTER} fields`);
+    for (const [column, value] of entries) {
+      if (column.length === 0 || column.length > 256) throw bad('filter: field names must be non-empty strings of at most 256 characters');
+      if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) {
+        throw bad(`filter.${column.slice(0, 64)} must be a string, a number or a boolean`);
+      }
+      filter.push({ column, value: String(value) });
+    }
+  }
+  return { table, vector: v as number[], k, field, filter };
 }
 
 /**
@@ -98,6 +116,7 @@ export async function searchVectors(q: VectorQuery, rows: AsyncIterable<VectorRo
   for await (const row of rows) {
     const doc = parseDoc(row.blob);
     if (doc === null) continue;
+    if (!q.filter.every((p) => equalsPredicate(resolveColumn(doc, p.column), p.value))) continue;
     const distance = l2Distance(q.vector, resolveColumn(doc, q.field));
     if (distance !== undefined) hits.push({ row, distance });
   }

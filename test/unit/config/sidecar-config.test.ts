@@ -24,6 +24,7 @@ t.test('a good config is filled with defaults and paths resolve against the conf
   t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096, tcp: true, socket: undefined, tls: false });
   t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
   t.same(c.mesh, { host: '10.0.0.5', port: 7443, bodyTimeoutMs: 30_000, maxInflightBodyBytes: 256 * 1024 * 1024 });
+  t.same(c.aql, { model: 'document', namespace: 'default' }, "AQL's bare collection names: the clients' defaults");
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
 });
 
@@ -32,6 +33,9 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['missing shardId', { shardId: undefined }, 'shardId'],
     ['bad shardId', { shardId: 'Shard 1' }, 'shardId'],
     ['unknown top-level key', { colour: 'blue' }, 'colour'],
+    ['aql model not a ThemisDB model', { aql: { model: 'table' } }, 'aql.model'],
+    ['aql namespace with a dot', { aql: { namespace: 'a.b' } }, 'aql.namespace'],
+    ['aql unknown key', { aql: { collection: 'x' } }, 'aql.collection'],
     ['app port off loopback', { app: { host: '0.0.0.0', port: 7080 } }, 'app.host'],
     ['app port out of range', { app: { port: 70000 } }, 'app.port'],
     ['app socket without a path', { app: { socket: {} } }, 'app.socket.path'],

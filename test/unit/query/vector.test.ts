@@ -79,3 +79,29 @@ t.test('every malformed vector query is INVALID_QUERY', async (t) => {
   ];
   for (const [name, body] of bad) t.throws(() => parseVectorQuery(body), { code: 'INVALID_QUERY' }, name);
 });
+
+t.test('filter: field equalities (ThemisDB clients\' filter), every one must hold', async (t) => {
+  const rows = [
+    row(A, 1, { embedding: [3, 4], status: 'open', n: 2 }), // 5
+    row(A, 2, { embedding: [0, 1], status: 'closed', n: 2 }), // 1
+    row(A, 3, { embedding: [6, 8], status: 'open', n: '2' }), // 10
+    row(A, 4, { embedding: [0, -5], status: 'open', n: 3 }), // 5
+    row(A, 5, { embedding: [0, 2], meta: { status: 'open' }, n: 2 }), // 2, nested field
+  ];
+  const search = async (filter: unknown) => (await searchVectors(parseVectorQuery({ vector: [0, 0], filter }), rows)).results.map((r) => r.pk);
+  t.same(await search({ status: 'open' }), [u(1), u(4), u(3)]);
+  t.same(await search({ status: 'open', n: 2 }), [u(1), u(3)], 'AND-ed; numbers compare as strings, as /query predicates do');
+  t.same(await search({ 'meta.status': 'open' }), [u(5)], 'nested fields by dotted path');
+  t.same(await search({}), [u(2), u(5), u(1), u(4), u(3)], 'an empty filter holds for all');
+  t.same(parseVectorQuery({ vector: [1], filter: { a: true, b: 1.5 } }).filter, [{ column: 'a', value: 'true' }, { column: 'b', value: '1.5' }]);
+  for (const [filter, re] of [
+    [[], /filter must be an object/],
+    ['open', /filter must be an object/],
+    [{ status: ['open'] }, /filter.status must be a string, a number or a boolean/],
+    [{ status: null }, /filter.status must be/],
+    [{ '': 'x' }, /field names must be non-empty/],
+    [Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, 1])), /more than 64 fields/],
+  ] as const) {
+    t.throws(() => parseVectorQuery({ vector: [1], filter }), { code: 'INVALID_QUERY', message: re }, JSON.stringify(filter).slice(0, 60));
+  }
+});
