@@ -5,6 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMesh, type Mesh } from '../support/mesh.js';
 import { runProgramAsync } from '../support/cli.js';
+import { loadIssuer } from '../../src/pki/ca-store.js';
+import { buildCrl } from '../../src/pki/crl.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -57,4 +59,20 @@ t.test('a wrong cluster name, or a stopped sidecar, fails with a fix', async (t)
   t.equal(r.status, 1);
   t.match(r.stdout, /^\[FAIL\] shard\s+shard-003 registered but not alive \(no lease\)\n\s+fix: start its sidecar/m);
   t.match(r.stdout, /^\[ok\]\s+shard\s+shard-001 registered, alive/m, 'the others still pass');
+});
+
+t.test('a CRL past its nextUpdate fails, with a fix', async (t) => {
+  // The client CA's CRL as it would be had nobody issued one for 40 days (30-day CRLs).
+  const issuer = await loadIssuer(mesh.pki.layout, 'client', mesh.pki.passphrase);
+  const day = 86_400_000;
+  const { pem } = await buildCrl({ issuer, crlNumber: 1, revoked: [], thisUpdate: new Date(Date.now() - 40 * day), nextUpdate: new Date(Date.now() - 10 * day) });
+  const stale = join(mesh.dir, 'stale-client.crl.pem');
+  writeFileSync(stale, pem);
+  const args = reader();
+  const i = args.indexOf('--crls');
+  args[i + 1] = args[i + 1]!.split(',').slice(0, 3).concat(stale).join(',');
+  const r = await runProgramAsync('themis-admin', ['check', ...args, '--cluster', mesh.pki.cluster]);
+  t.equal(r.status, 1);
+  t.match(r.stdout, /^\[FAIL\] crl\s+.*stale-client\.crl\.pem \(.*\) is stale: nextUpdate \S+ has passed\n\s+fix: issue a fresh CRL/m);
+  t.match(r.stdout, /^\[ok\]\s+crl\s+.*check-crl-0\.pem .*fresh until/m, 'the fresh ones pass');
 });
