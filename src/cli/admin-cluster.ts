@@ -15,7 +15,8 @@ export const CLUSTER_USAGE = `themis-admin cluster init --cluster NAME --hosts s
   DIR/hosts/SHARD/ (etc/themis, etc/systemd/system, var/lib/themis: copy it to the host's /).
   The CA keys' passphrase: --passphrase-file FILE or $${PASSPHRASE_ENV.ca} (or a prompt).
   --install-root DIR (default /) writes the hosts' paths under DIR, where {shard} stands for
-  the shard id: to stage, or to run several loopback "hosts" on one machine.
+  the shard id: to stage, or to run several loopback "hosts" on one machine. --kdf-iterations N
+  weakens the CA keys' encryption (PBKDF2 rounds) for tests only; never for a real cluster.
 themis-admin host add --out DIR --host shard-004=IP [--dc NAME] [--passphrase-file FILE]
   One more host's certificate and bundle (DIR/hosts/shard-004/); it joins the topology with
   themis-admin shard add (docs/scaling.md).`;
