@@ -20,7 +20,8 @@ import { appTls } from './app-tls.js';
 import { socketIds } from '../src/config/app-socket.js';
 import { staleCrls } from './control/crl-health.js';
 import { EtcdTopologySource } from './control/etcd-topology-source.js';
-import { registerSidecar } from './control/registration.js';
+import { probeCacheFile } from './control/control-cache.js';
+import { registeredCertificate, registerSidecar } from './control/registration.js';
 import { FileTopologySource, type TopologySource } from './control/topology-source.js';
 import { LocalUpstream } from './local-upstream.js';
 import { createMeshHandler } from './mesh-handler.js';
@@ -106,6 +107,11 @@ export class Sidecar {
    * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
    */
   static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
+    // A cache it cannot write would only show after a restart during an etcd outage: say so now.
+    if (cfg.etcd) {
+      if (cfg.etcd.topology) probeCacheFile(cfg.etcd.topologyCache, 'etcd.topologyCache');
+      if (cfg.etcd.crls) probeCacheFile(cfg.etcd.crlCache, 'etcd.crlCache');
+    }
     const trust = Trust.load(cfg, rt);
     const m = trust.material;
     const etcd = cfg.etcd ? connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca }) : undefined;
@@ -121,7 +127,7 @@ export class Sidecar {
             log: rt.log.child({ component: 'topology' }),
             floor: () => reportedEpochFloor(etcd!, cfg.cluster, cfg.shardId),
           })
-        : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs);
+        : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs, cfg.cluster);
       const replayLog = rt.log.child({ component: 'replay' });
       const floors = await ReplayFloors.open({
         file: cfg.replay.stateFile,
@@ -378,6 +384,8 @@ export class Sidecar {
     this.app.closeWhere((p) => next.verifier.verify((p as MeshPeer).chain, 'clientAuth').ok);
     const outbound = this.peers.resetWhere((chain) => next.verifier.verify(chain, 'serverAuth').ok);
     this.peers.rollAll();
+    // A rotated certificate is registered in etcd in place of the old one.
+    if (next.serial !== previous.serial && !next.ownRevoked) void this.registration?.updateCertificate(registeredCertificate(next));
     for (const p of inbound) {
       this.audit.record({ event: 'CERTIFICATE_REVOKED', peer: auditPeer(p), reason: 'session closed: certificate no longer valid' });
     }

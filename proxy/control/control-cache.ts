@@ -2,7 +2,20 @@
 // atomically (temp file, then rename), read back as a hint that is verified again like any
 // value from etcd. A cache that cannot be written or read is logged and otherwise ignored.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { ConfigError } from '../../src/config/validate.js';
+import { writeProblem } from '../../src/config/writable.js';
 import type { Logger } from '../../src/log.js';
+
+/**
+ * Start-up check that `file` can be cached as writeCache does (a temp file beside it, renamed
+ * over it); a ConfigError naming `field` otherwise (the sidecar exits 78).
+ */
+export function probeCacheFile(file: string, field: string): void {
+  const problem = writeProblem(file);
+  if (problem) {
+    throw new ConfigError(field, `cannot write the cache ${file} (${problem}); write a path in the sidecar's state directory, e.g. /var/lib/themis/sidecar/${field === 'etcd.crlCache' ? 'crl-cache.json' : 'topology-cache.json'}`);
+  }
+}
 
 /** The cached JSON value, or undefined when there is none or it does not parse. */
 export function readCache(file: string, what: string, log: Logger): unknown {

@@ -7,9 +7,19 @@ import type { Logger } from '../../src/log.js';
 import type { SidecarMetrics } from '../../src/metrics/sidecar-metrics.js';
 import type { TlsMaterial } from '../tls-material.js';
 
+/** What the registration says of the certificate in `m`. */
+export function registeredCertificate(m: TlsMaterial) {
+  return {
+    certPem: m.certChain, // leaf + cluster CA, so anyone with the root can verify it
+    serial: m.serial,
+    notBefore: new Date(new X509Certificate(m.certChain).validFrom).toISOString(),
+    notAfter: m.notAfter.toISOString(),
+    capabilities: m.identity.capabilities,
+  };
+}
+
 export function registerSidecar(etcd: Etcd3, o: { cluster: string; shardId: string; material: TlsMaterial; mesh: { address: string; port: number }; metrics: SidecarMetrics; log: Logger }): Registration {
   const m = o.material;
-  const leaf = new X509Certificate(m.certChain);
   const gauge = o.metrics.etcdConnected();
   gauge.set(0);
   const registration = new Registration(
@@ -17,11 +27,7 @@ export function registerSidecar(etcd: Etcd3, o: { cluster: string; shardId: stri
     {
       cluster: o.cluster,
       shardId: o.shardId,
-      certPem: m.certChain, // leaf + cluster CA, so anyone with the root can verify it
-      serial: m.serial,
-      notBefore: new Date(leaf.validFrom).toISOString(),
-      notAfter: m.notAfter.toISOString(),
-      capabilities: m.identity.capabilities,
+      ...registeredCertificate(m),
       endpoint: { host: o.mesh.address, port: o.mesh.port, datacenter: m.identity.datacenter },
     },
     o.log,

@@ -40,11 +40,15 @@ export class FileTopologySource implements TopologySource {
   /** The last refused file content, so a file that stays bad is reported once, not every poll. */
   private lastRefused: string | undefined;
 
-  /** Loads the file now; throws (TopologyError or a read error) if it is unusable at start-up. */
+  /**
+   * Loads the file now; throws (ConfigError naming topology.file) if it is unusable at start-up,
+   * including a topology of another cluster than `cluster`, which is refused on reload too.
+   */
   constructor(
     private readonly file: string,
     private readonly log: Logger,
     pollMs = 1000,
+    private readonly cluster?: string,
   ) {
     let text: string;
     try {
@@ -56,6 +60,9 @@ export class FileTopologySource implements TopologySource {
       this.topology = parseTopology(text);
     } catch (e) {
       throw new ConfigError('topology.file', `${file}: ${(e as Error).message}`);
+    }
+    if (cluster !== undefined && this.topology.cluster !== cluster) {
+      throw new ConfigError('topology.file', `${file} is a topology of cluster "${this.topology.cluster}", but this sidecar is in cluster "${cluster}" (config field cluster); plan it with --cluster ${cluster}`);
     }
     watchFile(file, { interval: pollMs, persistent: false }, () => void this.refresh());
   }
@@ -90,6 +97,10 @@ export class FileTopologySource implements TopologySource {
       return;
     }
     const prev = this.topology;
+    if (this.cluster !== undefined && next.cluster !== this.cluster) {
+      this.reject(text, `a topology of cluster "${next.cluster}", not "${this.cluster}"`, next.epoch);
+      return;
+    }
     if (next.epoch <= prev.epoch) {
       if (next.epoch < prev.epoch) this.reject(text, `epoch ${next.epoch} is older than the current ${prev.epoch}`, next.epoch);
       return;

@@ -10,8 +10,8 @@ import type { Span } from '../topology/token-schedule.js';
 import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
 import { parseTokenRange } from '../pki/identity-extension.js';
 import { SeededRandom, systemRandom, type Random } from '../runtime.js';
-import { intFlag, requireFlag, UsageError } from './cli-common.js';
-import { formatBalance, parseShards, readTopology } from './topology-flags.js';
+import { fromContext, intFlag, requireFlag, UsageError } from './cli-common.js';
+import { formatBalance, parseShards, planCluster, readTopology } from './topology-flags.js';
 
 export const BALANCED_FLAGS = {
   balanced: { type: 'boolean' },
@@ -24,7 +24,7 @@ export const BALANCED_FLAGS = {
 } as const;
 
 export const BALANCED_USAGE = `themis-admin topology plan --balanced --shards shard-001,… [--ranges-per-shard ${DEFAULT_RANGES_PER_SHARD}] [--replicas 0]
-        [--datacenters shard-001=dc1,…] [--allowed shard-001=START:END,…] [--cluster NAME] [--epoch 1]
+        [--datacenters shard-001=dc1,…] [--allowed shard-001=START:END,…] --cluster NAME [--epoch 1]
         [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N] [--ranges] [--json] [--out FILE [--force]]
   Ignores the ring: every shard gets an equal share of the token space in a few scattered
   ranges, only inside its --allowed (certified) token range; replicas go to the next shards
@@ -81,7 +81,7 @@ export function planBalancedCommand(values: PlanValues): void {
 function fresh(values: PlanValues): void {
   const ids = parseShards(requireFlag(values.shards, 'shards', 'shard-001,shard-002,shard-003'));
   const topology = planBalanced(ids, {
-    cluster: values.cluster ?? 'cluster-dev',
+    cluster: planCluster(values.cluster),
     epoch: intFlag(values.epoch, 'epoch', 1, 0, Number.MAX_SAFE_INTEGER),
     replicas: intFlag(values.replicas, 'replicas', 0, 0, ids.length - 1),
     rangesPerShard: intFlag(values['ranges-per-shard'], 'ranges-per-shard', DEFAULT_RANGES_PER_SHARD, 1, MAX_RANGES_PER_SHARD),
@@ -101,10 +101,13 @@ function fresh(values: PlanValues): void {
 
 function change(values: PlanValues, from: string): void {
   for (const flag of ['shards', 'replicas', 'cluster', 'ranges-per-shard'] as const) {
-    if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply with --from: it comes from the current topology`);
+    if (values[flag] !== undefined && !fromContext(values, flag)) throw new UsageError(`--${flag} does not apply with --from: it comes from the current topology`);
   }
   if ((values.add === undefined) === (values.remove === undefined)) throw new UsageError('--from needs one of --add SHARD or --remove SHARD');
   const current = readTopology(from, 'from');
+  if (values.cluster !== undefined && values.cluster !== current.cluster) {
+    throw new UsageError(`--from ${from} is a topology of cluster ${current.cluster}, but the context is for cluster ${values.cluster}; pick the right context (--context NAME)`);
+  }
   const epoch = intFlag(values.epoch, 'epoch', current.epoch + 1, current.epoch + 1, Number.MAX_SAFE_INTEGER);
   let plan: RebalancePlan;
   if (values.add !== undefined) {

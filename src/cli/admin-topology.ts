@@ -4,7 +4,7 @@ import { readerCertPem } from './reader-identity.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { HashRing, DEFAULT_VNODES } from '../ring/ring.js';
 import { topologyFromRing } from '../topology/from-ring.js';
-import { diffTopologies } from '../topology/diff.js';
+import { diffTopologies, strandedRanges } from '../topology/diff.js';
 import { measureBalance } from '../topology/balance.js';
 import { parseTopology, serializeTopology } from '../topology/document.js';
 import { TopologyError, type Topology } from '../topology/topology.js';
@@ -19,13 +19,13 @@ import { connectEtcd, etcdKeys } from '../control/etcd.js';
 import { PublishError, publishSignedTopology, readSignedTopology } from '../control/topology-store.js';
 import { SeededRandom, systemClock, systemRandom, type Random } from '../runtime.js';
 import { parseFlags, requireFlag, intFlag, UsageError, readFlagFile, crlsFlag, etcdCall, etcdFlag } from './cli-common.js';
-import { formatBalance, parseEndpoints, parseShards, readTopology } from './topology-flags.js';
+import { formatBalance, parseEndpoints, parseShards, planCluster, readTopology } from './topology-flags.js';
 import { BALANCED_FLAGS, BALANCED_USAGE, planBalancedCommand, refuseBalancedFlags } from './admin-topology-balanced.js';
 
 export { formatBalance } from './topology-flags.js';
 
 export const TOPOLOGY_USAGE = `themis-admin topology plan --shards shard-001,shard-002,… [--vnodes 150] [--replicas 0]
-        [--cluster NAME] [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
+        --cluster NAME [--epoch 1] [--endpoints shard-001=HOST:PORT,…] [--sample 100000] [--seed N]
         [--ranges] [--json] [--out FILE [--force]]
   Builds the topology from the ThemisDB ring and prints each shard's share of the token
   space and of a sample of random UUIDs. --out writes the topology document.
@@ -37,11 +37,14 @@ themis-admin topology sign --plan PLAN.json --operator-cert CHAIN.pem --operator
   Signs a topology document (detached CMS over its exact bytes, with your certificate chain).
 themis-admin topology verify --signed SIGNED.json --ca ROOT.pem --crls A.pem,B.pem,… [--current CURRENT.json]
   Checks a signed topology as a sidecar does: chain, CRLs, operator capability, newer epoch.
-themis-admin topology publish --plan PLAN.json --operator-cert CHAIN.pem --operator-key KEY.pem
+themis-admin topology publish --plan PLAN.json --cluster NAME --operator-cert CHAIN.pem --operator-key KEY.pem
         [--key-passphrase-file FILE] --etcd https://HOST:2379[,…] --ca ROOT.pem [--crls A.pem,…]
+        [--i-know-data-is-stranded]
   Signs the topology, checks it as the shards will (against the published one, verified
   first: every capability the change needs, a newer epoch, every registered shard's certified
   range; CRLs from etcd plus --crls) and writes it to /themis/{cluster}/topology in etcd,
+  refusing a plan of another cluster than --cluster, and one that gives ranges to shards that
+  hold no copy of them (their data would be stranded: move it with shard add|remove),
   compare-and-swap on the key's revision. A stored value that does not verify is replaced and
   reported. The operator certificate also authenticates to etcd.
 themis-admin topology show --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
@@ -89,7 +92,7 @@ function plan(argv: string[]): void {
   let topology: Topology;
   try {
     topology = topologyFromRing(new HashRing(ids, vnodes), {
-      cluster: values.cluster ?? 'cluster-dev',
+      cluster: planCluster(values.cluster),
       epoch,
       replicas,
       shards: parseEndpoints(values.endpoints, ids),
@@ -163,8 +166,24 @@ async function sign(argv: string[]): Promise<void> {
 
 
 async function publish(argv: string[]): Promise<void> {
-  const { values } = parseFlags(argv, { plan: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' } });
-  const topology = readTopology(requireFlag(values.plan, 'plan', 'topology.json'), 'plan');
+  const { values } = parseFlags(argv, {
+    plan: { type: 'string' }, cluster: { type: 'string' }, ...OPERATOR_FLAGS, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' },
+    'i-know-data-is-stranded': { type: 'boolean' },
+  });
+  const planPath = requireFlag(values.plan, 'plan', 'topology.json');
+  const topology = readTopology(planPath, 'plan');
+  const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
+  if (topology.cluster !== cluster) {
+    throw new UsageError(`--plan ${planPath} is a topology of cluster "${topology.cluster}", but the target is cluster "${cluster}" (--cluster or the context); plan it with --cluster ${cluster}`);
+  }
+  const stranding = (current: Topology, next: Topology): string | undefined => {
+    if (values['i-know-data-is-stranded']) return undefined;
+    const lost = strandedRanges(current, next);
+    if (lost.length === 0) return undefined;
+    const tokens = lost.reduce((a, m) => a + (m.end - m.start + 1n), 0n);
+    const first = lost.slice(0, 3).map((m) => `${tokenHex(m.start)}-${tokenHex(m.end)} ${m.from} → ${m.to}`).join(', ');
+    return `refused (data_stranded): this topology gives ${lost.length} range(s) (${(Number(tokens) / 2 ** 64 * 100).toFixed(2)}% of the token space) to shards that hold no copy of them (${first}${lost.length > 3 ? ', …' : ''}); their keys would answer 404 while the data stays where it was. Move data with themis-admin shard add|remove (docs/scaling.md); to publish anyway, pass --i-know-data-is-stranded`;
+  };
   const endpoints = etcdFlag(values.etcd);
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
   const extraCrls = values.crls === undefined ? [] : crlsFlag(values.crls);
@@ -177,7 +196,7 @@ async function publish(argv: string[]): Promise<void> {
       (async () => {
         const verifier = await verifierWithEtcdCrls(etcd, topology.cluster, caPem, systemClock, extraCrls);
         const certifiedRanges = await registeredCertifiedRanges(etcd, topology.cluster, verifier);
-        return publishSignedTopology(etcd, key, signed, { verifier, cluster: topology.cluster, certifiedRanges });
+        return publishSignedTopology(etcd, key, signed, { verifier, cluster: topology.cluster, certifiedRanges, refuseChange: stranding });
       })(),
       PublishError,
     );

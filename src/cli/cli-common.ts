@@ -9,12 +9,39 @@ export class UsageError extends Error {
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** Where flags not given on the command line come from (themis-admin's context: cli-context.ts). */
+type FlagDefaults = (flag: string) => string | undefined;
+let flagDefaults: FlagDefaults = () => undefined;
+const filled = new WeakMap<object, Set<string>>();
+
+/** Sets the source of defaults for string flags a command declares and the command line leaves out. */
+export function setFlagDefaults(defaults: FlagDefaults): void {
+  flagDefaults = defaults;
+}
+
+/** Whether `flag` in `values` (from parseFlags) came from the context rather than the command line. */
+export function fromContext(values: object, flag: string): boolean {
+  return filled.get(values)?.has(flag) ?? false;
+}
+
 export function parseFlags<O extends Options>(argv: string[], options: O) {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>;
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
   }
+  const values = parsed.values as Record<string, unknown>;
+  const set = new Set<string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string' || o.multiple || values[name] !== undefined) continue;
+    const d = flagDefaults(name);
+    if (d === undefined) continue;
+    values[name] = d;
+    set.add(name);
+  }
+  filled.set(parsed.values, set);
+  return parsed;
 }
 
 export function requireFlag(value: string | undefined, flag: string, example: string): string {
@@ -72,9 +99,9 @@ export type Commands = Record<string, (argv: string[]) => Promise<void>>;
  * `program <command> …`: runs the command from the table (through runCli); `help`, `-h`,
  * `--help` or no command prints the usage, an unknown one is a usage error.
  */
-export function runCommands(program: string, usage: string, commands: Commands): Promise<void> {
+export function runCommands(program: string, usage: string, commands: Commands, prepare: (argv: string[]) => string[] = (a) => a): Promise<void> {
   return runCli(program, async () => {
-    const [cmd, ...rest] = process.argv.slice(2);
+    const [cmd, ...rest] = prepare(process.argv.slice(2));
     if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return void process.stdout.write(usage);
     const run = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
     if (!run) throw new UsageError(`unknown command "${cmd}"`);
@@ -84,6 +111,7 @@ export function runCommands(program: string, usage: string, commands: Commands):
 
 /** Runs a CLI main; prints errors as one line on stderr and sets the exit status. */
 export async function runCli(program: string, main: () => Promise<void>): Promise<void> {
+  exitQuietlyOnClosedPipe();
   try {
     await main();
   } catch (e) {
@@ -92,5 +120,18 @@ export async function runCli(program: string, main: () => Promise<void>): Promis
     process.stderr.write(`${program}: ${usage ? '' : 'error: '}${err.message}\n`);
     if (usage) process.stderr.write(`run '${program} help' for usage\n`);
     process.exitCode = usage ? 2 : 1;
+  }
+}
+
+/**
+ * `themis-admin topology diff … | head`: when the reader goes away, stop quietly (status 0, as
+ * the pipeline's reader chose to stop) instead of dying with an EPIPE stack trace.
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
   }
 }

@@ -5,6 +5,17 @@ import { parseTopology } from '../topology/document.js';
 import { SHARD_ID_RE, TopologyError, type ShardInfo, type Topology } from '../topology/topology.js';
 import { readFlagFile, UsageError } from './cli-common.js';
 
+/**
+ * The cluster a new topology is for: --cluster or the context's, never a silent default (a
+ * topology of cluster-dev published to a production etcd lands on a key no sidecar reads).
+ */
+export function planCluster(cluster: string | undefined): string {
+  if (cluster === undefined || cluster === '') {
+    throw new UsageError('--cluster is required: the cluster this topology is for, e.g. --cluster cluster-prod (the local dev cluster is cluster-dev); or set one in a context (themis-admin context show)');
+  }
+  return cluster;
+}
+
 export function parseShards(list: string): string[] {
   const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
   if (ids.length === 0) throw new UsageError('--shards needs at least one shard id');

@@ -23,7 +23,7 @@ export class Registration {
 
   constructor(
     private readonly etcd: Etcd3,
-    private readonly info: RegistrationInfo,
+    private info: RegistrationInfo,
     private readonly log: Logger,
     /** Told whether etcd answers: each keepalive, registration and failure. */
     private readonly onConnectivity: (connected: boolean) => void = () => undefined,
@@ -79,6 +79,25 @@ export class Registration {
     this.lease = lease;
     this.onConnectivity(true);
     this.log.info({ shard: i.shardId }, 'registered in etcd');
+  }
+
+  /**
+   * The sidecar's certificate changed (rotation): the registration now names the new one, at
+   * once when registered (else at the next registration). Without this, etcd kept the old
+   * certificate and `themis-admin shards` called a rotated shard revoked once the old one was.
+   */
+  async updateCertificate(cert: Pick<RegistrationInfo, 'certPem' | 'serial' | 'notBefore' | 'notAfter' | 'capabilities'>): Promise<void> {
+    this.info = { ...this.info, ...cert };
+    if (!this.lease || this.stopped) return;
+    const i = this.info;
+    await this.etcd
+      .put(etcdKeys(i.cluster).shardCertificate(i.shardId))
+      .value(JSON.stringify({ cert_pem: i.certPem, serial_number: i.serial, not_before: i.notBefore, not_after: i.notAfter, capabilities: i.capabilities }))
+      .then(() => this.log.info({ shard: i.shardId, serial: i.serial }, 'registered the rotated certificate in etcd'))
+      .catch((e: Error) => {
+        // etcd is away: the next registration (after the lease is lost) writes it.
+        this.log.warn({ err: e.message }, 'could not register the rotated certificate in etcd yet');
+      });
   }
 
   /** Puts a status value under `key` on this registration's lease (gone when the sidecar is); never throws. */

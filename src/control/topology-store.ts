@@ -37,6 +37,8 @@ export interface PublishChecks {
   cluster: string;
   /** Registered shards' certified ranges (certified-ranges.ts): every owner and replica is checked. */
   certifiedRanges: ReadonlyMap<string, CertifiedRange>;
+  /** A further refusal of the change from the verified topology in force (its message), checked inside the compare-and-swap window. */
+  refuseChange?: (current: Topology, next: Topology) => string | undefined;
 }
 
 export interface PublishResult {
@@ -75,6 +77,8 @@ export async function publishSignedTopology(etcd: Etcd3, key: string, signed: Si
     if (next.reason === 'not_newer' && base) throw new PublishError(`epoch ${parseTopology(signed.document).epoch} is not newer than the published epoch ${base.epoch}; ${nextEpochAdvice(base.epoch)}`);
     throw new PublishError(`refused (${next.reason}): ${next.message}`);
   }
+  const refusal = base && checks.refuseChange?.(base, next.topology);
+  if (refusal) throw new PublishError(refusal);
   if (!base && stored) {
     // Nothing verified to compare with (the stored value was replaced, or lost): the epoch the
     // shards serve is the floor, or they would refuse this one as not newer.

@@ -34,3 +34,31 @@ export function diffTopologies(before: Topology, after: Topology): RangeMove[] {
   }
   return moves;
 }
+
+/**
+ * The token ranges `after` gives to a shard that held no copy of them in `before` (neither its
+ * owner nor a replica): publishing that alone leaves their data where it was, and the keys answer
+ * 404. Moving data is a rebalance operation's job (themis-admin shard add|remove).
+ */
+export function strandedRanges(before: Topology, after: Topology): RangeMove[] {
+  const out: RangeMove[] = [];
+  let i = 0;
+  let j = 0;
+  let start = 0n;
+  const a = before.ranges;
+  const b = after.ranges;
+  while (i < a.length && j < b.length) {
+    const ra = a[i]!;
+    const rb = b[j]!;
+    const end = ra.end < rb.end ? ra.end : rb.end;
+    if (ra.owner !== rb.owner && !ra.replicas.includes(rb.owner)) {
+      const last = out[out.length - 1];
+      if (last && last.end + 1n === start && last.from === ra.owner && last.to === rb.owner) out[out.length - 1] = { ...last, end };
+      else out.push({ start, end, from: ra.owner, to: rb.owner });
+    }
+    if (ra.end === end) i++;
+    if (rb.end === end) j++;
+    start = end + 1n;
+  }
+  return out;
+}

@@ -10,7 +10,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 t.test('plan writes a document whose ranges follow the ring as computed by xxhsum', async (t) => {
   const out = join(dir, 'three.json');
-  const r = runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--vnodes', '4', '--sample', '1000', '--seed', '1', '--endpoints', 'shard-001=127.0.0.2:7443', '--out', out]);
+  const r = runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--cluster', 'cluster-a', '--vnodes', '4', '--sample', '1000', '--seed', '1', '--endpoints', 'shard-001=127.0.0.2:7443', '--out', out]);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /shard-001\s+\d+\.\d\d%\s+\d+\.\d\d%/);
   t.match(r.stdout, /token share: std dev/);
@@ -31,8 +31,8 @@ t.test('plan writes a document whose ranges follow the ring as computed by xxhsu
 t.test('diff after adding a shard lists only moves to the new shard', async (t) => {
   const a = join(dir, 'a.json');
   const b = join(dir, 'b.json');
-  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3', '--sample', '0', '--out', a]).status, 0);
-  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3,s4', '--sample', '0', '--out', b]).status, 0);
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3', '--cluster', 'cluster-a', '--sample', '0', '--out', a]).status, 0);
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3,s4', '--cluster', 'cluster-a', '--sample', '0', '--out', b]).status, 0);
   const r = runProgram('themis-admin', ['topology', 'diff', '--from', a, '--to', b, '--json']);
   t.equal(r.status, 0, r.stderr);
   const { moves, tokenShareMoved } = JSON.parse(r.stdout);
@@ -48,7 +48,7 @@ t.test('plan --balanced: equal shares written to --out; --from --add moves ≤ 1
     return m;
   };
   const three = join(dir, 'balanced-3.json');
-  const r = runProgram('themis-admin', ['topology', 'plan', '--balanced', '--shards', 'shard-001,shard-002,shard-003', '--replicas', '1', '--datacenters', 'shard-001=dc1,shard-002=dc2,shard-003=dc2', '--sample', '1000', '--seed', '1', '--out', three]);
+  const r = runProgram('themis-admin', ['topology', 'plan', '--balanced', '--shards', 'shard-001,shard-002,shard-003', '--cluster', 'cluster-a', '--replicas', '1', '--datacenters', 'shard-001=dc1,shard-002=dc2,shard-003=dc2', '--sample', '1000', '--seed', '1', '--out', three]);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /3 shards, balanced \(not the ring\)/);
   t.match(r.stdout, /shard-001\s+33\.33%/);
@@ -90,7 +90,7 @@ t.test('plan --balanced: equal shares written to --out; --from --add moves ≤ 1
 
 t.test('plan --balanced refuses what it cannot do, in one line', async (t) => {
   const base = join(dir, 'balanced-base.json');
-  t.equal(runProgram('themis-admin', ['topology', 'plan', '--balanced', '--shards', 'a,b,c', '--sample', '0', '--out', base]).status, 0);
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--balanced', '--shards', 'a,b,c', '--cluster', 'cluster-a', '--sample', '0', '--out', base]).status, 0);
   const cases: [string[], number, RegExp][] = [
     [['--balanced', '--shards', 'a,b', '--vnodes', '4'], 2, /--vnodes does not apply to --balanced/],
     [['--shards', 'a,b', '--ranges-per-shard', '4'], 2, /--ranges-per-shard needs --balanced/],
@@ -105,7 +105,7 @@ t.test('plan --balanced refuses what it cannot do, in one line', async (t) => {
     [['--balanced', '--from', base, '--add', 'd', '--allowed', 'd=0:0x0fffffffffffffff'], 1, /d's certified token range .* less than its equal share of 25\.000%/],
   ];
   for (const [args, status, msg] of cases) {
-    const r = runProgram('themis-admin', ['topology', 'plan', ...args, '--sample', '0']);
+    const r = runProgram('themis-admin', ['topology', 'plan', ...args, ...(args.includes('--from') ? [] : ['--cluster', 'cluster-a']), '--sample', '0']);
     t.equal(r.status, status, args.join(' '));
     t.match(r.stderr, msg, args.join(' '));
     t.equal(r.stderr.split('\n').filter(Boolean).length <= 2, true, 'one line (and the usage hint)');
@@ -125,7 +125,10 @@ t.test('bad input: one-line errors, non-zero exit, nothing written', async (t) =
     [['topology', 'plan', '--shards', 'a,b', '--vnodes', '0'], /--vnodes must be an integer from 1/],
     [['topology', 'plan', '--shards', 'a,b', '--replicas', '2'], /--replicas must be an integer from 0 to 1/],
     [['topology', 'plan', '--shards', 'a,b', '--bogus'], /Unknown option '--bogus'/],
-    [['topology', 'plan', '--shards', 'a,b', '--endpoints', 'c=1.2.3.4:1'], /--endpoints/],
+    [['topology', 'plan', '--shards', 'a,b', '--cluster', 'cluster-a', '--endpoints', 'c=1.2.3.4:1'], /--endpoints/],
+    // No silent cluster-dev: a topology names the cluster it is for, given or from a context.
+    [['topology', 'plan', '--shards', 'a,b'], /--cluster is required: the cluster this topology is for/],
+    [['topology', 'plan', '--balanced', '--shards', 'a,b'], /--cluster is required/],
     [['topology', 'plan', '--shards', 'a,b', '--out', existing], /already exists; pass --force/],
     [['topology', 'diff', '--from', existing, '--to', existing], /not valid JSON/],
     [['topology', 'nope'], /unknown topology command/],
@@ -137,4 +140,17 @@ t.test('bad input: one-line errors, non-zero exit, nothing written', async (t) =
   }
   t.equal(readFileSync(existing, 'utf8'), 'keep', 'existing file untouched');
   t.notOk(existsSync(join(dir, 'nothing.json')));
+});
+
+t.test('a reader that stops early (| head) ends the command quietly, without an EPIPE stack trace', async (t) => {
+  const a = join(dir, 'many-a.json');
+  const b = join(dir, 'many-b.json');
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3', '--cluster', 'cluster-a', '--vnodes', '3000', '--sample', '0', '--out', a]).status, 0);
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 's1,s2,s3,s4', '--cluster', 'cluster-a', '--vnodes', '3000', '--sample', '0', '--out', b]).status, 0);
+  const { spawnSync } = await import('node:child_process');
+  const { ROOT, PROGRAMS } = await import('../support/cli.js');
+  // The shell's pipe, as an operator types it; PIPESTATUS gives themis-admin's own status.
+  const r = spawnSync('bash', ['-c', `"${process.execPath}" "${ROOT}${PROGRAMS['themis-admin']}" topology diff --from "$A" --to "$B" | head -n 1; echo "status=\${PIPESTATUS[0]}" >&2`], { encoding: 'utf8', env: { ...process.env, A: a, B: b } });
+  t.match(r.stdout, /^0x[0-9a-f]{16}  0x[0-9a-f]{16}  s[123] → s4\n$/, 'head printed its one line');
+  t.match(r.stderr, /^status=0\n$/, 'themis-admin ended with status 0 and printed nothing on stderr');
 });

@@ -27,12 +27,12 @@ t.test('the example etcd member environment starts a TLS etcd that demands unrev
     .replaceAll('10.0.0.21:2379', `127.0.0.1:${client}`)
     .replaceAll('10.0.0.21:2380', `127.0.0.1:${peer}`)
     .replace(/^ETCD_INITIAL_CLUSTER=.*$/m, `ETCD_INITIAL_CLUSTER=etcd-1=https://127.0.0.1:${peer}`)
-    .replace('/var/lib/etcd/themis', join(dir, 'data'))
+    .replace('/var/lib/themis/etcd', join(dir, 'data'))
     .replaceAll('/var/lib/themis/etcd-crl/revoked.crl', crlFile)
-    .replaceAll('/etc/etcd/pki/etcd-1/chain.pem', pki.etcd.chainPath)
-    .replaceAll('/etc/etcd/pki/etcd-1/key.pem', pki.etcd.keyPath)
-    .replaceAll('/etc/etcd/pki/etcd-client-cas.pem', clientCas)
-    .replaceAll('/etc/etcd/pki/root.pem', pki.root.certPath)
+    .replaceAll('/etc/themis/etcd/pki/chain.pem', pki.etcd.chainPath)
+    .replaceAll('/etc/themis/etcd/pki/key.pem', pki.etcd.keyPath)
+    .replaceAll('/etc/themis/etcd/pki/client-cas.pem', clientCas)
+    .replaceAll('/etc/themis/pki/root.pem', pki.root.certPath)
     .replace('ETCD_LOG_LEVEL=info', 'ETCD_LOG_LEVEL=error');
   // As systemd's EnvironmentFile reads it: KEY=VALUE lines, comments and blank lines skipped.
   const env = Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));

@@ -7,7 +7,7 @@ import { ROOT } from '../support/cli.js';
 import { validateSidecarConfig } from '../../src/config/sidecar.js';
 import { validateStorageConfig } from '../../src/config/storage.js';
 
-const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service'];
+const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service', 'themis-etcd.service'];
 const dir = mkdtempSync(join(tmpdir(), 'themis-units-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 for (const u of units) copyFileSync(join(ROOT, 'deploy/systemd', u), join(dir, u));
@@ -25,7 +25,8 @@ t.test('the unit files pass systemd-analyze verify without a single warning', as
 t.test('the units run unprivileged and hardened, and the sidecar depends on its storage node', async (t) => {
   for (const u of units) {
     const text = readFileSync(join(dir, u), 'utf8');
-    for (const d of ['User=themis', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'CapabilityBoundingSet=\n', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'Restart=on-failure']) {
+    t.match(text, u === 'themis-etcd.service' ? /^User=etcd$/m : /^User=themis$/m, `${u}: its own unprivileged user`);
+    for (const d of ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'Restart=on-failure', ...(u === 'themis-etcd.service' ? [] : ['CapabilityBoundingSet=\n', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX'])]) {
       t.ok(text.includes(d), `${u}: ${d.trim()}`);
     }
     t.match(text, /^ReadWritePaths=\/var\/lib\/themis\//m, `${u}: writable data dir`);
@@ -34,14 +35,17 @@ t.test('the units run unprivileged and hardened, and the sidecar depends on its 
   t.match(sidecar, /^Requires=themis-storage\.service$/m);
   t.match(sidecar, /^After=themis-storage\.service/m);
   t.match(sidecar, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
-  t.match(sidecar, /^LoadCredentialEncrypted=sidecar-key-passphrase:/m, 'the key passphrase is a credential');
+  // Node is found through PATH, as npm install -g or the symlink step leaves it: no hard-coded path.
+  for (const u of units.filter((u) => u !== 'themis-etcd.service')) t.match(readFileSync(join(dir, u), 'utf8'), /^ExecStart=\/usr\/bin\/env themis-(sidecar|storage|admin) /m, `${u}: runs its program from PATH`);
+  for (const u of units) t.notMatch(readFileSync(join(dir, u), 'utf8'), /^ExecStart=.*\/node\b/m, `${u}: no path to node`);
   t.notMatch(sidecar, /^Environment=.*PASS/m, 'not an environment variable');
   t.match(sidecar, /ReadWritePaths=.*\/var\/log\/themis/, 'audit dir writable');
 });
 
 t.test('the example configs are valid configs', async (t) => {
   const sidecar = validateSidecarConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/sidecar.json'), 'utf8')), '/etc/themis');
-  t.equal(sidecar.tls.keyPassphraseFile, '/run/credentials/themis-sidecar.service/sidecar-key-passphrase', 'reads the systemd credential');
+  t.equal(sidecar.etcd?.topologyCache, '/var/lib/themis/sidecar/topology-cache.json', 'the etcd caches in the state directory, which the unit may write');
+  t.equal(sidecar.etcd?.crlCache, '/var/lib/themis/sidecar/crl-cache.json');
   t.equal(sidecar.auditFile, '/var/log/themis/audit-shard-001.log');
   t.equal(sidecar.replay.stateFile, '/var/lib/themis/sidecar/replay.json', 'replay marks in the state directory (the config folder is read-only under systemd)');
   const storage = validateStorageConfig(JSON.parse(readFileSync(join(ROOT, 'deploy/config/storage.json'), 'utf8')));

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { startMesh, type Mesh } from '../support/mesh.js';
 import { adminShards } from '../support/admin-shards.js';
+import { copyFileSync } from 'node:fs';
+import { shardProfile } from '../../src/pki/profiles.js';
+import { TOKEN_MAX } from '../../src/hash.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -38,6 +41,23 @@ t.test('sidecars register certificate, endpoint and a leased alive key; themis-a
   t.ok(await waitUntil(() => shards().find((s) => s.shard === 'shard-002')?.replication?.['shard-001']?.state === 'following', 10_000), 'shard-002 reports following shard-001');
   t.match(shards().find((s) => s.shard === 'shard-002')!.replication, { 'shard-001': { state: 'following', lag_changes: 0 } }, 'and how far behind it is');
   t.equal(shards().find((s) => s.shard === 'shard-001')!.replication?.['shard-001'], undefined, 'nobody replicates itself');
+});
+
+t.test('a rotated certificate replaces the registered one: revoking the old one leaves the shard valid', async (t) => {
+  const node = mesh.nodes[0]!;
+  const s = node.shard;
+  const fresh = await mesh.pki.issue(
+    shardProfile({ id: s.id, cluster: mesh.pki.cluster, datacenter: 'dc1', dns: ['localhost'], ips: [s.ip, '127.0.0.1'], tokenRange: { start: 0n, end: TOKEN_MAX }, capabilities: ['read', 'write', 'replicate'], role: 'primary' }),
+    `${s.id}-rotated`,
+  );
+  copyFileSync(fresh.keyPath, s.keyPath);
+  copyFileSync(fresh.chainPath, s.chainPath);
+  node.sidecar!.child.kill('SIGHUP');
+  t.ok(await waitUntil(() => shards().find((r) => r.shard === s.id)?.serial === fresh.serial, 10_000), 'etcd holds the new serial');
+  await mesh.pki.revoke(s.serial, 'superseded');
+  const row = shards().find((r) => r.shard === s.id)!;
+  t.equal(row.status, 'valid', 'the old certificate, revoked as superseded, no longer speaks for the shard');
+  t.equal(row.alive, true);
 });
 
 t.test('a killed sidecar stops being alive within seconds; a revoked one shows as revoked', async (t) => {

@@ -42,8 +42,8 @@ const plan = (t: Test, epoch: number) => {
   t.equal(r.status, 0, r.stderr);
   return file;
 };
-const publish = (file: string, who = pki.operators.admin) =>
-  runProgram('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', who.chainPath, '--operator-key', who.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')]);
+const publish = (file: string, who = pki.operators.admin, ...more: string[]) =>
+  runProgram('themis-admin', ['topology', 'publish', '--plan', file, '--cluster', pki.cluster, ...more, '--operator-cert', who.chainPath, '--operator-key', who.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')]);
 const topologyKey = () => `/themis/${pki.cluster}/topology`;
 
 t.test('publish signs and writes with a compare-and-swap on the epoch; show verifies; etcdctl can read it', async (t) => {
@@ -111,7 +111,7 @@ t.test('a forged value in etcd cannot block publishing, and what publish suggest
   // Two publishers of the same epoch at once: exactly one wins.
   const file = plan(t, 40);
   const { runProgramAsync } = await import('../support/cli.js');
-  const both = await Promise.all([0, 1].map(() => runProgramAsync('themis-admin', ['topology', 'publish', '--plan', file, '--operator-cert', pki.operators.admin.chainPath, '--operator-key', pki.operators.admin.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')])));
+  const both = await Promise.all([0, 1].map(() => runProgramAsync('themis-admin', ['topology', 'publish', '--plan', file, '--cluster', pki.cluster, '--operator-cert', pki.operators.admin.chainPath, '--operator-key', pki.operators.admin.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath, '--crls', crlFiles().join(',')])));
   t.same(both.map((r) => r.status).sort(), [0, 1], both.map((r) => r.stderr).join(' | '));
 });
 
@@ -132,6 +132,27 @@ t.test('publish checks every registered shard\'s certified token range', async (
   client.close();
   t.equal(etcd.etcdctl(admin, ['del', `/themis/${pki.cluster}/shards/${s2.id}/certificate`]).status, 0);
   t.equal(publish(plan(t, 50)).status, 0, 'unregistered, it is left to the shard itself');
+});
+
+t.test('publish refuses a plan of another cluster, and one that strands data unless told it knows', async (t) => {
+  const other = join(dir, 'other-cluster.json');
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003', '--cluster', 'cluster-dev', '--epoch', '60', '--sample', '0', '--out', other]).status, 0);
+  const wrong = publish(other);
+  t.equal(wrong.status, 2);
+  t.match(wrong.stderr, /is a topology of cluster "cluster-dev", but the target is cluster "cluster-test"/);
+  const noTarget = runProgram('themis-admin', ['topology', 'publish', '--plan', other, '--operator-cert', pki.operators.admin.chainPath, '--operator-key', pki.operators.admin.keyPath, '--etcd', etcd.endpoint, '--ca', pki.root.certPath]);
+  t.equal(noTarget.status, 2, 'no target cluster at all is a usage error');
+  t.match(noTarget.stderr, /--cluster is required/);
+  // A fourth shard in the ring takes ranges from the other three, which hold their data.
+  const grown = join(dir, 'grown.json');
+  t.equal(runProgram('themis-admin', ['topology', 'plan', '--shards', 'shard-001,shard-002,shard-003,shard-004', '--cluster', pki.cluster, '--epoch', '60', '--sample', '0', '--out', grown]).status, 0);
+  const stranded = publish(grown);
+  t.equal(stranded.status, 1, 'refused');
+  t.match(stranded.stderr, /refused \(data_stranded\): this topology gives \d+ range\(s\) \([\d.]+% of the token space\) to shards that hold no copy of them \(0x[0-9a-f]{16}-0x[0-9a-f]{16} shard-00[123] → shard-004/);
+  t.match(stranded.stderr, /--i-know-data-is-stranded/);
+  const forced = publish(grown, pki.operators.admin, '--i-know-data-is-stranded');
+  t.equal(forced.status, 0, forced.stderr);
+  t.match(forced.stdout, /published epoch 60/);
 });
 
 t.test('themis-admin dials etcd by IP without Node\'s DEP0123 warning, and still checks that IP against etcd\'s certificate', async (t) => {

@@ -23,6 +23,7 @@ function start(patch: Record<string, unknown>): { status: number | null; stderr:
   const s = pki.shards[0]!;
   const cfg = {
     shardId: 'shard-001',
+    cluster: pki.cluster,
     app: { port: 0 },
     mesh: { port: 0 },
     admin: { port: 0 },
@@ -50,6 +51,9 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['app port on a public address', { app: { host: '0.0.0.0', port: 0 } }, /app\.host/],
     ['request timeout shorter than the headers timeout', { app: { port: 0, headersTimeoutMs: 5000, requestTimeoutMs: 1000 } }, /app\.requestTimeoutMs: 1000 is shorter than app\.headersTimeoutMs/],
     ['body budget below the largest body', { mesh: { port: 0, maxInflightBodyBytes: 4096 } }, /mesh\.maxInflightBodyBytes: 4096 is less than maxBodyBytes/],
+    ['topology file of another cluster', { cluster: 'cluster-prod' }, /topology\.file: .*topology\.json is a topology of cluster "cluster-test", but this sidecar is in cluster "cluster-prod"/],
+    ['etcd topology cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], topology: true, topologyCache: join(dir, 'no-such-folder', 'topology.json'), crlCache: join(dir, 'crl-cache.json') } }, /etcd\.topologyCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
+    ['etcd CRL cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'no-such-folder', 'crl.json') } }, /etcd\.crlCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
     ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];
   for (const [name, patch, msg] of cases) {

@@ -22,9 +22,9 @@ export function runProgram(program: keyof typeof PROGRAMS, args: string[], opts:
 }
 
 /** Like runProgram, without blocking this process's event loop (a load loop may run meanwhile); `child` gets the process (to kill it). */
-export function runProgramAsync(program: keyof typeof PROGRAMS, args: string[], o: { timeoutMs?: number; child?: (c: ChildProcess) => void } = {}): Promise<CliResult> {
+export function runProgramAsync(program: keyof typeof PROGRAMS, args: string[], o: { timeoutMs?: number; child?: (c: ChildProcess) => void; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [ROOT + PROGRAMS[program], ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [ROOT + PROGRAMS[program], ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) });
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
