@@ -1,6 +1,6 @@
 // Diffs two topologies into the token ranges whose owner changes: what adding, removing
 // or rebalancing shards must move. A sweep over the union of both range boundaries.
-import type { Topology } from './topology.js';
+import type { Topology, TokenRange } from './topology.js';
 
 export interface RangeMove {
   readonly start: bigint;
@@ -10,6 +10,20 @@ export interface RangeMove {
 }
 
 export function diffTopologies(before: Topology, after: Topology): RangeMove[] {
+  return changedOwners(before, after, () => true);
+}
+
+/**
+ * The token ranges `after` gives to a shard that held no copy of them in `before` (neither its
+ * owner nor a replica): publishing that alone leaves their data where it was, and the keys answer
+ * 404. Moving data is a rebalance operation's job (themis-admin shard add|remove).
+ */
+export function strandedRanges(before: Topology, after: Topology): RangeMove[] {
+  return changedOwners(before, after, (was, now) => !was.replicas.includes(now.owner));
+}
+
+/** A sweep over the union of both topologies' bounds: the spans whose owner changes and `keep` accepts, contiguous ones joined. */
+function changedOwners(before: Topology, after: Topology, keep: (was: TokenRange, now: TokenRange) => boolean): RangeMove[] {
   const moves: RangeMove[] = [];
   let i = 0;
   let j = 0;
@@ -20,7 +34,7 @@ export function diffTopologies(before: Topology, after: Topology): RangeMove[] {
     const ra = a[i]!;
     const rb = b[j]!;
     const end = ra.end < rb.end ? ra.end : rb.end;
-    if (ra.owner !== rb.owner) {
+    if (ra.owner !== rb.owner && keep(ra, rb)) {
       const last = moves[moves.length - 1];
       if (last && last.end + 1n === start && last.from === ra.owner && last.to === rb.owner) {
         moves[moves.length - 1] = { ...last, end };
@@ -33,32 +47,4 @@ export function diffTopologies(before: Topology, after: Topology): RangeMove[] {
     start = end + 1n;
   }
   return moves;
-}
-
-/**
- * The token ranges `after` gives to a shard that held no copy of them in `before` (neither its
- * owner nor a replica): publishing that alone leaves their data where it was, and the keys answer
- * 404. Moving data is a rebalance operation's job (themis-admin shard add|remove).
- */
-export function strandedRanges(before: Topology, after: Topology): RangeMove[] {
-  const out: RangeMove[] = [];
-  let i = 0;
-  let j = 0;
-  let start = 0n;
-  const a = before.ranges;
-  const b = after.ranges;
-  while (i < a.length && j < b.length) {
-    const ra = a[i]!;
-    const rb = b[j]!;
-    const end = ra.end < rb.end ? ra.end : rb.end;
-    if (ra.owner !== rb.owner && !ra.replicas.includes(rb.owner)) {
-      const last = out[out.length - 1];
-      if (last && last.end + 1n === start && last.from === ra.owner && last.to === rb.owner) out[out.length - 1] = { ...last, end };
-      else out.push({ start, end, from: ra.owner, to: rb.owner });
-    }
-    if (ra.end === end) i++;
-    if (rb.end === end) j++;
-    start = end + 1n;
-  }
-  return out;
 }
