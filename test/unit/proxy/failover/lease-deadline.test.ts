@@ -97,6 +97,15 @@ t.test('a keep-alive answered with TTL 0 (the lease already expired in etcd) ext
   t.equal(d.remainingMs(), 150);
 });
 
+t.test('an answer with no keep-alive outstanding changes nothing', async (t) => {
+  const { d, at } = setup();
+  d.granted(0);
+  d.keepaliveConfirmed(1);
+  at(100);
+  t.ok(d.alive(), 'still alive: the grant’s deadline stands');
+  t.equal(d.remainingMs(), 750, 'and it is a number, not NaN');
+});
+
 /** etcd3's Lease as FencingLease uses it: events, grant, revoke, release. */
 class FakeLease extends EventEmitter {
   released = 0;
@@ -156,5 +165,7 @@ t.test('FencingLease: revoke and close end it at once', async (t) => {
   b.l.close();
   t.notOk(b.l.alive());
   t.equal(b.lease.released, 1);
+  a.lease.emit('lost', new Error('revoked under it'));
+  b.lease.emit('lost', new Error('released under it'));
   t.same([a.lost, b.lost], [[], []], 'giving it up is not losing it');
 });
