@@ -30,7 +30,7 @@ function setup(mode: AckMode, o: { timeoutMs?: number; fencing?: Fencing } = {})
     timeoutMs: o.timeoutMs ?? 300, onRefused: () => refused++, ...(o.fencing ? { fencing: o.fencing } : {}),
   });
   const confirm = (replica: string, seq = 10, t: Topology = current) => positions.record(replica, `${seq} ${rangesDigest(replicaRanges(t, 'a', replica))}`);
-  return { gate, confirm, local, refused: () => refused, set: (t: Topology) => (current = t) };
+  return { gate, confirm, local, positions, refused: () => refused, set: (t: Topology) => (current = t) };
 }
 
 const outcome = (p: Promise<void>) => p.then(() => 'done', (e: unknown) => (e instanceof ThemisError ? e : String(e)));
@@ -86,6 +86,36 @@ t.test('a replica set that changes while the write waits: the new set confirms i
     s.confirm('d', 10, next);
   }, 20);
   t.equal(await settling, 'done', 'd alone, the new set, suffices');
+});
+
+t.test('confirmed, but the key moved away before the gate looked: refused all the same', async (t) => {
+  const s = setup('all');
+  await s.local.after();
+  const p = s.gate.plan(KEY, topo);
+  s.confirm('b');
+  s.confirm('c');
+  s.set(withReplicas(2, 'd', ['a']));
+  t.match(await outcome(s.gate.settle(p)), { code: 'REPLICATION_UNAVAILABLE', message: 'the key moved to d while its write waited for confirmations on a; repeat it' });
+});
+
+t.test('nobody confirms: every missing copy is named; no wait outlasts the deadline', async (t) => {
+  const s = setup('all', { timeoutMs: 120 });
+  const waits: number[] = [];
+  const waitFor = s.positions.waitFor.bind(s.positions);
+  s.positions.waitFor = (r, n, seq, ms) => (waits.push(ms), waitFor(r, n, seq, ms));
+  await s.local.after();
+  t.match(await outcome(s.gate.settle(s.gate.plan(KEY, topo))), { message: /missing: b, c$/, details: { missing_copies: ['b', 'c'] } });
+  t.ok(waits.length >= 1 && waits.every((ms) => ms <= 120), `each wait within the 120 ms left: ${waits.join(', ')}`);
+  t.ok(waits[0]! > 0, 'and the first one actually waits');
+});
+
+t.test('ack primary asks the storage node nothing', async (t) => {
+  const s = setup('primary');
+  let asked = 0;
+  const after = s.local.after.bind(s.local);
+  s.local.after = () => (asked++, after());
+  t.equal(await outcome(s.gate.settle(s.gate.plan(KEY, topo))), 'done');
+  t.equal(asked, 0);
 });
 
 t.test('a confirmation below the write\'s sequence does not count', async (t) => {
