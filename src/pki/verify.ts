@@ -75,6 +75,8 @@ const EKU_OID: Record<Purpose, string> = { serverAuth: '1.3.6.1.5.5.7.3.1', clie
 
 class Fail extends Error {
   leaf?: ClaimedLeaf;
+  /** The message without the name of what it is about (for a root, which the caller names). */
+  problem?: string;
   constructor(readonly reason: VerifyReason, message: string, readonly serial?: string) {
     super(message);
   }
@@ -104,7 +106,7 @@ export class PeerVerifier {
     try {
       this.root = this.info(rootDer, 'root');
     } catch (e) {
-      throw e instanceof Fail ? new PkiError('MALFORMED_PEM', 'root', e.message) : e;
+      throw e instanceof Fail ? new PkiError('MALFORMED_PEM', 'root', e.problem ?? e.message) : e;
     }
     this.setCrls(o.crls);
   }
@@ -269,7 +271,9 @@ export class PeerVerifier {
       };
     } catch (e) {
       // untrusted bytes: whatever fails to decode is a refusal, never an exception
-      throw new Fail('malformed_certificate', e instanceof PkiError ? e.message : `${what} does not decode (${(e as Error).message})`);
+      const f = new Fail('malformed_certificate', e instanceof PkiError ? e.message : `${what} does not decode (${(e as Error).message})`);
+      if (e instanceof PkiError) f.problem = e.problem;
+      throw f;
     }
     this.parsed++;
     this.cache.set(fp, info);

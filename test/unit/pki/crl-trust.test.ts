@@ -124,6 +124,8 @@ t.test('the shape of the value: one CRL, at most one certificate, nothing else',
   const key = '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n';
   t.match(trust.check(cluster + fx.cas.cluster.cert + key, none), { ok: false, reason: 'malformed', message: shape }, 'another block');
   t.match(trust.check('-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n', none), { ok: false, reason: 'malformed', message: /value/ }, 'names the value');
+  t.match(trust.check('no PEM here', none), { ok: false, reason: 'malformed', message: /^value: no complete PEM block/ }, 'no block at all: names the value');
+  t.match(trust.check(cluster + '-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n', none), { ok: false, reason: 'unknown_issuer', message: /^the issuer certificate does not parse \(/ }, 'a certificate block that is no certificate');
 });
 
 t.test('each refusal, word for word', async (t) => {

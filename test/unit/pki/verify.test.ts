@@ -250,3 +250,43 @@ t.test('dates: valid from the first to the last millisecond; a CRL valid from th
   const [root, , operator, client] = fx.crls() as [string, string, string, string];
   t.match(verifier([root, early.pem, operator, client]).verify(der(fx.shards[0]!.chain)), { ok: false, reason: 'revocation_unknown', message: /^the CRL of CN=Themis Cluster CA.* is not valid yet$/ });
 });
+
+t.test('the path is built by name and signature, whatever else is presented and in whatever order', async (t) => {
+  const root = await loadIssuer(fx.layout, 'root', FIXTURE_PASSPHRASE);
+  const cluster = await loadIssuer(fx.layout, 'cluster', FIXTURE_PASSPHRASE);
+  const KU = x509.KeyUsageFlags;
+  const leaf = await craft({ issuer: cluster, cn: 'among-decoys', ku: KU.digitalSignature, identity: [shardIdentity] });
+  const unrelated = await craft({ issuer: root, cn: 'Unrelated CA', ca: true, ku: KU.keyCertSign | KU.cRLSign, kind: 'cluster' });
+  const impostor = der(foreign.cas.cluster.cert)[0]!; // the same name as our cluster CA, another key
+  const real = der(fx.cas.cluster.cert)[0]!;
+  t.match(verifier().verify([leaf.der, impostor, unrelated.der, leaf.der, real]), { ok: true }, 'decoys first, the leaf again, the real issuer last');
+  t.match(verifier().verify([leaf.der, impostor, unrelated.der]), { ok: false, reason: 'unknown_issuer', message: /no trusted issuer for CN=among-decoys/ }, 'control: without the real issuer');
+  const misnamed = await craft({ issuer: { cert: unrelated.cert, key: cluster.key }, cn: 'misnamed-issuer', ku: KU.digitalSignature, identity: [shardIdentity] });
+  t.match(verifier().verify([misnamed.der, real, unrelated.der]), { ok: false, reason: 'unknown_issuer', message: /no trusted issuer for CN=misnamed-issuer/ }, 'signed by the cluster key under another CA’s name: names must chain');
+  const foreignRoot = der(foreign.root.cert)[0]!; // self-signed, with our root's name
+  t.match(verifier().verify([...der(foreign.shards[0]!.chain), foreignRoot]), { ok: false, reason: 'unknown_issuer', message: /^no trusted issuer for .*Root/ }, 'a self-signed impostor root is not its own issuer');
+});
+
+t.test('a chain of five intermediates is too long, refused before anything else about it', async (t) => {
+  const KU = x509.KeyUsageFlags;
+  const chain = async (levels: number) => {
+    let issuer: Pick<Awaited<ReturnType<typeof craft>>, 'cert' | 'key'> = await loadIssuer(fx.layout, 'root', FIXTURE_PASSPHRASE);
+    const cas: Uint8Array[] = [];
+    for (let i = 1; i <= levels; i++) {
+      const ca = await craft({ issuer, cn: `Level ${i} CA`, ca: true, ku: KU.keyCertSign | KU.cRLSign, kind: 'cluster' });
+      cas.unshift(ca.der);
+      issuer = ca;
+    }
+    const leaf = await craft({ issuer, cn: 'deep-leaf', ku: KU.digitalSignature, identity: [shardIdentity] });
+    return [leaf.der, ...cas];
+  };
+  t.match(verifier().verify(await chain(5)), { ok: false, reason: 'unknown_issuer', message: 'chain too long' });
+  const four = await chain(4);
+  t.match(verifier().verify(four), { ok: false, reason: 'wrong_key_usage' }, 'control: four make a path, refused for what an intermediate may sign');
+  t.match(verifier().verify(four.slice(0, 4)), { ok: false, reason: 'unknown_issuer', message: /no trusted issuer for CN=Level 2 CA/ }, 'control: the top one missing');
+});
+
+t.test('a root that does not parse is named as the root', async (t) => {
+  t.throws(() => new PeerVerifier({ root: 'not a certificate', crls: [], clock }), { code: 'MALFORMED_PEM', field: 'root' });
+  t.throws(() => new PeerVerifier({ root: new Uint8Array([48, 3, 2, 1, 1]), crls: [], clock }), { code: 'MALFORMED_PEM', field: 'root', message: 'root: certificate does not decode as X.509 (Data does not match to Certificate ASN1 schema. Inconsistent length between ASN.1 data and schema)' });
+});
