@@ -11,7 +11,6 @@ export const BACKUP_REFUSALS = {
   BACKUP_SOURCE_FAILED: 'the storage node did not deliver a complete snapshot',
   RESTORE_TARGET_IN_USE: 'a storage node holds the target data directory open',
   RESTORE_TARGET_NOT_EMPTY: 'the target data directory holds data and --replace was not given',
-  RESTORE_UNTIL_UNREACHABLE: 'the archived change feed does not reach the point asked for',
 } as const;
 
 export type RefusalCode = keyof typeof BACKUP_REFUSALS;

@@ -141,6 +141,10 @@ t.test('a backup signed by an operator without admin, a shard, a revoked operato
   const control = await resign('signed-admin-again', mesh.pki.operators.admin);
   const ok = await admin(['restore', '--from', control, '--data-dir', join(work, 'control-target'), '--cluster', mesh.pki.cluster, ...trustArgs()]);
   t.equal(ok.status, 0, `control: re-signed by the admin operator, it restores (${ok.stderr.trim()})`);
+  // Signed, but the signer vouched for digests the data does not have.
+  await refused(t, await resign('wrong-xxh64', mesh.pki.operators.admin, (m) => ({ ...m, data_xxh64: '0123456789abcdef' })), 'BACKUP_DATA_DIGEST');
+  await refused(t, await resign('wrong-count', mesh.pki.operators.admin, (m) => ({ ...m, keys: (m.keys as number) + 1 })), 'BACKUP_DATA_DIGEST');
+  await refused(t, await resign('malformed', mesh.pki.operators.admin, (m) => ({ ...m, seq: -1 })), 'BACKUP_MALFORMED');
   await refused(t, await resign('signed-readonly', mesh.pki.operators.readonly), 'BACKUP_SIGNER_UNTRUSTED');
   await refused(t, await resign('signed-shard', mesh.pki.shards[0]!), 'BACKUP_SIGNER_UNTRUSTED');
   const leaver = await mesh.pki.issue(operatorProfile({ name: 'backup-leaver', capabilities: ['admin'] }), 'backup-leaver');
