@@ -71,23 +71,31 @@ export interface ManifestCheck {
 }
 
 /**
- * Verifies manifest.cms over the manifest text: a valid signature, by a certificate that chains
- * to the root, is not revoked, is an operator's and carries `admin`; then the cluster (and shard).
+ * Verifies a detached signature over `text` (the file `what`): a valid signature, by a
+ * certificate that chains to the root, is not revoked, is an operator's and carries `admin`.
+ * Resolves with the signer's subject.
  */
-export async function verifyManifest(text: string, cms: Uint8Array, o: ManifestCheck): Promise<{ manifest: Manifest; signer: string }> {
+export async function verifySigned(text: string, cms: Uint8Array, verifier: PeerVerifier, what: string): Promise<string> {
+  const sig = `${what.replace(/\.json$/, '')}.cms`;
   let parts;
   try {
     parts = await openDetached(cms, Buffer.from(text, 'utf8'));
   } catch (e) {
-    throw new BackupRefused('BACKUP_SIGNATURE_INVALID', `${MANIFEST_CMS} is not a CMS signature (${(e as Error).message})`);
+    throw new BackupRefused('BACKUP_SIGNATURE_INVALID', `${sig} is not a CMS signature (${(e as Error).message})`);
   }
-  if (!parts.signatureValid) throw new BackupRefused('BACKUP_SIGNATURE_INVALID', `${MANIFEST_CMS} does not verify over ${MANIFEST_FILE}: the manifest was changed after it was signed`);
-  const chain = parts.chain.length ? o.verifier.verify(parts.chain, 'clientAuth') : undefined;
-  if (!chain) throw new BackupRefused('BACKUP_SIGNER_UNTRUSTED', `${MANIFEST_CMS} carries no signer certificate`);
+  if (!parts.signatureValid) throw new BackupRefused('BACKUP_SIGNATURE_INVALID', `${sig} does not verify over ${what}: it was changed after it was signed`);
+  const chain = parts.chain.length ? verifier.verify(parts.chain, 'clientAuth') : undefined;
+  if (!chain) throw new BackupRefused('BACKUP_SIGNER_UNTRUSTED', `${sig} carries no signer certificate`);
   if (!chain.ok) throw new BackupRefused('BACKUP_SIGNER_UNTRUSTED', `the signer's certificate is refused (${chain.reason}): ${chain.message}`);
   const { identity, subject } = chain.peer;
   if (identity.role !== 'operator') throw new BackupRefused('BACKUP_SIGNER_UNTRUSTED', `${subject} is a ${identity.role} certificate, not an operator's`);
   if (!(identity.capabilities as readonly string[]).includes(BACKUP_CAPABILITY)) throw new BackupRefused('BACKUP_SIGNER_UNTRUSTED', `${subject} lacks the ${BACKUP_CAPABILITY} capability`);
+  return subject;
+}
+
+/** verifySigned over manifest.json, then the cluster (and shard) it names. */
+export async function verifyManifest(text: string, cms: Uint8Array, o: ManifestCheck): Promise<{ manifest: Manifest; signer: string }> {
+  const subject = await verifySigned(text, cms, o.verifier, MANIFEST_FILE);
   const manifest = parseManifest(text);
   if (manifest.cluster !== o.cluster) throw new BackupRefused('BACKUP_WRONG_CLUSTER', `the backup is of cluster "${manifest.cluster}", not "${o.cluster}"`);
   if (o.shard !== undefined && manifest.shard !== o.shard) throw new BackupRefused('BACKUP_WRONG_SHARD', `the backup is of ${manifest.shard}, not ${o.shard}`);

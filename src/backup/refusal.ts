@@ -9,6 +9,7 @@ export const BACKUP_REFUSALS = {
   BACKUP_FILE_DIGEST: 'a file differs from the size or SHA-256 the manifest records, or is missing',
   BACKUP_DATA_DIGEST: 'the data differs from the XXH64 digest or key count the manifest records',
   BACKUP_SOURCE_FAILED: 'the storage node did not deliver a complete snapshot',
+  RESTORE_UNTIL_UNREACHABLE: 'the signed segments of the archived change feed do not reach the point asked for',
   RESTORE_TARGET_IN_USE: 'a storage node holds the target data directory open',
   RESTORE_TARGET_NOT_EMPTY: 'the target data directory holds data and --replace was not given',
 } as const;

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { importStore, storeInUse } from '../../storage-node/restore-import.js';
 import type { ChangeRecord } from '../../storage-node/layout.js';
+import { recordsUntil, verifiedSegments } from './feed-segments.js';
 import { DigestSink, digestFile } from './digests.js';
 import { DATA_FILE, MANIFEST_CMS, MANIFEST_FILE, verifyManifest, type Manifest, type ManifestCheck } from './manifest.js';
 import { BackupRefused } from './refusal.js';
@@ -15,8 +16,8 @@ export interface RestoreOptions extends ManifestCheck {
   dataDir: string;
   /** Replace a data directory that holds data (moved aside, never deleted). */
   replace?: boolean;
-  /** Archived changes after the backup's sequence number, already cut at the restore point. */
-  changes?: (m: Manifest) => AsyncIterable<ChangeRecord>;
+  /** Replay the archived change feed (DIR/feed/) up to and including this sequence number. */
+  until?: number;
   now?: () => number;
 }
 
@@ -91,6 +92,11 @@ async function checkTarget(dataDir: string, replace: boolean): Promise<boolean> 
 
 export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const { manifest, signer } = await verifyBackup(o.from, o);
+  let segments: string[] = [];
+  if (o.until !== undefined) {
+    if (o.until < manifest.seq) throw new BackupRefused('RESTORE_UNTIL_UNREACHABLE', `the backup is at seq ${manifest.seq}, after ${o.until}; restore an older backup`);
+    segments = await verifiedSegments(o.from, { cluster: manifest.cluster, shard: manifest.shard, baseSeq: manifest.seq }, o.verifier, o.until);
+  }
   const dataDir = resolve(o.dataDir);
   const occupied = await checkTarget(dataDir, o.replace === true);
   const stamp = new Date((o.now ?? Date.now)()).toISOString().replace(/[:.]/g, '-');
@@ -98,7 +104,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const sink = new DigestSink();
   let result;
   try {
-    result = await importStore(building, { seq: manifest.seq, entities: entitiesOf(join(o.from, DATA_FILE), sink), ...(o.changes ? { changes: o.changes(manifest) } : {}) });
+    result = await importStore(building, { seq: manifest.seq, entities: entitiesOf(join(o.from, DATA_FILE), sink), ...(o.until !== undefined ? { changes: recordsUntil(segments, o.until) as AsyncIterable<ChangeRecord> } : {}) });
     const read = sink.digest();
     if (read.xxh64 !== manifest.data_xxh64 || result.entities !== manifest.keys) {
       throw new BackupRefused('BACKUP_DATA_DIGEST', `${DATA_FILE} changed while it was restored (XXH64 ${read.xxh64}, ${result.entities} keys; the manifest records ${manifest.data_xxh64}, ${manifest.keys})`);

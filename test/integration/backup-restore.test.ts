@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { operatorArgs, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
@@ -90,7 +90,8 @@ async function refused(t: Test, dir: string, code: string, extra: string[] = [],
   t.equal(r.status, 1, `refused: ${r.stderr.trim()}`);
   t.match(r.stderr, new RegExp(`refused \\(${code}\\)`), `code ${code}`);
   t.same(await snapshot(target), before, 'the target is untouched');
-  t.same(readdirSync(dirname(target)).filter((f) => /restoring|replaced/.test(f)), [], 'nothing half-built is left beside it');
+  const name = basename(target);
+  t.same(readdirSync(dirname(target)).filter((f) => f.startsWith(`.${name}.restoring`) || f.startsWith(`${name}.replaced`)), [], 'nothing half-built is left beside it, nothing moved aside');
 }
 
 function copyBackup(name: string): string {
@@ -173,4 +174,68 @@ t.test('the target directory of a running node, or one holding data without --re
   const ok = await admin(['restore', '--from', backupDir, '--data-dir', held, '--replace', '--cluster', mesh.pki.cluster, ...trustArgs()]);
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /moved the old data directory aside to .*held\.replaced-/);
+});
+
+t.test('point in time: backup --follow archives the feed under a write loop; restore --until SEQ holds every change up to SEQ, none after', async (t) => {
+  const node = mesh.nodes[1]!;
+  const keys = Array.from({ length: 40 }, () => `document.shop.carts:${uuidOwnedBy(node.shard.tokenRange)}`);
+  const history = new History();
+  let stop!: () => void;
+  const until = new Promise<void>((r) => (stop = r));
+  let lane = 0;
+  const loop = writeLoop(history, keys, async (key, blob) => {
+    const r = await call(mesh.nodes[lane++ % 2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 10_000);
+    return { status: r.status, code: r.body?.code };
+  }, { until, concurrency: 4 });
+  await sleep(500);
+  const dir = join(work, 'shard-002-follow');
+  let child: import('node:child_process').ChildProcess | undefined;
+  const follow = runProgramAsync('themis-admin', ['backup', '--follow', '--segment-records', '100', '--segment-seconds', '1', '--shard', 'shard-002', '--out', dir, '--storage', node.storage.url, ...operatorArgs(mesh)], { child: (c) => (child = c) });
+  for (let i = 0; i < 100 && !existsSync(join(dir, 'manifest.json')); i++) await sleep(100);
+  t.ok(existsSync(join(dir, 'manifest.json')), 'the base backup was taken');
+  await sleep(2500);
+  stop();
+  const stats = await loop;
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged)`);
+  const head = (await call(node.storage.url, 'GET', '/health')).body.last_seq as number;
+  const pad = String(head).padStart(16, '0');
+  for (let i = 0; i < 100 && !readdirSync(join(dir, 'feed')).some((f) => f.endsWith(`-${pad}.cms`)); i++) await sleep(100);
+  child!.kill('SIGTERM');
+  const done = await follow;
+  t.equal(done.status, 0, `the follow stopped cleanly: ${done.stdout}${done.stderr.slice(-2000)}`);
+  t.match(done.stdout, `archived the change feed of shard-002 through seq ${head}`);
+  const base = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).seq as number;
+  t.ok(head - base >= 20, `changes after the base backup: ${base} → ${head}`);
+  const segments = readdirSync(join(dir, 'feed')).filter((f) => f.endsWith('.ndjson'));
+  t.ok(segments.length >= 2, `several signed segments: ${segments.join(', ')}`);
+  const feed = await readFeed(node.storage.url);
+  const mid = base + Math.floor((head - base) / 2);
+
+  // Refused before anything is touched.
+  await refused(t, dir, 'RESTORE_UNTIL_UNREACHABLE', ['--until', String(head + 5)]);
+  if (base > 0) await refused(t, dir, 'RESTORE_UNTIL_UNREACHABLE', ['--until', String(base - 1)]);
+  const segEdited = join(work, 'seg-edited');
+  cpSync(dir, segEdited, { recursive: true });
+  const first = readdirSync(join(segEdited, 'feed')).filter((f) => f.endsWith('.ndjson')).sort()[0]!;
+  writeFileSync(join(segEdited, 'feed', first), readFileSync(join(segEdited, 'feed', first), 'utf8').replace('"n\\":', '"n\\":7'));
+  await refused(t, segEdited, 'BACKUP_FILE_DIGEST', ['--until', String(head)]);
+  const manEdited = join(work, 'seg-manifest-edited');
+  cpSync(dir, manEdited, { recursive: true });
+  const segJson = join(manEdited, 'feed', first.replace('.ndjson', '.json'));
+  writeFileSync(segJson, readFileSync(segJson, 'utf8').replace('"records"', '"records" ').replace(/"bytes": \d+/, '"bytes": 1'));
+  await refused(t, manEdited, 'BACKUP_SIGNATURE_INVALID', ['--until', String(head)]);
+
+  await node.storage.stop();
+  rmSync(node.storage.dataDir!, { recursive: true, force: true });
+  const r = await admin(['restore', '--from', dir, '--until', String(mid), '--data-dir', node.storage.dataDir!, '--cluster', mesh.pki.cluster, ...trustArgs()]);
+  t.equal(r.status, 0, `restore --until ran: ${r.stdout}${r.stderr}`);
+  t.match(r.stdout, `replayed ${mid - base} archived changes after seq ${base}`);
+  await node.storage.start();
+  const restored = await scanAll(node.storage.url);
+  const want = stateAt(feed, mid);
+  t.same(differences(restored, want), [], `restored to seq ${mid}: exactly the state there (${restored.size} keys)`);
+  t.not(differences(want, stateAt(feed, head)).length, 0, 'control: the state at the head differs, so later changes were left out');
+  t.equal((await call(node.storage.url, 'GET', '/health')).body.last_seq, mid, 'its log ends at the chosen seq');
+  const tail = await call(node.storage.url, 'GET', `/changefeed?from_seq=${base}&limit=1000`);
+  t.same((tail.body.changes as { sequence: number }[]).map((c) => c.sequence), Array.from({ length: mid - base }, (_, i) => base + 1 + i), 'and holds the replayed change records, so followers continue from the backup’s seq');
 });
