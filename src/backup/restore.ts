@@ -1,7 +1,7 @@
 // `themis-admin restore`: verify a backup against its signed manifest, then build the storage
 // node's data directory beside the target and swap it in only when complete. Every check comes
 // before the target is touched; a refusal or a crash midway leaves the target as it was.
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { importStore, storeInUse } from '../../storage-node/restore-import.js';
@@ -121,12 +121,5 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     rmSync(dataDir, { recursive: true }); // an empty directory
   }
   renameSync(building, dataDir);
-  // The renames are durable once the parent directory is.
-  const parent = openSync(dirname(dataDir), 'r');
-  try {
-    fsyncSync(parent);
-  } finally {
-    closeSync(parent);
-  }
   return { manifest, signer, lastSeq: result.lastSeq, entities: result.entities, changes: result.changes, ...(movedAside ? { movedAside } : {}) };
 }
