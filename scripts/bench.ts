@@ -7,6 +7,7 @@ const benches: Record<string, string> = {
   changefeed: './bench-changefeed.js',
   replication: './bench-replication.js',
   rebalance: './bench-rebalance.js',
+  backup: './bench-backup.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {

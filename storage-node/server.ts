@@ -15,6 +15,7 @@ import { StreamStats, parseStreamParams, streamChangefeed } from './sse.js';
 import { deleteEntity, getEntity, postEntity, putEntity } from './entities.js';
 import { parseQuery, runQuery } from '../src/query/query.js';
 import { sendAnswer, sendError, type Answer } from './respond.js';
+import { SNAPSHOT_PATH, exportSnapshot, parseSnapshotParams } from './snapshot-export.js';
 import { parseScanParams, scan } from './scan.js';
 import type { Store } from './store.js';
 import { parseVectorQuery, searchVectors } from '../src/query/vector.js';
@@ -94,11 +95,19 @@ export async function startServer(deps: ServerDeps): Promise<StorageServer> {
     'feed-followers-post': async (c) => registerFollower(retention, await body(c.req, 'INVALID_BODY')),
   };
 
+  // GET /snapshot is node-local (a backup on this host), outside the mesh's route table.
+  const isSnapshot = (url: string | undefined) => url === SNAPSHOT_PATH || url?.startsWith(`${SNAPSHOT_PATH}?`) === true;
+
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
       if (closing) throw new ThemisError('STORAGE_UNAVAILABLE', 'the storage node is shutting down');
+      if (isSnapshot(req.url)) {
+        if (req.method !== 'GET') throw new ThemisError('METHOD_NOT_ALLOWED', `${(req.method ?? '').slice(0, 16)} is not allowed here; use GET`, { allow: 'GET' });
+        const q = new URLSearchParams((req.url ?? '').slice(SNAPSHOT_PATH.length + 1));
+        return void (await exportSnapshot(store, retention, res, parseSnapshotParams(q), abort.signal));
+      }
       const m = matchRoute(req.method ?? 'GET', req.url ?? '/');
       const ctx: Ctx = { req, res, path: m.path, query: new URLSearchParams(m.query), segment: m.segment, signal: abort.signal };
       const answer = await handlers[m.route.id](ctx);

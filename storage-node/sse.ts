@@ -81,7 +81,7 @@ export async function streamChangefeed(d: StreamDeps, req: IncomingMessage, res:
 }
 
 /** Writes, and when the socket's buffer is full waits for it to drain (or for the client to go). */
-function send(res: ServerResponse, text: string, signal: AbortSignal): Promise<void> {
+export function send(res: ServerResponse, text: string, signal: AbortSignal): Promise<void> {
   if (res.write(text) || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

@@ -29,7 +29,14 @@ export interface FollowerOptions {
   /** The shard whose feed this is (recorded in the checkpoint). */
   sourceShard: string;
   source: NodeClient;
-  target: NodeClient;
+  /** Where the ranges are kept equal to the source's; or, instead, `sink`. */
+  target?: NodeClient;
+  /**
+   * Instead of a target: every change of each page, in order and uncollapsed (a backup's feed
+   * archive). It must be durable when it resolves. A sink has no full copy: the follower starts
+   * from its checkpoint, and a feed trimmed past it fails (onFullCopy hears why) without copying.
+   */
+  sink?: (changes: Change[]) => Promise<void>;
   ranges: TokenRanges;
   checkpoints: CheckpointStore;
   clock: Clock;
@@ -128,6 +135,7 @@ export class FeedFollower {
   private async fullCopy(reason: string): Promise<void> {
     this.state = 'copying';
     this.o.onFullCopy?.(reason);
+    this.targetNode();
     this.o.log.info({ follower: this.o.id, reason }, 'full copy of the ranges, then following the change feed');
     const head = await this.o.source.head();
     // Before the scan: the source keeps its log from `head` on while we copy.
@@ -159,12 +167,13 @@ export class FeedFollower {
 
   /** Makes the target equal the source in `ranges` (a merge-join of both scans), COPY_CONCURRENCY repairs at a time. */
   private async repair(ranges: TokenRanges): Promise<{ same: number; different: number }> {
+    const target = this.targetNode();
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
     this.copyRepaired = 0;
-    const result = await diffRanges(this.o.source, this.o.target, ranges, async (d) => {
+    const result = await diffRanges(this.o.source, target, ranges, async (d) => {
       if (failure) throw failure;
-      const w = (d.kind === 'extra' ? this.o.target.delete(d.key) : this.o.target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
+      const w = (d.kind === 'extra' ? target.delete(d.key) : target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
       const tracked = w.finally(() => inflight.delete(tracked));
       inflight.add(tracked);
       if (inflight.size >= COPY_CONCURRENCY) await Promise.race(inflight);
@@ -193,6 +202,12 @@ export class FeedFollower {
     } catch (err) {
       this.o.log.warn({ follower: this.o.id, err: (err as Error).message }, 'could not register the change-feed checkpoint at the source; its log may be trimmed past us');
     }
+  }
+
+  /** The target node; a follower with a sink has none, and so no copy to make. */
+  private targetNode(): NodeClient {
+    if (!this.o.target) throw new Error(`${this.o.id} follows into a sink from its checkpoint and cannot make a full copy`);
+    return this.o.target;
   }
 
   /** Removes the registration at the source: for a follower that is stopped for good. */
@@ -232,6 +247,8 @@ export class FeedFollower {
    * page's end, not at every step), and distinct keys are written side by side.
    */
   private async apply(changes: Change[]): Promise<void> {
+    if (this.o.sink) return this.o.sink(changes);
+    const target = this.targetNode();
     const last = new Map<string, Change>();
     for (const c of changes) last.set(c.key, c);
     const todo = [...last.values()];
@@ -242,8 +259,8 @@ export class FeedFollower {
       while (next < todo.length && !failed) {
         const c = todo[next++]!;
         try {
-          if (c.operation === 'DELETE' || c.new_val === null) await this.o.target.delete(c.key);
-          else await this.o.target.put(c.key, c.new_val);
+          if (c.operation === 'DELETE' || c.new_val === null) await target.delete(c.key);
+          else await target.put(c.key, c.new_val);
         } catch (e) {
           failed = true;
           throw e;

@@ -195,7 +195,11 @@ function shardChecks(id: string, all: Record<string, string>, k: ReturnType<type
   const report = json(all[k.shardReplication(id)]) as { topology_epoch?: number; updated_at?: string } | undefined;
   if (alive && !report) out.push({ name: 'topology', status: 'warn', detail: `${id} has not reported the epoch it serves yet (every 2 s once registered)`, fix: 'run the check again in a few seconds' });
   if (alive && report) {
-    if (report.topology_epoch !== epoch) out.push({ name: 'topology', status: 'fail', detail: `${id} serves epoch ${report.topology_epoch}, the published one is ${epoch}`, fix: `see why it refused it: journalctl -u themis-sidecar | grep TOPOLOGY_REJECTED, or the audit trail` });
+    const served = report.topology_epoch;
+    if (typeof served === 'number' && served > epoch) {
+      // etcd holds an older topology than the cluster serves: a restored (or rolled-back) etcd. Sidecars refuse it; only a newer signed one moves on.
+      out.push({ name: 'topology', status: 'fail', detail: `${id} serves epoch ${served}, newer than the ${epoch} etcd holds: etcd was restored from an older snapshot or rolled back; the sidecars refuse the older topology`, fix: `sign the decision: publish the topology in force at an epoch above ${served} (themis-admin topology plan … --epoch ${served + 1}, then topology publish; docs/disaster-recovery.md)` });
+    } else if (served !== epoch) out.push({ name: 'topology', status: 'fail', detail: `${id} serves epoch ${served}, the published one is ${epoch}`, fix: `see why it refused it: journalctl -u themis-sidecar | grep TOPOLOGY_REJECTED, or the audit trail` });
     else out.push({ name: 'topology', status: 'ok', detail: `${id} serves epoch ${epoch}` });
     const at = Date.parse(report.updated_at ?? '');
     if (Number.isFinite(at)) {

@@ -10,6 +10,7 @@ import type { VerifiedPeer } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
 import { crlsFlag, etcdCall, etcdFlag, parseFlags, readFlagFile, requireFlag, UsageError } from './cli-common.js';
 import { OPERATOR_FLAGS, operatorIdentity } from './admin-topology.js';
+import { etcdSnapshotCommand, ETCD_SNAPSHOT_USAGE } from './admin-etcd-snapshot.js';
 
 export const ETCD_USAGE = `themis-admin etcd rbac apply|plan --cluster NAME --etcd https://HOST:2379 --ca ROOT.pem
         --operator-cert CHAIN.pem --operator-key KEY.pem [--crls A.pem,…] CERT.pem…
@@ -24,12 +25,14 @@ themis-admin etcd crl-file --out FILE (--empty | --cluster NAME --etcd https://H
   Writes the file etcd's --client-crl-file reads: every serial revoked by a CRL in etcd that
   verifies against the root, added to those the file lists already (it only grows), as one
   list (etcd reads only one CRL, and only its serials).
-  --watch keeps it current as CRLs are published; --empty writes an empty one to start etcd with.`;
+  --watch keeps it current as CRLs are published; --empty writes an empty one to start etcd with.
+${ETCD_SNAPSHOT_USAGE}`;
 
 export async function etcdCommand(argv: string[]): Promise<void> {
   if (argv[0] === 'crl-file') return crlFile(argv.slice(1));
+  if (argv[0] === 'snapshot') return etcdSnapshotCommand(argv.slice(1));
   const [group, sub, ...rest] = argv;
-  if (group !== 'rbac' || (sub !== 'apply' && sub !== 'plan')) throw new UsageError(`unknown etcd command "${[group, sub].filter(Boolean).join(' ')}"; use etcd rbac apply, etcd rbac plan or etcd crl-file`);
+  if (group !== 'rbac' || (sub !== 'apply' && sub !== 'plan')) throw new UsageError(`unknown etcd command "${[group, sub].filter(Boolean).join(' ')}"; use etcd rbac apply, etcd rbac plan, etcd crl-file or etcd snapshot`);
   const { values, positionals } = parseFlags(rest, { cluster: { type: 'string' }, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' }, ...OPERATOR_FLAGS });
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');

@@ -14,6 +14,7 @@ import { crlCommand, CRL_USAGE } from './admin-crl.js';
 import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
 import { shardCommand, SHARD_USAGE } from './admin-shard.js';
 import { etcdCommand, ETCD_USAGE } from './admin-etcd.js';
+import { backupCommand, restoreCommand, BACKUP_USAGE } from './admin-backup.js';
 
 const USAGE = `usage: themis-admin [--context NAME] <command> …
 
@@ -27,6 +28,7 @@ ${CRL_USAGE}
 ${REBALANCE_USAGE}
 ${SHARD_USAGE}
 ${ETCD_USAGE}
+${BACKUP_USAGE}
 `;
 
 await runCommands(
@@ -44,6 +46,8 @@ await runCommands(
     rebalance: rebalanceCommand,
     shard: shardCommand,
     etcd: etcdCommand,
+    backup: backupCommand,
+    restore: restoreCommand,
   },
   (argv) => {
     const { argv: rest, context } = takeContextFlag(argv);

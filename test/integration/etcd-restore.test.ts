@@ -1,0 +1,78 @@
+// etcd lost and restored from a snapshot older than the topology in force (themis-admin etcd
+// snapshot save|restore over a real etcd): the sidecars keep the newer topology and refuse the
+// restored one, a sidecar restarted meanwhile too; themis-admin check names the rollback; only
+// the operator's signed decision — the topology published at a newer epoch — moves the cluster.
+import t from 'tap';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { operatorArgs, publishAsAdmin, startMesh, type Mesh } from '../support/mesh.js';
+import { call } from '../support/storage-process.js';
+import { runProgramAsync } from '../support/cli.js';
+import { etcdctlPath } from '../../scripts/etcd-process.js';
+import { serializeTopology } from '../../src/topology/document.js';
+
+let mesh: Mesh;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true });
+});
+t.teardown(() => mesh?.close());
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const epochs = () => Promise.all(mesh.nodes.map(async (n) => (n.sidecar ? (await call(n.appUrl, 'GET', '/health')).body.topology_epoch : null)));
+async function until(what: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await what()) return true;
+  return false;
+}
+const admin = (args: string[]) => runProgramAsync('themis-admin', args);
+const reader = () => {
+  const crls = mesh.pki.crls().map((c, i) => {
+    const f = join(mesh.dir, `restore-crl-${i}.pem`);
+    writeFileSync(f, c);
+    return f;
+  });
+  const ro = mesh.pki.operators.readonly;
+  return ['--cluster', mesh.pki.cluster, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--cert', ro.chainPath, '--key', ro.keyPath, '--crls', crls.join(',')];
+};
+
+t.test('a restored etcd older than the topology in force is refused until an operator publishes a newer epoch', async (t) => {
+  const e0 = mesh.topology.epoch;
+  const snap = join(mesh.dir, 'etcd.db');
+  const admin0 = mesh.pki.operators.admin;
+  const save = await admin(['etcd', 'snapshot', 'save', '--out', snap, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--operator-cert', admin0.chainPath, '--operator-key', admin0.keyPath, '--etcdctl', etcdctlPath()]);
+  t.equal(save.status, 0, save.stdout + save.stderr);
+  t.ok(existsSync(snap), 'the snapshot was written');
+
+  await publishAsAdmin(mesh.pki, mesh.etcd!, mesh.topology.withEpoch(e0 + 1));
+  t.ok(await until(async () => (await epochs()).every((e) => e === e0 + 1)), `every sidecar serves epoch ${e0 + 1}`);
+
+  // etcd is lost; restored from the older snapshot into the same member's data directory.
+  await mesh.stopEtcd();
+  const etcd = mesh.etcd!;
+  rmSync(etcd.dataDir, { recursive: true, force: true });
+  const peer = `http://127.0.0.1:${etcd.ports.peer}`;
+  const restore = await admin(['etcd', 'snapshot', 'restore', '--from', snap, '--data-dir', etcd.dataDir, '--name', 'themis', '--initial-cluster', `themis=${peer}`, '--initial-advertise-peer-urls', peer, '--etcdctl', etcdctlPath()]);
+  t.equal(restore.status, 0, restore.stdout + restore.stderr);
+  await mesh.restartEtcd();
+  const held = mesh.etcd!.etcdctl({ cert: admin0.chainPath, key: admin0.keyPath, ca: mesh.pki.root.certPath }, ['get', `/themis/${mesh.pki.cluster}/topology`, '--print-value-only']);
+  t.equal(JSON.parse(JSON.parse(held.stdout).document).epoch, e0, `control: the restored etcd holds the older epoch ${e0}`);
+
+  await mesh.stopSidecar(2);
+  await mesh.startSidecar(2);
+  await sleep(3000);
+  t.same(await epochs(), [e0 + 1, e0 + 1, e0 + 1], 'every sidecar keeps the newer topology, one restarted meanwhile too');
+  t.ok(mesh.sidecarLogLines(/topology from etcd refused/).some((l) => /not_newer/.test(l)), 'the older one is refused as not newer');
+
+  let check = await admin(['check', ...reader()]);
+  t.ok(await until(async () => /newer than the \d+ etcd holds/.test((check = await admin(['check', ...reader()])).stdout), 20_000), 'themis-admin check names the rollback');
+  t.equal(check.status, 1, 'and fails');
+  t.match(check.stdout, new RegExp(`serves epoch ${e0 + 1}, newer than the ${e0} etcd holds`));
+  t.match(check.stdout, new RegExp(`--epoch ${e0 + 2}`), 'with the signed decision to take');
+
+  // The operator's signed decision: the topology in force, published at a newer epoch.
+  const plan = join(mesh.dir, 'decision.json');
+  writeFileSync(plan, serializeTopology(mesh.topology.withEpoch(e0 + 2)));
+  const pub = await admin(['topology', 'publish', '--plan', plan, ...operatorArgs(mesh)]);
+  t.equal(pub.status, 0, pub.stdout + pub.stderr);
+  t.ok(await until(async () => (await epochs()).every((e) => e === e0 + 2)), `every sidecar serves epoch ${e0 + 2}`);
+  t.ok(await until(async () => (await admin(['check', ...reader()])).status === 0, 20_000), 'and themis-admin check passes again');
+});
