@@ -343,9 +343,13 @@ export class Sidecar {
     });
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
-    this.accessLog = createAccessLog(cfg.accessLog, () => rt.random.bytes(4).readUInt32BE(0) / 2 ** 32);
+    let accessErrors = 0;
+    this.accessLog = createAccessLog(cfg.accessLog, () => rt.random.bytes(4).readUInt32BE(0) / 2 ** 32, (err) => {
+      // Logged once per hundred failures: a full disk must not flood the diagnostic log too.
+      if (accessErrors++ % 100 === 0) log.error({ err: err.message, file: cfg.accessLog.file ?? 'stdout', failures: accessErrors }, 'access log write failed');
+    });
     this.tracing = cfg.tracing.otlp ? otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
-    const obs = new Observability(this.tracing, this.accessLog, rt.clock);
+    const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId);
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({

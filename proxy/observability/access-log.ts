@@ -2,13 +2,18 @@
 // instance (never the diagnostic log on stderr), to stdout or a file that the host rotates
 // (SIGHUP reopens it). The schema is documented in docs/observability.md; no body, signature or
 // key material is ever part of a line.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AccessLogConfig } from '../../src/config/observability.js';
+import { ConfigError } from '../../src/config/validate.js';
 
 /** One line. Field names are the documented schema: change them only with the docs. */
 export interface AccessEntry {
   /** Arrival, ISO 8601 with milliseconds (UTC). */
   time: string;
+  /** The shard id of the sidecar that writes the line. */
+  sidecar: string;
   listener: 'app' | 'mesh';
   method: string;
   /** Path with query string, as received (cut at 1024 characters). */
@@ -45,24 +50,33 @@ export interface AccessLog {
 
 export const NO_ACCESS_LOG: AccessLog = Object.freeze({ wants: () => false, write: () => undefined, reopen: () => undefined, close: () => undefined });
 
-/** `draw`: a uniform number in [0, 1), for sampling. */
-export function createAccessLog(cfg: AccessLogConfig, draw: () => number): AccessLog {
+/**
+ * `draw`: a uniform number in [0, 1), for sampling; `onError`: a write that failed (disk full,
+ * the folder removed), which must never take the sidecar down. A file that cannot be opened at
+ * start is a ConfigError naming accessLog.file.
+ */
+export function createAccessLog(cfg: AccessLogConfig, draw: () => number, onError: (err: Error) => void = () => undefined): AccessLog {
   if (cfg.mode === 'off') return NO_ACCESS_LOG;
+  if (cfg.file) {
+    try {
+      mkdirSync(dirname(cfg.file), { recursive: true });
+      closeSync(openSync(cfg.file, 'a'));
+    } catch (e) {
+      throw new ConfigError('accessLog.file', `cannot append to ${cfg.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); write a path the sidecar may write, e.g. /var/log/themis/access.log, or leave it out for stdout`);
+    }
+  }
   const dest = pino.destination(cfg.file ? { dest: cfg.file, append: true, mkdir: true, sync: false } : { fd: 1, sync: false });
-  // No level, pid, hostname or msg: the line is exactly the entry.
-  const log: Logger = pino({ base: null, timestamp: false, formatters: { level: () => ({}) } }, dest);
+  dest.on('error', onError);
+  // No level, pid, hostname or msg: the line is the entry, after "type":"access" (which tells
+  // it from other lines on a shared stdout or journal).
+  const log: Logger = pino({ base: null, timestamp: false, formatters: { level: () => ({ type: 'access' }) } }, dest);
   const rate = cfg.rate;
   return {
     // sampled: a fraction of requests, and every server-side failure, which an operator always wants.
     wants: (status) => rate >= 1 || status >= 500 || status === 0 || (rate > 0 && draw() < rate),
     write: (e) => log.info(e),
     reopen: () => dest.reopen(),
-    close: () => {
-      try {
-        dest.flushSync();
-      } catch {
-        /* not open yet: nothing written */
-      }
-    },
+    // Written out, then closed, once the file is open (end() waits for that).
+    close: () => void dest.end(),
   };
 }

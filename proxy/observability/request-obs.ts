@@ -68,6 +68,7 @@ export class Observability {
     private readonly tracing: Tracing,
     private readonly log: AccessLog,
     private readonly clock: Clock,
+    private readonly self: string,
   ) {}
 
   /**
@@ -115,6 +116,7 @@ export class Observability {
     const p = obs.peer;
     this.log.write({
       time: new Date(obs.startedAt).toISOString(),
+      sidecar: this.self,
       listener: obs.listener,
       method: obs.method,
       path: obs.path.length > MAX_PATH ? obs.path.slice(0, MAX_PATH) : obs.path,
