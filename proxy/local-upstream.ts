@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { endToEndHeaders } from './headers.js';
-import { obsOf } from './observability/request-obs.js';
+import { obsOf } from './observability/request-record.js';
 import { TRACEPARENT } from './observability/trace-context.js';
 import { TimeoutError, upstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 

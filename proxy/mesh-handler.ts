@@ -22,7 +22,8 @@ import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 import { runStages, type MeshRequest, type StageDeps } from './stages/mesh-request.js';
 import type { TopologySource } from './control/topology-source.js';
-import { obsOf, type Observability } from './observability/request-obs.js';
+import type { Observability } from './observability/request-obs.js';
+import { obsOf } from './observability/request-record.js';
 
 /** Which audit event a refusal is. */
 const AUDIT_OF: Partial<Record<ErrorCode, AuditEvent>> = {

@@ -23,7 +23,7 @@ import { isWriteMethod, type Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import type { Logger } from '../src/log.js';
-import { obsOf } from './observability/request-obs.js';
+import { obsOf } from './observability/request-record.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { MAX_WRITE_ANSWER_BYTES, readAnswer } from './upstream.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';

@@ -19,7 +19,7 @@ import type { TopologySource } from './control/topology-source.js';
 import type { Reply } from './respond.js';
 import { decodeContinuation, encodeContinuation, queryFingerprint } from './continuation.js';
 import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
-import type { RequestObs } from './observability/request-obs.js';
+import type { RequestObs } from './observability/request-record.js';
 import type { StageSpan } from './observability/tracing.js';
 
 /** A traced fan-out: its span, under which each shard call is a child. */

@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
-import type { RequestObs } from './observability/request-obs.js';
+import type { RequestObs } from './observability/request-record.js';
 import type { StageSpan } from './observability/tracing.js';
 
 export interface UpstreamRequest {

@@ -1,7 +1,6 @@
-// What the sidecar observes of one request from arrival to answer: its trace (tracing.ts), the
-// time spent upstream, retries, bytes, and at the end its access-log line (access-log.ts). The
-// record rides on the request's header object under a symbol, which no forwarding copies
-// (endToEndHeaders enumerates string keys), so every path that forwards those headers finds it.
+// What the sidecar observes of one request: begin() starts its record (request-record.ts) and
+// server span and rewrites its trace headers for the next hop; reply() notes error codes, counts
+// relayed bytes and echoes the traceparent; finish() ends the span and writes the access-log line.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { errorBody } from '../../src/errors.js';
 import type { Clock } from '../../src/runtime.js';
@@ -10,47 +9,12 @@ import { EPOCH_HEADER, SHARD_HEADER } from '../mesh-headers.js';
 import type { Reply } from '../respond.js';
 import type { AccessLog } from './access-log.js';
 import { TRACEPARENT, TRACESTATE } from './trace-context.js';
-import type { RequestTrace, StageSpan, Tracing } from './tracing.js';
+import type { Tracing } from './tracing.js';
+import { RequestObs, attachObs } from './request-record.js';
 
-const OBS = Symbol('themis.requestObs');
+export { RequestObs, obsOf } from './request-record.js';
+
 const MAX_PATH = 1024;
-
-export class RequestObs {
-  readonly t0 = performance.now();
-  upstreamMs = 0;
-  retries = 0;
-  /** Bytes of relayed answer bodies, counted as they pass; undefined when none was relayed. */
-  bytesOut: number | undefined;
-  code: string | null = null;
-  constructor(
-    readonly listener: 'app' | 'mesh',
-    readonly startedAt: number,
-    readonly method: string,
-    readonly path: string,
-    readonly bytesIn: number | null,
-    readonly trace: RequestTrace,
-    readonly peer: MeshPeer | undefined,
-  ) {}
-
-  /** Times one upstream exchange, until its answer's headers, under a span `name` (a child of `parent`). */
-  upstream(name: string, parent?: StageSpan): { span: StageSpan; done(status?: number, error?: string): void } {
-    const span = this.trace.child(name, 'client', parent);
-    const t = performance.now();
-    return {
-      span,
-      done: (status, error) => {
-        this.upstreamMs += performance.now() - t;
-        if (status !== undefined) span.attr('http.response.status_code', status);
-        span.end(error);
-      },
-    };
-  }
-}
-
-/** The record of the request whose headers these are (undefined for requests the sidecar makes itself). */
-export function obsOf(headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): RequestObs | undefined {
-  return headers ? (headers as { [OBS]?: RequestObs })[OBS] : undefined;
-}
 
 /** How an answer looked when it was done: its status and the headers it was sent with. */
 export interface Sent {
@@ -82,7 +46,7 @@ export class Observability {
     if (trace.state === undefined) delete headers[TRACESTATE];
     else headers[TRACESTATE] = trace.state;
     const obs = new RequestObs(listener, this.clock.now(), method, path, num(headers['content-length']), trace, peer);
-    (headers as { [OBS]?: RequestObs })[OBS] = obs;
+    attachObs(headers, obs);
     return obs;
   }
 
