@@ -14,6 +14,7 @@ import { crlCommand, CRL_USAGE } from './admin-crl.js';
 import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
 import { shardCommand, SHARD_USAGE } from './admin-shard.js';
 import { etcdCommand, ETCD_USAGE } from './admin-etcd.js';
+import { statusCommand, STATUS_USAGE } from './admin-status.js';
 
 const USAGE = `usage: themis-admin [--context NAME] <command> …
 
@@ -22,6 +23,7 @@ ${CONTEXT_USAGE}
 ${CHECK_USAGE}
 ${TOPOLOGY_USAGE}
 ${AUDIT_USAGE}
+${STATUS_USAGE}
 ${SHARDS_USAGE}
 ${CRL_USAGE}
 ${REBALANCE_USAGE}
@@ -39,6 +41,7 @@ await runCommands(
     host: hostCommand,
     topology: topologyCommand,
     audit: auditCommand,
+    status: statusCommand,
     shards: shardsCommand,
     crl: crlCommand,
     rebalance: rebalanceCommand,
