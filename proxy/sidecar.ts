@@ -505,7 +505,7 @@ export class Sidecar {
     await this.floors.settled();
     await this.admin.close();
     this.audit.close();
-    this.accessLog.close();
+    await this.accessLog.close();
     // The spans still queued go out now (bounded by tracing.otlp.timeoutMs).
     await this.tracing.shutdown().catch(() => undefined);
   }

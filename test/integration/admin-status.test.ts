@@ -56,7 +56,13 @@ t.test('a healthy cluster: every shard alive at the published epoch, the token s
     t.equal(x.lagging, false);
     t.ok(x.cert_days_left! > 300, `${x.shard}'s certificate: ${x.cert_days_left} days left`);
   }
-  t.ok(s.crls.length > 0 && s.crls.every((c) => !c.stale), 'the CRLs in etcd are fresh');
+  t.same(s.crls, [], 'no CRL in etcd yet');
+  const admin = mesh.pki.operators.admin;
+  const pub = runProgram('themis-admin', ['crl', 'publish', '--ca', 'client', '--pki', mesh.pki.dir, '--etcd', mesh.etcd!.endpoint, '--cert', admin.chainPath, '--key', admin.keyPath, '--cluster', mesh.pki.cluster]);
+  t.equal(pub.status, 0, pub.stderr);
+  const crls = status().s.crls;
+  t.same(crls.map((c) => [c.name, c.stale]), [['client', false]], 'a published CRL is listed, fresh');
+  t.ok(Date.parse(crls[0]!.next_update!) > Date.now(), `its nextUpdate: ${crls[0]!.next_update}`);
   t.same(s.moves, []);
   const text = runProgram('themis-admin', args([]));
   t.equal(text.status, 0);

@@ -48,12 +48,12 @@ export function metricNames(expr: string): string[] {
   return [...new Set([...expr.matchAll(/\b(?:themis|process|nodejs)_[a-z0-9_]+\b/g)].map((m) => m[0]))];
 }
 
-/** Every series name a /metrics text can answer: each family's, with a histogram's _bucket, _sum and _count. */
+/** Every name a /metrics text answers to: each family's, and a histogram's _bucket, _sum and _count. */
 export function exportedNames(metricsText: string): Set<string> {
   const names = new Set<string>();
   for (const [, name, type] of metricsText.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    names.add(name!);
     if (type === 'histogram' || type === 'summary') for (const s of ['_bucket', '_sum', '_count']) names.add(name! + s);
-    else names.add(name!);
   }
   return names;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +26,7 @@ t.test('mode off wants nothing; on wants everything', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'access-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const on = createAccessLog({ mode: 'on', rate: 1, file: join(dir, 'a.log') }, () => 0.99, ignore);
-  on.close();
+  await on.close();
   t.equal(on.wants(200) && on.wants(404), true);
 });
 
@@ -59,7 +59,7 @@ t.test('a line is the entry as JSON, and a moved file is reopened by name (logro
   const [second] = await lines(file, 1);
   t.equal(second!.status, 201, 'the new line went to a new file of the same name');
   t.equal(readFileSync(`${file}.1`, 'utf8').split('\n').filter(Boolean).length, 1, 'the rotated file kept its line');
-  log.close();
+  await log.close();
 });
 
 t.test('a file that cannot be opened is a start-up error naming accessLog.file', async (t) => {
@@ -68,12 +68,27 @@ t.test('a file that cannot be opened is a start-up error naming accessLog.file',
   t.throws(() => createAccessLog({ mode: 'on', rate: 1, file: dir }, () => 0), { name: 'ConfigError', field: 'accessLog.file' }, 'a folder, not a file');
 });
 
-t.test('a write error after start is reported, never thrown', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'access-'));
+t.test('a write that fails after start is reported, never thrown (the disk is full: /dev/full)', async (t) => {
   const errors: Error[] = [];
-  const log = createAccessLog({ mode: 'on', rate: 1, file: join(dir, 'gone', 'a.log') }, () => 0, (e) => errors.push(e));
-  rmSync(dir, { recursive: true, force: true }); // before the asynchronous open
+  const log = createAccessLog({ mode: 'on', rate: 1, file: '/dev/full' }, () => 0, (e) => errors.push(e));
   log.write(entry(200));
   for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(20);
-  t.ok(errors.length > 0, `reported: ${errors[0]?.message}`);
+  t.match(errors[0]?.message, /ENOSPC/, `reported: ${errors[0]?.message}`);
+  await log.close();
+});
+
+t.test('a reopen that fails is reported, and lines keep going to the file already open', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'access-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const errors: Error[] = [];
+  const file = join(dir, 'logs', 'access.log');
+  const log = createAccessLog({ mode: 'on', rate: 1, file }, () => 0, (e) => errors.push(e));
+  renameSync(join(dir, 'logs'), join(dir, 'rotated'));
+  writeFileSync(join(dir, 'logs'), 'a file where the folder was');
+  log.reopen();
+  t.match(errors[0]?.message, /EEXIST|ENOTDIR/, `reported: ${errors[0]?.message}`);
+  log.write(entry(202));
+  const [line] = await lines(join(dir, 'rotated', 'access.log'), 1);
+  t.equal(line!.status, 202, 'the line went to the file still open');
+  await log.close();
 });
