@@ -13,8 +13,9 @@ import { replyTo } from './respond.js';
 import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
+import type { Observability } from './observability/request-obs.js';
 
-export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean } = {}): Handler {
+export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean; obs?: Observability } = {}): Handler {
   const watch = new RequestWatch('app', log);
   return (req, res) => {
     const tracked = metrics.track('app', res);
@@ -22,7 +23,15 @@ export function createAppHandler(router: Router, metrics: SidecarMetrics, log: L
     // (refusals, errors); a shard's or a merge's answer sets its own in place of them.
     res.setHeader(SHARD_HEADER, '-');
     res.setHeader(EPOCH_HEADER, String(router.epoch()));
-    const reply = replyTo(req, res);
+    // app.tls: a client certificate admitted the connection; the operation needs its capability.
+    const peer = AppServer.peerOf(req.socket) as MeshPeer | undefined;
+    let reply = replyTo(req, res);
+    if (o.obs) {
+      // First: the trace headers are rewritten for the next hop, and every answer echoes them.
+      const obs = o.obs.begin('app', req.method ?? '', req.url ?? '', req.headers, peer);
+      reply = o.obs.reply(obs, reply);
+      res.once('close', () => o.obs!.finish(obs, { status: res.headersSent ? res.statusCode : 0, header: (n) => res.getHeader(n) }));
+    }
     let op;
     try {
       op = classifyRequest(req.method!, req.url!);
@@ -31,8 +40,6 @@ export function createAppHandler(router: Router, metrics: SidecarMetrics, log: L
       return;
     }
     tracked.operation = op.kind;
-    // app.tls: a client certificate admitted the connection; the operation needs its capability.
-    const peer = AppServer.peerOf(req.socket) as MeshPeer | undefined;
     if (o.tls && !peer && !AppServer.viaUnixSocket(req.socket)) {
       // A TLS connection whose admitted peer cannot be found: refused, never served as plaintext.
       reply.error(new ThemisError('CAPABILITY_DENIED', 'no admitted client certificate for this connection'), log);

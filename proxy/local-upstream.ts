@@ -6,6 +6,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { endToEndHeaders } from './headers.js';
+import { obsOf } from './observability/request-record.js';
+import { TRACEPARENT } from './observability/trace-context.js';
 import { TimeoutError, upstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 export interface LocalUpstreamOptions {
@@ -89,14 +91,20 @@ export class LocalUpstream implements Upstream {
       options.signal = abort.signal;
       options.headersTimeout = 0;
     }
+    // The storage node's span: the traceparent it receives names it as the parent.
+    const timing = r.obs?.upstream('upstream', r.parent);
+    if (timing) headers[TRACEPARENT] = r.obs!.trace.header(timing.span);
     let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request(options);
     } catch (err) {
-      throw upstreamError(translate(abort?.signal.aborted ? abort.signal.reason : err), this.name);
+      const e = upstreamError(translate(abort?.signal.aborted ? abort.signal.reason : err), this.name);
+      timing?.done(undefined, e.code);
+      throw e;
     } finally {
       disarm();
     }
+    timing?.done(res.statusCode);
     let ended = false;
     res.body.once('end', () => (ended = true));
     res.body.once('error', () => undefined); // surfaced to the piping side as an incomplete body
@@ -114,6 +122,7 @@ export class LocalUpstream implements Upstream {
       headers: endToEndHeaders(headers, true),
       body: hasBody(method) ? body : undefined,
       extraTimeoutMs: longPollMs(url),
+      obs: obsOf(headers),
     });
   }
 

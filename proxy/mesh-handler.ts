@@ -22,6 +22,8 @@ import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 import { runStages, type MeshRequest, type StageDeps } from './stages/mesh-request.js';
 import type { TopologySource } from './control/topology-source.js';
+import type { Observability } from './observability/request-obs.js';
+import { obsOf } from './observability/request-record.js';
 
 /** Which audit event a refusal is. */
 const AUDIT_OF: Partial<Record<ErrorCode, AuditEvent>> = {
@@ -45,6 +47,8 @@ export interface MeshHandlerDeps {
   audit: AuditSink;
   metrics: SidecarMetrics;
   log: Logger;
+  /** Access log and trace spans. */
+  obs?: Observability;
 }
 
 /** What the mesh listener calls (see MeshHandler in mesh-listener.ts); `request` settles once answered. */
@@ -76,12 +80,25 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
 
   /** Both adapters end here: the stages for the peer's kind, then its path, or the refusal. */
   async function handle(r: MeshRequest, reply: Reply, req?: Http2ServerRequest): Promise<void> {
+    const checks = obsOf(r.headers)?.trace.child('peer checks');
     try {
       if (r.peer.kind === 'shard') {
-        await runStages(SHARD_PEER_STAGES, r, stageDeps);
+        try {
+          await runStages(SHARD_PEER_STAGES, r, stageDeps);
+        } catch (err) {
+          checks?.end(err instanceof ThemisError ? err.code : 'INTERNAL');
+          throw err;
+        }
+        checks?.end();
         await d.inbound.deliver(r, reply);
       } else {
-        await runStages(APP_PEER_STAGES, r, stageDeps);
+        try {
+          await runStages(APP_PEER_STAGES, r, stageDeps);
+        } catch (err) {
+          checks?.end(err instanceof ThemisError ? err.code : 'INTERNAL');
+          throw err;
+        }
+        checks?.end();
         await d.router.serve(req!, reply, r.op);
       }
     } catch (err) {
@@ -105,10 +122,12 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
       if (op.kind !== 'entity') return false;
       const started = performance.now();
       const unwatch = watch.add(method, url, () => stream.headersSent);
+      const obs = d.obs?.begin('mesh', method, url, headers, peer);
       stream.once('close', () => {
         unwatch();
         const status = stream.sentHeaders?.[':status'];
         if (status !== undefined) d.metrics.served('mesh', op.kind, Number(status), started);
+        if (obs) d.obs!.finish(obs, { status: Number(status ?? 0), header: (n) => stream.sentHeaders?.[n] });
       });
       if (headers.expect === '100-continue') {
         try {
@@ -118,7 +137,8 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
           return true;
         }
       }
-      handle({ method, url, headers, peer, op, source: stream }, replyOnStream(stream, method)).catch((err: unknown) => {
+      const reply = replyOnStream(stream, method);
+      handle({ method, url, headers, peer, op, source: stream }, obs ? d.obs!.reply(obs, reply) : reply).catch((err: unknown) => {
         // Not expected (failures are answered inside); a peer must still never take the process down.
         d.log.warn({ err }, 'mesh stream failed');
         if (!stream.destroyed) stream.destroy();
@@ -134,7 +154,12 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
         res.setHeader(SHARD_HEADER, '-');
         res.setHeader(EPOCH_HEADER, String(d.router.epoch()));
       }
-      const reply = replyTo(req, res);
+      let reply = replyTo(req, res);
+      if (d.obs) {
+        const obs = d.obs.begin('mesh', req.method, req.url, req.headers, peer);
+        reply = d.obs.reply(obs, reply);
+        res.once('close', () => d.obs!.finish(obs, { status: res.headersSent ? res.statusCode : 0, header: (n) => res.getHeader(n) }));
+      }
       let op: Operation;
       try {
         op = classifyRequest(req.method, req.url);

@@ -9,6 +9,7 @@ import type { Clock } from '../src/runtime.js';
 import type { Logger } from '../src/log.js';
 import { EMPTY_SHA256 } from '../src/signing/canonical.js';
 import type { RequestSigner } from '../src/signing/sign.js';
+import { TRACEPARENT } from './observability/trace-context.js';
 import { TimeoutError, upstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 export interface ClientTls {
@@ -150,9 +151,16 @@ export class PeerSession implements Upstream {
 
   async request(r: UpstreamRequest, retried = false): Promise<UpstreamResponse> {
     const session = await this.ready();
+    const signing = r.obs?.trace.child('sign', 'internal', r.parent);
     const signed = this.signers.get(session)!.headers(r.method, r.path, r.contentSha256 ?? EMPTY_SHA256);
-    return new Promise((resolve, reject) => {
+    signing?.end();
+    // From here to the answer's headers: the mesh hop, whose span the peer's traceparent names.
+    // The traceparent is not signed (docs/mesh-protocol.md): it has no say in what is served.
+    const timing = r.obs?.upstream('mesh send', r.parent);
+    timing?.span.attr('themis.peer', this.shardId);
+    return new Promise<UpstreamResponse>((resolve, reject) => {
       const headers: OutgoingHttpHeaders = { ...r.headers, ...signed, ':method': r.method, ':path': r.path };
+      if (timing) headers[TRACEPARENT] = r.obs!.trace.header(timing.span);
       const bodyless = r.body === undefined || (Buffer.isBuffer(r.body) && r.body.length === 0);
       // The body may have been rewritten (POST /entities with a generated key): its own length counts.
       if (Buffer.isBuffer(r.body)) headers['content-length'] = r.body.length;
@@ -172,14 +180,19 @@ export class PeerSession implements Upstream {
       const retryable = () =>
         !answered && !retried && (r.body === undefined || Buffer.isBuffer(r.body)) &&
         (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || this.retired.has(session));
+      // The retry goes under this attempt's span and timing (both still running), not new ones.
+      const retry = () => {
+        if (r.obs) r.obs.retries++;
+        this.request({ ...r, obs: undefined, headers: { ...r.headers, ...(timing ? { [TRACEPARENT]: headers[TRACEPARENT] } : {}) } }, true).then(resolve, reject);
+      };
       stream.once('error', (err) => {
-        if (retryable()) this.request(r, true).then(resolve, reject);
+        if (retryable()) retry();
         else reject(upstreamError(err, this.name));
       });
       // A stream cut without an error (peer gone, session reset) must not leave us waiting.
       stream.once('close', () => {
         if (answered || stream.listenerCount('error') === 0) return; // settled by the error handler
-        if (retryable()) this.request(r, true).then(resolve, reject);
+        if (retryable()) retry();
         else reject(new ThemisError('UPSTREAM_UNAVAILABLE', `${this.name} closed the stream before answering`, { upstream: this.name }));
       });
       stream.once('response', (h) => {
@@ -197,7 +210,16 @@ export class PeerSession implements Upstream {
         if (Buffer.isBuffer(r.body)) stream.end(r.body);
         else (r.body as Readable).pipe(stream);
       }
-    });
+    }).then(
+      (up) => {
+        timing?.done(up.status);
+        return up;
+      },
+      (err: unknown) => {
+        timing?.done(undefined, (err as ThemisError).code ?? 'error');
+        throw err;
+      },
+    );
   }
 
   /** Closes the session (GOAWAY) and refuses further use. */

@@ -23,6 +23,7 @@ import { isWriteMethod, type Operation } from './operations.js';
 import type { ScatterGather } from './scatter-gather.js';
 import type { AckGate } from './replication/ack-gate.js';
 import type { Logger } from '../src/log.js';
+import { obsOf } from './observability/request-record.js';
 import { writeLocally, type HoldCheck } from './replication/replicated-write.js';
 import { MAX_WRITE_ANSWER_BYTES, readAnswer } from './upstream.js';
 import { COPY_HEADER, LAG_HEADER, acceptsReplica, replicaReadLag, type ReplicaState } from './replication/read-preference.js';
@@ -105,9 +106,9 @@ export class Router {
       case 'health':
         return answerHealth(reply, this.d.self, this.d.topology.current().epoch);
       case 'query':
-        return this.d.scatter.query(reply, await readBody(req, this.d.maxBodyBytes));
+        return this.d.scatter.query(reply, await readBody(req, this.d.maxBodyBytes), obsOf(req.headers));
       case 'vector':
-        return this.d.scatter.vector(reply, await readBody(req, this.d.maxBodyBytes));
+        return this.d.scatter.vector(reply, await readBody(req, this.d.maxBodyBytes), obsOf(req.headers));
       case 'topology':
         return answerTopology(reply, req, this.d.self, this.d.topology.current().epoch);
       case 'aql':
@@ -153,6 +154,15 @@ export class Router {
     const topo = this.d.topology.current();
     const owner = this.d.resolver.resolve(topo.ownerOfKey(key));
     trace?.mark(`attempt ${attempt}: epoch ${topo.epoch}, owner ${owner.shard}`);
+    const obs = obsOf(req.headers);
+    if (obs) {
+      if (attempt > 0) obs.retries++;
+      const route = obs.trace.child('route');
+      route.attr('themis.owner', owner.shard);
+      route.attr('themis.epoch', topo.epoch);
+      route.attr('themis.attempt', attempt);
+      route.end();
+    }
     if (owner.local) {
       // HTTP/1.1 bodies stream to the storage node. HTTP/2 bodies are read first: Node ends an
       // HTTP/2 request stream that the client reset mid-body as if it were complete, and only
@@ -179,6 +189,7 @@ export class Router {
       headers: { ...endToEndHeaders(req.headers, true), [EPOCH_HEADER]: String(topo.epoch) },
       body: bytes,
       contentSha256: sha256Hex(bytes),
+      obs,
     });
     trace?.mark(`${owner.shard} answered ${up.status}`);
     if (up.status === 421 && attempt + 1 < MAX_ATTEMPTS) {

@@ -19,6 +19,28 @@ import type { TopologySource } from './control/topology-source.js';
 import type { Reply } from './respond.js';
 import { decodeContinuation, encodeContinuation, queryFingerprint } from './continuation.js';
 import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
+import type { RequestObs } from './observability/request-record.js';
+import type { StageSpan } from './observability/tracing.js';
+
+/** A traced fan-out: its span, under which each shard call is a child. */
+interface Fan {
+  obs: RequestObs;
+  span: StageSpan;
+}
+
+/** Runs `f` under a 'scatter-gather' span of the request (when traced), ended when it settles. */
+async function fanOut(obs: RequestObs | undefined, shards: number, f: (fan: Fan | undefined) => Promise<void>): Promise<void> {
+  if (!obs) return f(undefined);
+  const span = obs.trace.child('scatter-gather');
+  span.attr('themis.shards', shards);
+  try {
+    await f({ obs, span });
+    span.end();
+  } catch (e) {
+    span.end((e as ThemisError).code ?? 'error');
+    throw e;
+  }
+}
 
 export interface ScatterOptions {
   /** Shard calls in flight at once for one query. */
@@ -104,10 +126,23 @@ export class ScatterGather {
   constructor(private readonly d: ScatterDeps) {}
 
   /** One call to one shard; resolves with its JSON answer or throws ShardFailure. */
-  private async call(shard: string, path: string, body: unknown): Promise<any> {
+  private async call(shard: string, path: string, body: unknown, fan?: Fan): Promise<any> {
     const bytes = Buffer.from(JSON.stringify(body));
+    const span = fan?.obs.trace.child(`shard ${shard}`, 'internal', fan.span);
+    try {
+      const answer = await this.callShard(shard, path, bytes, fan && { obs: fan.obs, span: span! });
+      span?.end();
+      return answer;
+    } catch (e) {
+      span?.end((e as Error).message);
+      throw e;
+    }
+  }
+
+  private async callShard(shard: string, path: string, bytes: Buffer, fan?: Fan): Promise<any> {
     try {
       const up = await this.d.resolver.resolve(shard).upstream.request({
+        ...(fan ? { obs: fan.obs, parent: fan.span } : {}),
         method: 'POST',
         path,
         headers: { 'content-type': 'application/json' },
@@ -146,7 +181,11 @@ export class ScatterGather {
     };
   }
 
-  async query(reply: Reply, buf: Buffer): Promise<void> {
+  async query(reply: Reply, buf: Buffer, obs?: RequestObs): Promise<void> {
+    return fanOut(obs, this.d.topology.current().owners().length, (fan) => this.queryAll(reply, buf, fan));
+  }
+
+  private async queryAll(reply: Reply, buf: Buffer, fan: Fan | undefined): Promise<void> {
     const { pageSize, continuation, allowPartial, rest } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
     const q = parseQuery(rest); // 400 before any fan-out
     const topo = this.d.topology.current();
@@ -155,7 +194,7 @@ export class ScatterGather {
     const resume = continuation === undefined ? undefined : decodeContinuation(continuation, topo.epoch, fingerprint);
     if (q.return === 'count') {
       if (pageSize !== undefined || resume !== undefined) throw new ThemisError('INVALID_QUERY', 'return "count" is one number: it is not paged (drop page_size and continuation)');
-      return this.count(reply, q, rest, shards, allowPartial, topo);
+      return this.count(reply, q, rest, shards, allowPartial, topo, fan);
     }
     if (q.return === 'rows') throw new ThemisError('INVALID_QUERY', 'return must be "keys", "entities" or "count"');
 
@@ -176,7 +215,7 @@ export class ScatterGather {
     /** The shard's next page of rows it owns (pages of only other shards' copies are skipped). */
     const fetchPage = async (c: (typeof cursors)[number]) => {
       do {
-        const answer = (await this.call(c.shard, '/query', shardQuery(c.after, pageLimit))) as { rows: ResultRow[] };
+        const answer = (await this.call(c.shard, '/query', shardQuery(c.after, pageLimit), fan)) as { rows: ResultRow[] };
         c.rows = answer.rows.filter((r) => owns(topo, c.shard, r.key));
         c.next = 0;
         c.more = answer.rows.length === pageLimit;
@@ -248,16 +287,16 @@ export class ScatterGather {
    * its count is taken as it is; with replicas, its keys are paged (COUNT_PAGE at a time: each
    * page is a pass over the table on the node) and only those of ranges it owns are counted.
    */
-  private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, topo: Topology): Promise<void> {
+  private async count(reply: Reply, q: Query, rest: Record<string, unknown>, shards: string[], allowPartial: boolean, topo: Topology, fan: Fan | undefined): Promise<void> {
     const pageSize = COUNT_PAGE;
     const copies = topo.ranges.some((r) => r.replicas.length > 0) || (this.d.foreignRows?.() ?? false);
     const countShard = async (shard: string): Promise<number> => {
-      if (!copies) return ((await this.call(shard, '/query', rest)) as { count: number }).count;
+      if (!copies) return ((await this.call(shard, '/query', rest, fan)) as { count: number }).count;
       let n = 0;
       let after: Position | undefined;
       for (;;) {
         const body = { ...rest, ...(q.orderBy ? { order_by: { column: q.orderBy.column, desc: q.orderBy.desc } } : {}), return: 'rows', blobs: false, limit: pageSize, ...(after ? { after } : {}) };
-        const { rows } = (await this.call(shard, '/query', body)) as { rows: ResultRow[] };
+        const { rows } = (await this.call(shard, '/query', body, fan)) as { rows: ResultRow[] };
         for (const r of rows) if (owns(topo, shard, r.key)) n++;
         if (rows.length < pageSize) return n;
         const last = rows[rows.length - 1]!;
@@ -278,15 +317,19 @@ export class ScatterGather {
   }
 
   /** A shard's k nearest among the rows it owns: asks for more while its copies of other ranges crowd them out. */
-  private async nearestOwned(shard: string, rest: Record<string, unknown>, k: number, topo: Topology): Promise<VectorHit[]> {
+  private async nearestOwned(shard: string, rest: Record<string, unknown>, k: number, topo: Topology, fan: Fan | undefined): Promise<VectorHit[]> {
     for (let ask = k; ; ask = Math.min(ask * 4, MAX_K)) {
-      const { results } = (await this.call(shard, '/vector/search', { ...rest, k: ask })) as { results: VectorHit[] };
+      const { results } = (await this.call(shard, '/vector/search', { ...rest, k: ask }, fan)) as { results: VectorHit[] };
       const owned = results.filter((h) => owns(topo, shard, h.key));
       if (owned.length >= k || results.length < ask || ask === MAX_K) return owned.slice(0, k);
     }
   }
 
-  async vector(reply: Reply, buf: Buffer): Promise<void> {
+  async vector(reply: Reply, buf: Buffer, obs?: RequestObs): Promise<void> {
+    return fanOut(obs, this.d.topology.current().owners().length, (fan) => this.vectorAll(reply, buf, fan));
+  }
+
+  private async vectorAll(reply: Reply, buf: Buffer, fan: Fan | undefined): Promise<void> {
     const { pageSize, continuation, allowPartial, rest: body } = extras(parseJsonObject(buf, 'INVALID_QUERY'));
     if (pageSize !== undefined || continuation !== undefined) throw new ThemisError('INVALID_QUERY', 'vector search is not paged by page_size; ask for a larger k, or page with use_cursor');
     // ThemisDB's cursor: pages of k, each after the last; the cursor is a continuation token.
@@ -300,7 +343,7 @@ export class ScatterGather {
     const skip = cursor === undefined ? 0 : decodeContinuation(cursor, topo.epoch, fingerprint).emitted;
     const depth = skip + vq.k;
     if (depth > MAX_K) throw new ThemisError('NOT_SUPPORTED', `vector search pages reach rank ${MAX_K} at most (this page would end at rank ${depth}); narrow the search with filter or table`);
-    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.nearestOwned(s, rest, paged ? Math.min(depth + 1, MAX_K) : depth, topo)));
+    const results = await bounded(this.d.options.maxConcurrency, shards.map((s) => () => this.nearestOwned(s, rest, paged ? Math.min(depth + 1, MAX_K) : depth, topo, fan)));
     const missing: ShardFailure[] = [];
     const hits: VectorHit[] = [];
     results.forEach((r, i) => {

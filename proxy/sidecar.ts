@@ -60,6 +60,9 @@ import { Cutover, MOVE_HEADER, MovePositions } from './rebalance/cutover.js';
 import { WriteHold } from './rebalance/write-hold.js';
 import { RebalanceStatus } from './rebalance/status.js';
 import type { HoldCheck } from './replication/replicated-write.js';
+import { createAccessLog, type AccessLog } from './observability/access-log.js';
+import { Observability } from './observability/request-obs.js';
+import { idTracing, otelTracing, type Tracing } from './observability/tracing.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -101,6 +104,8 @@ export class Sidecar {
   private readonly cutover: Cutover | undefined;
   /** Deletes the copies of ranges this shard stops replicating. */
   private readonly retired: RetiredCopies;
+  private readonly accessLog: AccessLog;
+  private readonly tracing: Tracing;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -338,8 +343,15 @@ export class Sidecar {
     });
     this.dataSize = new DataSize(new NodeClient(this.local), 5000, log.child({ component: 'data-size' }));
     const scatter = new ScatterGather({ topology: this.topology, resolver, options: { ...cfg.scatter, maxAnswerBytes: cfg.maxBodyBytes * 4 }, foreignRows: () => (this.operations?.inProgress() ?? 0) > 0 });
+    let accessErrors = 0;
+    this.accessLog = createAccessLog(cfg.accessLog, () => rt.random.bytes(4).readUInt32BE(0) / 2 ** 32, (err) => {
+      // Logged once per hundred failures: a full disk must not flood the diagnostic log too.
+      if (accessErrors++ % 100 === 0) log.error({ err: err.message, file: cfg.accessLog.file ?? 'stdout', failures: accessErrors }, 'access log write failed');
+    });
+    this.tracing = cfg.tracing.otlp ? otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
+    const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId);
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
-    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
+    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
@@ -354,6 +366,7 @@ export class Sidecar {
       audit: this.audit,
       metrics: this.metrics,
       log: log.child({ component: 'mesh' }),
+      obs,
     });
     this.mesh = new MeshServer(
       trust.material,
@@ -453,6 +466,8 @@ export class Sidecar {
    */
   reload(why: string): boolean {
     void this.topology.refresh();
+    // logrotate moved the access log away: lines go to a new file of the same name.
+    this.accessLog.reopen();
     return this.trust.apply(why);
   }
 
@@ -490,6 +505,9 @@ export class Sidecar {
     await this.floors.settled();
     await this.admin.close();
     this.audit.close();
+    await this.accessLog.close();
+    // The spans still queued go out now (bounded by tracing.otlp.timeoutMs).
+    await this.tracing.shutdown().catch(() => undefined);
   }
 }
 

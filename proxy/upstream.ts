@@ -4,6 +4,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
+import type { RequestObs } from './observability/request-record.js';
+import type { StageSpan } from './observability/tracing.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -18,6 +20,10 @@ export interface UpstreamRequest {
   extraTimeoutMs?: number;
   /** Replaces the request timeout (a scatter-gather shard call has its own). */
   timeoutMs?: number;
+  /** The app's or peer's request this one serves: its time upstream, retries and trace (spans, traceparent). */
+  obs?: RequestObs;
+  /** The span this exchange's spans go under (default: the request's server span). */
+  parent?: StageSpan;
 }
 
 export interface UpstreamResponse {

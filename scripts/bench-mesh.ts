@@ -19,9 +19,11 @@ interface Row extends WrkResult {
 }
 
 const USAGE = `usage: npm run bench -- mesh [--duration S] [--runs N] [--method GET|PUT] [--conns N]
-  [--path direct|floor|mesh|baseline|haproxy] [--compare haproxy,floor] [--baseline PATH] [--soak S] [--profile DIR]
+  [--path direct|floor|mesh|baseline|variant|haproxy] [--compare haproxy,floor] [--baseline PATH] [--soak S] [--profile DIR]
   --baseline PATH   also through two sidecars started from PATH (another build's dist/proxy/main.js),
-                    back to back with ours in every run; prints the ratio of main-thread CPU per request`;
+                    back to back with ours in every run; prints the ratio of main-thread CPU per request
+  --variant JSON    also through two sidecars of this build with JSON merged into their config (e.g.
+                    '{"accessLog":{"mode":"on"}}'), back to back with ours; prints variant ÷ mesh`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: {
@@ -29,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
       runs: { type: 'string' },
       compare: { type: 'string' },
       baseline: { type: 'string' },
+      variant: { type: 'string' },
       profile: { type: 'string' },
       method: { type: 'string' },
       conns: { type: 'string' },
@@ -86,6 +89,17 @@ export async function main(argv: string[]): Promise<void> {
       meshes.push(base);
       urls.push(['baseline', base.nodes[0]!.sidecar.appUrl]);
       pids.baseline = [base.nodes[0]!.sidecar.child.pid!, base.nodes[1]!.sidecar.child.pid!];
+    }
+    if (values.variant) {
+      // The same build and PKI with other settings (access log, tracing), on the same storage nodes.
+      const sidecarConfig = JSON.parse(values.variant) as Record<string, unknown>;
+      const variant = await startLocalMesh({
+        ...common, dir: join(dir, 'variant'), pki, sidecarConfig,
+        shards: mesh.nodes.map((n) => ({ id: n.id, ip: n.ip, storageUrl: n.storage.url })),
+      });
+      meshes.push(variant);
+      urls.push(['variant', variant.nodes[0]!.sidecar.appUrl]);
+      pids.variant = [variant.nodes[0]!.sidecar.child.pid!, variant.nodes[1]!.sidecar.child.pid!];
     }
     if (compare.has('haproxy')) {
       const [appPort, meshPort] = (await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.4' }])) as [number, number];
@@ -155,6 +169,18 @@ export async function main(argv: string[]): Promise<void> {
             cpu = `, main-thread CPU per request ${((m.mainA + m.mainB) / (d.mainA + d.mainB)).toFixed(3)}× (runs ${Math.min(...each).toFixed(3)}–${Math.max(...each).toFixed(3)}), whole process ${((m.cpuA + m.cpuB) / (d.cpuA + d.cpuB)).toFixed(3)}×`;
           }
           console.log(`  ${method} c${conns}: throughput ${(m.rps / d.rps).toFixed(2)}×, p50 ${m.p50 >= d.p50 ? '+' : ''}${(m.p50 - d.p50).toFixed(3)} ms (${(m.p50 / d.p50).toFixed(1)}×), p99 ${(m.p99 / d.p99).toFixed(2)}×${cpu}`);
+        }
+      }
+    }
+    if (paths.some(([n]) => n === 'variant') && paths.some(([n]) => n === 'mesh')) {
+      console.log(`\nratios variant/mesh (${values.variant}):`);
+      for (const method of methods) {
+        for (const conns of connsList) {
+          const v = rows[`variant ${method} ${conns}`]!;
+          const m = rows[`mesh ${method} ${conns}`]!;
+          const ours = perRun[`mesh ${method} ${conns}`]!;
+          const each = perRun[`variant ${method} ${conns}`]!.map((r, i) => (r.mainA + r.mainB) / (ours[i]!.mainA + ours[i]!.mainB));
+          console.log(`  ${method} c${conns}: throughput ${(v.rps / m.rps).toFixed(3)}×, p50 ${(v.p50 / m.p50).toFixed(2)}×, p99 ${(v.p99 / m.p99).toFixed(2)}×, main-thread CPU per request ${((v.mainA + v.mainB) / (m.mainA + m.mainB)).toFixed(3)}× (runs ${Math.min(...each).toFixed(3)}–${Math.max(...each).toFixed(3)})`);
         }
       }
     }

@@ -15,6 +15,7 @@ import { rebalanceCommand, REBALANCE_USAGE } from './admin-rebalance.js';
 import { shardCommand, SHARD_USAGE } from './admin-shard.js';
 import { etcdCommand, ETCD_USAGE } from './admin-etcd.js';
 import { backupCommand, restoreCommand, BACKUP_USAGE } from './admin-backup.js';
+import { statusCommand, STATUS_USAGE } from './admin-status.js';
 
 const USAGE = `usage: themis-admin [--context NAME] <command> …
 
@@ -23,6 +24,7 @@ ${CONTEXT_USAGE}
 ${CHECK_USAGE}
 ${TOPOLOGY_USAGE}
 ${AUDIT_USAGE}
+${STATUS_USAGE}
 ${SHARDS_USAGE}
 ${CRL_USAGE}
 ${REBALANCE_USAGE}
@@ -41,6 +43,7 @@ await runCommands(
     host: hostCommand,
     topology: topologyCommand,
     audit: auditCommand,
+    status: statusCommand,
     shards: shardsCommand,
     crl: crlCommand,
     rebalance: rebalanceCommand,

@@ -8,6 +8,7 @@ import { ConfigError, asObject, bool, int, isLoopbackHost, join, rejectUnknown, 
 import { SHARD_ID_RE } from '../topology/topology.js';
 import { appSocket, type AppSocket } from './app-socket.js';
 import { MODELS, parseTable } from '../urn/key.js';
+import { accessLogConfig, tracingConfig, type AccessLogConfig, type TracingConfig } from './observability.js';
 
 export interface Listen {
   readonly host: string;
@@ -121,9 +122,13 @@ export interface SidecarConfig {
     | undefined;
   /** Re-read certificate, key, CA and CRL files when they change (SIGHUP always does). */
   readonly watchFiles: boolean;
+  /** One JSON line per request on the app and mesh ports (docs/observability.md). */
+  readonly accessLog: AccessLogConfig;
+  /** W3C trace context, and span export over OTLP/HTTP when configured. */
+  readonly tracing: TracingConfig;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -268,6 +273,8 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     }),
     maxBodyBytes,
     watchFiles: bool(raw, 'watchFiles', '', true),
+    accessLog: accessLogConfig(raw.accessLog, baseDir),
+    tracing: tracingConfig(raw.tracing),
   });
 }
 

@@ -5,6 +5,9 @@ import { debianTool } from '../../scripts/debian-tool.js';
 import { ROOT } from '../support/cli.js';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { call } from '../support/storage-process.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { DASHBOARD, asRecordingRules, dashboardQueries, exportedNames, metricNames } from '../support/grafana.js';
 
 const promtool = debianTool('promtool', 'prometheus');
 const dir = join(ROOT, 'deploy/prometheus');
@@ -42,5 +45,25 @@ t.test('metrics scraped from a running sidecar pass promtool check metrics', asy
     t.match(text, new RegExp(`^${name}`, 'm'), name);
   }
   t.match(text, /themis_peer_session_state\{peer="shard-002",state="ready"\} 1/);
+
+  // The Grafana dashboard (deploy/grafana/): every panel's PromQL parses, and names only
+  // metrics this real sidecar exports.
+  const queries = dashboardQueries();
+  t.ok(queries.length >= 17, `${queries.length} panel queries`);
+  const tmp = mkdtempSync(join(tmpdir(), 'grafana-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  writeFileSync(join(tmp, 'dashboard-rules.yml'), asRecordingRules(queries));
+  const parsed = spawnSync(promtool, ['check', 'rules', join(tmp, 'dashboard-rules.yml')], { encoding: 'utf8' });
+  t.equal(parsed.status, 0, `promtool check rules on the dashboard's queries: ${parsed.stdout}${parsed.stderr}`);
+  t.match(parsed.stdout, `SUCCESS: ${queries.length} rules found`);
+  const exported = exportedNames(text);
+  for (const q of queries) {
+    const names = metricNames(q.expr);
+    t.ok(names.length > 0, `${q.panel} ${q.refId} queries a sidecar metric`);
+    const unknown = names.filter((n) => !exported.has(n));
+    t.same(unknown, [], `${q.panel} ${q.refId}: every metric is exported (${names.join(', ')})`);
+  }
+  // And anywhere else in the file (the sidecar variable's label_values query).
+  t.same(metricNames(readFileSync(DASHBOARD, 'utf8')).filter((n) => !exported.has(n)), [], 'no metric the sidecar does not export, anywhere in the dashboard');
   t.notMatch(text, /themis_etcd_connected/, 'no etcd gauge (and so no etcd alert) without etcd');
 });
