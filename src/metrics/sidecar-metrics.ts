@@ -46,7 +46,7 @@ export class SidecarMetrics {
     labelNames: ['shard_id'],
     registers: [this.registry],
     collect: () => {
-      for (const [shard, t] of this.notAfter) this.certExpiryDays.set({ shard_id: shard }, Math.round((t - this.now()) / 86.4) / 1000);
+      for (const [shard, t] of this.notAfter) this.certExpiryDays.set({ shard_id: shard }, Math.round((t - this.now()) / 86_400) / 1000);
     },
   });
   private anchors: readonly { subject: string; serial: string; notAfter: number }[] = [];
