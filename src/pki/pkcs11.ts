@@ -33,12 +33,35 @@ export async function pkcs11Pin(pinFile: string | undefined, env: NodeJS.Process
   throw new PkiError('PASSPHRASE_REQUIRED', '--pin-file', `the token's user PIN is needed: pass --pin-file FILE, or run under systemd with LoadCredential=${PIN_CREDENTIAL}:FILE`);
 }
 
-// Loaded on first use: node-webcrypto-p11 is an optional dependency (it builds pkcs11js with node-gyp).
-type P11 = { graphene: typeof import('graphene-pk11'); Crypto: typeof import('node-webcrypto-p11').Crypto };
+// Loaded on first use: node-webcrypto-p11 is an optional dependency (it builds pkcs11js with
+// node-gyp), so nothing here may need its types to compile; these are the few parts we use.
+interface P11Session {
+  login(pin: string, userType: number): void;
+  logout(): void;
+  close(): void;
+}
+interface P11Module {
+  initialize(): void;
+  finalize(): void;
+  getSlots(tokenPresent: boolean): { length: number; items(i: number): { getToken(): { label: string }; open(flags: number): P11Session } };
+}
+interface P11Crypto {
+  subtle: {
+    generateKey(alg: object, extractable: boolean, usages: string[]): Promise<unknown>;
+    exportKey(format: 'spki', key: unknown): Promise<ArrayBuffer>;
+  };
+  keyStorage: { keys(): Promise<string[]>; indexOf(key: unknown): Promise<string | null>; getItem(index: string): Promise<unknown> };
+}
+interface P11 {
+  graphene: { Module: { load(lib: string, name: string): P11Module }; SessionFlag: { SERIAL_SESSION: number; RW_SESSION: number }; UserType: { USER: number } };
+  Crypto: new (p: { session: P11Session }) => P11Crypto;
+}
+const GRAPHENE = 'graphene-pk11';
+const WEBCRYPTO_P11 = 'node-webcrypto-p11';
 let p11: Promise<P11> | undefined;
 function load(): Promise<P11> {
-  p11 ??= Promise.all([import('graphene-pk11'), import('node-webcrypto-p11')]).then(
-    ([g, w]) => ({ graphene: (g as { default?: typeof import('graphene-pk11') }).default ?? g, Crypto: w.Crypto }),
+  p11 ??= Promise.all([import(GRAPHENE), import(WEBCRYPTO_P11)]).then(
+    ([g, w]) => ({ graphene: g.default ?? g, Crypto: w.Crypto }) as P11,
     () => {
       throw new PkiError('NOT_FOUND', '--pkcs11', 'needs the optional package node-webcrypto-p11, which did not install (it compiles pkcs11js: needs python3, make and g++); see docs/pki.md "CA keys in an HSM"');
     },
@@ -46,7 +69,7 @@ function load(): Promise<P11> {
   return p11;
 }
 
-type Crypto = InstanceType<P11['Crypto']>;
+type Crypto = P11Crypto;
 export interface TokenSession {
   crypto: Crypto;
   close(): void;
@@ -54,13 +77,13 @@ export interface TokenSession {
 
 // One module initialisation per library per process (C_Initialize may not run twice) and one
 // logged-in session per token, shared by every key a command uses.
-const modules = new Map<string, { mod: InstanceType<P11['graphene']['Module']>; sessions: Map<string, TokenSession> }>();
+const modules = new Map<string, { mod: P11Module; sessions: Map<string, TokenSession> }>();
 
 export async function openToken(module: string, token: string, pin: () => Promise<string>): Promise<TokenSession> {
   const { graphene, Crypto } = await load();
   let m = modules.get(module);
   if (!m) {
-    let mod: InstanceType<P11['graphene']['Module']>;
+    let mod: P11Module;
     try {
       mod = graphene.Module.load(module, 'themis');
       mod.initialize();
@@ -119,7 +142,7 @@ export interface TokenKey {
 }
 
 async function nodePublicKey(s: TokenSession, key: CryptoKey): Promise<CryptoKey> {
-  const spki = await s.crypto.subtle.exportKey('spki', key as never);
+  const spki = await s.crypto.subtle.exportKey('spki', key);
   return subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
 }
 
@@ -127,8 +150,8 @@ async function nodePublicKey(s: TokenSession, key: CryptoKey): Promise<CryptoKey
 export async function generateTokenKey(module: string, token: string, keyLabel: string, keyType: KeyType, pin: () => Promise<string>): Promise<TokenKey> {
   if (keyType !== 'ecdsa-p256') throw invalid('--key-type', `${keyType} is not supported with --pkcs11 yet; use ecdsa-p256`);
   const s = await openToken(module, token, pin);
-  const pair = (await s.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', token: true, sensitive: true, label: keyLabel } as { name: 'ECDSA' }, false, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
-  const index = await s.crypto.keyStorage.indexOf(pair.privateKey as never);
+  const pair = (await s.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', token: true, sensitive: true, label: keyLabel }, false, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
+  const index = await s.crypto.keyStorage.indexOf(pair.privateKey);
   const keyId = index?.split('-').pop();
   if (!keyId) throw new PkiError('NOT_FOUND', '--token', `the new key is not on token "${token}"`);
   return { ref: { version: 1, module, token, keyLabel, keyId }, privateKey: pair.privateKey, publicKey: await nodePublicKey(s, pair.publicKey), crypto: s.crypto };
