@@ -33,7 +33,7 @@ import { readiness } from './readiness.js';
 import { ShardResolver } from './resolver.js';
 import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
-import type { TlsMaterial } from './tls-material.js';
+import { trustAnchors, type TlsMaterial } from './tls-material.js';
 import { Trust } from './trust.js';
 import { FileCheckpoints } from './feed/checkpoints.js';
 import { NodeClient } from './feed/node-client.js';
@@ -418,6 +418,8 @@ export class Sidecar {
     if (Number.isFinite(m.crlNextUpdate)) this.metrics.crlNextUpdate.set(Math.floor(m.crlNextUpdate / 1000));
     this.metrics.crlNumber.reset();
     for (const c of m.crlsByIssuer.values()) if (c.crlNumber !== undefined) this.metrics.crlNumber.set({ issuer: c.issuer }, Number(c.crlNumber));
+    const crls = [...m.crlsByIssuer.values()].flatMap((c) => (c.nextUpdate ? [{ issuer: c.issuer, nextUpdate: c.nextUpdate.getTime() }] : []));
+    this.metrics.trustSeen(trustAnchors(m.ca), crls);
   }
 
   async start(): Promise<Bound> {

@@ -6,7 +6,8 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
-import { crlToPem, parsePem } from '../src/pki/pem.js';
+import { certsFromPem, crlToPem, parsePem } from '../src/pki/pem.js';
+import { serialHex } from '../src/pki/issue.js';
 import { latestPerIssuer, parseCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
 import type { Clock } from '../src/runtime.js';
@@ -114,4 +115,9 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     ownRevoked,
     verifier,
   });
+}
+
+/** Subject, serial and notAfter (ms) of every root certificate in tls.ca: the trust anchors. */
+export function trustAnchors(caPem: string): { subject: string; serial: string; notAfter: number }[] {
+  return certsFromPem(caPem, 'tls.ca').map((c) => ({ subject: c.subject, serial: serialHex(c), notAfter: c.notAfter.getTime() }));
 }

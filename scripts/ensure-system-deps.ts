@@ -8,6 +8,7 @@ export const SYSTEM_DEPS: Record<string, string> = {
   curl: 'curl',
   xxhsum: 'xxhash',
   'systemd-analyze': 'systemd',
+  'softhsm2-util': 'softhsm2', // a PKCS#11 token for the HSM-backed CA tests
 };
 
 function onPath(cmd: string): boolean {

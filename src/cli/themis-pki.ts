@@ -4,15 +4,17 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
-import { PkiLayout, loadCaCert, type CaName } from '../pki/ca-store.js';
+import { PkiLayout, caKeyInToken, loadCaCert, type CaName } from '../pki/ca-store.js';
 import { CA_KINDS, ISSUER_OF, type CaKind, type LeafProfile } from '../pki/ca-kind.js';
 import {
   createIntermediate, recertifyIntermediate, initRoot, issue, revoke, writeCrl,
-  type CommandResult, type PkiContext,
+  type CommandResult, type NewKeyInToken, type PkiContext,
 } from '../pki/commands.js';
+import { closeTokens, pkcs11Pin } from '../pki/pkcs11.js';
 import { parseReason } from '../pki/crl.js';
 import { invalid } from '../pki/errors.js';
 import { parseCapabilities, parseTokenRange } from '../pki/identity-extension.js';
+import { doctor, renderDoctor } from '../pki/doctor.js';
 import { inspectFile, renderText } from '../pki/inspect.js';
 import { normalizeSerial } from '../pki/issue.js';
 import { parseKeyType } from '../pki/keys.js';
@@ -28,8 +30,10 @@ import { intFlag, parseFlags, requireFlag, runCommands, UsageError, type Options
 const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full reference)
 
   init-root            [--key-type T] [--days 7300] [--crl-days 365] [--cn NAME]
+                       [--pkcs11 MODULE --token LABEL [--key-label L]]   (key generated in the token)
   create-intermediate  --kind cluster|operator|client [--key-type T] [--days 1825] [--crl-days 30]
                        [--cn NAME] [--root-key FILE] [--new-passphrase-file FILE]
+                       [--pkcs11 MODULE --token LABEL [--key-label L]]
   recertify-intermediate --kind cluster|operator|client [--days 1825] [--root-key FILE]
                        (same name and key, now bound to its kind: for PKIs made before 0.2)
   issue-shard          --id shard-001 --cluster NAME --dc NAME --token-range START:END
@@ -42,8 +46,11 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
   revoke               --serial HEX [--reason keyCompromise|superseded|…]
   crl                  --ca root|cluster|operator|client [--days N] [--ca-key FILE]
   inspect              FILE…
+  doctor               [--warn-days 30] [--crl-warn-days 7]   every certificate and CRL in --dir with
+                       the days it has left; exit 3 if any is expired, under its threshold or unreadable
 
 common flags: --dir DIR (default $THEMIS_PKI_DIR or ./pki)  --json  --force (overwrite existing files)
+PKCS#11 user PIN (a CA key in a token): --pin-file FILE, else the systemd credential themis-pkcs11-pin
 key types: ecdsa-p256 (default), rsa2048, rsa3072, rsa4096
 CA key passphrase: --passphrase-file FILE, else $${PASSPHRASE_ENV.ca}, else a prompt on a terminal
 new intermediate key: --new-passphrase-file FILE, else $${PASSPHRASE_ENV.newCa}, else a prompt
@@ -55,7 +62,12 @@ const COMMON = {
   json: { type: 'boolean' },
   force: { type: 'boolean' },
   'passphrase-file': { type: 'string' },
+  'pin-file': { type: 'string' },
+  pin: { type: 'string' }, // declared only to refuse it with a clear message
 } as const satisfies Options;
+
+/** Where init-root / create-intermediate generate the new key instead: a PKCS#11 token. */
+const TOKEN = { pkcs11: { type: 'string' }, token: { type: 'string' }, 'key-label': { type: 'string' } } as const satisfies Options;
 
 const LEAF = {
   ...COMMON,
@@ -73,11 +85,26 @@ const LEAF = {
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
 function context(f: Flags): PkiContext {
+  if (f.pin !== undefined) throw new UsageError('--pin: a PIN is never a command-line argument (ps and shell history show it); use --pin-file FILE or the systemd credential themis-pkcs11-pin');
   const dir = (f.dir as string | undefined) ?? process.env.THEMIS_PKI_DIR ?? 'pki';
-  return { layout: new PkiLayout(dir), clock: systemClock, random: systemRandom, force: f.force === true };
+  const pinFile = f['pin-file'] as string | undefined;
+  return { layout: new PkiLayout(dir), clock: systemClock, random: systemRandom, force: f.force === true, pkcs11Pin: () => pkcs11Pin(pinFile) };
 }
 
-function caPassphrase(f: Flags, ca: CaName): Promise<string> {
+/** --pkcs11 MODULE --token LABEL [--key-label L]: both or neither. */
+function newKeyInToken(f: Flags): NewKeyInToken | undefined {
+  const module = f.pkcs11 as string | undefined;
+  const token = f.token as string | undefined;
+  if (module === undefined && token === undefined) {
+    if (f['key-label'] !== undefined) throw new UsageError('--key-label needs --pkcs11 MODULE --token LABEL');
+    return undefined;
+  }
+  return { module: requireFlag(module, 'pkcs11', '/usr/lib/softhsm/libsofthsm2.so'), token: requireFlag(token, 'token', 'themis-ca'), keyLabel: f['key-label'] as string | undefined };
+}
+
+/** The CA key's passphrase — none when the key is in a token (the PIN is asked for then). */
+async function caPassphrase(f: Flags, ca: CaName, layout: PkiLayout): Promise<string | undefined> {
+  if (f['ca-key'] === undefined && f['root-key'] === undefined && (await caKeyInToken(layout, ca))) return undefined;
   return requirePassphrase({
     purpose: `the ${ca} CA key`,
     fileFlag: '--passphrase-file',
@@ -107,6 +134,7 @@ function audit(command: string, ctx: PkiContext, r: CommandResult): void {
 }
 
 function report(command: string, ctx: PkiContext, r: CommandResult, json: boolean): void {
+  closeTokens();
   audit(command, ctx, r);
   if (json) {
     process.stdout.write(JSON.stringify({ command, dir: ctx.layout.dir, ...r }, null, 2) + '\n');
@@ -126,18 +154,19 @@ function report(command: string, ctx: PkiContext, r: CommandResult, json: boolea
 }
 
 async function cmdInitRoot(argv: string[]): Promise<void> {
-  const { values: f } = parseFlags(argv, { ...COMMON, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' }, cn: { type: 'string' } });
+  const { values: f } = parseFlags(argv, { ...COMMON, ...TOKEN, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' }, cn: { type: 'string' } });
   const ctx = context(f);
   const keyType = parseKeyType(f['key-type']);
   const days = intFlag(f.days, 'days', 7300, 1, 36500);
   const crlDays = intFlag(f['crl-days'], 'crl-days', 365, 1, 3650);
-  const passphrase = await requirePassphrase({ purpose: 'the new root CA key', fileFlag: '--passphrase-file', file: f['passphrase-file'], envVar: PASSPHRASE_ENV.ca, confirm: true });
-  report('init-root', ctx, await initRoot(ctx, { passphrase, keyType, days, crlDays, commonName: f.cn }), f.json === true);
+  const pkcs11 = newKeyInToken(f);
+  const passphrase = pkcs11 ? undefined : await requirePassphrase({ purpose: 'the new root CA key', fileFlag: '--passphrase-file', file: f['passphrase-file'], envVar: PASSPHRASE_ENV.ca, confirm: true });
+  report('init-root', ctx, await initRoot(ctx, { passphrase, keyType, days, crlDays, commonName: f.cn, pkcs11 }), f.json === true);
 }
 
 async function cmdCreateIntermediate(argv: string[]): Promise<void> {
   const { values: f } = parseFlags(argv, {
-    ...COMMON, kind: { type: 'string' }, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' },
+    ...COMMON, ...TOKEN, kind: { type: 'string' }, 'key-type': { type: 'string' }, days: { type: 'string' }, 'crl-days': { type: 'string' },
     cn: { type: 'string' }, 'root-key': { type: 'string' }, 'new-passphrase-file': { type: 'string' },
   });
   const ctx = context(f);
@@ -147,10 +176,11 @@ async function cmdCreateIntermediate(argv: string[]): Promise<void> {
   const days = intFlag(f.days, 'days', 1825, 1, 36500);
   const crlDays = intFlag(f['crl-days'], 'crl-days', 30, 1, 3650);
   await loadCaCert(ctx.layout, 'root');
-  const rootPassphrase = await caPassphrase(f, 'root');
+  const pkcs11 = newKeyInToken(f);
+  const rootPassphrase = await caPassphrase(f, 'root', ctx.layout);
   const newSource = { purpose: `the new ${kind} CA key`, fileFlag: '--new-passphrase-file', file: f['new-passphrase-file'], envVar: PASSPHRASE_ENV.newCa, confirm: true };
-  const newPassphrase = await requirePassphrase(newSource);
-  const r = await createIntermediate(ctx, { kind: kind as CaKind, rootPassphrase, newPassphrase, rootKeyPath: f['root-key'], keyType, days, crlDays, commonName: f.cn });
+  const newPassphrase = pkcs11 ? undefined : await requirePassphrase(newSource);
+  const r = await createIntermediate(ctx, { kind: kind as CaKind, rootPassphrase, newPassphrase, rootKeyPath: f['root-key'], keyType, days, crlDays, commonName: f.cn, pkcs11 });
   report('create-intermediate', ctx, r, f.json === true);
 }
 
@@ -162,7 +192,7 @@ async function cmdRecertifyIntermediate(argv: string[]): Promise<void> {
   const days = intFlag(f.days, 'days', 1825, 1, 36500);
   await loadCaCert(ctx.layout, 'root');
   await loadCaCert(ctx.layout, kind as CaKind);
-  const rootPassphrase = await caPassphrase(f, 'root');
+  const rootPassphrase = await caPassphrase(f, 'root', ctx.layout);
   report('recertify-intermediate', ctx, await recertifyIntermediate(ctx, { kind: kind as CaKind, rootPassphrase, rootKeyPath: f['root-key'], days }), f.json === true);
 }
 
@@ -204,7 +234,7 @@ async function cmdIssue(profile: LeafProfile, argv: string[]): Promise<void> {
   const days = intFlag(s('days'), 'days', 365, 1, 36500);
   const ca = ISSUER_OF[profile];
   await loadCaCert(ctx.layout, ca);
-  const passphrase = await caPassphrase(f, ca);
+  const passphrase = await caPassphrase(f, ca, ctx.layout);
   let keyPassphrase: string | undefined;
   if (f['encrypt-key'] === true || s('key-passphrase-file') !== undefined) {
     const source = { purpose: `the new ${profile} key`, fileFlag: '--key-passphrase-file', file: s('key-passphrase-file'), envVar: PASSPHRASE_ENV.leafKey, confirm: true };
@@ -228,7 +258,7 @@ async function cmdCrl(argv: string[]): Promise<void> {
   if (!['root', ...CA_KINDS].includes(ca)) throw invalid('--ca', `"${ca}" must be one of root, ${CA_KINDS.join(', ')}`);
   const days = f.days === undefined ? undefined : intFlag(f.days, 'days', 30, 1, 3650);
   await loadCaCert(ctx.layout, ca as CaName);
-  const passphrase = await caPassphrase(f, ca as CaName);
+  const passphrase = await caPassphrase(f, ca as CaName, ctx.layout);
   report('crl', ctx, await writeCrl(ctx, { ca: ca as CaName, passphrase, caKeyPath: f['ca-key'], days }), f.json === true);
 }
 
@@ -246,6 +276,15 @@ async function cmdInspect(argv: string[]): Promise<void> {
   else process.stdout.write(all.map((a) => (all.length > 1 ? `== ${a.file}\n` : '') + renderText(a.items)).join('\n'));
 }
 
+async function cmdDoctor(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { dir: { type: 'string' }, json: { type: 'boolean' }, 'warn-days': { type: 'string' }, 'crl-warn-days': { type: 'string' } });
+  const certDays = intFlag(f['warn-days'], 'warn-days', 30, 0, 36500);
+  const crlDays = intFlag(f['crl-warn-days'], 'crl-warn-days', 7, 0, 3650);
+  const r = await doctor(context(f).layout.dir, systemClock.now(), certDays, crlDays);
+  process.stdout.write(f.json ? JSON.stringify(r, null, 2) + '\n' : renderDoctor(r));
+  if (!r.ok) process.exitCode = 3;
+}
+
 await runCommands('themis-pki', USAGE, {
   'init-root': cmdInitRoot,
   'create-intermediate': cmdCreateIntermediate,
@@ -257,4 +296,5 @@ await runCommands('themis-pki', USAGE, {
   revoke: cmdRevoke,
   crl: cmdCrl,
   inspect: cmdInspect,
+  doctor: cmdDoctor,
 });

@@ -11,7 +11,8 @@ import type { Issuer } from './issue.js';
 import { loadPrivateKey } from './keys.js';
 import { certFromPem } from './pem.js';
 import type { PlannedFile } from './write-plan.js';
-import type { x509 } from './x509.js';
+import { subtle, type CryptoProvider, type x509 } from './x509.js';
+import { loadTokenKey, parseKeyRef } from './pkcs11.js';
 
 export const CA_NAMES = ['root', 'cluster', 'operator', 'client'] as const;
 export type CaName = (typeof CA_NAMES)[number];
@@ -48,6 +49,10 @@ export class PkiLayout {
   }
   caKey(ca: CaName): string {
     return join(this.dir, ca, 'key.pem');
+  }
+  /** Where the key is when it lives in a PKCS#11 token (pkcs11.ts): instead of key.pem. */
+  caKeyRef(ca: CaName): string {
+    return join(this.dir, ca, 'key.pkcs11.json');
   }
   /** Intermediate followed by the root (absent for the root itself). */
   caChain(ca: CaName): string {
@@ -92,9 +97,25 @@ export async function loadCaCert(layout: PkiLayout, ca: CaName): Promise<x509.X5
   return certFromPem(await readText(layout.caCert(ca), 'CA certificate'), layout.caCert(ca));
 }
 
-/** The CA's certificate and decrypted key; checks that the two belong together. */
-export async function loadIssuer(layout: PkiLayout, ca: CaName, passphrase: string | undefined, keyPath?: string): Promise<Issuer> {
+/** Whether the CA's key is in a PKCS#11 token (its folder has key.pkcs11.json). */
+export async function caKeyInToken(layout: PkiLayout, ca: CaName): Promise<boolean> {
+  return fs.access(layout.caKeyRef(ca)).then(() => true, () => false);
+}
+
+/**
+ * The CA's certificate and its key — decrypted from key.pem, or found in the token that
+ * key.pkcs11.json names (`pin` then supplies the PIN); checks that the two belong together.
+ */
+export async function loadIssuer(layout: PkiLayout, ca: CaName, passphrase: string | undefined, keyPath?: string, pin?: () => Promise<string>): Promise<Issuer> {
   const cert = await loadCaCert(layout, ca);
+  if (keyPath === undefined && (await caKeyInToken(layout, ca))) {
+    const refFile = layout.caKeyRef(ca);
+    const noPin = () => Promise.reject(new PkiError('PASSPHRASE_REQUIRED', '--pin-file', `the ${ca} CA key is in a PKCS#11 token; pass --pin-file FILE`));
+    const k = await loadTokenKey(parseKeyRef(await readText(refFile, 'PKCS#11 key reference'), refFile), refFile, pin ?? noPin);
+    const spki = Buffer.from(await subtle.exportKey('spki', k.publicKey));
+    if (Buffer.compare(spki, Buffer.from(cert.publicKey.rawData)) !== 0) throw new PkiError('INVALID_ARGUMENT', refFile, `names a token key that is not the key of ${layout.caCert(ca)}`);
+    return { cert, key: k.privateKey, crypto: k.crypto as unknown as CryptoProvider };
+  }
   const file = keyPath ?? layout.caKey(ca);
   const key = await loadPrivateKey(await readText(file, `${ca} CA key`), passphrase, file);
   const spki = createPublicKey(key.keyObject).export({ type: 'spki', format: 'der' });

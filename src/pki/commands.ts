@@ -18,7 +18,8 @@ import { MIN_PASSPHRASE_LENGTH, exportPrivateKeyPem, generateKeyPair, type KeyTy
 import { certToPem } from './pem.js';
 import type { LeafProfileParams } from './profiles.js';
 import { writeFiles, type PlannedFile, type WrittenFile } from './write-plan.js';
-import type { x509 } from './x509.js';
+import type { CryptoKey, CryptoProvider, x509 } from './x509.js';
+import { generateTokenKey } from './pkcs11.js';
 
 export interface PkiContext {
   layout: PkiLayout;
@@ -27,6 +28,32 @@ export interface PkiContext {
   force: boolean;
   /** PBKDF2 rounds for keys this context encrypts (default PBKDF2_ITERATIONS; fixtures use fewer). */
   kdfIterations?: number;
+  /** The PKCS#11 user PIN, asked for only when a CA key is (or goes) in a token. */
+  pkcs11Pin?: () => Promise<string>;
+}
+
+/** Where a new CA key is generated instead of memory + encrypted key.pem. */
+export interface NewKeyInToken {
+  module: string;
+  token: string;
+  /** CKA_LABEL of the new key (default themis-{ca}). */
+  keyLabel?: string;
+}
+
+/** The new CA key: generated in memory and written encrypted, or generated inside a token. */
+async function newCaKey(ctx: PkiContext, ca: CaName, keyType: KeyType, passphrase: string | undefined, token: NewKeyInToken | undefined): Promise<{ keys: { publicKey: CryptoKey; privateKey: CryptoKey }; crypto?: CryptoProvider; file: () => Promise<PlannedFile> }> {
+  if (token) {
+    const pin = ctx.pkcs11Pin ?? (() => Promise.reject(invalid('--pin-file', 'a PKCS#11 token needs its user PIN')));
+    const k = await generateTokenKey(token.module, token.token, token.keyLabel ?? `themis-${ca}`, keyType, pin);
+    return {
+      keys: k,
+      crypto: k.crypto as unknown as CryptoProvider,
+      file: async () => ({ path: ctx.layout.caKeyRef(ca), kind: 'pkcs11-key-reference', contents: JSON.stringify(k.ref, null, 2) + '\n' }),
+    };
+  }
+  const p = checkNewPassphrase(passphrase ?? '', ca === 'root' ? 'passphrase' : 'new passphrase');
+  const keys = await generateKeyPair(keyType);
+  return { keys, file: async () => ({ path: ctx.layout.caKey(ca), kind: 'private-key', contents: await exportPrivateKeyPem(keys.privateKey, p, ctx.kdfIterations) }) };
 }
 
 export interface CertSummary {
@@ -77,26 +104,27 @@ async function crlFile(ctx: PkiContext, ca: CaName, issuer: Issuer, state: CaSta
 }
 
 export interface InitRootOptions {
-  passphrase: string;
+  /** For key.pem; unused with `pkcs11`. */
+  passphrase?: string;
   keyType: KeyType;
   days?: number;
   crlDays?: number;
   commonName?: string;
+  pkcs11?: NewKeyInToken;
 }
 
-/** Self-signed root, its encrypted key, state and a first (empty) CRL. */
+/** Self-signed root, its key (encrypted key.pem, or in a token), state and a first (empty) CRL. */
 export async function initRoot(ctx: PkiContext, o: InitRootOptions): Promise<CommandResult> {
-  const passphrase = checkNewPassphrase(o.passphrase, 'passphrase');
-  const keys = await generateKeyPair(o.keyType);
-  const cert = await createRootCa({ keys, commonName: o.commonName, validity: validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.root), random: ctx.random });
+  const key = await newCaKey(ctx, 'root', o.keyType, o.passphrase, o.pkcs11);
+  const cert = await createRootCa({ keys: key.keys, crypto: key.crypto, commonName: o.commonName, validity: validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.root), random: ctx.random });
   const state = emptyState();
   state.issued.push(record(cert, 'root', 'root'));
   const L = ctx.layout;
-  const [crl, crlInfo] = await crlFile(ctx, 'root', { cert, key: keys.privateKey }, state, o.crlDays ?? DEFAULT_DAYS.rootCrl);
+  const [crl, crlInfo] = await crlFile(ctx, 'root', { cert, key: key.keys.privateKey, crypto: key.crypto }, state, o.crlDays ?? DEFAULT_DAYS.rootCrl);
   const written = await writeFiles(
     [
       { path: L.caCert('root'), kind: 'certificate', contents: certToPem(cert) },
-      { path: L.caKey('root'), kind: 'private-key', contents: await exportPrivateKeyPem(keys.privateKey, passphrase, ctx.kdfIterations) },
+      await key.file(),
       { ...crl, replace: 'force' },
       { ...stateFile(L, 'root', state), replace: 'force' },
     ],
@@ -108,31 +136,33 @@ export async function initRoot(ctx: PkiContext, o: InitRootOptions): Promise<Com
 export interface IntermediateOptions {
   kind: CaKind;
   rootPassphrase: string | undefined;
-  newPassphrase: string;
+  /** For the new key.pem; unused with `pkcs11`. */
+  newPassphrase?: string;
   rootKeyPath?: string;
   keyType: KeyType;
   days?: number;
   crlDays?: number;
   commonName?: string;
+  pkcs11?: NewKeyInToken;
 }
 
 /** An intermediate signed by the root, with chain.pem and a first CRL; recorded at the root. */
 export async function createIntermediate(ctx: PkiContext, o: IntermediateOptions): Promise<CommandResult> {
-  const newPassphrase = checkNewPassphrase(o.newPassphrase, 'new passphrase');
+  if (!o.pkcs11) checkNewPassphrase(o.newPassphrase ?? '', 'new passphrase');
   const L = ctx.layout;
-  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath);
+  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath, ctx.pkcs11Pin);
   const rootState = await readState(L, 'root');
   // Re-creating with --force keeps the CA's CRL numbering and records, so CRL numbers only grow.
   const state = ctx.force && (await caExists(L, o.kind)) ? await readState(L, o.kind) : emptyState();
-  const keys = await generateKeyPair(o.keyType);
+  const key = await newCaKey(ctx, o.kind, o.keyType, o.newPassphrase, o.pkcs11);
   const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.intermediate);
-  const cert = await createIntermediateCa({ kind: o.kind, publicKey: keys.publicKey, issuer: root, commonName: o.commonName, validity, random: ctx.random });
+  const cert = await createIntermediateCa({ kind: o.kind, publicKey: key.keys.publicKey, issuer: root, commonName: o.commonName, validity, random: ctx.random });
   rootState.issued.push(record(cert, 'intermediate', o.kind));
-  const [crl, crlInfo] = await crlFile(ctx, o.kind, { cert, key: keys.privateKey }, state, o.crlDays ?? DEFAULT_DAYS.crl);
+  const [crl, crlInfo] = await crlFile(ctx, o.kind, { cert, key: key.keys.privateKey, crypto: key.crypto }, state, o.crlDays ?? DEFAULT_DAYS.crl);
   const written = await writeFiles(
     [
       { path: L.caCert(o.kind), kind: 'certificate', contents: certToPem(cert) },
-      { path: L.caKey(o.kind), kind: 'private-key', contents: await exportPrivateKeyPem(keys.privateKey, newPassphrase, ctx.kdfIterations) },
+      await key.file(),
       { path: L.caChain(o.kind), kind: 'chain', contents: certToPem(cert) + certToPem(root.cert) },
       { ...crl, replace: 'force' },
       { ...stateFile(L, o.kind, state), replace: 'force' },
@@ -151,7 +181,7 @@ export async function createIntermediate(ctx: PkiContext, o: IntermediateOptions
  */
 export async function recertifyIntermediate(ctx: PkiContext, o: { kind: CaKind; rootPassphrase: string | undefined; rootKeyPath?: string; days?: number }): Promise<CommandResult> {
   const L = ctx.layout;
-  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath);
+  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath, ctx.pkcs11Pin);
   const rootState = await readState(L, 'root');
   const old = await loadCaCert(L, o.kind);
   const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.intermediate);
@@ -208,7 +238,7 @@ export async function issue(ctx: PkiContext, o: LeafOptions): Promise<CommandRes
   const L = ctx.layout;
   const ca = ISSUER_OF[o.params.profile];
   const files = leafFiles(o.outDir ?? L.leafDir(o.params.profile, o.name));
-  const issuer = o.issuer ?? (await loadIssuer(L, ca, o.caPassphrase, o.caKeyPath));
+  const issuer = o.issuer ?? (await loadIssuer(L, ca, o.caPassphrase, o.caKeyPath, ctx.pkcs11Pin));
   const state = await readState(L, ca);
   const keys = await generateKeyPair(o.keyType);
   const validity = o.validity ?? validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.leaf);
@@ -250,7 +280,7 @@ export async function writeCrl(
   ctx: PkiContext,
   o: { ca: CaName; passphrase: string | undefined; caKeyPath?: string; days?: number },
 ): Promise<CommandResult> {
-  const issuer = await loadIssuer(ctx.layout, o.ca, o.passphrase, o.caKeyPath);
+  const issuer = await loadIssuer(ctx.layout, o.ca, o.passphrase, o.caKeyPath, ctx.pkcs11Pin);
   const state = await readState(ctx.layout, o.ca);
   const days = o.days ?? (o.ca === 'root' ? DEFAULT_DAYS.rootCrl : DEFAULT_DAYS.crl);
   const [crl, info] = await crlFile(ctx, o.ca, issuer, state, days);

@@ -66,7 +66,7 @@ export async function buildCrl(p: CrlParams): Promise<{ der: ArrayBuffer; pem: s
       // RFC 5280 §5.3.1: the reason code "unspecified" SHOULD be absent.
       ...(r.reason === 'unspecified' ? {} : { reason: REVOCATION_REASONS[r.reason] as number as x509.X509CrlReason }),
     })),
-  });
+  }, p.issuer.crypto);
   return { der: crl.rawData, pem: crlToPem(crl.rawData) };
 }
 

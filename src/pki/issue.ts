@@ -6,12 +6,14 @@ import { invalid } from './errors.js';
 import { ISSUER_OF, policyExtension, type CaKind, type LeafProfile } from './ca-kind.js';
 import { THEMIS_IDENTITY_OID, encodeIdentity, type ThemisIdentity } from './identity-extension.js';
 import { signingAlgorithm } from './keys.js';
-import { x509, type CryptoKey } from './x509.js';
+import { x509, type CryptoKey, type CryptoProvider } from './x509.js';
 
 
 export interface Issuer {
   cert: x509.X509Certificate;
   key: CryptoKey;
+  /** The WebCrypto provider that holds `key` (a PKCS#11 token's); Node's when absent. */
+  crypto?: CryptoProvider;
 }
 
 export interface Validity {
@@ -85,6 +87,8 @@ async function keyIdExtensions(publicKey: CryptoKey, issuer?: x509.X509Certifica
 
 export interface RootParams {
   keys: { publicKey: CryptoKey; privateKey: CryptoKey };
+  /** The provider holding privateKey (a token's); publicKey is always a Node key. */
+  crypto?: CryptoProvider;
   commonName?: string;
   validity: Validity;
   random: Random;
@@ -97,7 +101,7 @@ export async function createRootCa(p: RootParams): Promise<x509.X509Certificate>
     subject: name,
     issuer: name,
     ...p.validity,
-    publicKey: p.keys.publicKey,
+    publicKey: await x509.PublicKey.create(p.keys.publicKey),
     signingKey: p.keys.privateKey,
     signingAlgorithm: signingAlgorithm(p.keys.privateKey),
     extensions: [
@@ -105,7 +109,7 @@ export async function createRootCa(p: RootParams): Promise<x509.X509Certificate>
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       ...(await keyIdExtensions(p.keys.publicKey)),
     ],
-  });
+  }, p.crypto);
 }
 
 export interface IntermediateParams {
@@ -128,7 +132,7 @@ export async function createIntermediateCa(p: IntermediateParams): Promise<x509.
     subject: p.subject ?? `CN=${checkCommonName(p.commonName ?? `Themis ${KIND_TITLE[p.kind]} CA`)}, OU=${p.kind}, O=themis-mesh`,
     issuer: p.issuer.cert.subjectName,
     ...p.validity,
-    publicKey: p.publicKey,
+    publicKey: await x509.PublicKey.create(p.publicKey),
     signingKey: p.issuer.key,
     signingAlgorithm: signingAlgorithm(p.issuer.key),
     extensions: [
@@ -138,7 +142,7 @@ export async function createIntermediateCa(p: IntermediateParams): Promise<x509.
       policyExtension(p.kind),
       ...(await keyIdExtensions(p.publicKey, p.issuer.cert)),
     ],
-  });
+  }, p.issuer.crypto);
 }
 
 export interface LeafParams {
@@ -199,9 +203,9 @@ export async function issueLeaf(p: LeafParams): Promise<x509.X509Certificate> {
     subject: `CN=${p.commonName}, OU=${p.profile}, O=themis-mesh`,
     issuer: p.issuer.cert.subjectName,
     ...p.validity,
-    publicKey: p.publicKey,
+    publicKey: await x509.PublicKey.create(p.publicKey),
     signingKey: p.issuer.key,
     signingAlgorithm: signingAlgorithm(p.issuer.key),
     extensions,
-  });
+  }, p.issuer.crypto);
 }

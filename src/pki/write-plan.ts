@@ -6,7 +6,7 @@ import { dirname, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PkiError } from './errors.js';
 
-export type FileKind = 'certificate' | 'chain' | 'private-key' | 'crl' | 'state' | 'audit';
+export type FileKind = 'certificate' | 'chain' | 'private-key' | 'crl' | 'state' | 'audit' | 'pkcs11-key-reference';
 
 export interface PlannedFile {
   path: string;

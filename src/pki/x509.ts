@@ -9,3 +9,5 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 export { x509 };
 export type CryptoKey = webcrypto.CryptoKey;
 export const subtle = webcrypto.subtle;
+/** A WebCrypto provider: Node's, or a PKCS#11 token's (pkcs11.ts). */
+export type CryptoProvider = webcrypto.Crypto;

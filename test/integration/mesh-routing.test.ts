@@ -2,6 +2,7 @@ import t from 'tap';
 import http2 from 'node:http2';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { call } from '../support/storage-process.js';
+import { openssl } from '../support/pki-fixture.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -43,6 +44,22 @@ t.test('the admin port reports requests, latency and the topology epoch', async 
   t.match(text, /themis_topology_epoch 1/);
   const expiry = Number(/themis_certificate_expiry_seconds\{shard_id="shard-001"\} (\d+)/.exec(text)?.[1]);
   t.ok(expiry > 300 * 86400 && expiry <= 366 * 86400, `this shard's certificate expires in ${expiry} s (a one-year certificate)`);
+  const days = Number(/themis_certificate_expiry_days\{shard_id="shard-001"\} ([\d.]+)/.exec(text)?.[1]);
+  t.ok(Math.abs(days - expiry / 86400) < 0.01, `the seed's days gauge (${days}) says the same as the seconds gauge`);
+  // Expected values come from openssl reading the files, not from our parser.
+  const secondsUntil = (args: string[], field: string) => {
+    const line = openssl(args).stdout.split('\n').find((l) => l.startsWith(field))!;
+    return (Date.parse(line.slice(field.length)) - Date.now()) / 1000;
+  };
+  const root = secondsUntil(['x509', '-in', mesh.pki.root.certPath, '-noout', '-enddate'], 'notAfter=');
+  const anchor = Number(/themis_trust_anchor_expiry_seconds\{subject="CN=Themis Root CA, O=themis-mesh",serial="[0-9a-f]+"\} (\d+)/.exec(text)?.[1]);
+  t.ok(Math.abs(anchor - root) < 120, `trust anchor expires in ${anchor} s; openssl says ${Math.round(root)} s`);
+  for (const [ca, path] of [['Cluster', mesh.pki.cas.cluster.crlPath], ['Root', mesh.pki.root.crlPath]] as const) {
+    const next = secondsUntil(['crl', '-in', path, '-noout', '-nextupdate'], 'nextUpdate=');
+    const re = new RegExp(`themis_crl_expiry_seconds\\{issuer="CN=Themis ${ca} CA[^"]*"\\} (\\d+)`);
+    const got = Number(re.exec(text)?.[1]);
+    t.ok(Math.abs(got - next) < 120, `${ca} CA's CRL reaches nextUpdate in ${got} s; openssl says ${Math.round(next)} s`);
+  }
   const ready = await fetch(`${node.adminUrl}/readyz`);
   t.equal(ready.status, 200);
   t.equal((await fetch(`${node.adminUrl}/healthz`)).status, 200);
