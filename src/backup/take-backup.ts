@@ -3,7 +3,8 @@
 // The directory is built under DIR.partial and renamed when complete: DIR exists only whole.
 import type { webcrypto } from 'node:crypto';
 import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { syncDir } from '../sync-dir.js';
 import { DATA_FILE, MANIFEST_CMS, MANIFEST_FILE, BACKUP_FORMAT, manifestText, signManifest, type Manifest } from './manifest.js';
 import { downloadSnapshot } from './snapshot-download.js';
 
@@ -56,7 +57,9 @@ export async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     const text = manifestText(manifest);
     writeDurable(join(partial, MANIFEST_FILE), text);
     writeDurable(join(partial, MANIFEST_CMS), await signManifest(text, o.chain, o.key));
+    syncDir(partial); // the three files' names
     renameSync(partial, o.out);
+    syncDir(dirname(resolve(o.out))); // the rename
     return { manifest, trimmedThrough: got.trimmedThrough, ms: performance.now() - t0 };
   } catch (e) {
     rmSync(partial, { recursive: true, force: true });

@@ -4,12 +4,14 @@
 // Then each tampered or foreign backup is refused with its code, leaving the target untouched.
 import t, { type Test } from 'tap';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { operatorArgs, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
-import { runProgramAsync } from '../support/cli.js';
+import { PROGRAMS, ROOT, runProgramAsync } from '../support/cli.js';
+import { findStrace, type StraceBinary } from '../support/strace.js';
 import { differences, readFeed, scanAll, stateAt } from '../support/feed-state.js';
 import { xxhsum64 } from '../support/xxhsum.js';
 import { snapshot } from '../support/pki-fixture.js';
@@ -25,6 +27,9 @@ t.teardown(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+const strace = findStrace();
+if ('missing' in strace) process.stderr.write(`\n*** backup-restore: the durability guard is SKIPPED: ${strace.missing} ***\n\n`);
+const straceSkip = 'missing' in strace ? `durability guard not run: ${strace.missing}` : false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** --ca and --crls of the operator flags (what restore needs). */
 function trustArgs(): string[] {
@@ -33,12 +38,10 @@ function trustArgs(): string[] {
 }
 const admin = (args: string[]) => runProgramAsync('themis-admin', args);
 
-let backupDir: string;
-let backupSeq = 0;
-
-t.test('backup under a write loop, data directory destroyed, restored: exactly the changes up to the backup’s seq', async (t) => {
-  const node = mesh.nodes[0]!;
-  const keys = Array.from({ length: 60 }, () => `document.shop.orders:${uuidOwnedBy(node.shard.tokenRange)}`);
+/** Writes to `count` keys of `table` owned by shard `n`, through both sidecars, until stopped. */
+function writesTo(n: number, table: string, count: number) {
+  const node = mesh.nodes[n]!;
+  const keys = Array.from({ length: count }, () => `document.shop.${table}:${uuidOwnedBy(node.shard.tokenRange)}`);
   const history = new History();
   let stop!: () => void;
   const until = new Promise<void>((r) => (stop = r));
@@ -47,6 +50,14 @@ t.test('backup under a write loop, data directory destroyed, restored: exactly t
     const r = await call(mesh.nodes[lane++ % 2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 10_000);
     return { status: r.status, code: r.body?.code };
   }, { until, concurrency: 4 });
+  return { node, keys, history, stop, loop };
+}
+
+let backupDir: string;
+let backupSeq = 0;
+
+t.test('backup under a write loop, data directory destroyed, restored: exactly the changes up to the backup’s seq', async (t) => {
+  const { node, keys, history, stop, loop } = writesTo(0, 'orders', 60);
   await sleep(800);
   backupDir = join(work, 'shard-001-a');
   const b = await admin(['backup', '--shard', 'shard-001', '--out', backupDir, '--storage', node.storage.url, ...operatorArgs(mesh)]);
@@ -176,17 +187,34 @@ t.test('the target directory of a running node, or one holding data without --re
   t.match(ok.stdout, /moved the old data directory aside to .*held\.replaced-/);
 });
 
+// A backup or restore that says "done" must survive a machine crash: the files are fsynced, and
+// so are the directories whose entries changed (a file's fsync does not make its name durable).
+t.test('backup and restore make their names durable: each directory fsynced after its entries change (strace)', { skip: straceSkip }, async (t) => {
+  const out = join(work, 'durable-backup');
+  const traced = (args: string[], file: string) => {
+    const r = spawnSync((strace as StraceBinary).path, ['-f', '-y', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', '-o', file, process.execPath, ROOT + PROGRAMS['themis-admin'], ...args], { env: (strace as StraceBinary).env, encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, stderr: r.stderr, lines: readFileSync(file, 'utf8').split('\n') };
+  };
+  const fsyncOf = (dir: string) => (l: string) => /\b(fsync|fdatasync)\(\d+</.test(l) && l.includes(`<${dir}>`);
+  const renameTo = (path: string) => (l: string) => /\brename(at2?)?\(/.test(l) && l.includes(`"${path}"`) && / = 0$/.test(l);
+
+  const b = traced(['backup', '--shard', 'shard-002', '--out', out, '--storage', mesh.nodes[1]!.storage.url, ...operatorArgs(mesh)], join(work, 'backup.strace'));
+  t.equal(b.status, 0, b.stderr);
+  const swap = b.lines.findIndex(renameTo(out));
+  t.ok(swap >= 0, 'the backup is renamed into place');
+  t.ok(b.lines.slice(0, swap).some(fsyncOf(`${out}.partial`)), 'its folder is fsynced before the rename (the files’ names)');
+  t.ok(b.lines.slice(swap + 1).some(fsyncOf(work)), 'the parent is fsynced after it (the rename)');
+
+  const target = join(work, 'durable-target');
+  const r = traced(['restore', '--from', out, '--data-dir', target, '--cluster', mesh.pki.cluster, ...trustArgs()], join(work, 'restore.strace'));
+  t.equal(r.status, 0, r.stderr);
+  const into = r.lines.findIndex(renameTo(target));
+  t.ok(into >= 0, 'the restored store is renamed into place');
+  t.ok(r.lines.slice(into + 1).some(fsyncOf(work)), 'the parent is fsynced after it');
+});
+
 t.test('point in time: backup --follow archives the feed under a write loop; restore --until SEQ holds every change up to SEQ, none after', async (t) => {
-  const node = mesh.nodes[1]!;
-  const keys = Array.from({ length: 40 }, () => `document.shop.carts:${uuidOwnedBy(node.shard.tokenRange)}`);
-  const history = new History();
-  let stop!: () => void;
-  const until = new Promise<void>((r) => (stop = r));
-  let lane = 0;
-  const loop = writeLoop(history, keys, async (key, blob) => {
-    const r = await call(mesh.nodes[lane++ % 2]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 10_000);
-    return { status: r.status, code: r.body?.code };
-  }, { until, concurrency: 4 });
+  const { node, history, stop, loop } = writesTo(1, 'carts', 40);
   await sleep(500);
   const dir = join(work, 'shard-002-follow');
   let child: import('node:child_process').ChildProcess | undefined;
