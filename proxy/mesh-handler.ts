@@ -82,25 +82,16 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
   async function handle(r: MeshRequest, reply: Reply, req?: Http2ServerRequest): Promise<void> {
     const checks = obsOf(r.headers)?.trace.child('peer checks');
     try {
-      if (r.peer.kind === 'shard') {
-        try {
-          await runStages(SHARD_PEER_STAGES, r, stageDeps);
-        } catch (err) {
-          checks?.end(err instanceof ThemisError ? err.code : 'INTERNAL');
-          throw err;
-        }
-        checks?.end();
-        await d.inbound.deliver(r, reply);
-      } else {
-        try {
-          await runStages(APP_PEER_STAGES, r, stageDeps);
-        } catch (err) {
-          checks?.end(err instanceof ThemisError ? err.code : 'INTERNAL');
-          throw err;
-        }
-        checks?.end();
-        await d.router.serve(req!, reply, r.op);
+      const fromShard = r.peer.kind === 'shard';
+      try {
+        await runStages(fromShard ? SHARD_PEER_STAGES : APP_PEER_STAGES, r, stageDeps);
+      } catch (err) {
+        checks?.end(err instanceof ThemisError ? err.code : 'INTERNAL');
+        throw err;
       }
+      checks?.end();
+      if (fromShard) await d.inbound.deliver(r, reply);
+      else await d.router.serve(req!, reply, r.op);
     } catch (err) {
       reply.error(err, d.log, refused(err, r.peer));
     }

@@ -10,7 +10,7 @@ import { recordsUntil, verifiedSegments } from './feed-segments.js';
 import { DigestSink, digestFile } from './digests.js';
 import { DATA_FILE, MANIFEST_CMS, MANIFEST_FILE, verifyManifest, type Manifest, type ManifestCheck } from './manifest.js';
 import { BackupRefused } from './refusal.js';
-import { syncDir } from '../sync-dir.js';
+import { fsyncPath } from '../fsync-path.js';
 
 export interface RestoreOptions extends ManifestCheck {
   from: string;
@@ -122,6 +122,6 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     rmSync(dataDir, { recursive: true }); // an empty directory
   }
   renameSync(building, dataDir);
-  syncDir(dirname(dataDir)); // the renames: aside and into place
+  fsyncPath(dirname(dataDir)); // the renames: aside and into place
   return { manifest, signer, lastSeq: result.lastSeq, entities: result.entities, changes: result.changes, ...(movedAside ? { movedAside } : {}) };
 }

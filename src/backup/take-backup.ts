@@ -2,9 +2,9 @@
 // storage node's snapshot export while writes go on, into a directory with a signed manifest.
 // The directory is built under DIR.partial and renamed when complete: DIR exists only whole.
 import type { webcrypto } from 'node:crypto';
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { syncDir } from '../sync-dir.js';
+import { fsyncPath } from '../fsync-path.js';
 import { DATA_FILE, MANIFEST_CMS, MANIFEST_FILE, BACKUP_FORMAT, manifestText, signManifest, type Manifest } from './manifest.js';
 import { downloadSnapshot } from './snapshot-download.js';
 
@@ -29,9 +29,7 @@ export interface BackupResult {
 
 function writeDurable(path: string, data: string | Uint8Array): void {
   writeFileSync(path, data, { flag: 'wx', mode: 0o600 });
-  const fd = openSync(path, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
+  fsyncPath(path);
 }
 
 export async function takeBackup(o: BackupOptions): Promise<BackupResult> {
@@ -57,9 +55,9 @@ export async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     const text = manifestText(manifest);
     writeDurable(join(partial, MANIFEST_FILE), text);
     writeDurable(join(partial, MANIFEST_CMS), await signManifest(text, o.chain, o.key));
-    syncDir(partial); // the three files' names
+    fsyncPath(partial); // the three files' names
     renameSync(partial, o.out);
-    syncDir(dirname(resolve(o.out))); // the rename
+    fsyncPath(dirname(resolve(o.out))); // the rename
     return { manifest, trimmedThrough: got.trimmedThrough, ms: performance.now() - t0 };
   } catch (e) {
     rmSync(partial, { recursive: true, force: true });
