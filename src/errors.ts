@@ -28,6 +28,11 @@ export const ERRORS = {
   SIGNATURE_INVALID: { status: 401, retryable: false, summary: 'The signature does not verify over the canonical string with the peer certificate key.' },
   REPLAY_DETECTED: { status: 409, retryable: false, summary: 'This nonce was already used by this sender within the replay window, or the request is older than the replay cache can vouch for (e.g. from before a restart).' },
   NOT_OWNER: { status: 421, retryable: true, summary: 'This shard does not own the key at its topology epoch; refresh the topology and retry.' },
+  // Certificate renewal (themis-pki serve, docs/pki.md "Automatic renewal").
+  CERTIFICATE_REQUIRED: { status: 401, retryable: false, summary: 'Renewal needs the current certificate, presented as the TLS client certificate.' },
+  INVALID_CSR: { status: 400, retryable: false, summary: 'The renewal body is not a PKCS#10 request self-signed with a new key.' },
+  RENEWAL_REFUSED: { status: 403, retryable: false, summary: 'The presented certificate may not renew: revoked, expired, not from this CA, or not a shard certificate (`reason` says which).' },
+  IDENTITY_CHANGE_REFUSED: { status: 403, retryable: false, summary: 'The renewal asks for another shard id, token range, capabilities, role or names than the current certificate holds; such changes need an operator.' },
   // The server's side (5xx).
   INTERNAL: { status: 500, retryable: false, summary: 'An unexpected error; the server logged it at warn level.' },
   AQL_NOT_SUPPORTED: { status: 501, retryable: false, summary: 'Valid AQL outside the subset the mesh translates into a scatter-gather query; the message names the construct and the subset.' },

@@ -25,6 +25,7 @@ import {
 } from '../pki/profiles.js';
 import { shown } from '../pki/write-plan.js';
 import { systemClock, systemRandom } from '../runtime.js';
+import { cmdServe } from './pki-serve.js';
 import { intFlag, parseFlags, requireFlag, runCommands, UsageError, type Options } from './cli-common.js';
 
 const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full reference)
@@ -46,6 +47,9 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
   revoke               --serial HEX [--reason keyCompromise|superseded|…]
   crl                  --ca root|cluster|operator|client [--days N] [--ca-key FILE]
   inspect              FILE…
+  serve                [--listen 127.0.0.1:7443] [--lifetime 24h] [--tls-cert FILE --tls-key FILE]
+                       [--audit FILE] [--ca-key FILE]   the cluster CA's online renewal service
+                       (shards renew their own certificate over mTLS; docs/pki.md "Automatic renewal")
   doctor               [--warn-days 30] [--crl-warn-days 7]   every certificate and CRL in --dir with
                        the days it has left; exit 3 if any is expired, under its threshold or unreadable
 
@@ -297,4 +301,5 @@ await runCommands('themis-pki', USAGE, {
   crl: cmdCrl,
   inspect: cmdInspect,
   doctor: cmdDoctor,
+  serve: (argv) => cmdServe(argv, (f) => context(f as Flags), (f) => caPassphrase(f as Flags, 'cluster', context(f as Flags).layout), COMMON),
 });

@@ -4,6 +4,7 @@
 import { createPublicKey } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fsyncPath } from '../fsync-path.js';
 import { PkiError } from './errors.js';
 import type { RevocationRecord } from './crl.js';
 import type { LeafProfile } from './ca-kind.js';
@@ -63,6 +64,13 @@ export class PkiLayout {
   }
   caState(ca: CaName): string {
     return join(this.dir, ca, 'state.json');
+  }
+  /**
+   * Certificates `themis-pki serve` issued: one IssuedRecord per line, appended and fsynced.
+   * The service never rewrites state.json, which the CLI commands own; readState merges both.
+   */
+  issuedLog(ca: CaName): string {
+    return join(this.dir, ca, 'issued.ndjson');
   }
   /** cert.pem, key.pem and chain.pem (leaf followed by its intermediate) of one leaf. */
   leafDir(profile: LeafProfile, name: string): string {
@@ -139,7 +147,46 @@ export async function readState(layout: PkiLayout, ca: CaName): Promise<CaState>
   if (s?.version !== 1 || !Number.isSafeInteger(s.crlNumber) || !Array.isArray(s.issued) || !Array.isArray(s.revoked)) {
     throw new PkiError('INVALID_ARGUMENT', path, 'is not a themis-pki state file (expected version 1, crlNumber, issued[], revoked[])');
   }
-  return s as CaState;
+  const state = s as CaState;
+  const known = new Set(state.issued.map((r) => r.serial));
+  for (const r of await readIssuedLog(layout, ca)) {
+    if (!known.has(r.serial)) state.issued.push(r);
+    known.add(r.serial);
+  }
+  return state;
+}
+
+/** The service's issued records; a torn last line (a crash mid-append, before any answer) is skipped. */
+async function readIssuedLog(layout: PkiLayout, ca: CaName): Promise<IssuedRecord[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(layout.issuedLog(ca), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new PkiError('INVALID_ARGUMENT', layout.issuedLog(ca), `cannot read (${(e as NodeJS.ErrnoException).code})`);
+  }
+  const out: IssuedRecord[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      const r = JSON.parse(line) as IssuedRecord;
+      if (typeof r?.serial === 'string') out.push(r);
+    } catch {
+      // empty or torn line
+    }
+  }
+  return out;
+}
+
+/** Appends one record to the service's log and fsyncs it before the certificate is handed out. */
+export async function appendIssued(layout: PkiLayout, ca: CaName, record: IssuedRecord): Promise<void> {
+  const fh = await fs.open(layout.issuedLog(ca), 'a', 0o600);
+  try {
+    await fh.write(JSON.stringify(record) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  fsyncPath(layout.caDir(ca)); // the log's name, the first time
 }
 
 export function emptyState(): CaState {

@@ -83,7 +83,7 @@ export function summary(cert: x509.X509Certificate): CertSummary {
   };
 }
 
-function record(cert: x509.X509Certificate, profile: IssuedRecord['profile'], name: string): IssuedRecord {
+export function issuedRecord(cert: x509.X509Certificate, profile: IssuedRecord['profile'], name: string): IssuedRecord {
   const s = summary(cert);
   return { serial: s.serial, subject: s.subject, profile, name, notBefore: s.notBefore, notAfter: s.notAfter };
 }
@@ -118,7 +118,7 @@ export async function initRoot(ctx: PkiContext, o: InitRootOptions): Promise<Com
   const key = await newCaKey(ctx, 'root', o.keyType, o.passphrase, o.pkcs11);
   const cert = await createRootCa({ keys: key.keys, crypto: key.crypto, commonName: o.commonName, validity: validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.root), random: ctx.random });
   const state = emptyState();
-  state.issued.push(record(cert, 'root', 'root'));
+  state.issued.push(issuedRecord(cert, 'root', 'root'));
   const L = ctx.layout;
   const [crl, crlInfo] = await crlFile(ctx, 'root', { cert, key: key.keys.privateKey, crypto: key.crypto }, state, o.crlDays ?? DEFAULT_DAYS.rootCrl);
   const written = await writeFiles(
@@ -157,7 +157,7 @@ export async function createIntermediate(ctx: PkiContext, o: IntermediateOptions
   const key = await newCaKey(ctx, o.kind, o.keyType, o.newPassphrase, o.pkcs11);
   const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.intermediate);
   const cert = await createIntermediateCa({ kind: o.kind, publicKey: key.keys.publicKey, issuer: root, commonName: o.commonName, validity, random: ctx.random });
-  rootState.issued.push(record(cert, 'intermediate', o.kind));
+  rootState.issued.push(issuedRecord(cert, 'intermediate', o.kind));
   const [crl, crlInfo] = await crlFile(ctx, o.kind, { cert, key: key.keys.privateKey, crypto: key.crypto }, state, o.crlDays ?? DEFAULT_DAYS.crl);
   const written = await writeFiles(
     [
@@ -187,7 +187,7 @@ export async function recertifyIntermediate(ctx: PkiContext, o: { kind: CaKind; 
   const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.intermediate);
   const publicKey = await old.publicKey.export();
   const cert = await createIntermediateCa({ kind: o.kind, publicKey, issuer: root, subject: old.subjectName, validity, random: ctx.random });
-  rootState.issued.push(record(cert, 'intermediate', o.kind));
+  rootState.issued.push(issuedRecord(cert, 'intermediate', o.kind));
   const oldPem = certToPem(old).trim();
   const chains = (await leafChainFiles(L)).filter((f) => f.contents.includes(oldPem));
   const written = await writeFiles(
@@ -243,7 +243,7 @@ export async function issue(ctx: PkiContext, o: LeafOptions): Promise<CommandRes
   const keys = await generateKeyPair(o.keyType);
   const validity = o.validity ?? validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.leaf);
   const cert = await issueLeaf({ ...o.params, publicKey: keys.publicKey, issuer, validity, random: ctx.random, overrides: o.overrides });
-  state.issued.push(record(cert, o.params.profile, o.name));
+  state.issued.push(issuedRecord(cert, o.params.profile, o.name));
   const written = await writeFiles(
     [
       { path: files.cert, kind: 'certificate', contents: certToPem(cert) },
