@@ -38,21 +38,9 @@ export function auditPeer(peer: MeshPeer): AuditPeer {
   return { shardId: peer.identity.shardId || undefined, cn: peer.subject, serial: peer.serial, issuer: peer.issuer, address: peer.address };
 }
 
-/** A peer certificate and its issuers as Node reports them, leaf first, as DER. */
-export function chainOf(cert: DetailedPeerCertificate | undefined): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const seen = new Set<string>();
-  for (let c = cert; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
-    seen.add(c.fingerprint256);
-    out.push(new Uint8Array(c.raw));
-  }
-  return out;
-}
+import { chainOf, presentedChain } from '../src/pki/presented-chain.js';
 
-/** The presented chain, leaf first, as DER. */
-export function presentedChain(socket: TLSSocket): Uint8Array[] {
-  return chainOf(socket.getPeerCertificate(true) as DetailedPeerCertificate);
-}
+export { chainOf, presentedChain };
 
 /**
  * Verifies the TLS peer. `clusterIssuer` is the DER (hex) of this sidecar's cluster CA's name:

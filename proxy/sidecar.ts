@@ -1,6 +1,7 @@
 // Wires one sidecar from its config and nothing else: trust (trust.ts), the topology source
 // (control/), the upstreams and the resolver, the app and mesh request paths, the three
 // listeners, the audit trail; and starts and stops them in order.
+import { CertificateRenewer } from './cert-renewal.js';
 import type { Etcd3 } from 'etcd3';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
@@ -106,6 +107,8 @@ export class Sidecar {
   private readonly retired: RetiredCopies;
   private readonly accessLog: AccessLog;
   private readonly tracing: Tracing;
+  /** Renews this sidecar's own certificate (tls.renewal); absent when renewal is off. */
+  readonly renewer: CertificateRenewer | undefined;
 
   /**
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
@@ -384,6 +387,9 @@ export class Sidecar {
       () => this.metrics.listenerLimits.inc({ listener: 'admin', limit: 'max_connections' }),
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
+    if (cfg.tls.renewal) {
+      this.renewer = new CertificateRenewer({ cfg, renewal: cfg.tls.renewal, trust, clock: rt.clock, random: rt.random, metrics: this.metrics, log: log.child({ component: 'renewal' }) });
+    }
     this.updateCertMetrics();
   }
 
@@ -439,6 +445,7 @@ export class Sidecar {
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
+    this.renewer?.start();
     this.replicas.start();
     this.retired.start();
     this.liveness?.start();
@@ -492,6 +499,7 @@ export class Sidecar {
     clearInterval(this.replayPurge);
     clearInterval(this.statusTimer);
     this.dataSize.stop();
+    await this.renewer?.stop();
     this.trust.close();
     this.liveness?.stop();
     this.operations?.close();

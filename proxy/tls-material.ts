@@ -6,7 +6,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
-import { certsFromPem, crlToPem, parsePem } from '../src/pki/pem.js';
+import { certsFromPem, crlToPem, parsePem, toPem } from '../src/pki/pem.js';
 import { serialHex } from '../src/pki/issue.js';
 import { latestPerIssuer, parseCrl, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
@@ -100,7 +100,8 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   }
   const parsed = [...inForce.values()];
   return Object.freeze({
-    certChain,
+    // Re-encoded from what was parsed: Node's TLS takes only well-formed PEM (no text between blocks).
+    certChain: chainDer.map((d) => toPem('CERTIFICATE', d)).join(''),
     keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
     key,
     ca,

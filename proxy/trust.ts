@@ -112,6 +112,8 @@ export class Trust {
       this.rt.log.error({ why, err: (e as Error).message }, 'TLS reload refused; keeping the current certificates');
       return false;
     }
+    // A file touched but unchanged (or a renewal already applied, seen again by the watcher): nothing to follow.
+    if (sameMaterial(next, this.current)) return true;
     const previous = this.current;
     this.current = next;
     this.signerNow = this.makeSigner();
@@ -129,4 +131,11 @@ export class Trust {
     this.watchdog.stop();
     this.crlSource?.close();
   }
+}
+
+function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
+  if (a.certChain !== b.certChain || a.keyPem !== b.keyPem || a.ca !== b.ca || a.crls.join('') !== b.crls.join('')) return false;
+  if (a.crlsByIssuer.size !== b.crlsByIssuer.size) return false;
+  for (const [issuer, crl] of a.crlsByIssuer) if (b.crlsByIssuer.get(issuer)?.crlNumber !== crl.crlNumber) return false;
+  return true;
 }

@@ -186,8 +186,9 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
     const configFile = join(dir, `sidecar-${s.id}.json`);
     const auditFile = join(logDir, `audit-${s.id}.log`);
     // The one place a sidecar config is written. A listener's settings in sidecarConfig (its
-    // limits) are merged into its section; the launcher keeps the address.
-    const { app: appExtra, mesh: meshExtra, admin: adminExtra, ...extra } = (o.sidecarConfig ?? {}) as Record<string, object | undefined>;
+    // limits) and tls settings (renewal) are merged into their section; the launcher keeps the
+    // addresses and the certificate paths.
+    const { app: appExtra, mesh: meshExtra, admin: adminExtra, tls: tlsExtra, ...extra } = (o.sidecarConfig ?? {}) as Record<string, object | undefined>;
     const config = {
       shardId: s.id,
       cluster,
@@ -196,7 +197,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       admin: { ...adminExtra, host: '127.0.0.1', port: p.admin },
       audit: { file: auditFile },
       storage: { url: storageUrl },
-      tls: { cert: leaf.chainPath, key: leaf.keyPath, ca: pki.rootCert, crls: o.crls ?? pki.crls },
+      tls: { ...tlsExtra, cert: leaf.chainPath, key: leaf.keyPath, ca: pki.rootCert, crls: o.crls ?? pki.crls },
       topology: { file: topologyFile, ...(o.topologyPollMs === undefined ? {} : { pollMs: o.topologyPollMs }) },
       ...(o.etcd
         ? { etcd: { endpoints: [etcdEndpoint], topology: o.etcd.topology === true, topologyCache: join(dir, `topology-cache-${s.id}.json`), crlCache: join(dir, `crl-cache-${s.id}.json`) } }

@@ -1,6 +1,7 @@
 // The validated, frozen configuration of the sidecar (`themis-sidecar --config FILE.json`).
 // Every error names the field path and what to write instead; paths resolve against the
 // config file's folder so a host's config directory can move as a whole.
+import { renewalConfig, type RenewalConfig } from './renewal.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
@@ -77,6 +78,8 @@ export interface SidecarConfig {
     readonly ca: string;
     /** CRL files (PEM), one per CA: root, cluster, client. */
     readonly crls: readonly string[];
+    /** Automatic renewal of this certificate (themis-pki serve); off when absent. */
+    readonly renewal?: RenewalConfig;
   };
   readonly topologyFile: string;
   /** How often the topology file is checked for a newer epoch. */
@@ -165,7 +168,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   }
 
   const tls = asObject(raw.tls, 'tls');
-  rejectUnknown(tls, ['cert', 'key', 'keyPassphraseFile', 'ca', 'crls'], 'tls');
+  rejectUnknown(tls, ['cert', 'key', 'keyPassphraseFile', 'ca', 'crls', 'renewal'], 'tls');
   const crls = tls.crls;
   if (!Array.isArray(crls) || crls.length === 0 || !crls.every((c) => typeof c === 'string' && c.length > 0)) {
     throw new ConfigError('tls.crls', 'write a list of CRL files, one per CA (root, cluster, client), e.g. ["pki/crl/root.crl.pem", …]');
@@ -240,6 +243,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
       keyPassphraseFile: tls.keyPassphraseFile === undefined ? undefined : path(tls, 'keyPassphraseFile', 'tls'),
       ca: path(tls, 'ca', 'tls'),
       crls: Object.freeze((crls as string[]).map((c) => resolve(baseDir, c))),
+      renewal: renewalConfig(tls.renewal, baseDir),
     }),
     topologyFile: path(topology, 'file', 'topology'),
     topologyPollMs: int(topology, 'pollMs', 'topology', 1000, 100, 3_600_000),

@@ -97,6 +97,30 @@ export class SidecarMetrics {
     },
   });
 
+  private renewalGauges: { enabled: client.Gauge; failures: client.Gauge; next: client.Gauge; remaining: client.Gauge; renewals: client.Counter } | undefined;
+
+  /** Exported only by sidecars that renew their own certificate (tls.renewal), so the alerts can tell. */
+  renewal(shardId: string, remaining: () => number): NonNullable<SidecarMetrics['renewalGauges']> {
+    if (!this.renewalGauges) {
+      const r = [this.registry];
+      this.renewalGauges = {
+        enabled: new client.Gauge({ name: 'themis_certificate_renewal_enabled', help: '1: this sidecar renews its own certificate (tls.renewal)', labelNames: ['shard_id'], registers: r }),
+        failures: new client.Gauge({ name: 'themis_certificate_renewal_failures', help: 'Renewal attempts failed in a row (0 after a success)', labelNames: ['shard_id'], registers: r }),
+        next: new client.Gauge({ name: 'themis_certificate_renewal_next_timestamp_seconds', help: 'When the next renewal attempt is due (Unix seconds)', labelNames: ['shard_id'], registers: r }),
+        remaining: new client.Gauge({
+          name: 'themis_certificate_lifetime_remaining_ratio', help: "Share of this sidecar's certificate lifetime still ahead (1 at issue, 0 at expiry)", labelNames: ['shard_id'], registers: r,
+          collect() {
+            this.set({ shard_id: shardId }, Math.round(remaining() * 1000) / 1000);
+          },
+        }),
+        renewals: new client.Counter({ name: 'themis_certificate_renewals_total', help: 'Renewal attempts by result: renewed, refused (the service said no), failed (unreachable, bad answer)', labelNames: ['shard_id', 'result'], registers: r }),
+      };
+      this.renewalGauges.enabled.set({ shard_id: shardId }, 1);
+      for (const result of ['renewed', 'refused', 'failed']) this.renewalGauges.renewals.inc({ shard_id: shardId, result }, 0);
+    }
+    return this.renewalGauges;
+  }
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges *_total, which Prometheus reserves for counters.
