@@ -11,6 +11,8 @@ import { dirname } from 'node:path';
 import { request } from 'node:https';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import type { RenewalConfig } from '../src/config/renewal.js';
+import { ConfigError } from '../src/config/validate.js';
+import { writeProblem } from '../src/config/writable.js';
 import { fsyncPath } from '../src/fsync-path.js';
 import type { Logger } from '../src/log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
@@ -57,7 +59,12 @@ export class CertificateRenewer {
   private running: Promise<void> | undefined;
   private readonly gauges;
 
+  /** Throws ConfigError (exit 78) when the files a renewal replaces cannot be written. */
   constructor(private readonly d: RenewerDeps) {
+    for (const [file, field] of [[d.cfg.tls.key, 'tls.key'], [d.cfg.tls.cert, 'tls.cert']] as const) {
+      const problem = writeProblem(file);
+      if (problem) throw new ConfigError(field, `tls.renewal replaces ${file} with each renewed certificate, but that folder cannot be written (${problem}); keep the certificate and key in the sidecar's state directory, e.g. /var/lib/themis/sidecar/tls/`);
+    }
     this.gauges = d.metrics.renewal(d.cfg.shardId, () => this.remaining());
     // A certificate put in place by hand (an operator's rotation, SIGHUP) sets a new schedule.
     d.trust.onChange((next, previous) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
 import { SIDECAR_MAIN } from '../support/mesh.js';
 
@@ -19,7 +19,10 @@ t.teardown(async () => {
   await pki?.cleanup();
 });
 
-function start(patch: Record<string, unknown>): { status: number | null; stderr: string } {
+/** `prefix`: a command the sidecar runs under (e.g. unshare with a read-only bind mount). */
+const tlsOf = (s: PkiFixture['shards'][number]) => ({ cert: s.chainPath, key: s.keyPath, ca: pki.root.certPath, crls: [0, 1, 2, 3].map((i) => join(dir, `crl-${i}.pem`)) });
+
+function start(patch: Record<string, unknown>, prefix: string[] = []): { status: number | null; stderr: string } {
   const s = pki.shards[0]!;
   const cfg = {
     shardId: 'shard-001',
@@ -34,7 +37,8 @@ function start(patch: Record<string, unknown>): { status: number | null; stderr:
   };
   const file = join(dir, 'cfg.json');
   writeFileSync(file, JSON.stringify(cfg));
-  const r = spawnSync(process.execPath, [SIDECAR_MAIN, '--config', file], { encoding: 'utf8', timeout: 20_000 });
+  const argv = [...prefix, process.execPath, SIDECAR_MAIN, '--config', file];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -54,6 +58,9 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['topology file of another cluster', { cluster: 'cluster-prod' }, /topology\.file: .*topology\.json is a topology of cluster "cluster-test", but this sidecar is in cluster "cluster-prod"/],
     ['etcd topology cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], topology: true, topologyCache: join(dir, 'no-such-folder', 'topology.json'), crlCache: join(dir, 'crl-cache.json') } }, /etcd\.topologyCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
     ['etcd CRL cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'no-such-folder', 'crl.json') } }, /etcd\.crlCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
+    ['renewal URL not https', { tls: { ...tlsOf(s), renewal: { url: 'http://127.0.0.1:7443' } } }, /tls\.renewal\.url: "http:\/\/127\.0\.0\.1:7443" must be https:\/\/HOST:PORT of themis-pki serve/],
+    ['renewal jitter past the lifetime', { tls: { ...tlsOf(s), renewal: { url: 'https://127.0.0.1:7443', atPercent: 90, jitterPercent: 10 } } }, /tls\.renewal\.jitterPercent: atPercent ± jitterPercent must stay within 5…95 %/],
+    ['renewal setting unknown', { tls: { ...tlsOf(s), renewal: { url: 'https://127.0.0.1:7443', every: '12h' } } }, /tls\.renewal\.every: unknown setting/],
     ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];
   for (const [name, patch, msg] of cases) {
@@ -69,4 +76,17 @@ t.test('a sidecar whose own certificate is revoked refuses to start', async (t) 
   const r = start({});
   t.equal(r.status, 78);
   t.match(r.stderr, /own certificate is not usable: revoked/);
+});
+
+t.test('with tls.renewal, a certificate folder the sidecar cannot write stops it at start (exit 78 naming the field)', async (t) => {
+  // A read-only bind mount of the shard's folder, in a private mount namespace of the sidecar only.
+  const s = pki.shards[1]!;
+  const folder = dirname(s.chainPath);
+  const ro = ['unshare', '-m', 'sh', '-c', `mount --bind -o ro "${folder}" "${folder}" && exec "$0" "$@"`];
+  const topology = join(dir, 'topology-2.json');
+  writeFileSync(topology, JSON.stringify({ cluster: pki.cluster, epoch: 1, vnodes: 0, shards: { 'shard-002': {} }, ranges: [{ start: '0x0000000000000000', end: '0xffffffffffffffff', owner: 'shard-002', replicas: [] }] }));
+  const cfg = { shardId: 'shard-002', tls: { ...tlsOf(s), renewal: { url: 'https://127.0.0.1:7443' } }, topology: { file: topology }, replay: { stateFile: join(dir, 'replay-2.json') } };
+  const r = start(cfg, ro);
+  t.equal(r.status, 78, r.stderr.slice(-500));
+  t.match(r.stderr, /tls\.key: tls\.renewal replaces .*key\.pem with each renewed certificate, but that folder cannot be written \(EROFS\)/);
 });
