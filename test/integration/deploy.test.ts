@@ -7,7 +7,7 @@ import { ROOT } from '../support/cli.js';
 import { validateSidecarConfig } from '../../src/config/sidecar.js';
 import { validateStorageConfig } from '../../src/config/storage.js';
 
-const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service', 'themis-etcd.service'];
+const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service', 'themis-etcd.service', 'themis-pki-serve.service'];
 const dir = mkdtempSync(join(tmpdir(), 'themis-units-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 for (const u of units) copyFileSync(join(ROOT, 'deploy/systemd', u), join(dir, u));
@@ -36,7 +36,7 @@ t.test('the units run unprivileged and hardened, and the sidecar depends on its 
   t.match(sidecar, /^After=themis-storage\.service/m);
   t.match(sidecar, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   // Node is found through PATH, as npm install -g or the symlink step leaves it: no hard-coded path.
-  for (const u of units.filter((u) => u !== 'themis-etcd.service')) t.match(readFileSync(join(dir, u), 'utf8'), /^ExecStart=\/usr\/bin\/env themis-(sidecar|storage|admin) /m, `${u}: runs its program from PATH`);
+  for (const u of units.filter((u) => u !== 'themis-etcd.service')) t.match(readFileSync(join(dir, u), 'utf8'), /^ExecStart=\/usr\/bin\/env themis-(sidecar|storage|admin|pki) /m, `${u}: runs its program from PATH`);
   for (const u of units) t.notMatch(readFileSync(join(dir, u), 'utf8'), /^ExecStart=.*\/node\b/m, `${u}: no path to node`);
   t.notMatch(sidecar, /^Environment=.*PASS/m, 'not an environment variable');
   t.match(sidecar, /ReadWritePaths=.*\/var\/log\/themis/, 'audit dir writable');
