@@ -2,6 +2,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { loadTlsMaterial } from '../../../proxy/tls-material.js';
 import { ConfigError } from '../../../src/config/validate.js';
 import { FakeClock } from '../../../src/runtime.js';
@@ -42,4 +43,17 @@ t.test('other problems with the own certificate still refuse the files', async (
   t.throws(() => loadTlsMaterial(tlsOf(1, writeCrls('x')), fx.shards[0]!.id, clock), ConfigError, 'shard id mismatch');
   const later = new FakeClock(Date.now() + 20 * 365 * 86_400_000);
   t.throws(() => loadTlsMaterial(tlsOf(1, writeCrls('y')), fx.shards[1]!.id, later), /expired/, 'expired certificate');
+});
+
+t.test('a chain file whose PEM blocks run together still gives Node TLS a chain it takes', async (t) => {
+  const s = fx.shards[1]!;
+  // What a writer that joins PEM blocks without newlines leaves: parsePem reads it, OpenSSL does not.
+  const joined = fx.shards[1]!.chain.trim().split(/\n(?=-----BEGIN)/).map((b) => b.trim()).join('');
+  t.match(joined, /-----END CERTIFICATE----------BEGIN CERTIFICATE-----/);
+  const file = join(dir, 'joined-chain.pem');
+  writeFileSync(file, joined);
+  t.throws(() => createSecureContext({ cert: joined, key: s.key }), /PEM/, 'as written, OpenSSL refuses it');
+  const m = loadTlsMaterial({ ...tlsOf(1, writeCrls('joined')), cert: file }, s.id, clock);
+  t.doesNotThrow(() => createSecureContext({ cert: m.certChain, key: m.keyPem }), 'the loaded chain is re-encoded');
+  t.equal(m.certChain.match(/-----BEGIN CERTIFICATE-----/g)?.length, 2, 'leaf and CA');
 });
