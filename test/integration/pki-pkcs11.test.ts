@@ -2,11 +2,16 @@
 // root and cluster keys inside it, signs certificates and CRLs through it, and never sees the
 // key; the PIN comes from a file or a systemd credential, never from the command line.
 import t, { type Test } from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { request } from 'node:https';
+import { webcrypto } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openssl, runPki, snapshot, type Run } from '../support/pki-fixture.js';
+import { PKI_CLI, openssl, runPki, snapshot, type Run } from '../support/pki-fixture.js';
+import { reservePorts } from '../../scripts/ports.js';
+import { x509 } from '../../src/pki/x509.js';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../support/softhsm.js';
 
 const FILE_PASS = 'file-key-passphrase';
@@ -44,6 +49,35 @@ t.test('a hierarchy whose root and cluster keys are generated in the token', asy
   ok(t, pki$(['create-intermediate', '--kind', 'operator', '--pin-file', hsm.pinFile], { THEMIS_PKI_NEW_PASSPHRASE: FILE_PASS }), 'operator CA (file key)');
   ok(t, pki$(['issue-shard', '--id', 'shard-001', '--cluster', 'c1', '--dc', 'dc1', '--ip', '127.0.0.1', '--token-range', '0:100', '--pin-file', hsm.pinFile]), 'shard from the token cluster CA');
   ok(t, pki$(['issue-operator', '--name', 'admin', '--capabilities', 'view_topology'], { THEMIS_PKI_PASSPHRASE: FILE_PASS }), 'operator from the file CA');
+});
+
+t.test('themis-pki serve renews through the cluster key in the token', async (t) => {
+  ok(t, pki$(['issue-server', '--name', 'renewal', '--ip', '127.0.0.1', '--pin-file', hsm.pinFile]), 'the service certificate, signed in the token');
+  const port = (await reservePorts([{ host: '127.0.0.1' }]))[0]!;
+  const serve = spawn(process.execPath, [PKI_CLI, 'serve', '--dir', pki, '--listen', `127.0.0.1:${port}`, '--lifetime', '1h', '--pin-file', hsm.pinFile], { env: { ...process.env, ...hsm.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  serve.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  serve.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  t.teardown(() => void serve.kill('SIGTERM'));
+  for (let i = 0; i < 100 && !out.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(out, /listening on https:\/\/127\.0\.0\.1:\d+\/v1\/renew/, 'serve started with the token key');
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: alg });
+  const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/renew', ca: readFileSync(p('root', 'cert.pem'), 'utf8'), cert: readFileSync(p('shards', 'shard-001', 'chain.pem'), 'utf8'), key: readFileSync(p('shards', 'shard-001', 'key.pem'), 'utf8') }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end(csr.toString('pem'));
+  });
+  t.equal(r.status, 200, r.text);
+  const leaf = join(dir, 'renewed.pem');
+  await writeFile(leaf, x509.PemConverter.encode(x509.PemConverter.decode(r.text)[0]!, 'CERTIFICATE'));
+  const v = openssl(['verify', '-CAfile', p('root', 'cert.pem'), '-untrusted', p('cluster', 'cert.pem'), leaf]);
+  t.equal(v.status, 0, `openssl verify of the renewed certificate: ${v.stdout}${v.stderr}`);
 });
 
 t.test('what the token signed passes openssl verify, CRLs included', async (t) => {
