@@ -4,16 +4,13 @@
 // our trust verifies), written over tls.cert and tls.key, and put in force through the usual
 // rotation path (Trust.apply). A failed attempt is retried with back-off while the old
 // certificate keeps serving until it expires; metrics and alerts say so long before.
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { request } from 'node:https';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import type { RenewalConfig } from '../src/config/renewal.js';
 import { ConfigError } from '../src/config/validate.js';
 import { writeProblem } from '../src/config/writable.js';
-import { fsyncPath } from '../src/fsync-path.js';
+import { writeFileDurably } from '../src/durable-write.js';
 import type { Logger } from '../src/log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import { THEMIS_IDENTITY_OID, decodeIdentity, encodeIdentity } from '../src/pki/identity-extension.js';
@@ -167,10 +164,9 @@ export class CertificateRenewer {
     const passphrase = cfg.tls.keyPassphraseFile ? readFileSync(cfg.tls.keyPassphraseFile, 'utf8').replace(/\r?\n$/, '') : undefined;
     const keyPem = await exportPrivateKeyPem(keys.privateKey, passphrase);
     const chainPem = certs.map((c) => toPem('CERTIFICATE', c)).join('');
-    // The new key first, then the certificate: each renamed over the old file, then the folders fsynced.
-    await replaceFile(cfg.tls.key, keyPem);
-    await replaceFile(cfg.tls.cert, chainPem);
-    for (const dir of new Set([dirname(cfg.tls.key), dirname(cfg.tls.cert)])) fsyncPath(dir);
+    // The new key first, then the certificate: each renamed over the old file, its folder fsynced.
+    await writeFileDurably(cfg.tls.key, keyPem);
+    await writeFileDurably(cfg.tls.cert, chainPem);
     if (!trust.apply('certificate renewed')) throw new Error('the renewed files were written but did not load; see the TLS reload error');
     this.d.log.info({ serial: trust.material.serial, previous: held.serial, not_after: leaf.notAfter.toISOString() }, 'certificate renewed');
   }
@@ -183,18 +179,6 @@ function notBeforeOf(trust: Trust): number {
 function firstPem(chain: string): string {
   const end = chain.indexOf('-----END CERTIFICATE-----');
   return chain.slice(0, end + '-----END CERTIFICATE-----'.length);
-}
-
-async function replaceFile(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomUUID().slice(0, 8)}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }
 
 function post(r: RenewalConfig, ca: string, cert: string, key: string, csrPem: string): Promise<{ status: number; body: string }> {

@@ -8,8 +8,8 @@
 // write), and a request waits only when its timestamp is above the mark on disk. The price: after
 // a restart, a sender's requests up to `reserveMs` newer than its last accepted one are refused
 // too — which is why the mesh port opens only `quietMs()` after start (see proxy/sidecar.ts).
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { writeFileDurably } from '../durable-write.js';
 import { ThemisError } from '../errors.js';
 import type { Clock } from '../runtime.js';
 
@@ -154,7 +154,8 @@ export class ReplayFloors {
     this.pending.clear();
     // A mark below now − window refuses nothing the timestamp check does not refuse already.
     for (const [sender, mark] of marks) if (mark < now - this.o.windowMs) marks.delete(sender);
-    const done = writeAtomically(this.o.file, JSON.stringify({ version: 1, written_at: now, floors: Object.fromEntries(marks) }) + '\n');
+    // Durable before any request it covers is accepted: fsync, rename, folder fsync.
+    const done = writeFileDurably(this.o.file, JSON.stringify({ version: 1, written_at: now, floors: Object.fromEntries(marks) }) + '\n');
     this.writing = { marks, done: d.promise };
     done.then(
       () => {
@@ -182,23 +183,4 @@ export class ReplayFloors {
 
 function failClosed(o: ReplayFloorsOptions, problem: string): LoadedFloors {
   return { floors: new Map(), floorAll: o.clock.now() + o.windowMs, writtenAt: undefined, problem };
-}
-
-/** Writes `text` to `file` so that a crash leaves the old or the new content, never a mix. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dir = await open(dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
