@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProgram, runProgramAsync } from '../support/cli.js';
 import { startMesh, type Mesh } from '../support/mesh.js';
-import type { ClusterStatus } from '../../src/cli/cluster-status.js';
+import type { ClusterStatus } from '../../src/status/cluster-status.js';
 
 let mesh: Mesh;
 t.before(async () => {
