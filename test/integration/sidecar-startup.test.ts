@@ -54,6 +54,8 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['topology file of another cluster', { cluster: 'cluster-prod' }, /topology\.file: .*topology\.json is a topology of cluster "cluster-test", but this sidecar is in cluster "cluster-prod"/],
     ['etcd topology cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], topology: true, topologyCache: join(dir, 'no-such-folder', 'topology.json'), crlCache: join(dir, 'crl-cache.json') } }, /etcd\.topologyCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
     ['etcd CRL cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'no-such-folder', 'crl.json') } }, /etcd\.crlCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
+    ['web console with the admin port on every address', { admin: { host: '0.0.0.0', port: 0, console: true }, etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'crl-cache.json') } }, /admin\.console: the console needs the admin port on loopback, and admin\.host is "0\.0\.0\.0"/],
+    ['web console without etcd', { admin: { port: 0, console: true } }, /admin\.console: the console shows the cluster as etcd holds it: configure etcd\.endpoints/],
     ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];
   for (const [name, patch, msg] of cases) {
