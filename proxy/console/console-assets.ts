@@ -1,4 +1,4 @@
-// The console's static files (proxy/console/static/: the page, its script, its style), read
+// The console's static files (proxy/console/static/: the page, its script, style and icon), read
 // once at start-up: a missing file is a start-up error naming admin.console, not a 500 later.
 import { readFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
@@ -18,6 +18,7 @@ const FILES: Record<string, string> = {
   'console.html': 'text/html; charset=utf-8',
   'console.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
 
 export function loadConsoleAssets(dir = STATIC_DIR): ReadonlyMap<string, ConsoleAsset> {

@@ -7,9 +7,11 @@ import t, { type Test } from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { launchChromium, type TestBrowser } from '../support/browser.js';
-import { etcdClient, publishAsAdmin, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { runProgramAsync } from '../support/cli.js';
+import { etcdClient, operatorArgs, publishAsAdmin, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { call } from '../support/storage-process.js';
 import { etcdKeys } from '../../src/control/etcd.js';
+import { tokenHex } from '../../src/hash.js';
 import type { ClusterStatus } from '../../src/status/cluster-status.js';
 
 // The functions passed to page.evaluate and waitForFunction run in the browser, not here.
@@ -109,8 +111,6 @@ t.test('the page draws every shard, its ranges and replicas, and the epoch', asy
     t.match(cells[7], /behind|following|–/, `${n.shard.id}'s replication: ${cells[7]}`);
   }
   t.same(await page.$$eval('#warnings li', (li) => li.map((l) => l.textContent)), ['none'], 'no warnings');
-  const shot = process.env.THEMIS_CONSOLE_SCREENSHOT;
-  if (shot) await page.screenshot({ path: shot, fullPage: true });
   t.same(problems, [], 'no script errors and no CSP violations');
 });
 
@@ -127,6 +127,33 @@ t.test('a topology published to etcd shows without a reload', async (t) => {
   // Then every sidecar's report catches up (a lagging one is marked until it does).
   await page.waitForFunction((e) => [...document.querySelectorAll('#shards tbody td.shard-epoch')].every((td) => td.textContent === String(e)), next, { timeout: 20_000 });
   t.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'the page was not reloaded');
+  t.same(problems, []);
+});
+
+t.test('a move in progress is drawn outside the ring, with its phases and progress; aborted, it goes', async (t) => {
+  const { page, problems } = await openConsole(t);
+  t.teardown(() => page.close());
+  // Half of shard-001's range to shard-002 (its replica, certified for it), held before its cutover.
+  const r1 = mesh.topology.ranges.find((r) => r.owner === 'shard-001')!;
+  const moved = { start: r1.start, end: r1.start + (r1.end - r1.start) / 2n };
+  for (let i = 0; i < 20; i++) t.equal((await call(mesh.nodes[2]!.appUrl, 'PUT', `/entities/document.app.moving:${uuidOwnedBy(moved)}`, { blob: '{"n":1}' })).status, 201);
+  const r = await runProgramAsync('themis-admin', ['rebalance', '--from', 'shard-001', '--to', 'shard-002', '--token-range', `${tokenHex(moved.start)}:${tokenHex(moved.end)}`, '--cutover', 'manual', ...operatorArgs(mesh)]);
+  t.equal(r.status, 0, r.stderr);
+  const op = /operation ([0-9a-f-]{36})/.exec(r.stdout)?.[1] ?? '';
+  t.ok(op, `operation ${op}`);
+  const arc = `path.move-arc[data-op="${op}"]`;
+  await page.waitForSelector(arc, { timeout: 20_000 });
+  t.match(await page.textContent(`${arc} title`), `moving ${tokenHex(moved.start)}–${tokenHex(moved.end)} (owner) shard-001 → shard-002`);
+  await page.waitForFunction((id) => [...document.querySelectorAll('#moves li')].some((li) => li.textContent.startsWith(id) && /shard-002 catching-up \(\d+ keys copied, \d+ changes behind/.test(li.textContent)), op, { timeout: 20_000 });
+  const line = (await page.$$eval('#moves li', (li) => li.map((l) => l.textContent))).find((l) => l.startsWith(op))!;
+  t.match(line, /shard-001 \w+/, `the source's phase: ${line}`);
+  t.match(line, '— shard-001 → shard-002');
+  const shot = process.env.THEMIS_CONSOLE_SCREENSHOT;
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  const abort = await runProgramAsync('themis-admin', ['rebalance', 'abort', '--op', op, ...operatorArgs(mesh)]);
+  t.equal(abort.status, 0, abort.stderr);
+  await page.waitForFunction(() => document.querySelectorAll('path.move-arc').length === 0 && document.querySelector('#moves li')?.textContent === 'none', undefined, { timeout: 20_000 });
+  t.pass('the aborted move is gone from the ring and the list');
   t.same(problems, []);
 });
 
