@@ -1,5 +1,6 @@
-// The admin port: /metrics (Prometheus text), /healthz (the process answers) and /readyz
-// (certificate valid, topology loaded, local storage node answering). Its connections are
+// The admin port: /metrics (Prometheus text), /healthz (the process answers), /readyz
+// (certificate valid, topology loaded, local storage node answering) and /console (the web
+// console, console/console-routes.ts; off unless admin.console). Its connections are
 // limited like the app port's, by Node's own HTTP/1.1 timers (which also close a new
 // connection that sends nothing within headersTimeout).
 import http from 'node:http';
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ConnectionLimits } from '../src/config/sidecar.js';
 import { checkEvery } from './app-listener.js';
+import type { ConsoleRoutes } from './console/console-routes.js';
 
 /** The admin port's defaults (src/config/sidecar.ts). */
 export const ADMIN_LIMITS: ConnectionLimits = Object.freeze({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
@@ -19,7 +21,7 @@ export interface Readiness {
 export class AdminServer {
   readonly server: http.Server;
 
-  constructor(registry: Registry, readiness: () => Promise<Readiness>, limits: ConnectionLimits = ADMIN_LIMITS, onDrop: () => void = () => undefined) {
+  constructor(registry: Registry, readiness: () => Promise<Readiness>, limits: ConnectionLimits = ADMIN_LIMITS, onDrop: () => void = () => undefined, console?: ConsoleRoutes) {
     const options: http.ServerOptions = {
       keepAliveTimeout: limits.idleTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,
@@ -33,6 +35,7 @@ export class AdminServer {
         res.end(body);
       };
       if (req.method !== 'GET') return reply(405, JSON.stringify({ error: true, code: 'METHOD_NOT_ALLOWED' }));
+      if (console?.handle(path!, req.headers.host, res)) return;
       if (path === '/metrics') {
         registry.metrics().then((text) => reply(200, text, registry.contentType), () => reply(500, '# metrics unavailable\n', 'text/plain'));
       } else if (path === '/healthz') {

@@ -15,6 +15,9 @@ import { ReplayFloors } from '../src/signing/replay-floors.js';
 import { BodyBudget } from '../src/body-limits.js';
 import type { SidecarRuntime } from './runtime.js';
 import { AdminServer } from './admin-listener.js';
+import { loadConsoleAssets } from './console/console-assets.js';
+import { ConsoleRoutes } from './console/console-routes.js';
+import { readClusterStatus } from '../src/status/read-status.js';
 import { createAppHandler } from './app-handler.js';
 import { AppServer } from './app-listener.js';
 import { appTls } from './app-tls.js';
@@ -385,6 +388,13 @@ export class Sidecar {
       () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status() }),
       cfg.admin,
       () => this.metrics.listenerLimits.inc({ listener: 'admin', limit: 'max_connections' }),
+      new ConsoleRoutes({
+        enabled: cfg.admin.console,
+        ...(cfg.admin.console ? { assets: loadConsoleAssets() } : {}),
+        // What `themis-admin status` shows, read with this sidecar's etcd client and trust.
+        read: () => readClusterStatus({ etcd: etcd!, cluster: cfg.cluster, caPem: this.trust.material.ca, verifier: this.trust.material.verifier, clock: rt.clock, expiringDays: 30 }),
+        monotonic: () => rt.clock.monotonic(),
+      }),
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     if (cfg.tls.renewal) {

@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     replicas,
     // What rebalancing and shard add/remove made of the topology survives a restart.
     etcd: { topology: true, crls: true, keepTopology: true, rbac: true },
+    // The web console on every sidecar's admin port (loopback; off by default elsewhere).
+    sidecarConfig: { admin: { console: true } },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
   }).catch((e: Error) => {
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));
   mesh.spares.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics   (spare: not in the topology)`));
+  console.log(`\nThe web console (the token ring, shards, moves; any sidecar's): ${nodes[0]!.sidecar.adminUrl}/console`);
   const operatorFlags = `--cluster ${cluster} --etcd ${etcdEndpoint} --ca ${pki.rootCert} --crls ${pki.crls.join(',')} --operator-cert ${pki.operators.admin.chainPath} --operator-key ${pki.operators.admin.keyPath}`;
   if (mesh.spares.length) {
     console.log(`\nGrow the cluster — give ${mesh.spares[0]!.id} its share of the tokens (the plan is printed first), then take it out again:

@@ -9,6 +9,7 @@ export const SYSTEM_DEPS: Record<string, string> = {
   xxhsum: 'xxhash',
   'systemd-analyze': 'systemd',
   'softhsm2-util': 'softhsm2', // a PKCS#11 token for the HSM-backed CA tests
+  chromium: 'chromium', // the headless browser the web console's test drives (playwright-core)
 };
 
 function onPath(cmd: string): boolean {

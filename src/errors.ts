@@ -14,6 +14,8 @@ export const ERRORS = {
   CONTINUATION_STALE: { status: 409, retryable: false, summary: 'The continuation token was issued at another topology epoch; restart the query.' },
   ENTITY_NOT_FOUND: { status: 404, retryable: false, summary: 'No entity is stored under this key.' },
   ROUTE_NOT_FOUND: { status: 404, retryable: false, summary: 'No such path in the API.' },
+  CONSOLE_DISABLED: { status: 404, retryable: false, summary: 'Admin port: the web console is off (admin.console is false, the default).' },
+  HOST_NOT_ALLOWED: { status: 403, retryable: false, summary: 'Admin port: the console answers only requests whose Host header names a loopback address.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, summary: 'The path exists but not for this HTTP method.' },
   CHANGEFEED_TRIMMED: { status: 410, retryable: false, summary: 'The change log no longer holds the records after this from_seq (or Last-Event-ID); make a full copy, then follow from oldest_seq - 1 or later.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, summary: 'The body or blob exceeds the configured size limit.' },
@@ -47,6 +49,7 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, summary: 'The storage node or peer sidecar did not answer within the request timeout.' },
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },
   BODY_BUDGET_EXCEEDED: { status: 503, retryable: true, summary: 'The mesh port already holds its budget of request bodies in flight (mesh.maxInflightBodyBytes); nothing of this one was applied.' },
+  CLUSTER_STATUS_UNAVAILABLE: { status: 503, retryable: true, summary: 'Admin port: the console cannot read the cluster\'s state from etcd just now.' },
   REPLAY_STATE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The replay guard could not write its high-water marks durably (disk full or failing); signed requests that need a new mark are refused.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
 

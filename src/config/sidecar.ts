@@ -34,6 +34,11 @@ export interface ConnectionLimits {
 
 export interface HttpListen extends Listen, ConnectionLimits {}
 
+export interface AdminListen extends HttpListen {
+  /** The read-only web console at /console (and its JSON at /console/status.json); off by default. */
+  readonly console: boolean;
+}
+
 export interface AppListen extends HttpListen {
   /** Listen on loopback TCP (host, port); false: only on the socket. */
   readonly tcp: boolean;
@@ -60,8 +65,8 @@ export interface SidecarConfig {
   readonly app: AppListen;
   /** HTTP/2 over TLS 1.3 with client certificates, for peers and client-certificate apps. */
   readonly mesh: MeshListen;
-  /** /metrics, /healthz, /readyz; loopback by default. */
-  readonly admin: HttpListen;
+  /** /metrics, /healthz, /readyz, and with admin.console the web console; loopback by default. */
+  readonly admin: AdminListen;
   /** Append-only, hash-chained audit trail of security events. */
   readonly auditFile: string;
   /** Rotate the audit file at this size. */
@@ -150,7 +155,12 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   }
   const meshRaw = asObject(raw.mesh ?? {}, 'mesh');
   const mesh = listen(meshRaw, 'mesh', { host: '127.0.0.1', port: 7443 }, ['bodyTimeoutMs', 'maxInflightBodyBytes']);
-  const admin = httpListen(raw, 'admin', { host: '127.0.0.1', port: 9464 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
+  const adminLimits = httpListen(raw, 'admin', { host: '127.0.0.1', port: 9464 }, { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 }, ['console']);
+  const admin: AdminListen = Object.freeze({ ...adminLimits, console: bool(asObject(raw.admin ?? {}, 'admin'), 'console', 'admin', false) });
+  // The console shows the cluster's state to whoever reaches the port, without authentication.
+  if (admin.console && !isLoopbackHost(admin.host)) {
+    throw new ConfigError('admin.console', `the console needs the admin port on loopback, and admin.host is "${admin.host}": it answers without authentication; write 127.0.0.1 as admin.host (reach it through an SSH tunnel), or set admin.console to false`);
+  }
   const audit = asObject(raw.audit ?? {}, 'audit');
   rejectUnknown(audit, ['file', 'maxBytes'], 'audit');
 
@@ -226,6 +236,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     });
   }
   const failover = bool(replication, 'failover', 'replication', etcd !== undefined);
+  if (admin.console && !etcd) throw new ConfigError('admin.console', 'the console shows the cluster as etcd holds it: configure etcd.endpoints, or set admin.console to false');
   if (failover && !etcd) throw new ConfigError('replication.failover', 'failover needs etcd (the acting primaries and their leases live there): configure etcd.endpoints, or set it to false');
   return Object.freeze({
     etcd,

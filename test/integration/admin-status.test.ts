@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProgram, runProgramAsync } from '../support/cli.js';
 import { startMesh, type Mesh } from '../support/mesh.js';
-import type { ClusterStatus } from '../../src/cli/cluster-status.js';
+import type { ClusterStatus } from '../../src/status/cluster-status.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -79,8 +79,14 @@ t.test('certificates inside --expiring-days are flagged, and the status exits 1'
 
 t.test('--watch --json draws the status again and again until interrupted', async (t) => {
   let child: import('node:child_process').ChildProcess | undefined;
-  const run = runProgramAsync('themis-admin', args(['--json', '--watch', '--every', '300']), { timeoutMs: 20_000, child: (c) => (child = c) });
-  await new Promise((r) => setTimeout(r, 2500));
+  let lines = 0;
+  const run = runProgramAsync('themis-admin', args(['--json', '--watch', '--every', '300']), { timeoutMs: 20_000, child: (c) => {
+    child = c;
+    c.stdout!.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
+  } });
+  // Interrupted once it has drawn a few times (a fixed wait drew only once on a loaded machine).
+  const end = Date.now() + 15_000;
+  while (lines < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   child!.kill('SIGINT');
   const r = await run;
   const docs = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ClusterStatus);

@@ -61,6 +61,8 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['renewal URL not https', { tls: { ...tlsOf(s), renewal: { url: 'http://127.0.0.1:7443' } } }, /tls\.renewal\.url: "http:\/\/127\.0\.0\.1:7443" must be https:\/\/HOST:PORT of themis-pki serve/],
     ['renewal jitter past the lifetime', { tls: { ...tlsOf(s), renewal: { url: 'https://127.0.0.1:7443', atPercent: 90, jitterPercent: 10 } } }, /tls\.renewal\.jitterPercent: atPercent ± jitterPercent must stay within 5…95 %/],
     ['renewal setting unknown', { tls: { ...tlsOf(s), renewal: { url: 'https://127.0.0.1:7443', every: '12h' } } }, /tls\.renewal\.every: unknown setting/],
+    ['web console with the admin port on every address', { admin: { host: '0.0.0.0', port: 0, console: true }, etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'crl-cache.json') } }, /admin\.console: the console needs the admin port on loopback, and admin\.host is "0\.0\.0\.0"/],
+    ['web console without etcd', { admin: { port: 0, console: true } }, /admin\.console: the console shows the cluster as etcd holds it: configure etcd\.endpoints/],
     ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];
   for (const [name, patch, msg] of cases) {

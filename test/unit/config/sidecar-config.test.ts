@@ -22,7 +22,7 @@ t.test('a good config is filled with defaults and paths resolve against the conf
   t.equal(c.auditFile, '/etc/themis/audit-shard-001.log');
   t.same(c.replay, { windowMs: 60_000, maxNoncesPerSender: 200_000, stateFile: '/etc/themis/replay-shard-001.json', reserveMs: 1000 });
   t.same(c.app, { host: '127.0.0.1', port: 7080, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 65_000, maxConnections: 4096, tcp: true, socket: undefined, tls: false });
-  t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64 });
+  t.same(c.admin, { host: '127.0.0.1', port: 9464, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 65_000, maxConnections: 64, console: false }, 'the web console is off by default');
   t.same(c.mesh, { host: '10.0.0.5', port: 7443, bodyTimeoutMs: 30_000, maxInflightBodyBytes: 256 * 1024 * 1024 });
   t.same(c.aql, { model: 'document', namespace: 'default' }, "AQL's bare collection names: the clients' defaults");
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.tls));
@@ -71,12 +71,25 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['unknown mesh setting', { mesh: { host: '10.0.0.5', idleTimeoutMs: 5 } }, 'mesh.idleTimeoutMs'],
     ['etcd over plain http', { etcd: { endpoints: ['http://10.0.0.2:2379'] } }, 'etcd.endpoints'],
     ['etcd without endpoints', { etcd: {} }, 'etcd.endpoints'],
+    ['admin.console not a boolean', { admin: { console: 'on' }, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'admin.console'],
+    ['admin.console with the admin port off loopback', { admin: { host: '10.0.0.5', console: true }, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'admin.console'],
+    ['admin.console with the admin port on every address', { admin: { host: '0.0.0.0', console: true }, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'admin.console'],
+    ['admin.console without etcd', { admin: { console: true } }, 'admin.console'],
   ];
   for (const [name, patch, field] of cases) {
     const cfg: Record<string, unknown> = { ...good, ...patch };
     for (const k of Object.keys(patch)) if (patch[k] === undefined) delete cfg[k];
     t.throws(() => validateSidecarConfig(cfg, '/etc/themis'), { name: 'ConfigError', field }, name);
   }
+});
+
+t.test('admin.console: on with etcd and the admin port on loopback; the admin port alone may still listen elsewhere', async (t) => {
+  const etcd = { endpoints: ['https://10.0.0.2:2379'] };
+  t.equal(validateSidecarConfig({ ...good, etcd, admin: { console: true } }, '/').admin.console, true);
+  t.equal(validateSidecarConfig({ ...good, etcd, admin: { host: '127.0.0.2', console: true } }, '/').admin.console, true);
+  t.equal(validateSidecarConfig({ ...good, etcd, admin: { host: '::1', console: true } }, '/').admin.console, true);
+  t.equal(validateSidecarConfig({ ...good, admin: { host: '10.0.0.5' } }, '/').admin.console, false, 'metrics scraped from another host, no console');
+  t.throws(() => validateSidecarConfig({ ...good, etcd, admin: { host: '10.0.0.5', console: true } }, '/'), { message: /admin\.console.*10\.0\.0\.5.*write 127\.0\.0\.1/ });
 });
 
 t.test('app.socket: a relative path resolves against the config folder; names become ids at start', async (t) => {

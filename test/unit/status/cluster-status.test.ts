@@ -3,7 +3,8 @@
 import t from 'tap';
 import { TOKEN_MAX } from '../../../src/hash.js';
 import { Topology } from '../../../src/topology/topology.js';
-import { buildStatus, renderStatus, type ShardReport, type StatusInput } from '../../../src/cli/cluster-status.js';
+import { buildStatus, renderStatus, type ShardReport, type StatusInput } from '../../../src/status/cluster-status.js';
+import { moveProgress } from '../../../src/status/read-status.js';
 
 const quarter = (TOKEN_MAX + 1n) / 4n;
 const topology = new Topology({
@@ -57,7 +58,7 @@ t.test('each problem is flagged and listed as a warning', async (t) => {
   t.equal(s.shards.find((x) => x.shard === 'b')!.alive, false, 'an owner with no registration is not alive');
   t.equal(s.shards.find((x) => x.shard === 'x')!.lagging, false, 'a dead sidecar is not called lagging');
   t.equal(a.key_share, null, 'no key shares while a shard has no count');
-  t.same(s.moves, [{ op: 'op-1', shards: { a: 'copying', b: 'done' } }], 'only moves with a shard still at work');
+  t.same(s.moves, [{ op: 'op-1', shards: { a: 'copying', b: 'done' }, progress: {}, ranges: [] }], 'only moves with a shard still at work');
   t.same(s.warnings, [
     "a serves epoch 6, the published one is 7",
     `a's certificate expires in 10 days (${new Date(NOW + 10 * day).toISOString()})`,
@@ -75,4 +76,33 @@ t.test('a refused or missing topology is said first', async (t) => {
   t.equal(r.topology, 'refused');
   t.equal(r.epoch, null);
   t.same(r.warnings.slice(0, 1), ['the published topology is refused: bad_signature: x']);
+});
+
+t.test('the ring for the console: every range with its owner and replicas, tokens as 16 hex digits', async (t) => {
+  const s = buildStatus(input());
+  t.same(s.ranges, [
+    { start: '0x0000000000000000', end: '0x3fffffffffffffff', owner: 'a', replicas: ['b'] },
+    { start: '0x4000000000000000', end: '0xffffffffffffffff', owner: 'b', replicas: [] },
+  ]);
+  t.same(buildStatus(input({ topology: null })).ranges, [], 'no topology, no ring');
+});
+
+t.test("a move's progress and moved ranges are kept per operation, and drawn in the text", async (t) => {
+  const progress = { keys_copied: 1200, lag_changes: 3, eta_seconds: 2 };
+  const moved = [{ from: 'b', to: 'a', start: '0x4000000000000000', end: '0x4fffffffffffffff', role: 'owner' as const }];
+  const s = buildStatus(input({
+    moves: [{ op: 'op-2', shard: 'a', phase: 'catching-up', progress }, { op: 'op-2', shard: 'b', phase: 'accepted' }],
+    moveRanges: { 'op-2': moved, 'op-other': [] },
+  }));
+  t.same(s.moves, [{ op: 'op-2', shards: { a: 'catching-up', b: 'accepted' }, progress: { a: progress }, ranges: moved }]);
+  t.match(renderStatus(s), /op-2 {2}a catching-up \(1200 keys copied, 3 changes behind, ETA 2 s\), b accepted$/m);
+});
+
+t.test("moveProgress sums a target's sources; unknown lag or ETA stays unknown", async (t) => {
+  t.same(moveProgress({ phase: 'copying', sources: { a: { keys_copied: 10, lag_changes: 4, eta_seconds: 3 }, b: { keys_copied: 5, lag_changes: 1, eta_seconds: 9 } } }), { keys_copied: 15, lag_changes: 5, eta_seconds: 9 });
+  t.same(moveProgress({ sources: { a: { keys_copied: 10, lag_changes: null, eta_seconds: null } } }), { keys_copied: 10, lag_changes: null, eta_seconds: null });
+  t.same(moveProgress({ sources: { a: { keys_copied: 'x', lag_changes: -1 } } }), { keys_copied: 0, lag_changes: null, eta_seconds: null }, 'nonsense counts as unknown');
+  t.equal(moveProgress({ phase: 'accepted' }), undefined, 'a source reports no copy');
+  t.equal(moveProgress({ sources: {} }), undefined);
+  t.equal(moveProgress(undefined), undefined);
 });

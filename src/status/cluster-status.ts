@@ -1,11 +1,13 @@
 // The cluster on one screen (`themis-admin status`): built from what etcd holds — the verified
 // topology, each shard's registration and status report, the range moves' statuses and the CRLs —
-// into one JSON document, and drawn as text. Pure: the command (admin-status.ts) reads etcd.
+// into one JSON document, and drawn as text. Pure: read-status.ts reads etcd, for both the
+// command (src/cli/admin-status.ts) and the sidecar's web console (proxy/console/).
+import { tokenHex } from '../hash.js';
 import type { Topology } from '../topology/topology.js';
 
 const SPACE = 2n ** 64n;
 /** Phases after which a move's shard has nothing left to do. */
-const SETTLED = new Set(['done', 'cleaned', 'aborted', 'refused', 'failed', 'stale']);
+export const SETTLED: ReadonlySet<string> = new Set(['done', 'cleaned', 'aborted', 'refused', 'failed', 'stale']);
 
 export interface ShardReport {
   shard: string;
@@ -24,6 +26,24 @@ export interface MoveRow {
   op: string;
   shard: string;
   phase: string;
+  /** A target's copy, summed over its sources (its status report); absent for a source. */
+  progress?: MoveProgress;
+}
+
+export interface MoveProgress {
+  keys_copied: number;
+  /** Changes the copy is behind its sources; null before it follows them all. */
+  lag_changes: number | null;
+  eta_seconds: number | null;
+}
+
+/** A token range an operation moves, as its verified document says (tokens as 16 hex digits). */
+export interface MovedRange {
+  from: string;
+  to: string;
+  start: string;
+  end: string;
+  role: 'owner' | 'replica';
 }
 
 export interface StatusInput {
@@ -32,6 +52,8 @@ export interface StatusInput {
   topology: { ok: true; topology: Topology } | { ok: false; reason: string } | null;
   shards: ShardReport[];
   moves: MoveRow[];
+  /** Each operation's moved ranges, from its verified document (an operation missing here shows none). */
+  moveRanges?: Record<string, MovedRange[]>;
   crls: { name: string; nextUpdate: string | null }[];
   now: number;
   /** A certificate expiring within this many days is flagged. */
@@ -64,7 +86,9 @@ export interface ClusterStatus {
   epoch: number | null;
   topology: 'verified' | 'refused' | 'none';
   shards: ShardStatus[];
-  moves: { op: string; shards: Record<string, string> }[];
+  /** The verified topology's ranges (tokens as 16 hex digits), for drawing the ring; [] without one. */
+  ranges: { start: string; end: string; owner: string; replicas: readonly string[] }[];
+  moves: { op: string; shards: Record<string, string>; progress: Record<string, MoveProgress>; ranges: MovedRange[] }[];
   crls: { name: string; next_update: string | null; stale: boolean }[];
   /** Everything above that needs an operator, one line each. */
   warnings: string[];
@@ -110,12 +134,27 @@ export function buildStatus(i: StatusInput): ClusterStatus {
     for (const [p, f] of Object.entries(s.replication ?? {})) if (f.state !== 'following') warnings.push(`${id} as replica of ${p}: ${f.state}`);
     return s;
   });
-  const ops = new Map<string, Record<string, string>>();
-  for (const m of i.moves) ops.set(m.op, { ...ops.get(m.op), [m.shard]: m.phase });
-  const moves = [...ops].filter(([, by]) => Object.values(by).some((p) => !SETTLED.has(p))).map(([op, by]) => ({ op, shards: by }));
+  const ops = new Map<string, { shards: Record<string, string>; progress: Record<string, MoveProgress> }>();
+  for (const m of i.moves) {
+    const o = ops.get(m.op) ?? { shards: {}, progress: {} };
+    o.shards[m.shard] = m.phase;
+    if (m.progress) o.progress[m.shard] = m.progress;
+    ops.set(m.op, o);
+  }
+  const moves = [...ops]
+    .filter(([, o]) => Object.values(o.shards).some((p) => !SETTLED.has(p)))
+    .map(([op, o]) => ({ op, shards: o.shards, progress: o.progress, ranges: i.moveRanges?.[op] ?? [] }));
+  const ranges = (topo?.ranges ?? []).map((r) => ({ start: tokenHex(r.start), end: tokenHex(r.end), owner: r.owner, replicas: r.replicas }));
   const crls = i.crls.map((c) => ({ name: c.name, next_update: c.nextUpdate, stale: c.nextUpdate !== null && Date.parse(c.nextUpdate) < i.now }));
   for (const c of crls) if (c.stale) warnings.push(`the ${c.name} CRL in etcd is stale (nextUpdate ${c.next_update}): chains through that CA fail closed`);
-  return { cluster: i.cluster, at: new Date(i.now).toISOString(), epoch: topo?.epoch ?? null, topology: !i.topology ? 'none' : i.topology.ok ? 'verified' : 'refused', shards, moves, crls, warnings };
+  return { cluster: i.cluster, at: new Date(i.now).toISOString(), epoch: topo?.epoch ?? null, topology: !i.topology ? 'none' : i.topology.ok ? 'verified' : 'refused', shards, ranges, moves, crls, warnings };
+}
+
+/** A target's copy progress, as text after its phase. */
+function progressText(p: MoveProgress | undefined): string {
+  if (!p) return '';
+  const eta = p.eta_seconds === null ? '' : `, ETA ${p.eta_seconds} s`;
+  return ` (${p.keys_copied} keys copied, ${p.lag_changes ?? '?'} changes behind${eta})`;
 }
 
 const pct = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`);
@@ -132,7 +171,7 @@ export function renderStatus(s: ClusterStatus): string {
     out.push(`${r.shard.padEnd(12)} ${(r.alive ? 'yes' : 'NO').padEnd(5)} ${epoch.padEnd(7)} ${`${r.ranges}+${r.replica_ranges}`.padEnd(7)} ${pct(r.token_share).padEnd(7)} ${keys.padEnd(16)} ${cert.padEnd(11)} ${rep}`);
   }
   out.push('', s.moves.length ? 'moves in progress:' : 'moves in progress: none');
-  for (const m of s.moves) out.push(`  ${m.op}  ${Object.entries(m.shards).map(([sh, p]) => `${sh} ${p}`).join(', ')}`);
+  for (const m of s.moves) out.push(`  ${m.op}  ${Object.entries(m.shards).map(([sh, p]) => `${sh} ${p}${progressText(m.progress[sh])}`).join(', ')}`);
   out.push(`CRLs: ${s.crls.map((c) => `${c.name} ${c.stale ? 'STALE' : 'ok'}`).join(', ') || 'none in etcd'}`);
   out.push('', s.warnings.length ? `warnings (${s.warnings.length}):` : 'warnings: none');
   for (const w of s.warnings) out.push(`  ! ${w}`);
