@@ -42,6 +42,8 @@ export class EtcdCrlSource {
   private readonly reported = new Set<string>();
   private watcher: KeepWatching | undefined;
   private closed = false;
+  /** Refusals made while nobody listened yet (at start), handed to each listener as it comes. */
+  private readonly earlyRejections: CrlRejection[] = [];
   /** Bumped on every CRL accepted; the sidecar compares it with the one its material used. */
   generation = 0;
 
@@ -74,8 +76,10 @@ export class EtcdCrlSource {
     this.applyListeners.push(l);
   }
 
+  /** Also hears the refusals made at start (open), before any listener was there: a rolled-back etcd is audited at once. */
   onReject(l: (r: CrlRejection) => void): void {
     this.rejectListeners.push(l);
+    for (const r of this.earlyRejections) l(r);
   }
 
   close(): void {
@@ -131,6 +135,7 @@ export class EtcdCrlSource {
     if (this.reported.size > 1000) this.reported.clear();
     this.reported.add(key);
     this.o.log.warn({ ca: name, reason, err: message }, 'CRL from etcd refused; nothing changes');
+    if (this.rejectListeners.length === 0 && this.earlyRejections.length < 16) this.earlyRejections.push({ name, reason, message });
     for (const l of this.rejectListeners) l({ name, reason, message });
   }
 
