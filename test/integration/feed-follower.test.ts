@@ -213,7 +213,7 @@ t.test('a target restored from an older backup: the follower notices its head we
   const snap = await downloadSnapshot(target.url, backup);
   const second = await writeLoop(h, ks, put(source.url), { until: sleep(600), concurrency: 4 });
   await caughtUp(f, src);
-  t.ok(second.acknowledged > ks.length, `${second.acknowledged} writes after the backup (every key rewritten)`);
+  t.ok(second.acknowledged > 0, `${second.acknowledged} writes acknowledged after the backup`);
   t.same(copies, ['no checkpoint'], 'one full copy so far, the first');
 
   // Live: the follower keeps running while the target's node is stopped, restored and started.
