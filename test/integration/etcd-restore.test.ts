@@ -115,14 +115,15 @@ t.test('a restored etcd holding an older CRL does not un-revoke a certificate; c
   const save = await admin(['etcd', 'snapshot', 'save', '--out', snap, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--operator-cert', admin0.chainPath, '--operator-key', admin0.keyPath, '--etcdctl', etcdctlPath()]);
   t.equal(save.status, 0, save.stdout + save.stderr);
 
+  // More revisions after the snapshot, as any busy etcd has: the restored one starts below them,
+  // and below the revision at which the sidecars see CRL n1.
+  const pad = etcdClient(mesh);
+  for (let i = 0; i < 200; i++) await pad.put('/test-revision-pad').value(String(i));
+  pad.close();
   // Then the first client is revoked: CRL n1, published through etcd only (the sidecars' CRL files stay at n0).
   await mesh.pki.revoke(firstLeaf.serial);
   t.match(await publishClientCrl(), /published CRL number \d+ of the client CA/);
   t.ok(await until(async () => (await everywhere(first)).every((s) => s === 'refused')), 'every sidecar refuses the revoked client');
-  // More revisions after the snapshot, as any busy etcd has: the restored one starts below them.
-  const pad = etcdClient(mesh);
-  for (let i = 0; i < 60; i++) await pad.put('/test-revision-pad').value(String(i));
-  pad.close();
 
   // etcd lost; restored from the snapshot holding CRL n0.
   await mesh.stopEtcd();

@@ -216,6 +216,14 @@ t.test('a target restored from an older backup: the follower notices its head we
   t.ok(second.acknowledged > 0, `${second.acknowledged} writes acknowledged after the backup`);
   t.same(copies, ['no checkpoint'], 'one full copy so far, the first');
 
+  // Its checkpoint file is written at most every 250 ms: one more write after that brings the
+  // file to the head, so a follower resuming from it has nothing left to replay.
+  await sleep(300);
+  await writeLoop(h, [`document.shop.carts:${randomUUID()}`], put(source.url), { until: sleep(50), maxWrites: 1 });
+  await caughtUp(f, src);
+  await sleep(100);
+  t.equal(cps.get('restored-target')?.seq, f.position, 'control: the checkpoint file is at the follower\'s position');
+
   // Live: the follower keeps running while the target's node is stopped, restored and started.
   await restoreTarget(backup, snap.seq);
   const during = writeLoop(h, ks.slice(0, 10), put(source.url), { until: sleep(400), concurrency: 2 });
