@@ -2,6 +2,7 @@
 // (control/), the upstreams and the resolver, the app and mesh request paths, the three
 // listeners, the audit trail; and starts and stops them in order.
 import { CertificateRenewer } from './cert-renewal.js';
+import type { ParsedCrl } from '../src/pki/crl.js';
 import type { Etcd3 } from 'etcd3';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
@@ -81,6 +82,13 @@ export interface Bound {
 
 /** How often the replica followers' status goes to etcd. */
 const STATUS_EVERY_MS = 2000;
+
+/** The CRL number in force per issuer (subject DN → decimal text), for `themis-admin check` (a rolled-back etcd). */
+function crlNumbers(crls: Iterable<ParsedCrl>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of crls) if (c.crlNumber !== undefined) out[c.issuer] = String(c.crlNumber);
+  return out;
+}
 /** How long a dropped replica copy stays before it is deleted (as long as a move source keeps its moved keys). */
 const RETIRED_COPIES_DELAY_MS = 5000;
 
@@ -472,7 +480,7 @@ export class Sidecar {
       this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
       // Replica lag, for operators (`themis-admin shards`): every few seconds, on the lease.
       const key = etcdKeys(c.cluster).shardReplication(c.shardId);
-      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), topology_epoch: this.signed.current().epoch, followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
+      this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), topology_epoch: this.signed.current().epoch, crls: crlNumbers(this.trust.material.crlsByIssuer.values()), followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
       this.statusTimer.unref();
       this.dataSize.start();
     }

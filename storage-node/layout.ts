@@ -69,4 +69,17 @@ export interface ChangeRecord {
   old_val: string | null;
   /** Blob after the change; null for DELETE. */
   new_val: string | null;
+  /**
+   * Ours: the node's wall-clock time when the record's batch was committed (ISO 8601 UTC, ms),
+   * the same for every record of a batch and never lower than the record before it. Absent in
+   * records written before it existed.
+   */
+  committed_at?: string;
+}
+
+/** A record's commit time in ms, or undefined when it has none (an older record). */
+export function committedMs(record: { committed_at?: unknown }): number | undefined {
+  if (typeof record.committed_at !== 'string') return undefined;
+  const ms = Date.parse(record.committed_at);
+  return Number.isFinite(ms) ? ms : undefined;
 }

@@ -22,7 +22,8 @@ export function parseSnapshotParams(q: URLSearchParams): { register?: string } {
 }
 
 /**
- * Streams the snapshot. Lines: `{"format","seq","trimmed_through"}`, then one `{"key","blob"}`
+ * Streams the snapshot. Lines: `{"format","seq","committed_at"?,"trimmed_through"}` (committed_at:
+ * the commit time of the change at seq, when the log still holds it), then one `{"key","blob"}`
  * per entity in key order, then `{"end":true,"keys":N}` — a reader without the last line has
  * a cut-off copy. A client that goes away stops the read.
  */
@@ -38,7 +39,8 @@ export async function exportSnapshot(store: Store, retention: Retention, res: Se
       await retention.register(p.register, snap.seq);
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
-    await send(res, JSON.stringify({ format: SNAPSHOT_FORMAT, seq: snap.seq, trimmed_through: store.log.trimmedThrough }) + '\n', signal);
+    const committed = snap.committedAt === undefined ? {} : { committed_at: new Date(snap.committedAt).toISOString() };
+    await send(res, JSON.stringify({ format: SNAPSHOT_FORMAT, seq: snap.seq, ...committed, trimmed_through: store.log.trimmedThrough }) + '\n', signal);
     let keys = 0;
     let chunk = '';
     for await (const [k, blob] of snap.entities()) {

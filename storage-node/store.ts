@@ -10,6 +10,8 @@ import {
   LAST_SEQ_KEY,
   changeKey,
   changeSeq,
+  committedMs,
+  type ChangeRecord,
   entityKey,
   splitEntityKey,
   tableBounds,
@@ -34,9 +36,22 @@ type Db = ClassicLevel<string, string>;
 export interface StoreSnapshot {
   /** The newest change in the snapshot. */
   readonly seq: number;
+  /** The commit time (ms) of the change at `seq`, when its record is held and carries one. */
+  readonly committedAt?: number;
   /** Every entity in the snapshot as [LevelDB key, blob], in key order. */
   entities(): AsyncGenerator<[string, string]>;
   close(): Promise<void>;
+}
+
+/** The commit time of the newest record (ms), 0 when there is none or it carries no time. */
+async function lastCommitMs(db: Db, lastSeq: number): Promise<number> {
+  if (lastSeq === 0) return 0;
+  const text = await db.get(changeKey(lastSeq));
+  try {
+    return (text === undefined ? undefined : committedMs(JSON.parse(text) as ChangeRecord)) ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 export class Store {
@@ -64,7 +79,7 @@ export class Store {
         throw new Error(`${dir} holds a damaged last sequence number ${JSON.stringify(lastSeqText.slice(0, 32))}`);
       }
       let store: Store | undefined;
-      const writer = new GroupWriter(db, lastSeq, (seq) => store?.notify(seq), limits, now);
+      const writer = new GroupWriter(db, lastSeq, (seq) => store?.notify(seq), limits, now, await lastCommitMs(db, lastSeq));
       store = new Store(db, writer, await FeedLog.open(db));
       return store;
     } catch (err) {
@@ -189,7 +204,10 @@ export class Store {
           await it.close();
         }
       };
-      return { seq: Number(text), entities: () => entities(this.db), close: () => snapshot.close() };
+      const seq = Number(text);
+      const last = seq > 0 ? await this.db.get(changeKey(seq), { snapshot }) : undefined;
+      const committedAt = last === undefined ? undefined : committedMs(JSON.parse(last) as ChangeRecord);
+      return { seq, ...(committedAt !== undefined ? { committedAt } : {}), entities: () => entities(this.db), close: () => snapshot.close() };
     } catch (err) {
       await snapshot.close();
       throw err;

@@ -46,6 +46,8 @@ export class GroupWriter {
     private readonly onCommit: (lastSeq: number) => void,
     private readonly limits: WriterLimits = DEFAULT_WRITER_LIMITS,
     private readonly now: () => number = Date.now,
+    /** The commit time of the newest record (ms): stamps never go below it, even if the clock steps back. */
+    private lastCommitMs = 0,
   ) {
     this.seq = lastSeq;
   }
@@ -108,6 +110,9 @@ export class GroupWriter {
     const ops: BatchOp[] = [];
     const results: WriteResult[] = [];
     let seq = this.seq;
+    // One commit time for the batch, never below the previous one: the log's times are non-decreasing.
+    const committedMs = Math.max(this.now(), this.lastCommitMs);
+    const committedAt = new Date(committedMs).toISOString();
     for (const { op } of batch) {
       const key = entityKey(op.table, op.uuid);
       const oldVal = current.get(key) ?? null;
@@ -123,6 +128,7 @@ export class GroupWriter {
         sequence: seq,
         old_val: oldVal,
         new_val: newVal,
+        committed_at: committedAt,
       };
       ops.push(newVal === null ? { type: 'del', key } : { type: 'put', key, value: newVal });
       ops.push({ type: 'put', key: changeKey(seq), value: JSON.stringify(record) });
@@ -131,10 +137,11 @@ export class GroupWriter {
     }
     if (ops.length > 0) {
       ops.push({ type: 'put', key: LAST_SEQ_KEY, value: String(seq) });
-      const second = Math.floor(this.now() / TIME_MARK_MS) * TIME_MARK_MS;
+      const second = Math.floor(committedMs / TIME_MARK_MS) * TIME_MARK_MS;
       ops.push({ type: 'put', key: timeMarkKey(second), value: String(seq) });
       await this.db.batch(ops, { sync: true });
       this.seq = seq;
+      this.lastCommitMs = committedMs;
       this.stats.batches += 1;
     }
     this.stats.writes += batch.length;

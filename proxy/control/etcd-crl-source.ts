@@ -42,6 +42,8 @@ export class EtcdCrlSource {
   private readonly reported = new Set<string>();
   private watcher: KeepWatching | undefined;
   private closed = false;
+  /** Refusals made while nobody listened yet (at start), handed to each listener as it comes. */
+  private readonly earlyRejections: CrlRejection[] = [];
   /** Bumped on every CRL accepted; the sidecar compares it with the one its material used. */
   generation = 0;
 
@@ -74,8 +76,10 @@ export class EtcdCrlSource {
     this.applyListeners.push(l);
   }
 
+  /** Also hears the refusals made at start (open), before any listener was there: a rolled-back etcd is audited at once. */
   onReject(l: (r: CrlRejection) => void): void {
     this.rejectListeners.push(l);
+    for (const r of this.earlyRejections) l(r);
   }
 
   close(): void {
@@ -96,9 +100,15 @@ export class EtcdCrlSource {
    */
   private consider(name: string, value: string, revision: bigint | undefined, notify: boolean): void {
     if (this.closed || name === 'revoked') return; // crl/revoked is derived, for people
+    // A value at or below a revision already considered is an older read of the key (a resync
+    // racing the watch): not reported again. It is still checked, and taken when its CRL is newer:
+    // after etcd is restored from a snapshot its revisions start again from the snapshot's, and a
+    // CRL published then must not wait for them to pass the old ones.
+    let stale = false;
     if (revision !== undefined) {
       const seen = this.revisions.get(name);
-      if (seen !== undefined && revision <= seen) return; // an older snapshot of this key
+      stale = seen !== undefined && revision <= seen;
+      if (seen !== undefined && revision < seen) this.o.log.warn({ ca: name, revision: String(revision), seen: String(seen) }, 'etcd\'s revision of this CRL key went back: etcd was restored from a snapshot or rolled back; its CRLs are taken only when newer than those in force');
       this.revisions.set(name, revision);
     }
     try {
@@ -106,7 +116,7 @@ export class EtcdCrlSource {
       if (value.length > MAX_CRL_VALUE_BYTES) return this.refuse(name, value, 'malformed', `the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
       const c = this.trust.check(value, (k) => this.held(k), (serial) => this.held(this.trust.rootKey)?.revoked.has(serial) ?? false);
       if (!c.ok) {
-        if (c.duplicate) return; // the CRL already in force, read again
+        if (c.duplicate || stale) return; // the CRL already in force, or an older read, again
         return this.refuse(name, value, c.reason, c.message);
       }
       this.accepted.set(c.value.issuerKey, { name, crl: c.value });
@@ -125,6 +135,7 @@ export class EtcdCrlSource {
     if (this.reported.size > 1000) this.reported.clear();
     this.reported.add(key);
     this.o.log.warn({ ca: name, reason, err: message }, 'CRL from etcd refused; nothing changes');
+    if (this.rejectListeners.length === 0 && this.earlyRejections.length < 16) this.earlyRejections.push({ name, reason, message });
     for (const l of this.rejectListeners) l({ name, reason, message });
   }
 

@@ -17,6 +17,11 @@ export interface Checkpoint {
    * whose ranges grew carries its position over and copies only the new spans (hex bounds).
    */
   repair?: { start: string; end: string }[];
+  /**
+   * The target node's newest sequence number when the checkpoint was written: a target found
+   * below it lost what the checkpoint covers (restored, wiped) and the follower copies again.
+   */
+  target_seq?: number;
 }
 
 export interface CheckpointStore {
@@ -43,7 +48,8 @@ export class FileCheckpoints implements CheckpointStore {
     try {
       const v = JSON.parse(readFileSync(this.file(id), 'utf8')) as Partial<Checkpoint>;
       const repairOk = v.repair === undefined || (Array.isArray(v.repair) && v.repair.every((r) => typeof r?.start === 'string' && typeof r?.end === 'string' && HEX.test(r.start) && HEX.test(r.end)));
-      return Number.isSafeInteger(v.seq) && v.seq! >= 0 && typeof v.source === 'string' && repairOk ? (v as Checkpoint) : undefined;
+      const targetOk = v.target_seq === undefined || (Number.isSafeInteger(v.target_seq) && v.target_seq >= 0);
+      return Number.isSafeInteger(v.seq) && v.seq! >= 0 && typeof v.source === 'string' && repairOk && targetOk ? (v as Checkpoint) : undefined;
     } catch {
       return undefined; // none yet, or unreadable: a full copy starts over, which is always safe
     }

@@ -8,6 +8,10 @@
 // A checkpoint may name spans to repair first (a replica whose ranges grew keeps its position
 // for the ranges it had): those alone are repaired against a scan, and the feed is followed from
 // the checkpoint, which is older than the scan, so the same argument holds.
+// A position is only true while the target keeps what was applied: the target's own newest
+// sequence number is read after every page and kept in the checkpoint, and a target found
+// below it (its storage node restored from a backup, or wiped) makes the follower start over
+// with a full copy, before it announces or applies anything more.
 import { ThemisError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
@@ -79,6 +83,8 @@ export class FeedFollower {
   /** Why the next full copy happens, when it is not simply the first. */
   private restartReason: string | undefined;
   private registeredAt = -Infinity;
+  /** The target node's newest sequence number at the last check (-1: none yet); it only grows unless the target lost data. */
+  private targetSeq = -1;
 
   constructor(private readonly o: FollowerOptions) {}
 
@@ -104,8 +110,13 @@ export class FeedFollower {
       try {
         const cp = this.o.checkpoints.get(this.o.id);
         if (!cp || cp.source !== this.o.sourceShard) await this.fullCopy(this.restartReason ?? (cp ? `checkpoint of another source (${cp.source})` : 'no checkpoint'));
-        else if (cp.repair?.length) await this.repairSpans(cp.seq, cp.repair);
-        else this.position = cp.seq;
+        else {
+          // The target must still hold what the checkpoint covers.
+          this.targetSeq = Math.max(this.targetSeq, cp.target_seq ?? -1);
+          await this.checkTarget();
+          if (cp.repair?.length) await this.repairSpans(cp.seq, cp.repair);
+          else this.position = cp.seq;
+        }
         this.state = 'following';
         while (!this.stopping) {
           await this.followPage();
@@ -135,7 +146,8 @@ export class FeedFollower {
   private async fullCopy(reason: string): Promise<void> {
     this.state = 'copying';
     this.o.onFullCopy?.(reason);
-    this.targetNode();
+    // The target's head before the copy: one restored or wiped meanwhile is caught after it.
+    this.targetSeq = await this.targetNode().head();
     this.o.log.info({ follower: this.o.id, reason }, 'full copy of the ranges, then following the change feed');
     const head = await this.o.source.head();
     // Before the scan: the source keeps its log from `head` on while we copy.
@@ -143,6 +155,7 @@ export class FeedFollower {
     // Repairs go COPY_CONCURRENCY at a time (each key is repaired once, so their order does not
     // matter); every one has settled before the copy counts as done, or fails as a whole.
     const { same, different } = await this.repair(this.o.ranges);
+    await this.checkTarget();
     this.checkpoint(head, true);
     this.restartReason = undefined;
     this.o.log.info({ follower: this.o.id, head, same, repaired: different }, 'full copy done');
@@ -188,7 +201,7 @@ export class FeedFollower {
     this.position = seq;
     const t = this.o.clock.monotonic();
     if (!now && t - this.savedAt < CHECKPOINT_MS) return;
-    this.o.checkpoints.put(this.o.id, { seq, source: this.o.sourceShard, updatedAt: new Date(this.o.clock.now()).toISOString() });
+    this.o.checkpoints.put(this.o.id, { seq, source: this.o.sourceShard, updatedAt: new Date(this.o.clock.now()).toISOString(), ...(this.targetSeq >= 0 ? { target_seq: this.targetSeq } : {}) });
     this.savedAt = t;
   }
 
@@ -202,6 +215,26 @@ export class FeedFollower {
     } catch (err) {
       this.o.log.warn({ follower: this.o.id, err: (err as Error).message }, 'could not register the change-feed checkpoint at the source; its log may be trimmed past us');
     }
+  }
+
+  /**
+   * Reads the target's newest sequence number: below the last one seen, the target lost changes
+   * this follower applied (restored from an older backup, wiped), so the position no longer
+   * holds. The checkpoint is dropped and a full copy follows (thrown: the run loop starts over).
+   * A follower with a sink has no target and nothing to check.
+   */
+  private async checkTarget(): Promise<void> {
+    if (!this.o.target) return;
+    const head = await this.o.target.head();
+    if (head >= this.targetSeq) {
+      this.targetSeq = head;
+      return;
+    }
+    this.o.checkpoints.drop(this.o.id);
+    this.restartReason = `target behind: its storage node is at seq ${head}, it was at ${this.targetSeq} (restored from a backup, or wiped)`;
+    this.position = -1;
+    this.targetSeq = -1;
+    throw new Error(`the target of ${this.o.id} lost changes it had applied (${this.restartReason}); a full copy follows`);
   }
 
   /** The target node; a follower with a sink has none, and so no copy to make. */
@@ -235,6 +268,8 @@ export class FeedFollower {
       throw new Error(`source ${this.o.sourceShard} is behind this follower (${this.restartReason}); a full copy follows`);
     }
     await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key)));
+    // Before the position moves (and is announced with the next request): the target still holds it all.
+    await this.checkTarget();
     this.latest = page.latestSeq;
     if (page.lastSeq !== this.position) this.checkpoint(page.lastSeq);
     await this.register(this.position);

@@ -155,7 +155,7 @@ export class ReplicaManager implements ReplicaState {
     if (!cp || cp.source !== primary) return;
     // Spans the predecessor had still to repair (it was stopped while repairing) stay to repair.
     const gained = unionSpans(subtractSpans(ranges, from.ranges), intersectSpans(ranges, repairSpans(cp)));
-    this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: hexSpans(gained) });
+    this.d.checkpoints.put(id, { seq: cp.seq, source: primary, updatedAt: cp.updatedAt, repair: hexSpans(gained), ...(cp.target_seq !== undefined ? { target_seq: cp.target_seq } : {}) });
     this.d.log.info({ primary, from: from.id, to: id, position: cp.seq, gained: gained.length }, 'the new follower carries its predecessor\'s position over');
   }
 
@@ -174,7 +174,7 @@ export class ReplicaManager implements ReplicaState {
     const todo = carried ? repairSpans(carried) : [...ranges];
     const repair = subtractSpans(todo, covered);
     const seq = carried ? Math.min(carried.seq, h.seq) : h.seq;
-    this.d.checkpoints.put(id, { seq, source: primary, updatedAt: new Date(this.d.clock.now()).toISOString(), repair: hexSpans(repair) });
+    this.d.checkpoints.put(id, { seq, source: primary, updatedAt: new Date(this.d.clock.now()).toISOString(), repair: hexSpans(repair), ...(carried?.target_seq !== undefined ? { target_seq: carried.target_seq } : {}) });
     this.d.log.info({ primary, follower: id, position: seq, covered: covered.length, repair: repair.length }, 'a range move\'s copies hand their position over to the replica follower');
   }
 

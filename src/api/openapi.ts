@@ -170,7 +170,7 @@ export function buildOpenApi(version: string): Record<string, unknown> {
           ['error', 'message', 'status_code', 'code'],
           true,
         ),
-        Change: obj({ operation: { enum: ['PUT', 'DELETE'] }, key: str, sequence: int, old_val: { type: ['string', 'null'] }, new_val: { type: ['string', 'null'] } }, ['operation', 'key', 'sequence', 'old_val', 'new_val']),
+        Change: obj({ operation: { enum: ['PUT', 'DELETE'] }, key: str, sequence: int, old_val: { type: ['string', 'null'] }, new_val: { type: ['string', 'null'] }, committed_at: { type: 'string', format: 'date-time' } }, ['operation', 'key', 'sequence', 'old_val', 'new_val']),
       },
     },
   };

@@ -24,6 +24,8 @@ export interface FeedRecord {
   sequence: number;
   old_val?: string | null;
   new_val: string | null;
+  /** The node's commit time (ISO 8601), in records of nodes that stamp it (docs/storage-api.md). */
+  committed_at?: string;
 }
 
 export interface SegmentManifest {
@@ -141,20 +143,18 @@ export class SegmentWriter {
 }
 
 /**
- * The archive's signed segments checked in order — each manifest signed by an operator with
- * admin, of this cluster, shard and backup, continuing the previous one, its data file of the
- * size and SHA-256 recorded — up to the one holding `until`. The open segment is not signed and
- * is never used. Refuses with RESTORE_UNTIL_UNREACHABLE when the signed segments end before it.
+ * The archive's signed segments, checked in order as they are reached — each manifest signed by
+ * an operator with admin, of this cluster, shard and backup, continuing the previous one, its
+ * data file of the size and SHA-256 recorded. Ends at the first segment not signed yet (the
+ * open one is never used).
  */
-export async function verifiedSegments(backupDir: string, id: ArchiveIdentity, verifier: PeerVerifier, until: number): Promise<string[]> {
+export async function* signedSegments(backupDir: string, id: ArchiveIdentity, verifier: PeerVerifier): AsyncGenerator<{ file: string; manifest: SegmentManifest }> {
   const dir = join(backupDir, FEED_DIR);
   const names = existsSync(dir) ? readdirSync(dir).filter((f) => SEGMENT.test(f)).sort() : [];
-  const out: string[] = [];
   let last = id.baseSeq;
   for (const name of names) {
-    if (last >= until) break;
     const base = name.replace(/\.ndjson$/, '');
-    if (!existsSync(join(dir, `${base}.json`)) || !existsSync(join(dir, `${base}.cms`))) break;
+    if (!existsSync(join(dir, `${base}.json`)) || !existsSync(join(dir, `${base}.cms`))) return;
     const text = readFileSync(join(dir, `${base}.json`), 'utf8');
     await verifySigned(text, new Uint8Array(readFileSync(join(dir, `${base}.cms`))), verifier, `${FEED_DIR}/${base}.json`);
     const m = JSON.parse(text) as SegmentManifest;
@@ -164,8 +164,24 @@ export async function verifiedSegments(backupDir: string, id: ArchiveIdentity, v
     if (`${segmentName(m.first, m.last)}.ndjson` !== name || m.first !== last + 1) throw new BackupRefused('BACKUP_MALFORMED', `${FEED_DIR}/${name} does not continue the archive at ${last + 1}`);
     const d = await digestFile(join(dir, name));
     if (d.bytes !== m.bytes || d.sha256 !== m.sha256) throw new BackupRefused('BACKUP_FILE_DIGEST', `${FEED_DIR}/${name} is ${d.bytes} bytes with SHA-256 ${d.sha256}; its manifest records ${m.bytes} bytes with ${m.sha256}`);
-    out.push(join(dir, name));
+    yield { file: join(dir, name), manifest: m };
     last = m.last;
+  }
+}
+
+/**
+ * The signed segments (signedSegments) up to the one holding `until`. Refuses with
+ * RESTORE_UNTIL_UNREACHABLE when they end before it.
+ */
+export async function verifiedSegments(backupDir: string, id: ArchiveIdentity, verifier: PeerVerifier, until: number): Promise<string[]> {
+  const out: string[] = [];
+  let last = id.baseSeq;
+  if (last < until) {
+    for await (const s of signedSegments(backupDir, id, verifier)) {
+      out.push(s.file);
+      last = s.manifest.last;
+      if (last >= until) break;
+    }
   }
   if (last < until) throw new BackupRefused('RESTORE_UNTIL_UNREACHABLE', `the signed segments of the archived feed reach seq ${last}; ${until} was asked for`);
   return out;

@@ -20,6 +20,11 @@ export interface Manifest {
   shard: string;
   /** Every change up to this sequence number of the shard's node is in the data, none after. */
   seq: number;
+  /**
+   * The storage node's commit time of the change at `seq` (ISO 8601): no change in the data is
+   * younger. Absent in older backups, and when the node's log no longer held that record.
+   */
+  seq_committed_at?: string;
   topology_epoch: number;
   keys: number;
   created_at: string;
@@ -52,6 +57,7 @@ export function parseManifest(text: string): Manifest {
   if (d.format !== BACKUP_FORMAT) throw bad(`format must be "${BACKUP_FORMAT}"`);
   for (const f of ['cluster', 'shard', 'created_at'] as const) if (typeof d[f] !== 'string' || !d[f]) throw bad(`${f} must be a non-empty string`);
   for (const f of ['seq', 'topology_epoch', 'keys'] as const) if (!Number.isSafeInteger(d[f]) || (d[f] as number) < 0) throw bad(`${f} must be an integer ≥ 0`);
+  if (d.seq_committed_at !== undefined && (typeof d.seq_committed_at !== 'string' || !Number.isFinite(Date.parse(d.seq_committed_at)))) throw bad('seq_committed_at must be an ISO 8601 time');
   if (typeof d.data_xxh64 !== 'string' || !/^[0-9a-f]{16}$/.test(d.data_xxh64)) throw bad('data_xxh64 must be 16 lower-case hex digits');
   const files = d.files as Record<string, FileDigest> | undefined;
   if (!files || typeof files !== 'object' || Array.isArray(files)) throw bad('files must be an object');

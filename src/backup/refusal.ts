@@ -10,6 +10,10 @@ export const BACKUP_REFUSALS = {
   BACKUP_DATA_DIGEST: 'the data differs from the XXH64 digest or key count the manifest records',
   BACKUP_SOURCE_FAILED: 'the storage node did not deliver a complete snapshot',
   RESTORE_UNTIL_UNREACHABLE: 'the signed segments of the archived change feed do not reach the point asked for',
+  RESTORE_UNTIL_MALFORMED: '--until is neither a sequence number nor an RFC 3339 date-time with an offset',
+  RESTORE_UNTIL_FUTURE: '--until names a time later than now',
+  RESTORE_UNTIL_BEFORE_BACKUP: '--until names a time before the newest change the backup holds',
+  RESTORE_TIME_UNKNOWN: 'an archived change before the point asked for carries no commit time',
   RESTORE_TARGET_IN_USE: 'a storage node holds the target data directory open',
   RESTORE_TARGET_NOT_EMPTY: 'the target data directory holds data and --replace was not given',
 } as const;

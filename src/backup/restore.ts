@@ -10,6 +10,7 @@ import { recordsUntil, verifiedSegments } from './feed-segments.js';
 import { DigestSink, digestFile } from './digests.js';
 import { DATA_FILE, MANIFEST_CMS, MANIFEST_FILE, verifyManifest, type Manifest, type ManifestCheck } from './manifest.js';
 import { BackupRefused } from './refusal.js';
+import { seqAtTime } from './until-time.js';
 import { fsyncPath } from '../fsync-path.js';
 
 export interface RestoreOptions extends ManifestCheck {
@@ -17,8 +18,10 @@ export interface RestoreOptions extends ManifestCheck {
   dataDir: string;
   /** Replace a data directory that holds data (moved aside, never deleted). */
   replace?: boolean;
-  /** Replay the archived change feed (DIR/feed/) up to and including this sequence number. */
+  /** Replay the archived change feed (DIR/feed/) up to and including this sequence number, */
   until?: number;
+  /** or up to the last change committed at or before this time (ms; until-time.ts). */
+  untilTime?: number;
   now?: () => number;
 }
 
@@ -28,6 +31,8 @@ export interface RestoreResult {
   lastSeq: number;
   entities: number;
   changes: number;
+  /** With untilTime: the first archived change after it (left out), "SEQ at TIME". */
+  firstAfter?: string;
   /** Where a replaced data directory was moved. */
   movedAside?: string;
 }
@@ -94,6 +99,12 @@ async function checkTarget(dataDir: string, replace: boolean): Promise<boolean> 
 export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const { manifest, signer } = await verifyBackup(o.from, o);
   let segments: string[] = [];
+  let firstAfter: string | undefined;
+  if (o.untilTime !== undefined) {
+    const at = await seqAtTime(o.from, manifest, o.verifier, o.untilTime);
+    o = { ...o, until: at.seq };
+    firstAfter = at.firstAfter;
+  }
   if (o.until !== undefined) {
     if (o.until < manifest.seq) throw new BackupRefused('RESTORE_UNTIL_UNREACHABLE', `the backup is at seq ${manifest.seq}, after ${o.until}; restore an older backup`);
     segments = await verifiedSegments(o.from, { cluster: manifest.cluster, shard: manifest.shard, baseSeq: manifest.seq }, o.verifier, o.until);
@@ -123,5 +134,5 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   }
   renameSync(building, dataDir);
   fsyncPath(dirname(dataDir)); // the renames: aside and into place
-  return { manifest, signer, lastSeq: result.lastSeq, entities: result.entities, changes: result.changes, ...(movedAside ? { movedAside } : {}) };
+  return { manifest, signer, lastSeq: result.lastSeq, entities: result.entities, changes: result.changes, ...(firstAfter ? { firstAfter } : {}), ...(movedAside ? { movedAside } : {}) };
 }

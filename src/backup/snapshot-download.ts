@@ -12,6 +12,8 @@ export const SNAPSHOT_FORMAT = 'themis-snapshot/1';
 
 export interface Downloaded {
   seq: number;
+  /** The commit time of the change at seq (ISO 8601), when the node's export said it. */
+  committedAt?: string;
   trimmedThrough: number;
   keys: number;
   digest: FileDigest & { xxh64: string };
@@ -33,7 +35,7 @@ export async function downloadSnapshot(storageUrl: string, file: string, o: { re
   if (res.status !== 200 || !res.body) throw failed(`${url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   const fd = openSync(file, 'wx', 0o600);
   const sink = new DigestSink();
-  let header: { seq: number; trimmed_through: number } | undefined;
+  let header: { seq: number; committed_at?: unknown; trimmed_through: number } | undefined;
   let end: { keys: number } | undefined;
   let keys = 0;
   let pending: Buffer[] = [];
@@ -77,5 +79,6 @@ export async function downloadSnapshot(storageUrl: string, file: string, o: { re
   if (!header) throw failed('the export was empty');
   if (!end) throw failed(`the export was cut off after ${keys} entities (no end line)`);
   if (end.keys !== keys) throw failed(`the export's end line counts ${end.keys} entities; ${keys} arrived`);
-  return { seq: header.seq, trimmedThrough: header.trimmed_through, keys, digest: sink.digest() };
+  const committedAt = typeof header.committed_at === 'string' && Number.isFinite(Date.parse(header.committed_at)) ? { committedAt: header.committed_at } : {};
+  return { seq: header.seq, ...committedAt, trimmedThrough: header.trimmed_through, keys, digest: sink.digest() };
 }

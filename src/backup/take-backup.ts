@@ -46,6 +46,7 @@ export async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       cluster: o.cluster,
       shard: o.shard,
       seq: got.seq,
+      ...(got.committedAt ? { seq_committed_at: got.committedAt } : {}),
       topology_epoch: o.topologyEpoch,
       keys: got.keys,
       created_at: new Date(now()).toISOString(),

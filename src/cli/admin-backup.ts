@@ -6,6 +6,7 @@ import { PeerVerifier } from '../pki/verify.js';
 import { takeBackup } from '../backup/take-backup.js';
 import { restoreBackup } from '../backup/restore.js';
 import { followFeed } from '../backup/follow-feed.js';
+import { parseUntil } from '../backup/until-time.js';
 import { parseManifest, MANIFEST_FILE } from '../backup/manifest.js';
 import { createLogger } from '../log.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -22,12 +23,14 @@ export const BACKUP_USAGE = `themis-admin backup --shard ID --out DIR --storage 
   --follow then archives the change feed after that seq into DIR/feed/ until stopped (SIGINT,
   SIGTERM), in signed segments closed every --segment-records (10000) changes or
   --segment-seconds (5); with an existing DIR it resumes where its archive ends.
-themis-admin restore --from DIR --data-dir PATH [--until SEQ] [--shard ID] [--replace]
+themis-admin restore --from DIR --data-dir PATH [--until SEQ|TIME] [--shard ID] [--replace]
         --cluster NAME --ca ROOT.pem --crls A.pem,…
   Verifies the backup (signature by an operator with admin, chain and CRLs, cluster, every
   digest) and only then builds a storage node's data directory at PATH from it, offline (stop
   the node first). --replace moves a directory holding data aside (PATH.replaced-TIME) instead
-  of refusing. --until SEQ replays the archived feed's signed segments up to SEQ (inclusive).
+  of refusing. --until SEQ replays the archived feed's signed segments up to SEQ (inclusive);
+  --until TIME (RFC 3339, e.g. 2026-12-06T14:02:00Z) up to the last change the storage node
+  committed at or before TIME.
   Refusals name a stable code, e.g. refused (BACKUP_WRONG_CLUSTER).`;
 
 const MB = 1024 * 1024;
@@ -82,17 +85,18 @@ export async function backupCommand(argv: string[]): Promise<void> {
 
 export async function restoreCommand(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, { from: { type: 'string' }, 'data-dir': { type: 'string' }, shard: { type: 'string' }, replace: { type: 'boolean' }, until: { type: 'string' }, cluster: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' } });
-  if (values.until !== undefined && !/^\d{1,16}$/.test(values.until)) throw new UsageError(`--until must be a sequence number (an integer ≥ 0), got "${values.until}"`);
   const from = requireFlag(values.from, 'from', '/var/backups/themis/shard-001-2026-12-06');
   const dataDir = requireFlag(values['data-dir'], 'data-dir', '/var/lib/themis/storage');
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const verifier = new PeerVerifier({ root: readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca'), crls: crlsFlag(values.crls), clock: systemClock });
+  const until = values.until === undefined ? undefined : parseUntil(values.until, Date.now());
   const t0 = performance.now();
-  const r = await restoreBackup({ from, dataDir, verifier, cluster, ...(values.shard ? { shard: values.shard } : {}), replace: values.replace === true, ...(values.until !== undefined ? { until: Number(values.until) } : {}) });
+  const r = await restoreBackup({ from, dataDir, verifier, cluster, ...(values.shard ? { shard: values.shard } : {}), replace: values.replace === true, ...(until && 'seq' in until ? { until: until.seq } : {}), ...(until && 'timeMs' in until ? { untilTime: until.timeMs } : {}) });
   const ms = performance.now() - t0;
   const m = r.manifest;
   process.stdout.write(`verified ${from}: ${m.shard} of ${m.cluster} at seq ${m.seq}, signed by ${r.signer}\n`);
   if (r.movedAside) process.stdout.write(`moved the old data directory aside to ${r.movedAside}\n`);
+  if (until && 'timeMs' in until) process.stdout.write(`${until.text} is seq ${r.lastSeq}: the last change committed at or before it (the next, ${r.firstAfter}, is left out)\n`);
   if (r.changes) process.stdout.write(`replayed ${r.changes} archived changes after seq ${m.seq}\n`);
   process.stdout.write(`restored ${r.entities} keys to ${dataDir} at seq ${r.lastSeq} in ${(ms / 1000).toFixed(2)} s (${rates(r.entities, m.files['data.ndjson']!.bytes, ms)}); start the storage node\n`);
 }

@@ -15,6 +15,7 @@ import { verifySignedTopology } from '../topology/signed.js';
 import type { Topology } from '../topology/topology.js';
 import { intFlag, parseFlags, readFlagFile, requireFlag, UsageError } from './cli-common.js';
 import { folderWriteProblem, writeProblem } from '../config/writable.js';
+import { crlRollbackCheck, etcdCrlNumbers, type EtcdCrlNumbers } from './check-crl-rollback.js';
 
 export const CHECK_USAGE = `themis-admin check [--config /etc/themis/sidecar.json] [--expiry-days 14] [--json]
         --etcd https://HOST:2379[,…] --ca ROOT.pem --cert CHAIN.pem --key KEY.pem --cluster NAME --crls A.pem,…
@@ -98,11 +99,13 @@ export async function checkCommand(argv: string[]): Promise<void> {
   let etcd: Etcd3 | undefined;
   let topology: Topology | undefined;
   let all: Record<string, string> = {};
+  let etcdCrls: EtcdCrlNumbers | undefined;
   const k = etcdKeys(cluster);
   try {
     etcd = connectEtcd({ endpoints, certPem: readFlagFile(certPath, 'cert'), keyPem: readFlagFile(keyPath, 'key'), caPem });
     const stored = await answerWithin(readSignedTopology(etcd, k.topology), 5000);
     all = await answerWithin(etcd.getAll().prefix(k.shardsPrefix).strings(), 5000);
+    etcdCrls = await answerWithin(etcdCrlNumbers(etcd, cluster, caPem, systemClock), 5000);
     add({ name: 'etcd', status: 'ok', detail: `${endpoints.join(',')} answers and lets ${certPath} read /themis/${cluster}/` });
     if (!stored) {
       add({ name: 'topology', status: 'fail', detail: `no topology published for cluster ${cluster} (${k.topology})`, fix: `publish one: themis-admin topology publish --plan topology.json --cluster ${cluster} (is --cluster right?)` });
@@ -130,7 +133,7 @@ export async function checkCommand(argv: string[]): Promise<void> {
   // serving the published epoch, with a clock within the replay window of this one.
   if (topology && verifier) {
     const window = sidecar?.replay.windowMs ?? 60_000;
-    for (const id of Object.keys(topology.shards).sort()) for (const c of shardChecks(id, all, k, verifier, topology.epoch, now, window)) add(c);
+    for (const id of Object.keys(topology.shards).sort()) for (const c of shardChecks(id, all, k, verifier, topology.epoch, now, window, etcdCrls)) add(c);
   }
 
   if (sidecar) {
@@ -169,7 +172,7 @@ function certificateCheck(verifier: PeerVerifier, what: string, path: string, pu
   return { name: 'certificate', status: 'ok', detail: `${what} (serial ${r.peer.serial}) valid for ${days} more days` };
 }
 
-function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, epoch: number, now: number, windowMs: number): Check[] {
+function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, epoch: number, now: number, windowMs: number, etcdCrls: EtcdCrlNumbers | undefined): Check[] {
   const json = (raw: string | undefined): any => {
     try {
       return raw === undefined ? undefined : JSON.parse(raw);
@@ -192,7 +195,9 @@ function shardChecks(id: string, all: Record<string, string>, k: ReturnType<type
   if (status !== 'valid') out.push({ name: 'shard', status: 'fail', detail: `${id}: its registered certificate is ${status}`, fix: 'issue it a new certificate, install it and reload (systemctl reload themis-sidecar)' });
   else if (!alive) out.push({ name: 'shard', status: 'fail', detail: `${id} registered but not alive (no lease)`, fix: 'start its sidecar; journalctl -u themis-sidecar says why it stopped' });
   else out.push({ name: 'shard', status: 'ok', detail: `${id} registered, alive, certificate valid until ${new Date(leaf!.validTo).toISOString()}` });
-  const report = json(all[k.shardReplication(id)]) as { topology_epoch?: number; updated_at?: string } | undefined;
+  const report = json(all[k.shardReplication(id)]) as { topology_epoch?: number; updated_at?: string; crls?: unknown } | undefined;
+  const crl = alive && report && etcdCrls ? crlRollbackCheck(id, report.crls, etcdCrls) : undefined;
+  if (crl) out.push(crl);
   if (alive && !report) out.push({ name: 'topology', status: 'warn', detail: `${id} has not reported the epoch it serves yet (every 2 s once registered)`, fix: 'run the check again in a few seconds' });
   if (alive && report) {
     const served = report.topology_epoch;

@@ -267,3 +267,89 @@ t.test('point in time: backup --follow archives the feed under a write loop; res
   const tail = await call(node.storage.url, 'GET', `/changefeed?from_seq=${base}&limit=1000`);
   t.same((tail.body.changes as { sequence: number }[]).map((c) => c.sequence), Array.from({ length: mid - base }, (_, i) => base + 1 + i), 'and holds the replayed change records, so followers continue from the backup’s seq');
 });
+
+t.test('point in time by the clock: restore --until TIME holds exactly the writes acknowledged before TIME, none sent after it', async (t) => {
+  const node = mesh.nodes[0]!;
+  const put = async (key: string, blob: string) => t.equal((await call(node.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 10_000)).status, 201, `PUT ${key.slice(-8)}`);
+  const del = async (key: string) => t.equal((await call(node.appUrl, 'DELETE', `/entities/${encodeURIComponent(key)}`, undefined, 10_000)).status, 200, `DELETE ${key.slice(-8)}`);
+  const key = () => `document.shop.pitr:${uuidOwnedBy(node.shard.tokenRange)}`;
+  const others = await scanAll(node.storage.url); // what the node holds besides this test's table (no other writes run now)
+
+  // W0 is in the base backup; `beforeBackup` is before it.
+  const beforeBackup = new Date().toISOString();
+  await sleep(20);
+  const w0 = key();
+  await put(w0, '"w0"');
+  const dir = join(work, 'shard-001-pitr-time');
+  let child: import('node:child_process').ChildProcess | undefined;
+  const follow = runProgramAsync('themis-admin', ['backup', '--follow', '--segment-records', '4', '--segment-seconds', '1', '--shard', 'shard-001', '--out', dir, '--storage', node.storage.url, ...operatorArgs(mesh)], { child: (c) => (child = c) });
+  for (let i = 0; i < 100 && !existsSync(join(dir, 'manifest.json')); i++) await sleep(100);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  t.ok(Date.parse(manifest.seq_committed_at) > Date.parse(beforeBackup), `the manifest dates its newest change: ${manifest.seq_committed_at}`);
+
+  // Phase A, every write acknowledged; then TIME; then phase B, every write sent after TIME.
+  const a = [key(), key(), key(), key(), key()];
+  for (const [i, k] of a.entries()) await put(k, `"a${i}"`);
+  await sleep(300);
+  const time = new Date().toISOString();
+  await sleep(300);
+  const b = [key(), key(), key()];
+  for (const [i, k] of b.entries()) await put(k, `"b${i}"`);
+  await put(a[0]!, '"a0-overwritten-in-b"');
+  await del(a[1]!);
+  await sleep(50);
+  const afterAll = new Date(Date.now() + 1).toISOString();
+  const head = (await call(node.storage.url, 'GET', '/health')).body.last_seq as number;
+  const pad = String(head).padStart(16, '0');
+  for (let i = 0; i < 100 && !readdirSync(join(dir, 'feed')).some((f) => f.endsWith(`-${pad}.cms`)); i++) await sleep(100);
+  child!.kill('SIGTERM');
+  t.equal((await follow).status, 0, 'the follow stopped cleanly');
+
+  // What the test itself wrote: W0 and phase A as written; nothing of phase B.
+  const want = new Map(others);
+  want.set(w0, '"w0"');
+  a.forEach((k, i) => want.set(k, `"a${i}"`));
+
+  // Refused before anything is touched.
+  await refused(t, dir, 'RESTORE_UNTIL_MALFORMED', ['--until', 'yesterday']);
+  await refused(t, dir, 'RESTORE_UNTIL_MALFORMED', ['--until', time.replace('Z', '')]);
+  await refused(t, dir, 'RESTORE_UNTIL_MALFORMED', ['--until', '2026-02-30T10:00:00Z']);
+  await refused(t, dir, 'RESTORE_UNTIL_FUTURE', ['--until', new Date(Date.now() + 3_600_000).toISOString()]);
+  await refused(t, dir, 'RESTORE_UNTIL_BEFORE_BACKUP', ['--until', beforeBackup]);
+  await refused(t, dir, 'RESTORE_UNTIL_UNREACHABLE', ['--until', afterAll]);
+  // An archive whose records carry no commit time (from a node before they were stamped), signed.
+  const { signManifest } = await import('../../src/backup/manifest.js');
+  const { loadPrivateKey } = await import('../../src/pki/keys.js');
+  const { parsePem } = await import('../../src/pki/pem.js');
+  const { createHash } = await import('node:crypto');
+  const old = join(work, 'pitr-untimed');
+  cpSync(dir, old, { recursive: true });
+  const op = mesh.pki.operators.admin;
+  for (const f of readdirSync(join(old, 'feed')).filter((n) => /^\d{16}-\d{16}\.ndjson$/.test(n))) {
+    const text = readFileSync(join(old, 'feed', f), 'utf8').split('\n').filter(Boolean).map((l) => {
+      const { committed_at: _, ...rest } = JSON.parse(l);
+      return JSON.stringify(rest) + '\n';
+    }).join('');
+    writeFileSync(join(old, 'feed', f), text);
+    const mf = join(old, 'feed', f.replace('.ndjson', '.json'));
+    const m = { ...JSON.parse(readFileSync(mf, 'utf8')), bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
+    const mtext = JSON.stringify(m, null, 2) + '\n';
+    writeFileSync(mf, mtext);
+    writeFileSync(mf.replace('.json', '.cms'), await signManifest(mtext, parsePem(op.chain, 'op').map((x) => new Uint8Array(x.der)), (await loadPrivateKey(op.key, undefined, 'op')).privateKey));
+  }
+  await refused(t, old, 'RESTORE_TIME_UNKNOWN', ['--until', time]);
+  const bySeq = await admin(['restore', '--from', old, '--until', String(head), '--data-dir', join(work, 'pitr-untimed-target'), '--cluster', mesh.pki.cluster, ...trustArgs()]);
+  t.equal(bySeq.status, 0, `control: that archive is valid and restores by sequence number (${bySeq.stderr.trim()})`);
+
+  await node.storage.stop();
+  rmSync(node.storage.dataDir!, { recursive: true, force: true });
+  const r = await admin(['restore', '--from', dir, '--until', time, '--data-dir', node.storage.dataDir!, '--cluster', mesh.pki.cluster, ...trustArgs()]);
+  t.equal(r.status, 0, `restore --until ${time} ran: ${r.stdout}${r.stderr}`);
+  t.match(r.stdout, new RegExp(`${time.replace(/[.]/g, '\\.')} is seq \\d+: the last change committed at or before it`));
+  await node.storage.start();
+  const restored = await scanAll(node.storage.url);
+  t.same(differences(restored, want), [], `restored to ${time}: W0 and every phase-A write as written, no phase-B write (${restored.size} keys)`);
+  for (const k of b) t.notOk(restored.has(k), `phase-B key ${k.slice(-8)} is absent`);
+  t.equal(restored.get(a[0]!), '"a0"', 'the key overwritten after TIME holds its value before');
+  t.equal(restored.get(a[1]!), '"a1"', 'the key deleted after TIME is there');
+});

@@ -76,3 +76,86 @@ t.test('a restored etcd older than the topology in force is refused until an ope
   t.ok(await until(async () => (await epochs()).every((e) => e === e0 + 2)), `every sidecar serves epoch ${e0 + 2}`);
   t.ok(await until(async () => (await admin(['check', ...reader()])).status === 0, 20_000), 'and themis-admin check passes again');
 });
+
+t.test('a restored etcd holding an older CRL does not un-revoke a certificate; check names it; a newer CRL published after the restore is taken', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { clientProfile } = await import('../../src/pki/profiles.js');
+  const { meshConnect, meshRequest } = await import('../support/mesh-client.js');
+  const { uuidOwnedBy, etcdClient } = await import('../support/mesh.js');
+  const admin0 = mesh.pki.operators.admin;
+  const etcdFlags = ['--etcd', mesh.etcd!.endpoint, '--cert', admin0.chainPath, '--key', admin0.keyPath, '--cluster', mesh.pki.cluster];
+  const publishClientCrl = async () => {
+    const r = await admin(['crl', 'publish', '--ca', 'client', '--pki', mesh.pki.dir, ...etcdFlags]);
+    t.equal(r.status, 0, `crl publish: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  type Id = { cert: string; key: string; ca: string };
+  const attempt = async (i: number, id: Id): Promise<number | 'refused'> => {
+    const node = mesh.nodes[i]!;
+    const session = meshConnect(`${node.shard.ip}:${node.meshPort}`, id);
+    try {
+      return (await meshRequest(session, 'GET', `/entities/document.app.crl:${uuidOwnedBy(node.shard.tokenRange)}`)).status;
+    } catch {
+      return 'refused';
+    } finally {
+      session.destroy();
+    }
+  };
+  const everywhere = async (id: Id) => Promise.all(mesh.nodes.map((_, i) => attempt(i, id)));
+  const asId = (m: { chain: string; key: string }): Id => ({ cert: m.chain, key: m.key, ca: mesh.pki.root.cert });
+  const firstLeaf = await mesh.pki.issue(clientProfile({ name: 'crl-rollback-1', capabilities: ['read'] }), 'crl-rollback-1');
+  const first = asId(firstLeaf);
+  const second = await mesh.pki.issue(clientProfile({ name: 'crl-rollback-2', capabilities: ['read'] }), 'crl-rollback-2');
+  t.ok((await everywhere(first)).every((s) => s !== 'refused'), 'control: the first client is accepted everywhere');
+  t.ok((await everywhere(asId(second))).every((s) => s !== 'refused'), 'control: the second client too');
+
+  // etcd holds the client CA's CRL n0 when the snapshot is taken.
+  t.match(await publishClientCrl(), /published CRL number \d+ of the client CA/);
+  const snap = join(mesh.dir, 'etcd-crl.db');
+  const save = await admin(['etcd', 'snapshot', 'save', '--out', snap, '--etcd', mesh.etcd!.endpoint, '--ca', mesh.pki.root.certPath, '--operator-cert', admin0.chainPath, '--operator-key', admin0.keyPath, '--etcdctl', etcdctlPath()]);
+  t.equal(save.status, 0, save.stdout + save.stderr);
+
+  // More revisions after the snapshot, as any busy etcd has: the restored one starts below them,
+  // and below the revision at which the sidecars see CRL n1.
+  const pad = etcdClient(mesh);
+  for (let i = 0; i < 200; i++) await pad.put('/test-revision-pad').value(String(i));
+  pad.close();
+  // Then the first client is revoked: CRL n1, published through etcd only (the sidecars' CRL files stay at n0).
+  await mesh.pki.revoke(firstLeaf.serial);
+  t.match(await publishClientCrl(), /published CRL number \d+ of the client CA/);
+  t.ok(await until(async () => (await everywhere(first)).every((s) => s === 'refused')), 'every sidecar refuses the revoked client');
+
+  // etcd lost; restored from the snapshot holding CRL n0.
+  await mesh.stopEtcd();
+  const etcd = mesh.etcd!;
+  rmSync(etcd.dataDir, { recursive: true, force: true });
+  const peer = `http://127.0.0.1:${etcd.ports.peer}`;
+  const restore = await admin(['etcd', 'snapshot', 'restore', '--from', snap, '--data-dir', etcd.dataDir, '--name', 'themis', '--initial-cluster', `themis=${peer}`, '--initial-advertise-peer-urls', peer, '--etcdctl', etcdctlPath()]);
+  t.equal(restore.status, 0, restore.stdout + restore.stderr);
+  await mesh.restartEtcd();
+  await mesh.stopSidecar(2);
+  await mesh.startSidecar(2);
+  await sleep(3000);
+  t.same(await everywhere(first), ['refused', 'refused', 'refused'], 'the revoked client stays refused by every sidecar, the one restarted meanwhile too');
+  const audit = readFileSync(mesh.nodes[2]!.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; ca?: string; reason?: string });
+  t.ok(audit.some((e) => e.event === 'CRL_REJECTED' && e.ca === 'client' && /^not_newer: /.test(e.reason ?? '')), 'the restarted sidecar refused the restored CRL as not newer (audited CRL_REJECTED)');
+  const metrics = await (await fetch(`${mesh.nodes[2]!.adminUrl}/metrics`)).text();
+  t.match(metrics, /themis_crl_rejections_total\{reason="not_newer"\} [1-9]/, 'and counted it');
+
+  let check = await admin(['check', ...reader()]);
+  t.ok(await until(async () => /enforces CRL number \d+ of .*newer than the \d+ etcd holds \(crl\/client\)/.test((check = await admin(['check', ...reader()])).stdout), 20_000), `themis-admin check names the CRL rollback:\n${check.stdout}`);
+  t.equal(check.status, 1, 'and fails');
+  t.match(check.stdout, /themis-admin crl publish --ca client/, 'with the decision to take');
+
+  // The decision: the client CA's current CRL published again; then a newer revocation reaches
+  // every sidecar, though the restored etcd's revisions are below those they had seen.
+  await publishClientCrl();
+  t.ok(await until(async () => !/enforces CRL number/.test((await admin(['check', ...reader()])).stdout), 20_000), 'check no longer names a CRL rollback');
+  await mesh.pki.revoke(second.serial);
+  await publishClientCrl();
+  // Known gap (reported with issue 21): a running sidecar's CRL watch resumes at the revision it
+  // had seen, above the restored etcd's, so a put below it is not delivered until etcd's revision
+  // passes it (or the sidecar restarts). The revision rule in consider() alone does not fix that.
+  t.ok(await until(async () => (await everywhere(asId(second))).every((s) => s === 'refused')), 'a client revoked after the restore is refused by every sidecar, the ones that never restarted too', { todo: 'the watch of a running sidecar resumes above a restored etcd\'s revision' });
+  t.same(await everywhere(first), ['refused', 'refused', 'refused'], 'and the first stays refused');
+});

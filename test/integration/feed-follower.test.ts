@@ -10,7 +10,7 @@ import { systemClock } from '../../src/runtime.js';
 import { parseKey, tokenOf } from '../../src/urn/urn.js';
 import { FileCheckpoints } from '../../proxy/feed/checkpoints.js';
 import { FeedFollower } from '../../proxy/feed/follower.js';
-import type { NodeClient } from '../../proxy/feed/node-client.js';
+import { NodeClient } from '../../proxy/feed/node-client.js';
 import { diffRanges } from '../../proxy/feed/range-diff.js';
 import { TokenRanges } from '../../proxy/feed/token-ranges.js';
 import { followerRig } from '../support/node-clients.js';
@@ -151,4 +151,99 @@ t.test('a source that lost its data: the follower starts over and the target con
   t.match(copies, [/^source behind: at 5, we were at \d+/], 'the checkpoint ahead of the source was dropped, then one full copy');
   const diff = await diffRanges(src, client(rig.target), HALF, async () => undefined);
   t.same(diff, { same: few.length, different: 0 }, 'the target holds exactly what the source holds in range');
+});
+
+t.test('a target restored from an older backup: the follower notices its head went back, copies again and converges (live, and after a restart)', async (t) => {
+  const { mkdtempSync, createReadStream, rmSync } = await import('node:fs');
+  const { createInterface } = await import('node:readline');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { downloadSnapshot } = await import('../../src/backup/snapshot-download.js');
+  const { importStore } = await import('../../storage-node/restore-import.js');
+  const { LocalUpstream } = await import('../../proxy/local-upstream.js');
+  const work = mkdtempSync(join(tmpdir(), 'themis-restored-target-'));
+  const source = await startStorage();
+  let target = await startStorage();
+  const dataDir = target.dataDir;
+  let upstream = new LocalUpstream({ url: target.url, requestTimeoutMs: 5000 });
+  t.teardown(async () => {
+    upstream.close();
+    for (const p of [source, target]) await p.kill('SIGKILL');
+    for (const d of [source.dataDir, dataDir, work]) rmSync(d, { recursive: true, force: true });
+  });
+  const src = client(source);
+  const tgt = new NodeClient(() => upstream); // the target's address changes with each start
+  const all = new TokenRanges([{ start: 0n, end: TOKEN_MAX }]);
+  const h = new History('restore');
+  const ks = Array.from({ length: 80 }, () => `document.shop.carts:${randomUUID()}`);
+  const cps = new FileCheckpoints(join(work, 'checkpoints'));
+  const copies: string[] = [];
+  const follower = () => new FeedFollower({
+    id: 'restored-target', sourceShard: 'shard-001', source: src, target: tgt, ranges: all, checkpoints: cps,
+    clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20, backoffMaxMs: 200, onFullCopy: (why) => copies.push(why),
+  });
+  /** The target's data replaced by the backup's, as `themis-admin restore` builds it (storage-node/restore-import.ts). */
+  const restoreTarget = async (backup: string, seq: number) => {
+    await target.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    const entities = async function* () {
+      for await (const line of createInterface({ input: createReadStream(backup), crlfDelay: Infinity })) yield JSON.parse(line) as { key: string; blob: string };
+    };
+    await importStore(dataDir, { seq, entities: entities() });
+    target = await startStorage({ dataDir });
+    upstream.close();
+    upstream = new LocalUpstream({ url: target.url, requestTimeoutMs: 5000 });
+  };
+  const converged = async (what: string) => {
+    let v = await h.check(read(target.url), h.ackedKeys());
+    for (let i = 0; i < 200 && v.lost.length + v.reverted.length > 0; i++) {
+      await sleep(50);
+      v = await h.check(read(target.url), h.ackedKeys());
+    }
+    t.same({ lost: v.lost, reverted: v.reverted, invented: v.invented }, { lost: [], reverted: [], invented: [] }, `${what}: the target holds every acknowledged write (${v.checked} keys)`);
+    const diff = await diffRanges(src, tgt, all, async () => undefined);
+    t.equal(diff.different, 0, `${what}: and equals the source (${diff.same} keys alike)`);
+  };
+
+  let f = follower();
+  f.start();
+  await writeLoop(h, ks, put(source.url), { until: sleep(600), concurrency: 4 });
+  await caughtUp(f, src);
+  const backup = join(work, 'data.ndjson');
+  const snap = await downloadSnapshot(target.url, backup);
+  const second = await writeLoop(h, ks, put(source.url), { until: sleep(600), concurrency: 4 });
+  await caughtUp(f, src);
+  t.ok(second.acknowledged > 0, `${second.acknowledged} writes acknowledged after the backup`);
+  t.same(copies, ['no checkpoint'], 'one full copy so far, the first');
+
+  // Its checkpoint file is written at most every 250 ms: one more write after that brings the
+  // file to the head, so a follower resuming from it has nothing left to replay.
+  await sleep(300);
+  await writeLoop(h, [`document.shop.carts:${randomUUID()}`], put(source.url), { until: sleep(50), maxWrites: 1 });
+  await caughtUp(f, src);
+  await sleep(100);
+  t.equal(cps.get('restored-target')?.seq, f.position, 'control: the checkpoint file is at the follower\'s position');
+
+  // Live: the follower keeps running while the target's node is stopped, restored and started.
+  await restoreTarget(backup, snap.seq);
+  const during = writeLoop(h, ks.slice(0, 10), put(source.url), { until: sleep(400), concurrency: 2 });
+  for (let i = 0; i < 200 && copies.length < 2; i++) await sleep(25);
+  await during;
+  await caughtUp(f, src);
+  t.match(copies[1], /^target behind: its storage node is at seq \d+, it was at \d+/, `the follower saw the target go back and copied again (${copies[1]})`);
+  await converged('live');
+  await f.stop();
+  const cp = cps.get('restored-target')!;
+  t.ok(cp.target_seq !== undefined && cp.target_seq > snap.seq, `the checkpoint records the target's head (${cp.target_seq})`);
+
+  // After a restart: only the checkpoint knows what the target held.
+  await writeLoop(h, ks, put(source.url), { until: sleep(400), concurrency: 4 });
+  await restoreTarget(backup, snap.seq);
+  f = follower();
+  f.start();
+  for (let i = 0; i < 200 && copies.length < 3; i++) await sleep(25);
+  await caughtUp(f, src);
+  t.match(copies[2], /^target behind: its storage node is at seq \d+, it was at \d+/, 'a restarted follower compares the target with its checkpoint');
+  await converged('after a restart');
+  await f.stop();
 });

@@ -20,13 +20,21 @@ const feed = (query: string) => call(node.url, 'GET', `/changefeed?${query}`);
 
 t.test('records: PUT, overwrite, DELETE, with old and new values; missing deletes leave no trace', async (t) => {
   t.same((await feed('')).body, { changes: [], last_seq: 0, latest_seq: 0 }, 'empty node');
+  const before = Date.now();
   await call(node.url, 'PUT', `/entities/${K1}`, { blob: '{"v":1}' });
   await call(node.url, 'PUT', `/entities/${K2}`, { blob: '"two"' });
   await call(node.url, 'PUT', `/entities/${K1}`, { blob: '{"v":2}' });
   await call(node.url, 'DELETE', `/entities/${K1}`);
   t.equal((await call(node.url, 'DELETE', `/entities/${K1}`)).status, 404);
+  const after = Date.now();
   const r = await feed('from_seq=0');
   t.equal(r.status, 200);
+  // committed_at (ours): the node's clock at each commit, ISO 8601 with ms, non-decreasing.
+  const stamps = (r.body.changes as { committed_at: string }[]).map((c) => c.committed_at);
+  t.ok(stamps.every((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(s)), `every record carries its commit time: ${stamps.join(', ')}`);
+  const ms = stamps.map((s) => Date.parse(s));
+  t.ok(ms.every((m, i) => m >= before && m <= after && (i === 0 || m >= ms[i - 1]!)), 'within the writes’ time, in order');
+  for (const c of r.body.changes) delete c.committed_at;
   t.same(r.body, {
     changes: [
       { operation: 'PUT', key: K1, sequence: 1, old_val: null, new_val: '{"v":1}' },
@@ -55,7 +63,8 @@ t.test('a long poll returns as soon as a write lands', async (t) => {
   await call(node.url, 'PUT', `/entities/${K1}`, { blob: '"back"' });
   const r = await poll;
   const elapsed = Date.now() - started;
-  t.same(r.body.changes, [{ operation: 'PUT', key: K1, sequence: 5, old_val: null, new_val: '"back"' }]);
+  t.match(r.body.changes, [{ operation: 'PUT', key: K1, sequence: 5, old_val: null, new_val: '"back"', committed_at: String }]);
+  t.equal(r.body.changes.length, 1);
   t.ok(elapsed < 1500, `answered after ${elapsed} ms, well before the 2000 ms timeout`);
 });
 

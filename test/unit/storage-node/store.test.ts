@@ -43,7 +43,10 @@ t.test('concurrent writes share batches, and old_val follows each key through a 
     { applied: true, sequence: 5, oldVal: null },
   ]);
   t.equal(store.writerStats.batches, 1, 'one LevelDB batch for six writes');
-  t.same(await feed(store), [
+  const records = await feed(store) as (Change & { committed_at?: string })[];
+  t.equal(new Set(records.map((r) => r.committed_at)).size, 1, 'one commit time for the batch');
+  for (const r of records) delete r.committed_at;
+  t.same(records, [
     { operation: 'PUT', key: `${T}:${u(1)}`, sequence: 1, old_val: null, new_val: '{"v":1}' },
     { operation: 'PUT', key: `${T}:${u(1)}`, sequence: 2, old_val: '{"v":1}', new_val: '{"v":2}' },
     { operation: 'DELETE', key: `${T}:${u(1)}`, sequence: 3, old_val: '{"v":2}', new_val: null },
@@ -116,4 +119,20 @@ t.test('a closed store refuses writes instead of losing them', async (t) => {
   const { store } = await openTemp(t);
   await store.close();
   await t.rejects(store.put(T, u(1), '1'), { code: 'STORAGE_UNAVAILABLE' });
+});
+
+t.test('commit times stay non-decreasing across a restart with a clock that went back; the snapshot names its seq’s time', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'storage-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = await Store.open(dir, undefined, () => 60_000);
+  await first.put(T, u(1), '"a"');
+  await first.close();
+  const again = await Store.open(dir, undefined, () => 1000);
+  await again.put(T, u(2), '"b"');
+  const times = (await feed(again)).map((r) => (r as Change & { committed_at: string }).committed_at);
+  t.same(times, ['1970-01-01T00:01:00.000Z', '1970-01-01T00:01:00.000Z'], 'the record after the restart is not dated before the one before it');
+  const snap = await again.openSnapshot();
+  t.same([snap.seq, snap.committedAt], [2, 60_000]);
+  await snap.close();
+  await again.close();
 });

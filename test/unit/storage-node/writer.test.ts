@@ -54,7 +54,7 @@ t.test('one batch holds each entity, its change record, the last sequence and th
   t.equal(await db.get(entityKey(T, u(1))), '{"n":2}');
   t.equal(await db.get(LAST_SEQ_KEY), '43');
   t.equal(await db.get(timeMarkKey(5 * TIME_MARK_MS)), '43', "the time mark is the second's start, holding the newest sequence");
-  t.same(JSON.parse((await db.get(changeKey(43)))!), { operation: 'PUT', key: `${T}:${u(1)}`, sequence: 43, old_val: '{"n":1}', new_val: '{"n":2}' });
+  t.same(JSON.parse((await db.get(changeKey(43)))!), { operation: 'PUT', key: `${T}:${u(1)}`, sequence: 43, old_val: '{"n":1}', new_val: '{"n":2}', committed_at: '1970-01-01T00:00:05.250Z' });
   t.same(w.stats, { batches: 1, writes: 2 });
 });
 
@@ -63,7 +63,7 @@ t.test('a delete: a change record with the old value; of a missing key, nothing 
   await w.submit(put(1));
   t.same(await w.submit(del(1)), { applied: true, sequence: 2, oldVal: '{"n":1}' });
   t.equal(await db.get(entityKey(T, u(1))), undefined, 'the entity is gone');
-  t.same(JSON.parse((await db.get(changeKey(2)))!), { operation: 'DELETE', key: `${T}:${u(1)}`, sequence: 2, old_val: '{"n":1}', new_val: null });
+  t.same(JSON.parse((await db.get(changeKey(2)))!), { operation: 'DELETE', key: `${T}:${u(1)}`, sequence: 2, old_val: '{"n":1}', new_val: null, committed_at: '1970-01-01T00:00:05.250Z' });
   const before = batches.length;
   t.same(await w.submit(del(9)), { applied: false });
   t.equal(batches.length, before, 'no batch is written for a delete of nothing');
@@ -98,6 +98,34 @@ t.test('a failed batch rejects every write in it, writes nothing and takes no se
   t.same(commits, [1]);
   t.same(await w.submit(put(4)), { applied: true, sequence: 2, oldVal: null }, 'the next write goes on from the last durable sequence');
   t.equal(await db.get(LAST_SEQ_KEY), '2');
+});
+
+t.test('commit times: the clock at the batch, the same for all its records, never lower than the record before (a clock stepped back)', async (t) => {
+  let clock = 7 * TIME_MARK_MS + 120;
+  const { db, w } = await open(t, { now: () => clock });
+  await Promise.all([w.submit(put(1)), w.submit(put(2))]);
+  clock = 3 * TIME_MARK_MS; // NTP stepped the clock back
+  await w.submit(put(3));
+  clock = 9 * TIME_MARK_MS + 1;
+  await w.submit(put(4));
+  const at = async (seq: number) => JSON.parse((await db.get(changeKey(seq)))!).committed_at;
+  t.same([await at(1), await at(2), await at(3), await at(4)], ['1970-01-01T00:00:07.120Z', '1970-01-01T00:00:07.120Z', '1970-01-01T00:00:07.120Z', '1970-01-01T00:00:09.001Z']);
+});
+
+t.test('commit times carry on from the newest record given at start', async (t) => {
+  const { db, w } = await open(t, { now: () => 1000 });
+  const dir = mkdtempSync(join(tmpdir(), 'writer-unit-'));
+  const db2 = new ClassicLevel<string, string>(dir);
+  await db2.open();
+  t.teardown(async () => {
+    await db2.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const w2 = new GroupWriter(db2, 10, () => undefined, undefined, () => 1000, 60_000);
+  await w2.submit(put(1));
+  t.equal(JSON.parse((await db2.get(changeKey(11)))!).committed_at, '1970-01-01T00:01:00.000Z', 'not below the floor the store read from its last record');
+  await w.submit(put(1));
+  t.equal(JSON.parse((await db.get(changeKey(1)))!).committed_at, '1970-01-01T00:00:01.000Z', 'control: without a floor, the clock');
 });
 
 t.test('an onCommit that throws leaves the batch acknowledged', async (t) => {
