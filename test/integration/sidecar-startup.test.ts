@@ -53,6 +53,7 @@ t.test('a sidecar refuses to start on a bad config, naming the field, with exit 
     ['body budget below the largest body', { mesh: { port: 0, maxInflightBodyBytes: 4096 } }, /mesh\.maxInflightBodyBytes: 4096 is less than maxBodyBytes/],
     ['topology file of another cluster', { cluster: 'cluster-prod' }, /topology\.file: .*topology\.json is a topology of cluster "cluster-test", but this sidecar is in cluster "cluster-prod"/],
     ['etcd topology cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], topology: true, topologyCache: join(dir, 'no-such-folder', 'topology.json'), crlCache: join(dir, 'crl-cache.json') } }, /etcd\.topologyCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
+    ['etcd without a cluster name', { cluster: undefined, etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'crl-cache.json') } }, /cluster: required with etcd: the cluster whose keys \(\/themis\/\{cluster\}\/\)/],
     ['etcd CRL cache where it cannot be written', { etcd: { endpoints: ['https://127.0.0.1:9'], crlCache: join(dir, 'no-such-folder', 'crl.json') } }, /etcd\.crlCache: cannot write the cache .*no-such-folder.* \(ENOENT\)/],
     ['replay state where it cannot be written', { replay: { stateFile: join(dir, 'no-such-folder', 'replay.json') } }, /replay\.stateFile: cannot write next to .*no-such-folder.* \(ENOENT\)/],
   ];

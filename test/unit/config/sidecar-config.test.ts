@@ -71,12 +71,19 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['unknown mesh setting', { mesh: { host: '10.0.0.5', idleTimeoutMs: 5 } }, 'mesh.idleTimeoutMs'],
     ['etcd over plain http', { etcd: { endpoints: ['http://10.0.0.2:2379'] } }, 'etcd.endpoints'],
     ['etcd without endpoints', { etcd: {} }, 'etcd.endpoints'],
+    ['etcd without a cluster name', { cluster: undefined, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'cluster'],
   ];
   for (const [name, patch, field] of cases) {
     const cfg: Record<string, unknown> = { ...good, ...patch };
     for (const k of Object.keys(patch)) if (patch[k] === undefined) delete cfg[k];
     t.throws(() => validateSidecarConfig(cfg, '/etc/themis'), { name: 'ConfigError', field }, name);
   }
+});
+
+t.test('cluster: cluster-dev only without etcd (a topology file of another cluster is refused at start)', async (t) => {
+  const { cluster: _, ...unnamed } = good;
+  t.equal(validateSidecarConfig(unnamed, '/etc/themis').cluster, 'cluster-dev');
+  t.equal(validateSidecarConfig({ ...good, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, '/etc/themis').cluster, 'prod');
 });
 
 t.test('app.socket: a relative path resolves against the config folder; names become ids at start', async (t) => {
