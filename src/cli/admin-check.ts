@@ -176,7 +176,7 @@ function certificateCheck(verifier: PeerVerifier, what: string, path: string, pu
   return { name: 'certificate', status: 'ok', detail: `${what} (serial ${r.peer.serial}) valid for ${days} more days` };
 }
 
-function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, published: { epoch: number; revision: bigint; reportRevision: bigint }, now: number, windowMs: number): Check[] {
+export function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, published: { epoch: number; revision: bigint; reportRevision: bigint }, now: number, windowMs: number): Check[] {
   const { epoch } = published;
   const json = (raw: string | undefined): any => {
     try {
