@@ -1,10 +1,11 @@
 // deploy/README.md tested as written: its marked shell blocks (```sh on=…, test/support/guide-blocks.ts)
 // run in order, the operator's on an operator machine and the hosts' as root on each host, on
-// loopback "hosts" 127.0.0.11–14 of their own (mount and PID namespaces: own /etc, /var, /run;
+// loopback "hosts" 127.0.0.21–24 of their own (mount and PID namespaces: own /etc, /var, /run;
 // test/support/guide-hosts.ts), where ssh and scp enter the host and systemctl runs each unit's
 // ExecStart as systemd would (as its User=, test/support/guide-host/systemctl.mjs). A block
 // that fails fails the test. What is changed in the blocks, and only that:
-//   - the example addresses 10.0.1.11–14 become 127.0.0.11–14;
+//   - the example addresses 10.0.1.11–14 become 127.0.0.21–24 (not .11–.14: cluster-bootstrap.test.ts,
+//     which may run at the same time, listens on 127.0.0.11–13 with the same ports);
 //   - on a host, its own loopback 127.0.0.1 becomes its address (the loopback hosts share one
 //     network, so each listens on its own address where a real host listens on 127.0.0.1).
 // Stand-ins for what the guide takes from outside: the programs on the PATH (the install
@@ -26,7 +27,7 @@ t.setTimeout(240_000); // about a minute alone; more beside other test files (ta
 const GUIDE = join(ROOT, 'deploy/README.md');
 const SECTIONS = ['Install (every host, and the operator machine)', 'A first cluster', 'Adding a host', 'Rotating, revoking and removing a host'];
 const JOURNEYS = SECTIONS.slice(1);
-const ADDRESS = (a: string) => a.replace(/\b10\.0\.1\.(1[1-4])\b/g, '127.0.0.$1');
+const ADDRESS = (a: string) => a.replace(/\b10\.0\.1\.1([1-4])\b/g, '127.0.0.2$1');
 const PASSPHRASE = 'correct horse battery staple';
 
 const blocks = guideBlocks(GUIDE).filter((b) => SECTIONS.includes(b.section));
@@ -52,7 +53,7 @@ mkdirSync(hostsDir);
 const home = join(dir, 'operator-home');
 mkdirSync(home, { mode: 0o700 });
 const envFile = join(dir, 'operator.env');
-const addresses = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'];
+const addresses = ['127.0.0.21', '127.0.0.22', '127.0.0.23', '127.0.0.24'];
 const etcdHosts = addresses.slice(0, 3);
 let operator: Machine;
 const hosts = new Map<string, Machine>();
@@ -157,10 +158,10 @@ t.test('the guide runs as written', { skip }, async (t) => {
 });
 
 t.test('what the guide promised', { skip }, async (t) => {
-  const read = ran.find((r) => r.where === '127.0.0.13' && /^curl -fsS 127\.0\.0\.1:7080\/entities\//m.test(r.block.code));
-  t.ok(read, 'the read-back block ran on 127.0.0.13');
-  const write = ran.find((r) => r.where === '127.0.0.11' && /curl -fsS -X PUT 127\.0\.0\.1:7080\/entities\//.test(r.block.code));
-  t.ok(write, 'after the write block on 127.0.0.11');
+  const read = ran.find((r) => r.where === '127.0.0.23' && /^curl -fsS 127\.0\.0\.1:7080\/entities\//m.test(r.block.code));
+  t.ok(read, 'the read-back block ran on 127.0.0.23');
+  const write = ran.find((r) => r.where === '127.0.0.21' && /curl -fsS -X PUT 127\.0\.0\.1:7080\/entities\//.test(r.block.code));
+  t.ok(write, 'after the write block on 127.0.0.21');
   t.match(read?.stdout ?? '', /\\"hello\\":\\"world\\"|"hello":"world"/, 'a write through one host is read back through another');
   const checks = ran.filter((r) => r.where === 'operator' && /^themis-admin check$/m.test(r.block.code));
   t.ok(checks.length >= 3, 'themis-admin check ran after each journey');
