@@ -70,14 +70,30 @@ export function writeHostBundle(bundleDir: string, m: ClusterManifest, h: HostMa
   // Inside the bundle: the host path without the install root, under bundleDir.
   const at = (abs: string) => join(bundleDir, abs.slice(root === '/' ? 0 : root.length));
   const written: string[] = [];
+  // The bundle's own folder is tar's "./": 0755, as the host's / is.
+  mkdirSync(bundleDir, { recursive: true });
+  chmodSync(bundleDir, 0o755);
+  // Every folder above a file or state folder 0755 whatever the operator's umask: tar, unpacking
+  // the bundle over /, must never narrow /etc or /var on the host, nor hide /etc/themis from etcd.
+  const parents = (f: string) => {
+    mkdirSync(dirname(f), { recursive: true, mode: 0o755 });
+    for (let d = dirname(f); d.length > bundleDir.length; d = dirname(d)) chmodSync(d, 0o755);
+  };
   const put = (abs: string, text: string, mode = 0o644) => {
     const f = at(abs);
-    mkdirSync(dirname(f), { recursive: true, mode: 0o755 });
+    parents(f);
     writeFileSync(f, text, { mode });
     chmodSync(f, mode);
     written.push(abs);
   };
   const copy = (abs: string, from: string, mode: number) => put(abs, readFileSync(from, 'utf8'), mode);
+  // A state or log folder with its own mode.
+  const folder = (abs: string, mode: number) => {
+    const f = at(abs);
+    parents(f);
+    mkdirSync(f, { recursive: true, mode });
+    chmodSync(f, mode);
+  };
   // Loopback "hosts" (127.x) each listen on their own address, so several fit on one machine.
   const local = host.ip.startsWith('127.') ? host.ip : '127.0.0.1';
   const crlFiles = CRL_NAMES.map((c) => `pki/crl/${c}.crl.pem`);
@@ -106,8 +122,8 @@ export function writeHostBundle(bundleDir: string, m: ClusterManifest, h: HostMa
     },
   };
   put(join(p.etc, 'sidecar.json'), JSON.stringify(sidecar, null, 2) + '\n');
-  for (const dir of ['sidecar', 'storage']) mkdirSync(at(join(p.state, dir)), { recursive: true, mode: 0o700 });
-  mkdirSync(at(p.logs), { recursive: true, mode: 0o750 });
+  for (const dir of ['sidecar', 'storage']) folder(join(p.state, dir), 0o700);
+  folder(p.logs, 0o750);
 
   const unit = (name: string, fill: (text: string) => string) => put(join(p.units, name), fill(readFileSync(join(DEPLOY_DIR, 'systemd', name), 'utf8')));
   const paths = (t: string) => t.replaceAll('/etc/themis', p.etc).replaceAll('/var/lib/themis', p.state).replaceAll('/var/log/themis', p.logs);
@@ -123,8 +139,8 @@ export function writeHostBundle(bundleDir: string, m: ClusterManifest, h: HostMa
     copy(join(p.etc, 'pki/etcd-crl/chain.pem'), e.reader.chainPath, 0o644);
     copy(join(p.etc, 'pki/etcd-crl/key.pem'), e.reader.keyPath, 0o600);
     put(join(dir, 'etcd.env'), etcdEnv(m, e.name, dir, p.state));
-    mkdirSync(at(join(p.state, 'etcd')), { recursive: true, mode: 0o700 });
-    mkdirSync(at(join(p.state, 'etcd-crl')), { recursive: true, mode: 0o755 });
+    folder(join(p.state, 'etcd'), 0o700);
+    folder(join(p.state, 'etcd-crl'), 0o755);
     unit('themis-etcd.service', paths);
     const endpoint = `https://${host.ip}:${m.ports.etcdClient}`;
     unit('themis-etcd-crl.service', (t) => paths(t).replaceAll('cluster-prod', m.cluster).replaceAll('https://10.0.0.21:2379', endpoint));

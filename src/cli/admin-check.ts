@@ -100,11 +100,18 @@ export async function checkCommand(argv: string[]): Promise<void> {
   let topology: Topology | undefined;
   let all: Record<string, string> = {};
   let etcdCrls: EtcdCrlNumbers | undefined;
+  // etcd revisions: a report written before the topology was published says nothing about it.
+  const revisions: Record<string, bigint> = {};
+  let topologyRevision = 0n;
   const k = etcdKeys(cluster);
   try {
     etcd = connectEtcd({ endpoints, certPem: readFlagFile(certPath, 'cert'), keyPem: readFlagFile(keyPath, 'key'), caPem });
     const stored = await answerWithin(readSignedTopology(etcd, k.topology), 5000);
-    all = await answerWithin(etcd.getAll().prefix(k.shardsPrefix).strings(), 5000);
+    for (const kv of (await answerWithin(etcd.getAll().prefix(k.shardsPrefix).exec(), 5000)).kvs) {
+      all[kv.key.toString('utf8')] = kv.value.toString('utf8');
+      revisions[kv.key.toString('utf8')] = BigInt(kv.mod_revision);
+    }
+    topologyRevision = BigInt(stored?.revision ?? 0);
     etcdCrls = await answerWithin(etcdCrlNumbers(etcd, cluster, caPem, systemClock), 5000);
     add({ name: 'etcd', status: 'ok', detail: `${endpoints.join(',')} answers and lets ${certPath} read /themis/${cluster}/` });
     if (!stored) {
@@ -133,7 +140,7 @@ export async function checkCommand(argv: string[]): Promise<void> {
   // serving the published epoch, with a clock within the replay window of this one.
   if (topology && verifier) {
     const window = sidecar?.replay.windowMs ?? 60_000;
-    for (const id of Object.keys(topology.shards).sort()) for (const c of shardChecks(id, all, k, verifier, topology.epoch, now, window, etcdCrls)) add(c);
+    for (const id of Object.keys(topology.shards).sort()) for (const c of shardChecks(id, all, k, verifier, { epoch: topology.epoch, revision: topologyRevision, reportRevision: revisions[k.shardReplication(id)] ?? 0n }, now, window, etcdCrls)) add(c);
   }
 
   if (sidecar) {
@@ -172,7 +179,8 @@ function certificateCheck(verifier: PeerVerifier, what: string, path: string, pu
   return { name: 'certificate', status: 'ok', detail: `${what} (serial ${r.peer.serial}) valid for ${days} more days` };
 }
 
-function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, epoch: number, now: number, windowMs: number, etcdCrls: EtcdCrlNumbers | undefined): Check[] {
+export function shardChecks(id: string, all: Record<string, string>, k: ReturnType<typeof etcdKeys>, verifier: PeerVerifier, published: { epoch: number; revision: bigint; reportRevision: bigint }, now: number, windowMs: number, etcdCrls?: EtcdCrlNumbers): Check[] {
+  const { epoch } = published;
   const json = (raw: string | undefined): any => {
     try {
       return raw === undefined ? undefined : JSON.parse(raw);
@@ -204,6 +212,9 @@ function shardChecks(id: string, all: Record<string, string>, k: ReturnType<type
     if (typeof served === 'number' && served > epoch) {
       // etcd holds an older topology than the cluster serves: a restored (or rolled-back) etcd. Sidecars refuse it; only a newer signed one moves on.
       out.push({ name: 'topology', status: 'fail', detail: `${id} serves epoch ${served}, newer than the ${epoch} etcd holds: etcd was restored from an older snapshot or rolled back; the sidecars refuse the older topology`, fix: `sign the decision: publish the topology in force at an epoch above ${served} (themis-admin topology plan … --epoch ${served + 1}, then topology publish; docs/disaster-recovery.md)` });
+    } else if (served !== epoch && published.reportRevision < published.revision) {
+      // Reported before this epoch was published (a shard add or remove just cut over): not a refusal yet.
+      out.push({ name: 'topology', status: 'warn', detail: `${id} last reported epoch ${served}, before epoch ${epoch} was published (it reports every 2 s)`, fix: 'run the check again in a few seconds' });
     } else if (served !== epoch) out.push({ name: 'topology', status: 'fail', detail: `${id} serves epoch ${served}, the published one is ${epoch}`, fix: `see why it refused it: journalctl -u themis-sidecar | grep TOPOLOGY_REJECTED, or the audit trail` });
     else out.push({ name: 'topology', status: 'ok', detail: `${id} serves epoch ${epoch}` });
     const at = Date.parse(report.updated_at ?? '');

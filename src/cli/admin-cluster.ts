@@ -67,7 +67,7 @@ export async function hostCommand(argv: string[]): Promise<void> {
   const [[shardId, ip]] = parseHosts(requireFlag(values.host, 'host', 'shard-004=10.0.1.14'), 'host') as [[string, string]];
   const passphrase = await requirePassphrase({ purpose: 'the cluster CA key', fileFlag: '--passphrase-file', file: values['passphrase-file'], envVar: PASSPHRASE_ENV.ca });
   const r = await bootstrap(() => addHost({ out, shardId, ip, passphrase, ...(values.dc ? { datacenter: values.dc } : {}) }));
-  process.stdout.write(`bundle for ${shardId} (${ip}): ${r.bundle}\nnext: copy it to the host, start its services, then add it to the topology: themis-admin shard add --shard ${shardId} (deploy/README.md, "Adding a host")\n`);
+  process.stdout.write(`bundle for ${shardId} (${ip}): ${r.bundle}\nnext: give it its etcd user (themis-admin etcd rbac apply …), copy it to the host, start its services, then add it to the topology: themis-admin shard add --id ${shardId} --yes --wait (deploy/README.md, "Adding a host")\n`);
 }
 
 function parseHosts(list: string, flag: string): [string, string][] {

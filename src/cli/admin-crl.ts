@@ -9,13 +9,14 @@ import { CA_NAMES, type CaName } from '../pki/ca-store.js';
 import { CrlTrust } from '../pki/crl-trust.js';
 import { keyFromFlags } from './admin-key.js';
 import { systemClock } from '../runtime.js';
-import { parseFlags, requireFlag, readFlagFile, etcdCall, etcdFlag, UsageError } from './cli-common.js';
+import { parseFlags, requireFlag, readFlagFile, etcdCall, etcdFlag, UsageError, fromContext } from './cli-common.js';
 
 export const CRL_USAGE = `themis-admin crl publish --ca root|cluster|operator|client --pki DIR [--file CRL.pem]
         --etcd https://HOST:2379[,…] --cert CHAIN.pem --key KEY.pem [--key-passphrase-file FILE] --cluster NAME
   Puts the CA's signed CRL (default DIR/{ca}/crl.pem, as 'themis-pki crl' writes it) and the
   CA's certificate into /themis/{cluster}/crl/{ca}, and refreshes crl/revoked. Refused unless
-  the CA signed it and its CRL number is higher than the published one.
+  the CA signed it and its CRL number is higher than the published one. --ca always names the
+  CA here and must be given: a context's ca (the root certificate) does not stand in for it.
 themis-admin crl show --root ROOT.pem --etcd https://HOST:2379 --cert CHAIN.pem --key KEY.pem
         [--key-passphrase-file FILE] --cluster NAME [--json]
   Lists the CRLs in etcd, each verified as a sidecar would, with their revoked serials.`;
@@ -46,7 +47,8 @@ async function etcdClient(values: { etcd?: string; cert?: string; key?: string; 
 
 async function publish(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, { ca: { type: 'string' }, pki: { type: 'string' }, file: { type: 'string' }, ...ETCD_FLAGS });
-  const ca = requireFlag(values.ca, 'ca', 'cluster');
+  // Here --ca names the CA whose CRL to publish; the context's ca (the root certificate) is no CA name.
+  const ca = requireFlag(fromContext(values, 'ca') ? undefined : values.ca, 'ca', 'cluster (the CA whose CRL to publish: root, cluster, operator or client; the context\'s ca, a root certificate, does not apply here)');
   if (!(CA_NAMES as readonly string[]).includes(ca)) throw new UsageError(`--ca must be one of ${CA_NAMES.join(', ')}, got "${ca}"`);
   const pki = requireFlag(values.pki, 'pki', 'pki');
   if (!existsSync(join(pki, 'root', 'cert.pem'))) throw new UsageError(`--pki ${pki} holds no root/cert.pem; point it at the folder themis-pki init-root made`);

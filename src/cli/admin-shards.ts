@@ -8,14 +8,18 @@ import type { ThemisIdentity } from '../pki/identity-extension.js';
 import { parsePem } from '../pki/pem.js';
 import { PeerVerifier } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
-import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdCall, etcdFlag } from './cli-common.js';
+import { SHARD_ID_RE } from '../topology/topology.js';
+import { parseFlags, requireFlag, readFlagFile, crlsFlag, etcdCall, etcdFlag, UsageError } from './cli-common.js';
 
 export const SHARDS_USAGE = `themis-admin shards --etcd https://HOST:2379 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
-        --cluster NAME --crls A.pem,B.pem,… [--json]
+        --cluster NAME --crls A.pem,B.pem,… [--shard ID] [--json | --serial-only]
   Lists registered shards: endpoint, alive (lease), certificate serial, expiry, status
   (valid, or why the certificate no longer verifies: revoked, expired, …), and as a replica
   which primaries it follows and how many changes it is behind each; "acting for": the replica
-  groups it is the acting primary of (failover; --json lists them with their terms).`;
+  groups it is the acting primary of (failover; --json lists them with their terms).
+  --shard ID shows that shard alone (exit 1 if it is not registered); --serial-only prints just
+  the registered certificate serials, one a line, for scripts (the serial to revoke after a
+  rotation: OLD=$(themis-admin shards --shard shard-002 --serial-only)).`;
 
 interface Row {
   shard: string;
@@ -35,7 +39,10 @@ export async function shardsCommand(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
     etcd: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
     cluster: { type: 'string' }, crls: { type: 'string' }, json: { type: 'boolean' },
+    shard: { type: 'string' }, 'serial-only': { type: 'boolean' },
   });
+  if (values.json && values['serial-only']) throw new UsageError('--json and --serial-only exclude each other');
+  if (values.shard !== undefined && !SHARD_ID_RE.test(values.shard)) throw new UsageError(`--shard: "${values.shard}" is not a shard id (e.g. shard-002)`);
   const endpoints = etcdFlag(values.etcd);
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
   const caPem = readFlagFile(requireFlag(values.ca, 'ca', 'pki/root/cert.pem'), 'ca');
@@ -52,7 +59,11 @@ export async function shardsCommand(argv: string[]): Promise<void> {
     const all = await etcdCall(etcd.getAll().prefix(k.shardsPrefix).strings());
     const fk = failoverKeys(cluster);
     const failover = parseSnapshot(fk.base, (await etcdCall(etcd.getAll().prefix(fk.base).exec())).kvs as never);
-    const ids = [...new Set(Object.keys(all).map((key) => key.slice(k.shardsPrefix.length).split('/')[0]!))].sort();
+    let ids = [...new Set(Object.keys(all).map((key) => key.slice(k.shardsPrefix.length).split('/')[0]!))].sort();
+    if (values.shard !== undefined) {
+      if (!ids.includes(values.shard)) throw new Error(`${values.shard} is not registered in cluster ${cluster} (themis-admin shards lists those that are)`);
+      ids = [values.shard];
+    }
     const rows: Row[] = ids.map((id) => {
       const cert = parseJson(all[k.shardCertificate(id)]) as { cert_pem?: string; serial_number?: string; not_after?: string } | undefined;
       const ep = parseJson(all[k.shardEndpoint(id)]) as { host?: string; port?: number } | undefined;
@@ -79,6 +90,12 @@ export async function shardsCommand(argv: string[]): Promise<void> {
     });
     if (values.json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      return;
+    }
+    if (values['serial-only']) {
+      const missing = rows.filter((r) => r.serial === null).map((r) => r.shard);
+      if (missing.length > 0) throw new Error(`no certificate registered for ${missing.join(', ')}`);
+      process.stdout.write(rows.map((r) => `${r.serial}\n`).join(''));
       return;
     }
     process.stdout.write(`${'shard'.padEnd(12)} ${'endpoint'.padEnd(22)} ${'alive'.padEnd(6)} ${'serial'.padEnd(34)} ${'expires'.padEnd(25)} ${'status'.padEnd(16)} ${'acting for'.padEnd(12)} replica of (changes behind)\n`);

@@ -241,7 +241,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   return Object.freeze({
     etcd,
     shardId,
-    cluster: str(raw, 'cluster', '', 'cluster-dev'),
+    cluster: clusterOf(raw, etcd !== undefined),
     app,
     mesh: Object.freeze({ ...mesh, bodyTimeoutMs: int(meshRaw, 'bodyTimeoutMs', 'mesh', 30_000, 100, 600_000), maxInflightBodyBytes }),
     admin,
@@ -338,4 +338,15 @@ export function loadSidecarConfig(file: string): SidecarConfig {
     throw new ConfigError('--config', `${file} is not valid JSON (${(e as Error).message})`);
   }
   return validateSidecarConfig(value, dirname(resolve(file)));
+}
+
+/**
+ * The cluster name. With etcd it is required: it names the keys (/themis/{cluster}/) the sidecar
+ * reads its topology and CRLs from and registers under, and a default would quietly pick the dev
+ * cluster's. Without etcd (a topology file, the dev cluster) it defaults to cluster-dev; a file of
+ * another cluster is refused at start.
+ */
+function clusterOf(raw: Raw, withEtcd: boolean): string {
+  if (withEtcd && raw.cluster === undefined) throw new ConfigError('cluster', 'required with etcd: the cluster whose keys (/themis/{cluster}/) this sidecar reads and registers under, e.g. "cluster-prod"');
+  return str(raw, 'cluster', '', 'cluster-dev');
 }

@@ -89,3 +89,12 @@ t.test('plan --balanced --from takes the cluster from the file, and refuses a co
   t.equal(other.status, 2);
   t.match(other.stderr, /is a topology of cluster cluster-prod, but the context is for cluster cluster-staging/);
 });
+
+t.test('crl publish: --ca names a CA and is never the context\'s ca (a root certificate)', async (t) => {
+  const r = admin(['crl', 'publish', '--pki', join(dir, 'pki')], { THEMIS_CONFIG: file });
+  t.equal(r.status, 2, 'the context\'s root certificate does not stand in for the CA name');
+  t.match(r.stderr, /--ca is required, e\.g\. --ca cluster \(the CA whose CRL to publish/);
+  const given = admin(['crl', 'publish', '--ca', 'nope', '--pki', join(dir, 'pki')], { THEMIS_CONFIG: file });
+  t.equal(given.status, 2);
+  t.match(given.stderr, /--ca must be one of root, cluster, operator, client, got "nope"/, 'one given on the command line is checked as a CA name');
+});

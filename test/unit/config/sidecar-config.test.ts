@@ -75,6 +75,7 @@ t.test('each bad field is named, with what to write instead', async (t) => {
     ['admin.console with the admin port off loopback', { admin: { host: '10.0.0.5', console: true }, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'admin.console'],
     ['admin.console with the admin port on every address', { admin: { host: '0.0.0.0', console: true }, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'admin.console'],
     ['admin.console without etcd', { admin: { console: true } }, 'admin.console'],
+    ['etcd without a cluster name', { cluster: undefined, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, 'cluster'],
   ];
   for (const [name, patch, field] of cases) {
     const cfg: Record<string, unknown> = { ...good, ...patch };
@@ -90,6 +91,12 @@ t.test('admin.console: on with etcd and the admin port on loopback; the admin po
   t.equal(validateSidecarConfig({ ...good, etcd, admin: { host: '::1', console: true } }, '/').admin.console, true);
   t.equal(validateSidecarConfig({ ...good, admin: { host: '10.0.0.5' } }, '/').admin.console, false, 'metrics scraped from another host, no console');
   t.throws(() => validateSidecarConfig({ ...good, etcd, admin: { host: '10.0.0.5', console: true } }, '/'), { message: /admin\.console.*10\.0\.0\.5.*write 127\.0\.0\.1/ });
+});
+
+t.test('cluster: cluster-dev only without etcd (a topology file of another cluster is refused at start)', async (t) => {
+  const { cluster: _, ...unnamed } = good;
+  t.equal(validateSidecarConfig(unnamed, '/etc/themis').cluster, 'cluster-dev');
+  t.equal(validateSidecarConfig({ ...good, etcd: { endpoints: ['https://10.0.0.2:2379'] } }, '/etc/themis').cluster, 'prod');
 });
 
 t.test('app.socket: a relative path resolves against the config folder; names become ids at start', async (t) => {
