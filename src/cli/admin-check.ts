@@ -107,10 +107,14 @@ export async function checkCommand(argv: string[]): Promise<void> {
   try {
     etcd = connectEtcd({ endpoints, certPem: readFlagFile(certPath, 'cert'), keyPem: readFlagFile(keyPath, 'key'), caPem });
     const stored = await answerWithin(readSignedTopology(etcd, k.topology), 5000);
-    for (const kv of (await answerWithin(etcd.getAll().prefix(k.shardsPrefix).exec(), 5000)).kvs) {
-      all[kv.key.toString('utf8')] = kv.value.toString('utf8');
-      revisions[kv.key.toString('utf8')] = BigInt(kv.mod_revision);
-    }
+    const readShards = async () => {
+      all = {};
+      for (const kv of (await answerWithin(etcd!.getAll().prefix(k.shardsPrefix).exec(), 5000)).kvs) {
+        all[kv.key.toString('utf8')] = kv.value.toString('utf8');
+        revisions[kv.key.toString('utf8')] = BigInt(kv.mod_revision);
+      }
+    };
+    await readShards();
     topologyRevision = BigInt(stored?.revision ?? 0);
     etcdCrls = await answerWithin(etcdCrlNumbers(etcd, cluster, caPem, systemClock), 5000);
     add({ name: 'etcd', status: 'ok', detail: `${endpoints.join(',')} answers and lets ${certPath} read /themis/${cluster}/` });
@@ -121,6 +125,25 @@ export async function checkCommand(argv: string[]): Promise<void> {
       if (v.ok) {
         topology = v.topology;
         add({ name: 'topology', status: 'ok', detail: `epoch ${v.topology.epoch}, ${Object.keys(v.topology.shards).length} shards, signed by ${v.signer.subject}` });
+        // Right after a publish (shard add's cut-over) a sidecar may report once more before it
+        // applies the new epoch (it applies within about a second, reports every 2 s): give the
+        // reports that are behind up to 6 s to catch up before judging them.
+        const epoch = v.topology.epoch;
+        const servedBy = (id: string): unknown => {
+          try {
+            return (JSON.parse(all[k.shardReplication(id)] ?? 'null') as { topology_epoch?: unknown } | null)?.topology_epoch;
+          } catch {
+            return undefined;
+          }
+        };
+        const behind = () => Object.keys(v.topology.shards).some((id) => {
+          const served = servedBy(id);
+          return typeof served === 'number' && served < epoch;
+        });
+        for (let i = 0; i < 6 && behind(); i++) {
+          await new Promise((r) => setTimeout(r, 1000));
+          await readShards();
+        }
       } else add({ name: 'topology', status: 'fail', detail: `the published topology is refused (${v.reason}): ${v.message}`, fix: 'publish a newer one signed by an operator: themis-admin topology publish' });
     }
   } catch (e) {
