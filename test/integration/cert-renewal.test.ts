@@ -20,6 +20,7 @@ import { encodeIdentity, decodeIdentity, THEMIS_IDENTITY_OID } from '../../src/p
 import { x509 } from '../../src/pki/x509.js';
 
 const LIFETIME_S = 60;
+t.setTimeout(360_000); // three renewal rounds of a 1-minute certificate, then a refusal (tap's default is 120 s)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let mesh: Mesh;
