@@ -1,5 +1,5 @@
 // This sidecar's TLS material, loaded from the files its config names: certificate chain,
-// private key (made a KeyObject once), trusted root and the CRL of every CA. Reloaded on
+// private key (made a KeyObject once), trusted roots (a trust bundle) and the CRL of every CA. Reloaded on
 // SIGHUP or when the files change; a bad set of files is refused as a whole.
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -8,7 +8,7 @@ import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
 import { certsFromPem, crlToPem, parsePem, toPem } from '../src/pki/pem.js';
 import { serialHex } from '../src/pki/issue.js';
-import { latestPerIssuer, parseCrl, type ParsedCrl } from '../src/pki/crl.js';
+import { latestPerIssuer, parseCrls, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
 import type { Clock } from '../src/runtime.js';
 
@@ -78,7 +78,7 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   let inForce: Map<string, ParsedCrl>;
   let verifier: PeerVerifier;
   try {
-    inForce = latestPerIssuer([...crls.map((c, i) => parseCrl(c, tls.crls[i]!)), ...extraCrls]);
+    inForce = latestPerIssuer([...crls.flatMap((c, i) => parseCrls(c, tls.crls[i]!)), ...extraCrls]);
     verifier = new PeerVerifier({ root: ca, crls: [...inForce.values()], clock });
   } catch (e) {
     throw new ConfigError('tls.ca / tls.crls', (e as Error).message);

@@ -114,7 +114,7 @@ export class EtcdCrlSource {
     try {
       if (!(CRL_NAMES as readonly string[]).includes(name)) return this.refuse(name, value, 'malformed', `crl/${name} is not one of crl/${CRL_NAMES.join(', crl/')}`);
       if (value.length > MAX_CRL_VALUE_BYTES) return this.refuse(name, value, 'malformed', `the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
-      const c = this.trust.check(value, (k) => this.held(k), (serial) => this.held(this.trust.rootKey)?.revoked.has(serial) ?? false);
+      const c = this.trust.check(value, (k) => this.held(k), (serial, rootKey) => this.held(rootKey)?.revoked.has(serial) ?? false);
       if (!c.ok) {
         if (c.duplicate || stale) return; // the CRL already in force, or an older read, again
         return this.refuse(name, value, c.reason, c.message);

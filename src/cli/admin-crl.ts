@@ -4,19 +4,23 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectEtcd } from '../control/etcd.js';
-import { CrlPublishError, crlValue, publishCrl, readStoredCrls } from '../control/crl-store.js';
+import { CrlPublishError, caOfSlot, crlValue, publishCrl, readStoredCrls } from '../control/crl-store.js';
 import { CA_NAMES, type CaName } from '../pki/ca-store.js';
 import { CrlTrust } from '../pki/crl-trust.js';
 import { keyFromFlags } from './admin-key.js';
 import { systemClock } from '../runtime.js';
 import { parseFlags, requireFlag, readFlagFile, etcdCall, etcdFlag, UsageError, fromContext } from './cli-common.js';
 
-export const CRL_USAGE = `themis-admin crl publish --ca root|cluster|operator|client --pki DIR [--file CRL.pem]
-        --etcd https://HOST:2379[,…] --cert CHAIN.pem --key KEY.pem [--key-passphrase-file FILE] --cluster NAME
+export const CRL_USAGE = `themis-admin crl publish --ca root|cluster|operator|client --pki DIR [--file CRL.pem] [--next]
+        [--trust TRUST.pem] --etcd https://HOST:2379[,…] --cert CHAIN.pem --key KEY.pem
+        [--key-passphrase-file FILE] --cluster NAME
   Puts the CA's signed CRL (default DIR/{ca}/crl.pem, as 'themis-pki crl' writes it) and the
   CA's certificate into /themis/{cluster}/crl/{ca}, and refreshes crl/revoked. Refused unless
   the CA signed it and its CRL number is higher than the published one. --ca always names the
   CA here and must be given: a context's ca (the root certificate) does not stand in for it.
+  During a root rotation: --next publishes the new PKI's CRL under crl/next-{ca}, and --trust
+  (the trust bundle, default DIR/root/cert.pem) is what the CRL and etcd's certificate must
+  chain to (docs/pki.md "Rotating the root").
 themis-admin crl show --root ROOT.pem --etcd https://HOST:2379 --cert CHAIN.pem --key KEY.pem
         [--key-passphrase-file FILE] --cluster NAME [--json]
   Lists the CRLs in etcd, each verified as a sidecar would, with their revoked serials.`;
@@ -46,22 +50,24 @@ async function etcdClient(values: { etcd?: string; cert?: string; key?: string; 
 }
 
 async function publish(argv: string[]): Promise<void> {
-  const { values } = parseFlags(argv, { ca: { type: 'string' }, pki: { type: 'string' }, file: { type: 'string' }, ...ETCD_FLAGS });
+  const { values } = parseFlags(argv, { ca: { type: 'string' }, pki: { type: 'string' }, file: { type: 'string' }, next: { type: 'boolean' }, trust: { type: 'string' }, ...ETCD_FLAGS });
   // Here --ca names the CA whose CRL to publish; the context's ca (the root certificate) is no CA name.
   const ca = requireFlag(fromContext(values, 'ca') ? undefined : values.ca, 'ca', 'cluster (the CA whose CRL to publish: root, cluster, operator or client; the context\'s ca, a root certificate, does not apply here)');
   if (!(CA_NAMES as readonly string[]).includes(ca)) throw new UsageError(`--ca must be one of ${CA_NAMES.join(', ')}, got "${ca}"`);
   const pki = requireFlag(values.pki, 'pki', 'pki');
   if (!existsSync(join(pki, 'root', 'cert.pem'))) throw new UsageError(`--pki ${pki} holds no root/cert.pem; point it at the folder themis-pki init-root made`);
   const cluster = requireFlag(values.cluster, 'cluster', 'cluster-prod');
-  const rootPem = readFlagFile(join(pki, 'root', 'cert.pem'), 'pki');
+  const rootPem = values.trust ? readFlagFile(values.trust, 'trust') : readFlagFile(join(pki, 'root', 'cert.pem'), 'pki');
   const crlPem = readFlagFile(values.file ?? join(pki, ca, 'crl.pem'), values.file ? 'file' : 'pki');
   const value = crlValue(ca as CaName, crlPem, readFlagFile(join(pki, ca, 'cert.pem'), 'pki'));
+  const slot = values.next ? `next-${ca}` : ca;
+  const trust = new CrlTrust(rootPem, systemClock);
   const etcd = await etcdClient(values, rootPem);
   try {
-    const r = await etcdCall(publishCrl(etcd, cluster, ca, value, new CrlTrust(rootPem, systemClock), new Date(systemClock.now())), CrlPublishError);
+    const r = await etcdCall(publishCrl(etcd, cluster, slot, value, trust, new Date(systemClock.now())), CrlPublishError);
     const next = r.crl.crl.nextUpdate ? `, next update ${r.crl.crl.nextUpdate.toISOString()}` : '';
     process.stdout.write(
-      `published CRL number ${r.crl.crl.crlNumber} of the ${ca} CA (${r.crl.crl.revoked.size} revoked${next})` +
+      `published CRL number ${r.crl.crl.crlNumber} of the ${ca} CA (${r.crl.crl.revoked.size} revoked${next}) as crl/${slot}` +
         `${r.previous !== undefined ? `, replacing number ${r.previous}` : ''}; crl/revoked lists ${r.revokedTotal} serials\n`,
     );
   } finally {
@@ -83,7 +89,7 @@ async function show(argv: string[]): Promise<void> {
       if (!c.ok) return { ca: s.name, status: `REFUSED (${c.reason}): ${c.message}` };
       const crl = c.value.crl;
       const stale = crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now;
-      const misplaced = c.value.issuerKind !== s.name;
+      const misplaced = c.value.issuerKind !== caOfSlot(s.name);
       return {
         ca: s.name,
         status: misplaced ? `MISPLACED (wrong_issuer): the CRL of ${c.value.issuerKind ?? 'a CA of no kind'}, not of the ${s.name} CA` : stale ? 'STALE (past nextUpdate)' : 'valid',

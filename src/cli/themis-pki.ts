@@ -23,7 +23,8 @@ import {
   ALLOWED_CAPABILITIES, DEFAULT_SHARD_CAPABILITIES, clientProfile, operatorProfile, serverProfile, shardProfile,
   type LeafProfileParams,
 } from '../pki/profiles.js';
-import { shown } from '../pki/write-plan.js';
+import { shown, writeFiles, type PlannedFile } from '../pki/write-plan.js';
+import { buildTrustBundle } from '../pki/trust-bundle.js';
 import { systemClock, systemRandom } from '../runtime.js';
 import { cmdServe } from './pki-serve.js';
 import { intFlag, parseFlags, requireFlag, runCommands, UsageError, type Options } from './cli-common.js';
@@ -50,6 +51,9 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
   serve                [--listen 127.0.0.1:7443] [--lifetime 24h] [--tls-cert FILE --tls-key FILE]
                        [--audit FILE] [--ca-key FILE]   the cluster CA's online renewal service
                        (shards renew their own certificate over mTLS; docs/pki.md "Automatic renewal")
+  trust-bundle         --pki DIR [--pki DIR2] --out TRUST.pem [--crls-out CRLS.pem]
+                       the roots of one or two PKI folders as one tls.ca file (root rotation), and
+                       every CA's CRL as one file; refused if two CAs share a name
   doctor               [--warn-days 30] [--crl-warn-days 7]   every certificate and CRL in --dir with
                        the days it has left; exit 3 if any is expired, under its threshold or unreadable
 
@@ -289,7 +293,25 @@ async function cmdDoctor(argv: string[]): Promise<void> {
   if (!r.ok) process.exitCode = 3;
 }
 
+async function cmdTrustBundle(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { pki: { type: 'string', multiple: true }, out: { type: 'string' }, 'crls-out': { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  const dirs = list(f.pki);
+  if (dirs.length === 0) throw new UsageError('trust-bundle needs --pki DIR (twice during a root rotation: the old and the new PKI folder)');
+  const out = requireFlag(f.out, 'out', 'trust.pem');
+  const b = await buildTrustBundle(dirs);
+  const files: PlannedFile[] = [{ path: out, kind: 'certificate', contents: b.rootsPem }];
+  if (f['crls-out']) files.push({ path: f['crls-out'], kind: 'crl', contents: b.crlsPem });
+  const written = await writeFiles(files, f.force === true);
+  if (f.json) {
+    process.stdout.write(JSON.stringify({ written, pkis: b.pkis }, null, 2) + '\n');
+    return;
+  }
+  for (const p of b.pkis) process.stdout.write(`${p.dir}: root "${p.root}"; ${p.cas.length - 1} intermediate(s)\n`);
+  for (const w of written) process.stdout.write(`wrote ${w.path} (${w.kind}, mode ${w.mode})\n`);
+}
+
 await runCommands('themis-pki', USAGE, {
+  'trust-bundle': cmdTrustBundle,
   'init-root': cmdInitRoot,
   'create-intermediate': cmdCreateIntermediate,
   'recertify-intermediate': cmdRecertifyIntermediate,

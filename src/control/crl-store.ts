@@ -10,8 +10,17 @@ import type { Clock } from '../runtime.js';
 import { newerCrl } from '../pki/crl.js';
 import { etcdKeys } from './etcd.js';
 
-/** The only `crl/{name}` keys: one per CA of our PKI. */
-export const CRL_NAMES = CA_NAMES;
+/**
+ * The only `crl/{name}` keys: one per CA of our PKI, and `next-{ca}` for the CAs of the new root
+ * while a root rotation trusts two roots (docs/pki.md "Rotating the root").
+ */
+export const CRL_NAMES = [...CA_NAMES, ...CA_NAMES.map((ca) => `next-${ca}` as const)] as const;
+export type CrlSlot = (typeof CRL_NAMES)[number];
+
+/** The CA kind whose CRL a `crl/{name}` key holds: `next-cluster` holds a cluster CA's. */
+export function caOfSlot(name: string): string {
+  return name.startsWith('next-') ? name.slice('next-'.length) : name;
+}
 /** A CRL value larger than this is refused unread (about 20 000 revoked serials fit in 1 MiB). */
 export const MAX_CRL_VALUE_BYTES = 1024 * 1024;
 
@@ -25,7 +34,7 @@ export class CrlPublishError extends Error {
  * already in every sidecar's trust, so its CRL travels alone.
  */
 export function crlValue(name: CaName, crlPem: string, caCertPem: string): string {
-  return name === 'root' ? crlPem : crlPem.trimEnd() + '\n' + caCertPem.trimEnd() + '\n';
+  return caOfSlot(name) === 'root' ? crlPem : crlPem.trimEnd() + '\n' + caCertPem.trimEnd() + '\n';
 }
 
 export interface StoredCrl {
@@ -36,7 +45,7 @@ export interface StoredCrl {
   revision: string;
 }
 
-/** The `crl/{name}` values of the four CAs, unverified (other keys under crl/ are not read). */
+/** The `crl/{name}` values of CRL_NAMES, unverified (other keys under crl/ are not read). */
 export async function readStoredCrls(etcd: Etcd3, cluster: string): Promise<StoredCrl[]> {
   const k = etcdKeys(cluster);
   const out: StoredCrl[] = [];
@@ -97,13 +106,13 @@ export async function publishCrl(etcd: Etcd3, cluster: string, name: string, val
   const check = trust.check(value, (issuerKey) => current.get(issuerKey)?.value.crl);
   if (!check.ok) throw new CrlPublishError(`refused (${check.reason}): ${check.message}`);
   // crl/{name} holds the CRL of the CA of that kind only (its policy, signed by the root, says which).
-  if (check.value.issuerKind !== name) {
+  if (check.value.issuerKind !== caOfSlot(name)) {
     const is = check.value.issuerKind === undefined ? 'a CA that names no kind in its policies' : `the ${check.value.issuerKind} CA`;
-    throw new CrlPublishError(`refused (wrong_issuer): this is the CRL of ${check.value.crl.issuer}, ${is}, not of the ${name} CA`);
+    throw new CrlPublishError(`refused (wrong_issuer): this is the CRL of ${check.value.crl.issuer}, ${is}, not of the ${caOfSlot(name)} CA`);
   }
   const next = check.value.crl.nextUpdate;
   if (next && next.getTime() < now.getTime()) {
-    throw new CrlPublishError(`refused: the CRL's nextUpdate (${next.toISOString()}) has passed; make a fresh one with themis-pki crl --ca ${name}`);
+    throw new CrlPublishError(`refused: the CRL's nextUpdate (${next.toISOString()}) has passed; make a fresh one with themis-pki crl --ca ${caOfSlot(name)}`);
   }
   if (value.length > MAX_CRL_VALUE_BYTES) throw new CrlPublishError(`refused: the value is larger than ${MAX_CRL_VALUE_BYTES} bytes`);
   const previous = current.get(check.value.issuerKey)?.value.crl.crlNumber;

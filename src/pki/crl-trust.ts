@@ -1,5 +1,5 @@
 // Deciding whether a CRL found somewhere untrusted (etcd) may be applied: it parses, its
-// issuer is the root or a CA certificate the root signed, the issuer's signature over it
+// issuer is a trusted root (one of a trust bundle's) or a CA certificate such a root signed, the issuer's signature over it
 // verifies, and its CRL number is higher than the one already held for that issuer.
 // The value in etcd is the CRL PEM followed by the issuing CA's certificate (absent for the
 // root), so a sidecar can check CRLs of CAs it has not met in a chain yet.
@@ -7,6 +7,7 @@ import { X509Certificate as NodeX509, verify as verifySignature } from 'node:cry
 import { kindClaimOf, type CaKind } from './ca-kind.js';
 import { issuerKeyOf, parseCrl, type ParsedCrl } from './crl.js';
 import { parsePem } from './pem.js';
+import { trustBundleDer } from './trust-bundle.js';
 import { x509 } from './x509.js';
 import type { Clock } from '../runtime.js';
 
@@ -42,16 +43,14 @@ function nameKey(cert: NodeX509): string {
 }
 
 export class CrlTrust {
-  private readonly root: Root;
+  private readonly roots: Root[];
 
-  /** Hex DER of the root's Name: where the root's own CRL is held. */
-  get rootKey(): string {
-    return this.root.subjectKey;
-  }
-
+  /** `rootPem`: the trusted root, or a trust bundle of several (trust-bundle.ts). Throws PkiError. */
   constructor(rootPem: string, private readonly clock: Clock) {
-    const node = new NodeX509(rootPem);
-    this.root = { node, subjectKey: nameKey(node) };
+    this.roots = trustBundleDer(rootPem, 'root').map((der) => {
+      const node = new NodeX509(der);
+      return { node, subjectKey: nameKey(node) };
+    });
   }
 
   /**
@@ -59,7 +58,7 @@ export class CrlTrust {
    * held) and, for an intermediate, against the root's CRL. Never throws; every refusal names
    * a reason.
    */
-  check(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string) => boolean = () => false): CrlCheck {
+  check(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string, rootKey: string) => boolean = () => false): CrlCheck {
     try {
       return this.checkOrThrow(published, held, revokedByRoot);
     } catch (e) {
@@ -68,7 +67,7 @@ export class CrlTrust {
     }
   }
 
-  private checkOrThrow(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string) => boolean): CrlCheck {
+  private checkOrThrow(published: string, held: (issuerKey: string) => ParsedCrl | undefined, revokedByRoot: (serial: string, rootKey: string) => boolean): CrlCheck {
     let crl: ParsedCrl;
     let issuerPem: string | undefined;
     try {
@@ -86,8 +85,8 @@ export class CrlTrust {
     const issuerKey = issuerKeyOf(crl);
     const issuer = this.issuerOf(issuerKey, issuerPem, crl.issuer);
     if (!issuer.ok) return issuer;
-    const issuerIsRoot = issuer.node === this.root.node;
-    if (!issuerIsRoot && revokedByRoot(BigInt('0x' + issuer.node.serialNumber).toString(16))) {
+    const issuerIsRoot = issuer.root === undefined;
+    if (issuer.root && revokedByRoot(BigInt('0x' + issuer.node.serialNumber).toString(16), issuer.root.subjectKey)) {
       return { ok: false, reason: 'unknown_issuer', message: `${crl.issuer} is revoked by the root's CRL; its CRLs count for nothing`, issuer: crl.issuer };
     }
     let good = false;
@@ -107,9 +106,13 @@ export class CrlTrust {
     return { ok: true, value: { crl, published, issuerKey, issuerIsRoot, issuerKind } };
   }
 
-  /** The root itself, or the presented CA certificate if the root signed it and it may sign CRLs. */
-  private issuerOf(issuerKey: string, pem: string | undefined, name: string): { ok: true; node: NodeX509 } | { ok: false; reason: CrlRejectReason; message: string; issuer: string } {
-    if (issuerKey === this.root.subjectKey) return { ok: true, node: this.root.node };
+  /**
+   * A trusted root itself, or the presented CA certificate if a trusted root signed it and it may
+   * sign CRLs (`root`: that root).
+   */
+  private issuerOf(issuerKey: string, pem: string | undefined, name: string): { ok: true; node: NodeX509; root?: Root } | { ok: false; reason: CrlRejectReason; message: string; issuer: string } {
+    const self = this.roots.find((r) => r.subjectKey === issuerKey);
+    if (self) return { ok: true, node: self.node };
     const no = (message: string) => ({ ok: false as const, reason: 'unknown_issuer' as const, message, issuer: name });
     if (!pem) return no(`${name} is not the root and the value carries no issuer certificate`);
     let cert: NodeX509;
@@ -119,18 +122,19 @@ export class CrlTrust {
       return no(`the issuer certificate does not parse (${(e as Error).message})`);
     }
     if (nameKey(cert) !== issuerKey) return no(`the certificate carried is for ${cert.subject.replace(/\n/g, ', ')}, not the CRL's issuer ${name}`);
-    let signed = false;
-    try {
-      signed = cert.checkIssued(this.root.node) && cert.verify(this.root.node.publicKey);
-    } catch {
-      signed = false;
-    }
-    if (!signed) return no(`${name} is not a CA certified by the trusted root`);
+    const root = this.roots.find((r) => {
+      try {
+        return cert.checkIssued(r.node) && cert.verify(r.node.publicKey);
+      } catch {
+        return false;
+      }
+    });
+    if (!root) return no(`${name} is not a CA certified by ${this.roots.length > 1 ? 'a' : 'the'} trusted root`);
     if (!cert.ca) return no(`${name} is not a CA certificate`);
     const now = this.clock.now();
     if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) return no(`${name} is outside its validity period`);
     const ku = new x509.X509Certificate(cert.raw).getExtension(x509.KeyUsagesExtension);
     if (ku && (ku.usages & x509.KeyUsageFlags.cRLSign) === 0) return no(`${name} lacks the cRLSign key usage`);
-    return { ok: true, node: cert };
+    return { ok: true, node: cert, root };
   }
 }

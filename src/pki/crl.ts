@@ -134,6 +134,17 @@ export function parseCrl(input: string | Uint8Array, file: string): ParsedCrl {
   };
 }
 
+/**
+ * Every CRL of a file: PEM with one or more `X509 CRL` blocks (a CRL bundle, as a root rotation
+ * needs: both generations' CRLs in one file), or one DER CRL.
+ */
+export function parseCrls(input: string | Uint8Array, file: string): ParsedCrl[] {
+  if (typeof input !== 'string') return [parseCrl(input, file)];
+  const blocks = parsePem(input, file).filter((b) => b.label === 'X509 CRL');
+  if (blocks.length === 0) throw new PkiError('MALFORMED_PEM', file, 'contains no X509 CRL block');
+  return blocks.map((b, i) => parseCrl(b.der, blocks.length > 1 ? `${file} (CRL ${i + 1})` : file));
+}
+
 /** Hex DER of a CRL's issuer Name: the key CRLs of one CA are compared under. */
 export function issuerKeyOf(crl: ParsedCrl): string {
   return crl.issuerName.toString('hex');

@@ -53,6 +53,11 @@ export interface DevPkiOptions {
   clock?: Clock;
   /** Client certificates to issue; default one read-write client, app1. */
   clients?: DevClient[];
+  /**
+   * Appended to every CA's name ("Themis Root CA 2027"…): a new root generation for a root
+   * rotation must not share a name with the CAs it replaces (trust-bundle.ts).
+   */
+  generation?: string;
 }
 
 /** Mints one more leaf from the CA its profile belongs to. */
@@ -105,9 +110,11 @@ export async function devLeafMinter(ctx: PkiContext, passphrase: string): Promis
 export async function mintDevPki(o: DevPkiOptions): Promise<DevPki> {
   const layout = new PkiLayout(o.dir);
   const ctx = devPkiContext(layout, o);
-  await initRoot(ctx, { passphrase: o.passphrase, keyType: KEY_TYPE });
+  const gen = o.generation ? ` ${o.generation}` : '';
+  await initRoot(ctx, { passphrase: o.passphrase, keyType: KEY_TYPE, ...(gen ? { commonName: `Themis Root CA${gen}` } : {}) });
   for (const kind of INTERMEDIATES) {
-    await createIntermediate(ctx, { kind, rootPassphrase: o.passphrase, newPassphrase: o.passphrase, keyType: KEY_TYPE });
+    const commonName = gen ? `Themis ${kind[0]!.toUpperCase()}${kind.slice(1)} CA${gen}` : undefined;
+    await createIntermediate(ctx, { kind, rootPassphrase: o.passphrase, newPassphrase: o.passphrase, keyType: KEY_TYPE, ...(commonName ? { commonName } : {}) });
   }
   const mint = await devLeafMinter(ctx, o.passphrase);
   const shards: Record<string, DevLeaf> = {};

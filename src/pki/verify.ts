@@ -1,15 +1,16 @@
-// PeerVerifier: a presented chain (DER, leaf first) + the trusted root + current CRLs + Clock →
+// PeerVerifier: a presented chain (DER, leaf first) + the trusted roots + current CRLs + Clock →
 // the verified ThemisIdentity or a typed reason. Each certificate is decoded once and cached
 // by SHA-256 fingerprint; the sidecar calls this per connection.
 import { X509Certificate as NodeX509, createHash, verify as verifySignature } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../runtime.js';
 import { kindClaimOf, roleIssuerMismatch, type CaKind, type KindClaim } from './ca-kind.js';
-import { latestPerIssuer, parseCrl, type ParsedCrl } from './crl.js';
+import { latestPerIssuer, parseCrls, type ParsedCrl } from './crl.js';
 import { PkiError } from './errors.js';
 import { THEMIS_IDENTITY_OID, decodeIdentity, type ThemisIdentity } from './identity-extension.js';
 import { serialHex } from './issue.js';
-import { certFromPem, parseCertDer } from './pem.js';
+import { parseCertDer } from './pem.js';
+import { trustBundleDer } from './trust-bundle.js';
 import { x509 } from './x509.js';
 
 export const VERIFY_REASONS = [
@@ -83,9 +84,9 @@ class Fail extends Error {
 }
 
 export interface PeerVerifierOptions {
-  /** The trusted root: PEM text or DER. */
+  /** The trusted root, or a trust bundle of several (PEM text, trust-bundle.ts), or one root's DER. */
   root: string | Uint8Array;
-  /** Current CRLs (PEM, DER or already parsed), one per CA; every CA of a chain must have one. */
+  /** Current CRLs (PEM, of one or several CRLs; DER; or already parsed); every CA of a chain must have one. */
   crls: ReadonlyArray<string | Uint8Array | ParsedCrl>;
   clock: Clock;
   cacheSize?: number;
@@ -94,7 +95,7 @@ export interface PeerVerifierOptions {
 export class PeerVerifier {
   private readonly cache: LRUCache<string, CertInfo>;
   private readonly clock: Clock;
-  private readonly root: CertInfo;
+  private readonly roots: CertInfo[];
   private crls = new Map<string, { crl: ParsedCrl; checked: Map<string, boolean> }>();
   /** Certificates decoded so far (cache misses); for tests and metrics. */
   parsed = 0;
@@ -102,9 +103,9 @@ export class PeerVerifier {
   constructor(o: PeerVerifierOptions) {
     this.clock = o.clock;
     this.cache = new LRUCache({ max: o.cacheSize ?? 4096 });
-    const rootDer = typeof o.root === 'string' ? new Uint8Array(certFromPem(o.root, 'root').rawData) : o.root;
+    const rootsDer = trustBundleDer(o.root, 'root');
     try {
-      this.root = this.info(rootDer, 'root');
+      this.roots = rootsDer.map((der, i) => this.info(der, rootsDer.length > 1 ? `root ${i + 1}` : 'root'));
     } catch (e) {
       throw e instanceof Fail ? new PkiError('MALFORMED_PEM', 'root', e.problem ?? e.message) : e;
     }
@@ -113,7 +114,7 @@ export class PeerVerifier {
 
   /** Replaces the CRL set (keeps the highest CRL number per issuer); throws PkiError on bad input. */
   setCrls(crls: ReadonlyArray<string | Uint8Array | ParsedCrl>): void {
-    const parsed = crls.map((c, i) => (typeof c === 'string' || c instanceof Uint8Array ? parseCrl(c, `crls[${i}]`) : c));
+    const parsed = crls.flatMap((c, i) => (typeof c === 'string' || c instanceof Uint8Array ? parseCrls(c, `crls[${i}]`) : [c]));
     const next = new Map<string, { crl: ParsedCrl; checked: Map<string, boolean> }>();
     for (const [key, crl] of latestPerIssuer(parsed)) next.set(key, { crl, checked: new Map() });
     this.crls = next;
@@ -145,13 +146,13 @@ export class PeerVerifier {
 
   private checkFrom(leaf: CertInfo, chain: ReadonlyArray<Uint8Array>, purpose: Purpose, revocation: boolean): VerifiedPeer {
     const certs = [leaf, ...chain.slice(1).map((der, i) => this.info(der, `certificate ${i + 2}`))];
-    const path = this.buildPath(leaf, certs.slice(1));
+    const { path, root } = this.buildPath(leaf, certs.slice(1));
     const now = this.clock.now();
-    for (const c of [...path, this.root]) {
+    for (const c of [...path, root]) {
       if (now < c.notBefore) throw new Fail('not_yet_valid', `${c.subject} is not valid before ${new Date(c.notBefore).toISOString()}`, c.serial);
       if (now > c.notAfter) throw new Fail('expired', `${c.subject} expired at ${new Date(c.notAfter).toISOString()}`, c.serial);
     }
-    const issuers = [...path.slice(1), this.root];
+    const issuers = [...path.slice(1), root];
     issuers.forEach((c, below) => {
       const signs = c.keyUsage === undefined || (c.keyUsage & x509.KeyUsageFlags.keyCertSign) !== 0;
       if (!c.ca || !signs) throw new Fail('wrong_key_usage', `${c.subject} is not a CA that may sign certificates`, c.serial);
@@ -188,13 +189,14 @@ export class PeerVerifier {
     };
   }
 
-  /** Leaf, then intermediates up to (not including) the trusted root; signatures checked. */
-  private buildPath(leaf: CertInfo, presented: CertInfo[]): CertInfo[] {
+  /** Leaf, then intermediates up to (not including) the trusted root it ends at; signatures checked. */
+  private buildPath(leaf: CertInfo, presented: CertInfo[]): { path: CertInfo[]; root: CertInfo } {
     const path = [leaf];
     let cur = leaf;
     for (let depth = 0; depth < 5; depth++) {
-      if (cur.fp === this.root.fp) throw new Fail('wrong_key_usage', 'the root itself was presented as the peer certificate', cur.serial);
-      if (cur.issuerName === this.root.subjectName && this.signedBy(cur, this.root)) return path;
+      if (this.roots.some((r) => r.fp === cur.fp)) throw new Fail('wrong_key_usage', 'the root itself was presented as the peer certificate', cur.serial);
+      const root = this.roots.find((r) => cur.issuerName === r.subjectName && this.signedBy(cur, r));
+      if (root) return { path, root };
       const next = presented.find((c) => c !== cur && !path.includes(c) && c.subjectName === cur.issuerName && this.signedBy(cur, c));
       if (!next) throw new Fail('unknown_issuer', `no trusted issuer for ${cur.subject} (issuer not presented, or signature does not verify)`, cur.serial);
       path.push(next);

@@ -82,6 +82,8 @@ export interface PkiFixtureOptions {
   spares?: number;
   cluster?: string;
   clock?: Clock;
+  /** A suffix for every CA's name: a second root generation for rotation tests. */
+  generation?: string;
 }
 
 async function material(name: string, leaf: DevLeaf): Promise<LeafMaterial> {
@@ -103,6 +105,7 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
   const dev = await mintDevPki({
     dir, cluster, shards: [...certified, ...spareSpecs], passphrase, kdfIterations: KDF_ITERATIONS, clock: opts.clock,
     clients: [{ name: 'app-rw', capabilities: ['read', 'write'] }, { name: 'app-ro', capabilities: ['read'] }],
+    ...(opts.generation ? { generation: opts.generation } : {}),
   });
   const layout = dev.layout;
   const ctx = devPkiContext(layout, { clock: opts.clock, kdfIterations: KDF_ITERATIONS });
