@@ -19,7 +19,7 @@ export function appTls(trust: Trust, audit: AuditSink, metrics: SidecarMetrics):
     options: serverTlsOptions(trust.material),
     admit(socket: TLSSocket) {
       const m = trust.material;
-      const r = admitPeer(socket, m.verifier, m.issuerName);
+      const r = admitPeer(socket, m.verifier, m.shardIssuers);
       if (!r.ok) return void refused(r.reason, r.message, socket.remoteAddress, r.leaf?.serial ?? r.serial);
       if (r.peer.kind !== 'client') {
         return void refused('not_a_client', `${r.peer.subject} is a ${r.peer.kind} certificate; the app port takes client certificates only`, socket.remoteAddress, r.peer.serial);

@@ -128,7 +128,7 @@ export class MeshServer {
 
   private admit(session: ServerHttp2Session): void {
     const socket = session.socket as TLSSocket;
-    const result = admitPeer(socket, this.material.verifier, this.material.issuerName);
+    const result = admitPeer(socket, this.material.verifier, this.material.shardIssuers);
     if (!result.ok) {
       this.refused(result.reason, result.message, socket.remoteAddress, result.serial, result.leaf);
       session.destroy();

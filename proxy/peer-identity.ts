@@ -43,10 +43,20 @@ import { chainOf, presentedChain } from '../src/pki/presented-chain.js';
 export { chainOf, presentedChain };
 
 /**
- * Verifies the TLS peer. `clusterIssuer` is the DER (hex) of this sidecar's cluster CA's name:
- * only certificates that CA issued may act as shards.
+ * The cluster CAs (hex DER names) whose certificates may act as shards here: this sidecar's own
+ * cluster CA and, during a root rotation, the other generation's (TlsMaterial.shardIssuers).
  */
-export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssuer: string): Admission {
+export type ShardIssuers = string | ReadonlySet<string>;
+
+function isShardIssuer(issuers: ShardIssuers, name: string): boolean {
+  return typeof issuers === 'string' ? issuers === name : issuers.has(name);
+}
+
+/**
+ * Verifies the TLS peer. `clusterIssuer`: the cluster CA(s) of this cluster (ShardIssuers):
+ * only certificates they issued may act as shards.
+ */
+export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssuer: ShardIssuers): Admission {
   if (socket.getProtocol() !== 'TLSv1.3') return { ok: false, reason: 'tls_version', message: `protocol ${socket.getProtocol()} is not TLS 1.3` };
   const chain = presentedChain(socket);
   if (chain.length === 0) return { ok: false, reason: 'no_client_certificate', message: 'the client presented no certificate' };
@@ -55,7 +65,7 @@ export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssu
   const { identity } = r.peer;
   // A shard must also come from this sidecar's own cluster CA and name its shard.
   const kind = KIND_OF_ISSUER[r.peer.issuerKind];
-  if (kind === 'shard' && (r.peer.issuerName !== clusterIssuer || !identity.shardId)) {
+  if (kind === 'shard' && (!isShardIssuer(clusterIssuer, r.peer.issuerName) || !identity.shardId)) {
     return {
       ok: false,
       reason: 'wrong_issuer',
@@ -84,11 +94,11 @@ export function admitPeer(socket: TLSSocket, verifier: PeerVerifier, clusterIssu
  * For outgoing sessions: the server must present a valid chain for exactly the shard the
  * topology names, issued by the cluster CA. Returns its serial and chain; throws with the reason.
  */
-export function verifyServerCert(cert: DetailedPeerCertificate, expectedShard: string, verifier: PeerVerifier, clusterIssuer: string): { serial: string; chain: Uint8Array[] } {
+export function verifyServerCert(cert: DetailedPeerCertificate, expectedShard: string, verifier: PeerVerifier, clusterIssuer: ShardIssuers): { serial: string; chain: Uint8Array[] } {
   const chain = chainOf(cert);
   const r = verifier.verify(chain, 'serverAuth');
   if (!r.ok) throw new Error(`peer certificate refused: ${r.reason}: ${r.message}`);
-  if (r.peer.identity.shardId !== expectedShard || r.peer.issuerName !== clusterIssuer) {
+  if (r.peer.identity.shardId !== expectedShard || !isShardIssuer(clusterIssuer, r.peer.issuerName)) {
     throw new Error(`peer presented a certificate for "${r.peer.identity.shardId || r.peer.subject}", expected shard ${expectedShard}`);
   }
   return { serial: r.peer.serial, chain };

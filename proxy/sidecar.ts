@@ -218,7 +218,7 @@ export class Sidecar {
         const m = this.trust.material;
         return { cert: m.certChain, key: m.keyPem, ca: m.ca, crl: [...m.crls], signer: this.trust.signer };
       },
-      verifyServer: (cert, expected) => verifyServerCert(cert as DetailedPeerCertificate, expected, this.trust.material.verifier, this.trust.material.issuerName),
+      verifyServer: (cert, expected) => verifyServerCert(cert as DetailedPeerCertificate, expected, this.trust.material.verifier, this.trust.material.shardIssuers),
       clock: rt.clock,
       log: log.child({ component: 'peers' }),
     });

@@ -6,7 +6,9 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { PeerVerifier } from '../src/pki/verify.js';
-import { certsFromPem, crlToPem, parsePem, toPem } from '../src/pki/pem.js';
+import { parseTrustBundle } from '../src/pki/trust-bundle.js';
+import { crlToPem, parsePem, toPem } from '../src/pki/pem.js';
+import { x509 } from '../src/pki/x509.js';
 import { serialHex } from '../src/pki/issue.js';
 import { latestPerIssuer, parseCrls, type ParsedCrl } from '../src/pki/crl.js';
 import type { ThemisIdentity } from '../src/pki/identity-extension.js';
@@ -25,6 +27,12 @@ export interface TlsMaterial {
   readonly notAfter: Date;
   /** Hex DER name of the CA that issued our certificate: the cluster CA. */
   readonly issuerName: string;
+  /**
+   * The CAs whose certificates may act as shards (peer-identity.ts): our own cluster CA, and the
+   * cluster CAs tls.ca names — during a root rotation, the other generation's (trust-bundle.ts).
+   * (The role is bound to the CA's kind separately: an operator or client CA never qualifies.)
+   */
+  readonly shardIssuers: ReadonlySet<string>;
   /** Serials (hex) revoked by any CRL in force. */
   readonly revoked: ReadonlySet<string>;
   /** Earliest nextUpdate of the CRLs (ms), or Infinity when none sets one. */
@@ -77,7 +85,9 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   // Each CRL is parsed once; per issuer the highest number (file or etcd) is the one in force.
   let inForce: Map<string, ParsedCrl>;
   let verifier: PeerVerifier;
+  let clusterCas: string[];
   try {
+    clusterCas = parseTrustBundle(ca, tls.ca).clusterCas;
     inForce = latestPerIssuer([...crls.flatMap((c, i) => parseCrls(c, tls.crls[i]!)), ...extraCrls]);
     verifier = new PeerVerifier({ root: ca, crls: [...inForce.values()], clock });
   } catch (e) {
@@ -110,6 +120,7 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     identity: own.peer.identity,
     notAfter: own.peer.notAfter,
     issuerName: own.peer.issuerName,
+    shardIssuers: new Set([own.peer.issuerName, ...clusterCas]),
     revoked: new Set(parsed.flatMap((p) => [...p.revoked.keys()])),
     crlNextUpdate: Math.min(...parsed.map((p) => p.nextUpdate?.getTime() ?? Infinity)),
     crlsByIssuer: inForce,
@@ -118,7 +129,7 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
   });
 }
 
-/** Subject, serial and notAfter (ms) of every root certificate in tls.ca: the trust anchors. */
+/** Subject, serial and notAfter (ms) of every root certificate in tls.ca: the trust anchors (not the cluster CAs it names). */
 export function trustAnchors(caPem: string): { subject: string; serial: string; notAfter: number }[] {
-  return certsFromPem(caPem, 'tls.ca').map((c) => ({ subject: c.subject, serial: serialHex(c), notAfter: c.notAfter.getTime() }));
+  return parseTrustBundle(caPem, 'tls.ca').roots.map((der) => new x509.X509Certificate(der)).map((c) => ({ subject: c.subject, serial: serialHex(c), notAfter: c.notAfter.getTime() }));
 }

@@ -60,6 +60,8 @@ export interface LocalMeshOptions {
   ports?: (i: number) => Partial<NodePorts>;
   /** CRL files the sidecars read; default the PKI's own. */
   crls?: string[];
+  /** The trust bundle the sidecars read (tls.ca); default the PKI's root certificate. */
+  ca?: string;
   topologyPollMs?: number;
   /** Merged into every sidecar config at the top level. */
   sidecarConfig?: Record<string, unknown>;
@@ -197,7 +199,7 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
       admin: { ...adminExtra, host: '127.0.0.1', port: p.admin },
       audit: { file: auditFile },
       storage: { url: storageUrl },
-      tls: { ...tlsExtra, cert: leaf.chainPath, key: leaf.keyPath, ca: pki.rootCert, crls: o.crls ?? pki.crls },
+      tls: { ...tlsExtra, cert: leaf.chainPath, key: leaf.keyPath, ca: o.ca ?? pki.rootCert, crls: o.crls ?? pki.crls },
       topology: { file: topologyFile, ...(o.topologyPollMs === undefined ? {} : { pollMs: o.topologyPollMs }) },
       ...(o.etcd
         ? { etcd: { endpoints: [etcdEndpoint], topology: o.etcd.topology === true, topologyCache: join(dir, `topology-cache-${s.id}.json`), crlCache: join(dir, `crl-cache-${s.id}.json`) } }

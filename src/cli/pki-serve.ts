@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../audit/audit-log.js';
-import { loadCaCert, loadIssuer, leafFiles } from '../pki/ca-store.js';
+import { PkiLayout, loadCaCert, loadIssuer, leafFiles } from '../pki/ca-store.js';
 import type { PkiContext } from '../pki/commands.js';
 import { invalid } from '../pki/errors.js';
 import { MIN_LIFETIME_MS, MIN_TEST_LIFETIME_MS, RenewalService } from '../pki/renewal-server.js';
@@ -18,6 +18,7 @@ export const SERVE_FLAGS = {
   'allow-short-lifetime': { type: 'boolean' },
   audit: { type: 'string' },
   'ca-key': { type: 'string' },
+  previous: { type: 'string' },
 } as const satisfies Options;
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -63,7 +64,9 @@ export async function cmdServe(argv: string[], ctxOf: (f: Record<string, unknown
   const log = createLogger('themis-pki-serve');
   const auditFile = (f.audit as string | undefined) ?? join(L.dir, 'serve-audit.log');
   const audit = new AuditLog({ file: auditFile, source: 'themis-pki-serve', clock: ctx.clock, onWriteError: (e) => log.error({ err: e.message }, 'audit trail not written') });
-  const service = new RenewalService({ layout: L, issuer, tls: { certChain, key }, lifetimeMs, clock: ctx.clock, random: ctx.random, audit, log });
+  const previous = f.previous === undefined ? undefined : new PkiLayout(f.previous as string);
+  if (previous) await loadCaCert(previous, 'cluster');
+  const service = new RenewalService({ layout: L, ...(previous ? { previous } : {}), issuer, tls: { certChain, key }, lifetimeMs, clock: ctx.clock, random: ctx.random, audit, log });
   const bound = await service.listen(port, host);
   log.info({ listen: `${host}:${bound}`, lifetime_s: lifetimeMs / 1000, audit: auditFile }, 'renewal service listening');
   process.stdout.write(`themis-pki serve: listening on https://${host.includes(':') ? `[${host}]` : host}:${bound}/v1/renew (lifetime ${lifetimeMs / 1000} s)\n`);

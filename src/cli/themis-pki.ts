@@ -7,7 +7,7 @@ import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import { PkiLayout, caKeyInToken, loadCaCert, type CaName } from '../pki/ca-store.js';
 import { CA_KINDS, ISSUER_OF, type CaKind, type LeafProfile } from '../pki/ca-kind.js';
 import {
-  createIntermediate, recertifyIntermediate, initRoot, issue, revoke, writeCrl,
+  createIntermediate, recertifyIntermediate, recertifyRoot, initRoot, issue, revoke, writeCrl,
   type CommandResult, type NewKeyInToken, type PkiContext,
 } from '../pki/commands.js';
 import { closeTokens, pkcs11Pin } from '../pki/pkcs11.js';
@@ -37,7 +37,10 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
                        [--cn NAME] [--root-key FILE] [--new-passphrase-file FILE]
                        [--pkcs11 MODULE --token LABEL [--key-label L]]
   recertify-intermediate --kind cluster|operator|client [--days 1825] [--root-key FILE]
-                       (same name and key, now bound to its kind: for PKIs made before 0.2)
+                       (same name and key, now bound to its kind: for PKIs made before 0.2; and
+                       break-glass after an expired root, with a new validity)
+  recertify-root       [--days 7300] [--root-key FILE]   break-glass for an expired root: same key
+                       and name, new validity; rewrites every intermediate's chain.pem
   issue-shard          --id shard-001 --cluster NAME --dc NAME --token-range START:END
                        [--dns NAME]… [--ip ADDR]… [--capabilities read,write,replicate] [--role primary|replica]
   issue-operator       --name NAME --capabilities rebalance,add_shard,… [--dc NAME]
@@ -49,11 +52,12 @@ const USAGE = `usage: themis-pki <command> [flags]     (docs/pki.md has the full
   crl                  --ca root|cluster|operator|client [--days N] [--ca-key FILE]
   inspect              FILE…
   serve                [--listen 127.0.0.1:7443] [--lifetime 24h] [--tls-cert FILE --tls-key FILE]
-                       [--audit FILE] [--ca-key FILE]   the cluster CA's online renewal service
+                       [--audit FILE] [--ca-key FILE] [--previous OLD-PKI-DIR]
+                       the cluster CA's online renewal service
                        (shards renew their own certificate over mTLS; docs/pki.md "Automatic renewal")
   trust-bundle         --pki DIR [--pki DIR2] --out TRUST.pem [--crls-out CRLS.pem]
-                       the roots of one or two PKI folders as one tls.ca file (root rotation), and
-                       every CA's CRL as one file; refused if two CAs share a name
+                       the roots and cluster CAs of one or two PKI folders as one tls.ca file (root
+                       rotation), and every CA's CRL as one file; refused if two CAs share a name
   doctor               [--warn-days 30] [--crl-warn-days 7]   every certificate and CRL in --dir with
                        the days it has left; exit 3 if any is expired, under its threshold or unreadable
 
@@ -192,6 +196,15 @@ async function cmdCreateIntermediate(argv: string[]): Promise<void> {
   report('create-intermediate', ctx, r, f.json === true);
 }
 
+async function cmdRecertifyRoot(argv: string[]): Promise<void> {
+  const { values: f } = parseFlags(argv, { ...COMMON, days: { type: 'string' }, 'root-key': { type: 'string' } });
+  const ctx = context(f);
+  const days = intFlag(f.days, 'days', 7300, 1, 36500);
+  await loadCaCert(ctx.layout, 'root');
+  const rootPassphrase = await caPassphrase(f, 'root', ctx.layout);
+  report('recertify-root', ctx, await recertifyRoot(ctx, { rootPassphrase, rootKeyPath: f['root-key'], days }), f.json === true);
+}
+
 async function cmdRecertifyIntermediate(argv: string[]): Promise<void> {
   const { values: f } = parseFlags(argv, { ...COMMON, kind: { type: 'string' }, days: { type: 'string' }, 'root-key': { type: 'string' } });
   const ctx = context(f);
@@ -299,7 +312,7 @@ async function cmdTrustBundle(argv: string[]): Promise<void> {
   if (dirs.length === 0) throw new UsageError('trust-bundle needs --pki DIR (twice during a root rotation: the old and the new PKI folder)');
   const out = requireFlag(f.out, 'out', 'trust.pem');
   const b = await buildTrustBundle(dirs);
-  const files: PlannedFile[] = [{ path: out, kind: 'certificate', contents: b.rootsPem }];
+  const files: PlannedFile[] = [{ path: out, kind: 'certificate', contents: b.bundlePem }];
   if (f['crls-out']) files.push({ path: f['crls-out'], kind: 'crl', contents: b.crlsPem });
   const written = await writeFiles(files, f.force === true);
   if (f.json) {
@@ -315,6 +328,7 @@ await runCommands('themis-pki', USAGE, {
   'init-root': cmdInitRoot,
   'create-intermediate': cmdCreateIntermediate,
   'recertify-intermediate': cmdRecertifyIntermediate,
+  'recertify-root': cmdRecertifyRoot,
   'issue-shard': (argv) => cmdIssue('shard', argv),
   'issue-operator': (argv) => cmdIssue('operator', argv),
   'issue-client': (argv) => cmdIssue('client', argv),

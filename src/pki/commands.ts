@@ -202,6 +202,29 @@ export async function recertifyIntermediate(ctx: PkiContext, o: { kind: CaKind; 
   return { written, certificate: summary(cert) };
 }
 
+/**
+ * Break-glass for an expired (or expiring) root: the root signs its own key and exact name again
+ * with a new validity and serial. Every intermediate and CRL it signed still verifies under the
+ * new certificate (same key, same name); intermediates and leaves that expired with it need
+ * `recertify-intermediate` and new certificates. Every intermediate's chain.pem is rewritten.
+ */
+export async function recertifyRoot(ctx: PkiContext, o: { rootPassphrase: string | undefined; rootKeyPath?: string; days?: number }): Promise<CommandResult> {
+  const L = ctx.layout;
+  const root = await loadIssuer(L, 'root', o.rootPassphrase, o.rootKeyPath, ctx.pkcs11Pin);
+  const state = await readState(L, 'root');
+  const validity = validityFor(ctx.clock, o.days ?? DEFAULT_DAYS.root);
+  const publicKey = await root.cert.publicKey.export();
+  const cert = await createRootCa({ keys: { publicKey, privateKey: root.key }, crypto: root.crypto, subject: root.cert.subjectName, validity, random: ctx.random });
+  state.issued.push(issuedRecord(cert, 'root', 'root'));
+  const chains: PlannedFile[] = [];
+  for (const ca of CA_NAMES) {
+    if (ca === 'root' || !(await caExists(L, ca))) continue;
+    chains.push({ path: L.caChain(ca), kind: 'chain', contents: certToPem(await loadCaCert(L, ca)) + certToPem(cert), replace: 'always' });
+  }
+  const written = await writeFiles([{ path: L.caCert('root'), kind: 'certificate', contents: certToPem(cert), replace: 'always' }, ...chains, stateFile(L, 'root', state)], ctx.force);
+  return { written, certificate: summary(cert) };
+}
+
 /** Every leaf's chain.pem in the PKI folder, with its text. */
 async function leafChainFiles(L: PkiLayout): Promise<{ path: string; contents: string }[]> {
   const out: { path: string; contents: string }[] = [];

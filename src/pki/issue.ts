@@ -90,12 +90,14 @@ export interface RootParams {
   /** The provider holding privateKey (a token's); publicKey is always a Node key. */
   crypto?: CryptoProvider;
   commonName?: string;
+  /** Keep this exact name (re-certifying the root's key, break-glass); overrides commonName. */
+  subject?: x509.Name;
   validity: Validity;
   random: Random;
 }
 
 export async function createRootCa(p: RootParams): Promise<x509.X509Certificate> {
-  const name = `CN=${checkCommonName(p.commonName ?? 'Themis Root CA')}, O=themis-mesh`;
+  const name = p.subject ?? `CN=${checkCommonName(p.commonName ?? 'Themis Root CA')}, O=themis-mesh`;
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(p.random),
     subject: name,

@@ -88,6 +88,11 @@ export function decideRenewal(o: {
   verifier: PeerVerifier;
   /** Serials (serialHex) the CA has recorded as revoked, published in a CRL or not yet. */
   revoked: ReadonlySet<string>;
+  /**
+   * Hex DER names of the cluster CAs whose shards renew here: the service's own, and during a
+   * root rotation the previous generation's. A cluster-kind CA of another cluster is refused.
+   */
+  clusterCas?: ReadonlySet<string>;
 }): RenewalGrant {
   if (o.chain.length === 0) throw new ThemisError('CERTIFICATE_REQUIRED', 'renewal needs the current certificate, presented as the TLS client certificate');
   const v = o.verifier.verify(o.chain, 'clientAuth');
@@ -96,6 +101,9 @@ export function decideRenewal(o: {
   if (o.revoked.has(peer.serial)) throw new ThemisError('RENEWAL_REFUSED', `certificate ${peer.serial} is revoked by its CA: a revoked certificate cannot renew`, { reason: 'revoked' });
   if (peer.issuerKind !== 'cluster' || (peer.identity.role !== 'primary' && peer.identity.role !== 'replica') || peer.identity.shardId === '') {
     throw new ThemisError('RENEWAL_REFUSED', `only shard certificates renew here; this one is a ${peer.identity.role} certificate from the ${peer.issuerKind} CA`, { reason: 'not_a_shard' });
+  }
+  if (o.clusterCas && !o.clusterCas.has(peer.issuerName)) {
+    throw new ThemisError('RENEWAL_REFUSED', `${peer.subject} was issued by ${peer.issuer}, not by this service's cluster CA (nor the previous generation's, --previous)`, { reason: 'unknown_issuer' });
   }
   const held = new x509.X509Certificate(o.chain[0]!);
   const heldNames = names(held);

@@ -11,7 +11,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { ThemisError, errorBody } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock, Random } from '../runtime.js';
-import { CA_NAMES, appendIssued, caExists, readState, readText, type PkiLayout } from './ca-store.js';
+import { CA_NAMES, appendIssued, caExists, loadCaCert, readState, readText, type PkiLayout } from './ca-store.js';
 import { issuedRecord } from './commands.js';
 import { BACKDATE_MS, issueLeaf, serialHex, type Issuer } from './issue.js';
 import { certToPem } from './pem.js';
@@ -28,6 +28,12 @@ export const MIN_TEST_LIFETIME_MS = 60_000;
 
 export interface RenewalServiceOptions {
   layout: PkiLayout;
+  /**
+   * During a root rotation (`--previous DIR`): the old generation's PKI folder. Its shards renew
+   * here too, into this folder's generation: its root and CRLs are trusted for the presented
+   * certificate, its revocation records count, and its cluster CA may have issued it.
+   */
+  previous?: PkiLayout;
   /** The cluster CA, opened once (key in memory or in a PKCS#11 token). */
   issuer: Issuer;
   /** This service's own certificate chain and key (PEM), e.g. from `themis-pki issue-server`. */
@@ -39,6 +45,15 @@ export interface RenewalServiceOptions {
   log: Logger;
 }
 
+/** What a PKI folder contributes to checking a presented certificate, read again per request. */
+async function readGeneration(l: PkiLayout): Promise<{ root: string; crls: string[]; revoked: string[]; clusterCa: string }> {
+  const present = (await Promise.all(CA_NAMES.map(async (ca) => ((await caExists(l, ca)) ? ca : undefined)))).filter((ca) => ca !== undefined);
+  const [crls, state, root, cluster] = await Promise.all([
+    Promise.all(present.map((ca) => readText(l.caCrl(ca), `${ca} CRL`))), readState(l, 'cluster'), readText(l.caCert('root'), 'root certificate'), loadCaCert(l, 'cluster'),
+  ]);
+  return { root, crls, revoked: state.revoked.map((r) => r.serial), clusterCa: Buffer.from(cluster.subjectName.toArrayBuffer()).toString('hex') };
+}
+
 export class RenewalService {
   private server: Server | undefined;
   issued = 0;
@@ -46,8 +61,12 @@ export class RenewalService {
 
   constructor(private readonly o: RenewalServiceOptions) {}
 
+  private layouts(): PkiLayout[] {
+    return [this.o.layout, ...(this.o.previous ? [this.o.previous] : [])];
+  }
+
   async listen(port: number, host: string): Promise<number> {
-    const root = await readText(this.o.layout.caCert('root'), 'root certificate');
+    const root = (await Promise.all(this.layouts().map((l) => readText(l.caCert('root'), 'root certificate')))).join('');
     this.server = createServer(
       {
         cert: this.o.tls.certChain,
@@ -95,12 +114,13 @@ export class RenewalService {
     try {
       const csr = await parseCsr(body);
       const L = this.o.layout;
-      const present = (await Promise.all(CA_NAMES.map(async (ca) => ((await caExists(L, ca)) ? ca : undefined)))).filter((ca) => ca !== undefined);
-      const [crls, state, root] = await Promise.all([
-        Promise.all(present.map((ca) => readText(L.caCrl(ca), `${ca} CRL`))), readState(L, 'cluster'), readText(L.caCert('root'), 'root certificate'),
-      ]);
-      const verifier = new PeerVerifier({ root, crls, clock: this.o.clock });
-      const grant = decideRenewal({ chain, csr, verifier, revoked: new Set(state.revoked.map((r) => r.serial)) });
+      const gens = await Promise.all(this.layouts().map((l) => readGeneration(l)));
+      const verifier = new PeerVerifier({ root: gens.map((g) => g.root).join(''), crls: gens.flatMap((g) => g.crls), clock: this.o.clock });
+      const grant = decideRenewal({
+        chain, csr, verifier,
+        revoked: new Set(gens.flatMap((g) => g.revoked)),
+        clusterCas: new Set(gens.map((g) => g.clusterCa)),
+      });
       const now = Math.floor(this.o.clock.now() / 1000) * 1000;
       const cert = await issueLeaf({
         profile: 'shard',

@@ -1,34 +1,51 @@
 // A trust bundle: the roots trusted at once, as one PEM file of CERTIFICATE blocks (a single
 // root is a bundle of one). Two roots are trusted together only during a root rotation
-// (docs/pki.md "Rotating the root"). Every root must carry its own subject name: chains are
-// built and CRLs are held by the issuer's name, so two roots of one name could vouch for each
-// other's intermediates' CRLs. A bundle breaking that is refused as a whole.
+// (docs/pki.md "Rotating the root"). Beside the roots it may name this cluster's cluster CAs:
+// during a rotation the new generation's cluster CA issues shards too, and a sidecar lets only
+// its own cluster CA's certificates act as shards unless the bundle names another
+// (peer-identity.ts). Every CA in it must carry its own subject name: chains are built and CRLs
+// are held by the issuer's name. A bundle breaking a rule is refused as a whole.
+import { Buffer } from 'node:buffer';
+import { kindClaimOf } from './ca-kind.js';
 import { CA_NAMES, PkiLayout, caExists, loadCaCert, readText, type CaName } from './ca-store.js';
 import { invalid } from './errors.js';
 import { bad, certToPem, certsFromPem } from './pem.js';
 import { x509 } from './x509.js';
 
-/**
- * The DER of every root in a bundle, in file order, duplicates dropped; one root's DER passes
- * through unread (the caller decodes it). Throws PkiError.
- */
-export function trustBundleDer(input: string | Uint8Array, field: string): Uint8Array[] {
-  if (typeof input !== 'string') return [input];
-  const seen = new Map<string, { subject: string; der: Uint8Array; fp: string }>();
-  const out: Uint8Array[] = [];
+export interface TrustBundle {
+  /** DER of every root (self-issued CA certificate), in file order, duplicates dropped. */
+  roots: Uint8Array[];
+  /** Hex DER names of the cluster CAs the bundle names: they may issue shards of this cluster. */
+  clusterCas: string[];
+}
+
+const hexName = (n: x509.Name | { toArrayBuffer(): ArrayBuffer }) => Buffer.from(n.toArrayBuffer()).toString('hex');
+
+/** Parses a trust bundle (PEM); one root's DER passes through unread (the caller decodes it). Throws PkiError. */
+export function parseTrustBundle(input: string | Uint8Array, field: string): TrustBundle {
+  if (typeof input !== 'string') return { roots: [input], clusterCas: [] };
+  const seen = new Map<string, string>(); // name → base64 DER
+  const out: TrustBundle = { roots: [], clusterCas: [] };
   for (const cert of certsFromPem(input, field)) {
     const der = new Uint8Array(cert.rawData);
-    const name = Buffer.from(cert.subjectName.toArrayBuffer()).toString('hex');
-    const fp = Buffer.from(der).toString('base64');
+    const name = hexName(cert.subjectName);
     const same = seen.get(name);
-    if (same?.fp === fp) continue; // the same root listed twice
-    if (same) throw bad(field, `holds two roots named "${cert.subject}"; each root of a trust bundle needs its own name (give the new root another --cn)`);
+    if (same === Buffer.from(der).toString('base64')) continue; // the same certificate listed twice
+    if (same) throw bad(field, `holds two CA certificates named "${cert.subject}"; each CA of a trust bundle needs its own name (give the new generation another --cn)`);
     const bc = cert.getExtension(x509.BasicConstraintsExtension);
     if (!bc?.ca) throw bad(field, `"${cert.subject}" is not a CA certificate, so it cannot be a trusted root`);
-    seen.set(name, { subject: cert.subject, der, fp });
-    out.push(der);
+    seen.set(name, Buffer.from(der).toString('base64'));
+    if (name === hexName(cert.issuerName)) out.roots.push(der);
+    else if (kindClaimOf(cert).kind === 'cluster') out.clusterCas.push(name);
+    else throw bad(field, `"${cert.subject}" is neither a root nor a cluster CA; a trust bundle holds roots and this cluster's cluster CAs only`);
   }
+  if (out.roots.length === 0) throw bad(field, 'holds no root (self-issued CA certificate)');
   return out;
+}
+
+/** The roots of a bundle (parseTrustBundle). */
+export function trustBundleDer(input: string | Uint8Array, field: string): Uint8Array[] {
+  return parseTrustBundle(input, field).roots;
 }
 
 export interface BundledPki {
@@ -39,15 +56,16 @@ export interface BundledPki {
 
 /**
  * The trust bundle and CRL bundle of one or more PKI folders (themis-pki trust-bundle): every
- * root, and every CA's current CRL. Refuses folders whose CAs share a name — across folders too,
+ * root and cluster CA, and every CA's current CRL. Refuses folders whose CAs share a name — across folders too,
  * since chains and CRLs are matched by the issuer's name — so a new root generation must carry
  * new names (init-root / create-intermediate --cn).
  */
-export async function buildTrustBundle(dirs: readonly string[]): Promise<{ rootsPem: string; crlsPem: string; pkis: BundledPki[] }> {
+export async function buildTrustBundle(dirs: readonly string[]): Promise<{ bundlePem: string; crlsPem: string; pkis: BundledPki[] }> {
   const names = new Map<string, string>();
   const pkis: BundledPki[] = [];
   let rootsPem = '';
   let crlsPem = '';
+  let clusterPem = '';
   for (const dir of dirs) {
     const layout = new PkiLayout(dir);
     const pki: BundledPki = { dir: layout.dir, root: '', cas: [] };
@@ -63,11 +81,13 @@ export async function buildTrustBundle(dirs: readonly string[]): Promise<{ roots
         pki.root = cert.subject;
         rootsPem += certToPem(cert);
       }
+      if (ca === 'cluster') clusterPem += certToPem(cert);
       pki.cas.push({ ca, subject: cert.subject });
       crlsPem += (await readText(layout.caCrl(ca), `${ca} CRL`)).trimEnd() + '\n';
     }
     pkis.push(pki);
   }
-  trustBundleDer(rootsPem, 'bundle'); // the same rules a sidecar applies when it loads the file
-  return { rootsPem, crlsPem, pkis };
+  const bundlePem = rootsPem + clusterPem;
+  parseTrustBundle(bundlePem, 'bundle'); // the same rules a sidecar applies when it loads the file
+  return { bundlePem, crlsPem, pkis };
 }

@@ -29,6 +29,10 @@ export interface MeshNode {
 export interface Mesh {
   dir: string;
   pki: PkiFixture;
+  /** The sidecars' tls.ca when MeshOptions.trustFile is set. */
+  trustFile: string | undefined;
+  /** The CRL files the sidecars read (root, cluster, operator, client): copies publishCrls writes. */
+  crlFiles: string[];
   nodes: MeshNode[];
   /** Running and registered, not in the topology (MeshOptions.spares). */
   spares: MeshNode[];
@@ -70,6 +74,8 @@ export interface MeshOptions {
   certifiedReplicas?: number;
   /** Shard pairs started beside the others but not in the topology, certified for every token (for shard add). */
   spares?: number;
+  /** The sidecars read tls.ca from a copy of the root (`Mesh.trustFile`) that a test may rewrite (root rotation). */
+  trustFile?: boolean;
 }
 
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
@@ -80,6 +86,8 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const crlFiles = ['root', 'cluster', 'operator', 'client'].map((c) => join(dir, `${c}.crl.pem`));
   const publishCrls = () => pki.crls().forEach((crl, i) => writeFileSync(crlFiles[i]!, crl));
   publishCrls();
+  const trustFile = opts.trustFile ? join(dir, 'trust.pem') : undefined;
+  if (trustFile) writeFileSync(trustFile, pki.root.cert);
   const cleanup = async () => {
     rmSync(dir, { recursive: true, force: true });
     await pki.cleanup();
@@ -93,6 +101,7 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     ranges: 'certified',
     replicas: opts.replicas,
     crls: crlFiles,
+    ...(trustFile ? { ca: trustFile } : {}),
     etcd: opts.withEtcd ? { topology: opts.etcdTopology === true, rbac: opts.etcdRbac === true } : undefined,
     topologyPollMs: opts.topologyPollMs ?? 1000,
     sidecarConfig: { timeouts: { connectMs: 2000, requestMs: 5000 }, backoff: { initialMs: 50, maxMs: 500 }, ...opts.sidecarConfig },
@@ -121,6 +130,8 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   return {
     dir,
     pki,
+    trustFile,
+    crlFiles,
     nodes,
     spares,
     topologyFile: local.topologyFile,

@@ -14,6 +14,11 @@ import { decodeIdentity, encodeIdentity, THEMIS_IDENTITY_OID, type ThemisIdentit
 import { BACKDATE_MS } from '../../../src/pki/issue.js';
 import { shardProfile } from '../../../src/pki/profiles.js';
 import { RenewalService } from '../../../src/pki/renewal-server.js';
+import { decideRenewal } from '../../../src/pki/renewal-policy.js';
+import { PeerVerifier } from '../../../src/pki/verify.js';
+import { buildCrl } from '../../../src/pki/crl.js';
+import { generateKeyPair } from '../../../src/pki/keys.js';
+import { createIntermediateCa, issueLeaf, validityFor } from '../../../src/pki/issue.js';
 import { AuditLog } from '../../../src/audit/audit-log.js';
 import { silentLogger } from '../../../src/log.js';
 import { systemClock, systemRandom } from '../../../src/runtime.js';
@@ -77,10 +82,10 @@ async function publicOf(m: LeafMaterial): Promise<webcrypto.CryptoKey> {
   return new x509.X509Certificate(m.cert).publicKey.export(EC, ['verify']);
 }
 
-function renew(as: LeafMaterial | undefined, body: string): Promise<{ status: number; text: string }> {
+function renew(as: LeafMaterial | undefined, body: string, to?: { port: number; ca: string }): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method: 'POST', path: '/v1/renew', ca: fx.root.cert, servername: 'localhost', ...(as ? { cert: as.chain, key: as.key } : {}), headers: { 'content-type': 'application/pkcs10' } },
+      { host: '127.0.0.1', port: to?.port ?? port, method: 'POST', path: '/v1/renew', ca: to?.ca ?? fx.root.cert, servername: 'localhost', ...(as ? { cert: as.chain, key: as.key } : {}), headers: { 'content-type': 'application/pkcs10' } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -186,4 +191,58 @@ t.test('a malformed request: not a CSR, a forged self-signature, the old key aga
   t.match(JSON.parse((await renew(shard, (await csrPem({ reuse: shard })).pem)).text).message, /reuses the current key/);
   const big = refusal(await renew(shard, 'x'.repeat(20_000)));
   t.same({ status: big.status, code: big.code }, { status: 413, code: 'PAYLOAD_TOO_LARGE' });
+});
+
+t.test('root rotation: with --previous, a shard of the old generation renews into the new one; without it, it cannot', async (t) => {
+  const next = await createPkiFixture({ shards: 1, generation: 'G2' });
+  const services: RenewalService[] = [];
+  t.teardown(async () => {
+    for (const s of services) await s.close();
+    await next.cleanup();
+  });
+  const start = async (previous: boolean) => {
+    const s = new RenewalService({
+      layout: next.layout, ...(previous ? { previous: fx.layout } : {}), issuer: await loadIssuer(next.layout, 'cluster', next.passphrase),
+      tls: { certChain: next.etcd.chain, key: next.etcd.key }, lifetimeMs: LIFETIME_MS, clock: systemClock, random: systemRandom,
+      audit: new AuditLog({ file: join(next.dir, `audit-${previous}.log`), source: 'test', clock: systemClock, fsyncIntervalMs: 0 }), log: silentLogger,
+    });
+    services.push(s);
+    return { port: await s.listen(0, '127.0.0.1'), ca: next.root.cert };
+  };
+  const shard = fx.shards[1]!;
+  const moving = await start(true);
+  const r = await renew(shard, (await csrPem()).pem, moving);
+  t.equal(r.status, 200, r.text);
+  const leaf = new x509.X509Certificate(x509.PemConverter.decode(r.text)[0]!);
+  t.equal(leaf.issuer, 'CN=Themis Cluster CA G2, OU=cluster, O=themis-mesh', 'issued by the new generation');
+  t.same(identityOf(leaf.toString('pem')), identityOf(shard.cert), 'with the identity it held');
+  const chain = join(next.dir, 'moved.pem');
+  writeFileSync(chain, leaf.toString('pem'));
+  t.equal(openssl(['verify', '-CAfile', next.root.certPath, '-untrusted', next.cas.cluster.certPath, chain]).status, 0, 'openssl verifies it under the new root');
+  const doomed = await fx.issue(shardProfile({ id: 'shard-007', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'replica' }), 'shard-007');
+  await revoke(fx.ctx, { serial: doomed.serial, reason: 'keyCompromise' });
+  const gone = await renew(doomed, (await csrPem()).pem, moving);
+  t.equal(gone.status, 403, 'the old generation\'s revocation records still count');
+  t.match(gone.text, /"reason":"revoked"/);
+
+  const plain = await start(false);
+  const refused = await renew(shard, (await csrPem()).pem, plain);
+  t.match({ status: refused.status, code: JSON.parse(refused.text).code, reason: JSON.parse(refused.text).reason }, { status: 403, code: 'RENEWAL_REFUSED', reason: 'unknown_issuer' }, 'without --previous the old generation is a stranger');
+});
+
+t.test('a cluster-kind CA of another cluster under the same root: its shards do not renew here', async (t) => {
+  const root = await loadIssuer(fx.layout, 'root', fx.passphrase);
+  const caKeys = await generateKeyPair('ecdsa-p256');
+  const ca = { cert: await createIntermediateCa({ kind: 'cluster', publicKey: caKeys.publicKey, issuer: root, commonName: 'Themis Cluster CA of cluster-b', validity: validityFor(systemClock, 30), random: systemRandom }), key: caKeys.privateKey };
+  const now = Date.now();
+  const crl = await buildCrl({ issuer: ca, crlNumber: 1, revoked: [], thisUpdate: new Date(now - 60_000), nextUpdate: new Date(now + 86_400_000) });
+  const leafKeys = await generateKeyPair('ecdsa-p256');
+  const held = identityOf(fx.shards[0]!.cert);
+  const leaf = await issueLeaf({ profile: 'shard', commonName: 'shard-001.themis.local', publicKey: leafKeys.publicKey, issuer: ca, ips: ['127.0.0.1'], identity: held, validity: validityFor(systemClock, 10), random: systemRandom });
+  const verifier = new PeerVerifier({ root: fx.root.cert, crls: [...fx.crls(), crl.pem], clock: systemClock });
+  const csr = new x509.Pkcs10CertificateRequest((await csrPem()).pem);
+  const ours = new x509.X509Certificate(fx.cas.cluster.cert).subjectName.toArrayBuffer();
+  const decide = (clusterCas?: Set<string>) => () => decideRenewal({ chain: [new Uint8Array(leaf.rawData), new Uint8Array(ca.cert.rawData)], csr, verifier, revoked: new Set(), ...(clusterCas ? { clusterCas } : {}) });
+  t.throws(decide(new Set([Buffer.from(ours).toString('hex')])), { code: 'RENEWAL_REFUSED', details: { reason: 'unknown_issuer' }, message: /was issued by CN=Themis Cluster CA of cluster-b, OU=cluster, O=themis-mesh, not by this service's cluster CA/ });
+  t.doesNotThrow(decide(new Set([Buffer.from(ca.cert.subjectName.toArrayBuffer()).toString('hex')])), 'control: named as a cluster CA of this service, it renews');
 });

@@ -8,7 +8,7 @@ import { CrlTrust } from '../../../src/pki/crl-trust.js';
 import { loadIssuer } from '../../../src/pki/ca-store.js';
 import { PkiError } from '../../../src/pki/errors.js';
 import { certsFromPem } from '../../../src/pki/pem.js';
-import { buildTrustBundle, trustBundleDer } from '../../../src/pki/trust-bundle.js';
+import { buildTrustBundle, parseTrustBundle, trustBundleDer } from '../../../src/pki/trust-bundle.js';
 import { PeerVerifier } from '../../../src/pki/verify.js';
 import { clientProfile } from '../../../src/pki/profiles.js';
 import { x509 } from '../../../src/pki/x509.js';
@@ -68,11 +68,14 @@ t.test('revocations of both roots are honoured while both are trusted', async (t
 });
 
 t.test('a bundle is refused whole when two roots share a name, or one is no CA', async (t) => {
-  t.throws(() => new PeerVerifier({ root: old.root.cert + samename.root.cert, crls: old.crls(), clock }), new PkiError('MALFORMED_PEM', 'root', 'holds two roots named "CN=Themis Root CA, O=themis-mesh"; each root of a trust bundle needs its own name (give the new root another --cn)'));
+  t.throws(() => new PeerVerifier({ root: old.root.cert + samename.root.cert, crls: old.crls(), clock }), new PkiError('MALFORMED_PEM', 'root', 'holds two CA certificates named "CN=Themis Root CA, O=themis-mesh"; each CA of a trust bundle needs its own name (give the new generation another --cn)'));
   t.throws(() => new CrlTrust(old.root.cert + samename.root.cert, clock), { code: 'MALFORMED_PEM' }, 'CrlTrust applies the same rule');
   t.throws(() => trustBundleDer(old.root.cert + old.shards[0]!.cert, 'tls.ca'), { message: /^tls\.ca: "CN=shard-001.*" is not a CA certificate, so it cannot be a trusted root$/ });
   t.equal(trustBundleDer(old.root.cert + old.root.cert, 'tls.ca').length, 1, 'the same root twice is one root');
   t.equal(trustBundleDer(bundle(), 'tls.ca').length, 2);
+  t.throws(() => parseTrustBundle(old.root.cert + old.cas.operator.cert, 'tls.ca'), { message: /^tls\.ca: "CN=Themis Operator CA, OU=operator, O=themis-mesh" is neither a root nor a cluster CA/ }, 'an operator CA has no place in it');
+  t.throws(() => parseTrustBundle(next.cas.cluster.cert, 'tls.ca'), { message: 'tls.ca: holds no root (self-issued CA certificate)' }, 'a cluster CA alone is no bundle');
+  t.same(parseTrustBundle(bundle() + next.cas.cluster.cert, 'tls.ca'), { roots: der(bundle()), clusterCas: [nameKey(next.cas.cluster.cert)] }, 'roots are anchors; the cluster CA is named, not trusted as an anchor');
 });
 
 t.test('CRLs from etcd: each intermediate is checked against its own root, and that root\'s CRL', async (t) => {
@@ -95,7 +98,11 @@ t.test('CRLs from etcd: each intermediate is checked against its own root, and t
 
 t.test('themis-pki trust-bundle: both PKI folders as one tls.ca and one CRL file, or refused on a shared name', async (t) => {
   const b = await buildTrustBundle([old.dir, next.dir]);
-  t.same(certsFromPem(b.rootsPem, 'b').map((c) => c.subject), ['CN=Themis Root CA, O=themis-mesh', 'CN=Themis Root CA G2, O=themis-mesh']);
+  t.same(certsFromPem(b.bundlePem, 'b').map((c) => c.subject), [
+    'CN=Themis Root CA, O=themis-mesh', 'CN=Themis Root CA G2, O=themis-mesh',
+    'CN=Themis Cluster CA, OU=cluster, O=themis-mesh', 'CN=Themis Cluster CA G2, OU=cluster, O=themis-mesh',
+  ], 'both roots, then both cluster CAs');
+  t.same(parseTrustBundle(b.bundlePem, 'b').clusterCas, [nameKey(old.cas.cluster.cert), nameKey(next.cas.cluster.cert)], 'which name the cluster CAs that may issue shards');
   t.equal(parseCrls(b.crlsPem, 'b').length, 8);
   t.same(b.pkis.map((p) => p.cas.length), [4, 4]);
   await t.rejects(buildTrustBundle([old.dir, samename.dir]), { code: 'INVALID_ARGUMENT', message: /root\/cert\.pem: is named "CN=Themis Root CA, O=themis-mesh" like .*root\/cert\.pem; each CA trusted at once needs its own name/ });

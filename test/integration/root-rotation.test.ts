@@ -1,0 +1,132 @@
+// Root rotation without downtime (issue 19, docs/pki.md "Rotating the root") on real processes:
+// three sidecars, a write and read loop through every app port (so every request crosses the
+// mesh's mTLS and signed requests), and the operator's four steps done to the sidecars' files:
+//   1. trust both roots (tls.ca = old + new root; CRL files hold both generations' CRLs);
+//   2. move every shard to a certificate of the new generation, one at a time;
+//   3. remove the old root (tls.ca = new root; its CRLs only).
+// No request may fail, every acknowledged write reads back (history checker), and afterwards a
+// certificate of the old generation is refused while the new ones are served.
+import t, { type Test } from 'tap';
+import tls from 'node:tls';
+import { renameSync, writeFileSync, copyFileSync } from 'node:fs';
+import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { History, writeLoop } from '../support/history.js';
+import { call } from '../support/storage-process.js';
+import { probeHandshake } from '../support/tls-probe.js';
+import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
+
+t.setTimeout(180_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let mesh: Mesh;
+let next: PkiFixture;
+t.before(async () => {
+  mesh = await startMesh({ shards: 3, trustFile: true });
+  // The new generation: the same shards (ids, addresses, ranges), every CA named "… G2".
+  next = await createPkiFixture({ shards: 3, generation: 'G2' });
+});
+t.teardown(async () => {
+  await mesh?.close();
+  await next?.cleanup();
+});
+
+/** Atomic replace, as an operator's config management would do it (the sidecar polls files). */
+function put(path: string, text: string): void {
+  writeFileSync(path + '.new', text);
+  renameSync(path + '.new', path);
+}
+
+const metricsOf = async (i: number) => (await call(mesh.nodes[i]!.adminUrl, 'GET', '/metrics')).text;
+const anchors = (m: string) => [...m.matchAll(/themis_trust_anchor_expiry_seconds\{subject="([^"]+)"/g)].map((x) => x[1]!).sort();
+
+/** Until every sidecar trusts exactly these roots (it reloads its files within about a second). */
+async function untilTrusted(t: Test, subjects: string[]): Promise<void> {
+  const want = [...subjects].sort();
+  const deadline = Date.now() + 20_000;
+  let got: string[][] = [];
+  while (Date.now() < deadline) {
+    got = await Promise.all(mesh.nodes.map(async (_, i) => anchors(await metricsOf(i))));
+    if (got.every((a) => JSON.stringify(a) === JSON.stringify(want))) break;
+    await sleep(250);
+  }
+  t.same(got, mesh.nodes.map(() => want), `every sidecar trusts ${want.join(' + ')}`);
+}
+
+/** The issuer of the certificate a sidecar presents on its mesh port (we present a new-generation shard certificate). */
+function presentedIssuer(i: number): Promise<string> {
+  const n = mesh.nodes[i]!;
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: n.shard.ip, port: n.meshPort, ca: mesh.pki.root.cert + next.root.cert, cert: next.shards[0]!.chain, key: next.shards[0]!.key, servername: 'localhost', ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }, () => {
+      resolve(String(s.getPeerCertificate().issuer.CN));
+      s.destroy();
+    });
+    s.once('error', (e) => resolve(`error: ${e.message}`));
+  });
+}
+
+t.test('old root → both → new root, with traffic running: no failed request, nothing lost', async (t) => {
+  const keys = mesh.nodes.flatMap((n) => [0, 1, 2, 3].map(() => `/entities/document.app.rotate:${uuidOwnedBy(n.shard.tokenRange)}`));
+  const history = new History();
+  let stop!: () => void;
+  const until = new Promise<void>((r) => (stop = r));
+  let w = 0;
+  const loop = writeLoop(history, keys, async (key, blob) => {
+    const r = await call(mesh.nodes[w++ % mesh.nodes.length]!.appUrl, 'PUT', key, { blob });
+    return { status: r.status, code: (r.body as { code?: string } | undefined)?.code };
+  }, { until, concurrency: 4 });
+  const readFailures: string[] = [];
+  let reads = 0;
+  const reader = (async () => {
+    for (let i = 0; ; i++) {
+      if (await Promise.race([until.then(() => true), sleep(0).then(() => false)])) return;
+      const r = await call(mesh.nodes[i % mesh.nodes.length]!.appUrl, 'GET', keys[i % keys.length]!);
+      reads++;
+      if (r.status !== 200 && r.status !== 404) readFailures.push(`${r.status} ${r.text.slice(0, 200)}`);
+    }
+  })();
+  const oldCrls = mesh.pki.crls();
+  const newCrls = next.crls();
+  try {
+    await sleep(1000);
+    // 1. Trust both: the new generation's CRLs first, then the bundle.
+    mesh.crlFiles.forEach((f, i) => put(f, oldCrls[i]! + newCrls[i]!));
+    // As `themis-pki trust-bundle --pki OLD --pki NEW` writes it: both roots, both cluster CAs.
+    put(mesh.trustFile!, mesh.pki.root.cert + next.root.cert + mesh.pki.cas.cluster.cert + next.cas.cluster.cert);
+    await untilTrusted(t, ['CN=Themis Root CA, O=themis-mesh', 'CN=Themis Root CA G2, O=themis-mesh']);
+    t.same(await Promise.all(mesh.nodes.map((_, i) => presentedIssuer(i))), mesh.nodes.map(() => 'Themis Cluster CA'), 'every sidecar still presents its old certificate');
+
+    // 2. Move the leaves, one shard at a time: for a while both generations talk to each other.
+    for (const [i, n] of mesh.nodes.entries()) {
+      copyFileSync(next.shards[i]!.keyPath, n.shard.keyPath);
+      copyFileSync(next.shards[i]!.chainPath, n.shard.chainPath);
+      n.sidecar!.child.kill('SIGHUP');
+      await sleep(1500);
+    }
+    t.same(await Promise.all(mesh.nodes.map((_, i) => presentedIssuer(i))), mesh.nodes.map(() => 'Themis Cluster CA G2'), 'every sidecar presents a certificate of the new generation');
+
+    // 3. Remove the old root.
+    put(mesh.trustFile!, next.root.cert);
+    mesh.crlFiles.forEach((f, i) => put(f, newCrls[i]!));
+    await untilTrusted(t, ['CN=Themis Root CA G2, O=themis-mesh']);
+    await sleep(1500);
+  } finally {
+    stop();
+  }
+  const stats = await loop;
+  await reader;
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged): ${JSON.stringify(stats.failures)}`);
+  t.same(readFailures, [], `no read failed (${reads} reads)`);
+  t.ok(stats.acknowledged > 50, `${stats.acknowledged} writes acknowledged during the rotation`);
+  const verdict = await history.check(async (key) => {
+    const r = await call(mesh.nodes[0]!.appUrl, 'GET', key);
+    return r.status === 200 ? (r.body as { blob: string }).blob : undefined;
+  });
+  t.same({ lost: verdict.lost, reverted: verdict.reverted, invented: verdict.invented }, { lost: [], reverted: [], invented: [] }, `${verdict.checked} keys read back`);
+
+  // The old generation is out: its shard certificate no longer gets in; the new one does.
+  const n = mesh.nodes[1]!;
+  const old = mesh.pki.shards[0]!;
+  t.equal(await probeHandshake(n.shard.ip, n.meshPort, next.root.cert, { cert: old.chain, key: old.key }), 'refused', 'an old-generation shard certificate is refused');
+  t.not(await probeHandshake(n.shard.ip, n.meshPort, next.root.cert, { cert: next.shards[0]!.chain, key: next.shards[0]!.key }), 'refused', 'a new-generation one is accepted');
+  t.match(await metricsOf(1), /themis_mtls_handshakes_total\{result="failure",reason="unknown_issuer"\} [1-9]/, 'counted as unknown_issuer');
+});
