@@ -117,6 +117,8 @@ export class Trust {
     const previous = this.current;
     this.current = next;
     this.signerNow = this.makeSigner();
+    // New roots (a root rotation): etcd's CRLs are judged against them, and read again.
+    if (next.ca !== previous.ca) this.crlSource?.retrust(next.ca);
     if (this.listeners.length === 0) {
       this.early ??= { previous, why: [] };
       this.early.why.push(why);

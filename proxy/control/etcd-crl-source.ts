@@ -34,7 +34,7 @@ export class EtcdCrlSource {
   private readonly accepted = new Map<string, { name: string; crl: TrustedCrl }>();
   private readonly applyListeners: ((name: string, crl: TrustedCrl) => void)[] = [];
   private readonly rejectListeners: ((r: CrlRejection) => void)[] = [];
-  private readonly trust: CrlTrust;
+  private trust: CrlTrust;
   private readonly prefix: string;
   /** The newest etcd revision considered per key: an older snapshot never counts again. */
   private readonly revisions = new Map<string, bigint>();
@@ -80,6 +80,17 @@ export class EtcdCrlSource {
   onReject(l: (r: CrlRejection) => void): void {
     this.rejectListeners.push(l);
     for (const r of this.earlyRejections) l(r);
+  }
+
+  /**
+   * The sidecar's trust bundle changed (tls.ca reloaded, e.g. a root rotation): CRLs are checked
+   * against the new roots from now on, and what etcd holds is read again, so CRLs refused under
+   * the old bundle (the new generation's, published first) are taken now. Throws PkiError on a
+   * bad bundle (the caller has already loaded it).
+   */
+  retrust(rootPem: string): void {
+    this.trust = new CrlTrust(rootPem, this.o.clock);
+    void this.readAll();
   }
 
   close(): void {

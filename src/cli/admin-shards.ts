@@ -27,6 +27,8 @@ interface Row {
   alive: boolean;
   serial: string | null;
   notAfter: string | null;
+  /** The CA that issued the registered certificate, when it verifies: which generation it is of during a root rotation. */
+  issuer: string | null;
   status: string;
   /** As a replica: per primary, the follower's state and how many changes it is behind. */
   replication: Record<string, { state: string; position: number; lag_changes: number }> | null;
@@ -68,11 +70,13 @@ export async function shardsCommand(argv: string[]): Promise<void> {
       const cert = parseJson(all[k.shardCertificate(id)]) as { cert_pem?: string; serial_number?: string; not_after?: string } | undefined;
       const ep = parseJson(all[k.shardEndpoint(id)]) as { host?: string; port?: number } | undefined;
       let status = 'no certificate registered';
+      let issuer: string | null = null;
       if (cert?.cert_pem) {
         try {
           const chain = parsePem(cert.cert_pem, `${id} certificate`).map((b) => new Uint8Array(b.der));
           const r = verifier.verify(chain, 'serverAuth');
           status = r.ok ? shardStatus(id, r.peer.identity) : r.reason;
+          if (r.ok) issuer = r.peer.issuer;
         } catch (e) {
           status = `malformed: ${(e as Error).message}`;
         }
@@ -83,6 +87,7 @@ export async function shardsCommand(argv: string[]): Promise<void> {
         alive: all[k.shardAlive(id)] !== undefined,
         serial: cert?.serial_number ?? null,
         notAfter: cert?.not_after ?? null,
+        issuer,
         status,
         replication: replicationOf(parseJson(all[k.shardReplication(id)])),
         acting: [...failover.acting].filter(([, a]) => a.shard === id).map(([group, a]) => ({ group, term: a.term })),

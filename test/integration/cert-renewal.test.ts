@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { request } from 'node:https';
 import { webcrypto } from 'node:crypto';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
-import { History, writeLoop } from '../support/history.js';
+import { startMeshLoad } from '../support/mesh-load.js';
 import { call } from '../support/storage-process.js';
 import { PROGRAMS, ROOT } from '../support/cli.js';
 import { reservePorts } from '../../scripts/ports.js';
@@ -67,35 +67,16 @@ t.test('1-minute certificates renew at least 3 times each under a write/read loo
     node.sidecar!.child.kill('SIGHUP');
   }
   const keys = mesh.nodes.flatMap((n) => [0, 1, 2, 3].map(() => `/entities/document.app.renew:${uuidOwnedBy(n.shard.tokenRange)}`));
-  const history = new History();
-  let stop!: () => void;
-  const until = new Promise<void>((r) => (stop = r));
-  let w = 0;
-  const loop = writeLoop(history, keys, async (key, blob) => {
-    const r = await call(mesh.nodes[w++ % mesh.nodes.length]!.appUrl, 'PUT', key, { blob });
-    return { status: r.status, code: (r.body as { code?: string } | undefined)?.code };
-  }, { until, concurrency: 4 });
-  const readFailures: string[] = [];
-  let reads = 0;
-  const reader = (async () => {
-    for (let i = 0; ; i++) {
-      if (await Promise.race([until.then(() => true), sleep(0).then(() => false)])) return;
-      const r = await call(mesh.nodes[i % mesh.nodes.length]!.appUrl, 'GET', keys[i % keys.length]!);
-      reads++;
-      if (r.status !== 200 && r.status !== 404) readFailures.push(`${r.status} ${r.text.slice(0, 200)}`);
-    }
-  })();
+  const load = startMeshLoad(mesh.nodes, keys);
   // Until every sidecar has renewed three times (about 30 s apart), at most 3 lifetimes.
   const deadline = Date.now() + 3 * LIFETIME_S * 1000 + 30_000;
   while (Date.now() < deadline && !mesh.nodes.every((n) => renewedSerials(n.shard.id).length >= 3)) await sleep(1000);
-  stop();
-  const stats = await loop;
-  await reader;
+  const { stats, reads, readFailures } = await load.stop();
   for (const n of mesh.nodes) t.ok(renewedSerials(n.shard.id).length >= 3, `${n.shard.id} renewed ${renewedSerials(n.shard.id).length} times`);
   t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged): ${JSON.stringify(stats.failures)}`);
   t.same(readFailures, [], `no read failed (${reads} reads)`);
   t.ok(stats.acknowledged > 100, `${stats.acknowledged} writes acknowledged during the renewals`);
-  const verdict = await history.check(async (key) => {
+  const verdict = await load.history.check(async (key) => {
     const r = await call(mesh.nodes[0]!.appUrl, 'GET', key);
     return r.status === 200 ? (r.body as { blob: string }).blob : undefined;
   });

@@ -1,11 +1,12 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type http2 from 'node:http2';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { meshConnect, meshRequest, type Identity } from '../support/mesh-client.js';
 import { runProgram } from '../support/cli.js';
 import { call } from '../support/storage-process.js';
-import { openssl } from '../support/pki-fixture.js';
+import { createPkiFixture, openssl } from '../support/pki-fixture.js';
 import { connectEtcd } from '../../src/control/etcd.js';
 import { publishCrl } from '../../src/control/crl-store.js';
 import { CrlTrust } from '../../src/pki/crl-trust.js';
@@ -16,7 +17,7 @@ import { systemClock } from '../../src/runtime.js';
 
 let mesh: Mesh;
 t.before(async () => {
-  mesh = await startMesh({ shards: 3, withEtcd: true });
+  mesh = await startMesh({ shards: 3, withEtcd: true, trustFile: true });
 });
 t.teardown(() => mesh?.close());
 
@@ -203,4 +204,38 @@ t.test('revoking a connected peer sidecar: sessions with it are cut, it deregist
   t.equal(alive, '', 'C withdrew its alive key');
   await mesh.stopSidecar(2);
   await t.rejects(mesh.startSidecar(2), /refused by a CRL published in etcd/, 'a restart refuses to start, naming the reason');
+});
+
+t.test('root rotation: the new generation\'s CRLs go to crl/next-{ca}, checked against the trust bundle, and reach sidecars that trust both roots', async (t) => {
+  const next = await createPkiFixture({ shards: 1, generation: 'G2' });
+  t.teardown(() => next.cleanup());
+  const bundle = join(mesh.dir, 'bundle.pem');
+  const made = runProgram('themis-pki', ['trust-bundle', '--pki', mesh.pki.dir, '--pki', next.dir, '--out', bundle]);
+  t.equal(made.status, 0, made.stderr);
+  const G2 = 'CN=Themis Cluster CA G2, OU=cluster, O=themis-mesh';
+  const running = [0, 1]; // the previous test stopped the third sidecar
+  const knowsG2 = async () => (await Promise.all(running.map(async (i) => (await call(mesh.nodes[i]!.adminUrl, 'GET', '/metrics')).text.includes(`themis_crl_expiry_seconds{issuer="${G2}"}`))));
+
+  const early = runProgram('themis-admin', ['crl', 'publish', '--ca', 'cluster', '--pki', next.dir, '--next', '--trust', mesh.pki.root.certPath, ...etcdFlags()]);
+  t.equal(early.status, 1, 'checked against the old root alone, the new CRL is refused');
+  t.match(early.stderr, /unknown_issuer/);
+  const misplaced = runProgram('themis-admin', ['crl', 'publish', '--ca', 'cluster', '--file', next.root.crlPath, '--pki', next.dir, '--next', '--trust', bundle, ...etcdFlags()]);
+  t.equal(misplaced.status, 1, 'a next- slot takes only its own kind\'s CRL');
+  t.match(misplaced.stderr, /CN=Themis Root CA G2, O=themis-mesh, the root CA, not of the cluster CA/);
+
+  writeFileSync(mesh.trustFile! + '.new', readFileSync(bundle, 'utf8')); // step 2 on every host: trust both
+  renameSync(mesh.trustFile! + '.new', mesh.trustFile!);
+  for (const ca of ['root', 'cluster', 'operator', 'client']) {
+    const r = runProgram('themis-admin', ['crl', 'publish', '--ca', ca, '--pki', next.dir, '--next', '--trust', bundle, ...etcdFlags()]);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stdout, new RegExp(`as crl/next-${ca};`));
+  }
+  t.match(ctl(['get', KEY('next-cluster'), '--print-value-only']).stdout, /^-----BEGIN X509 CRL-----/, 'readable with etcdctl');
+  let seen: boolean[] = [];
+  for (let i = 0; i < 100 && !(seen = await knowsG2()).every(Boolean); i++) await sleep(100);
+  t.same(seen, running.map(() => true), 'every running sidecar holds the new cluster CA\'s CRL');
+  const show = runProgram('themis-admin', ['crl', 'show', '--root', bundle, ...etcdFlags(), '--json']);
+  t.equal(show.status, 0, show.stderr);
+  const rows = JSON.parse(show.stdout) as { ca: string; status: string }[];
+  t.same(rows.filter((r) => r.ca.startsWith('next-')).map((r) => `${r.ca} ${r.status}`), ['next-root valid', 'next-cluster valid', 'next-operator valid', 'next-client valid'], 'crl show verifies them against the bundle');
 });

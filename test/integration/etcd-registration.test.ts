@@ -30,6 +30,7 @@ t.test('sidecars register certificate, endpoint and a leased alive key; themis-a
     t.equal(row.endpoint, `${node.shard.ip}:${node.meshPort}`);
     t.equal(row.serial, node.shard.serial);
     t.equal(row.status, 'valid');
+    t.equal(row.issuer, 'CN=Themis Cluster CA, OU=cluster, O=themis-mesh', 'and which CA issued it (a root rotation\'s progress)');
   }
   const raw = mesh.etcd!.etcdctl({ cert: mesh.pki.operators.readonly.chainPath, key: mesh.pki.operators.readonly.keyPath, ca: mesh.pki.root.certPath }, [
     'get', `/themis/${mesh.pki.cluster}/shards/shard-001/certificate`, '--print-value-only',

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import tls from 'node:tls';
 import { renameSync, writeFileSync, copyFileSync } from 'node:fs';
 import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
-import { History, writeLoop } from '../support/history.js';
+import { startMeshLoad } from '../support/mesh-load.js';
 import { call } from '../support/storage-process.js';
 import { probeHandshake } from '../support/tls-probe.js';
 import { createPkiFixture, type PkiFixture } from '../support/pki-fixture.js';
@@ -66,24 +66,8 @@ function presentedIssuer(i: number): Promise<string> {
 
 t.test('old root → both → new root, with traffic running: no failed request, nothing lost', async (t) => {
   const keys = mesh.nodes.flatMap((n) => [0, 1, 2, 3].map(() => `/entities/document.app.rotate:${uuidOwnedBy(n.shard.tokenRange)}`));
-  const history = new History();
-  let stop!: () => void;
-  const until = new Promise<void>((r) => (stop = r));
-  let w = 0;
-  const loop = writeLoop(history, keys, async (key, blob) => {
-    const r = await call(mesh.nodes[w++ % mesh.nodes.length]!.appUrl, 'PUT', key, { blob });
-    return { status: r.status, code: (r.body as { code?: string } | undefined)?.code };
-  }, { until, concurrency: 4 });
-  const readFailures: string[] = [];
-  let reads = 0;
-  const reader = (async () => {
-    for (let i = 0; ; i++) {
-      if (await Promise.race([until.then(() => true), sleep(0).then(() => false)])) return;
-      const r = await call(mesh.nodes[i % mesh.nodes.length]!.appUrl, 'GET', keys[i % keys.length]!);
-      reads++;
-      if (r.status !== 200 && r.status !== 404) readFailures.push(`${r.status} ${r.text.slice(0, 200)}`);
-    }
-  })();
+  const load = startMeshLoad(mesh.nodes, keys);
+  let failure: unknown;
   const oldCrls = mesh.pki.crls();
   const newCrls = next.crls();
   try {
@@ -109,15 +93,15 @@ t.test('old root → both → new root, with traffic running: no failed request,
     mesh.crlFiles.forEach((f, i) => put(f, newCrls[i]!));
     await untilTrusted(t, ['CN=Themis Root CA G2, O=themis-mesh']);
     await sleep(1500);
-  } finally {
-    stop();
+  } catch (e) {
+    failure = e;
   }
-  const stats = await loop;
-  await reader;
+  const { stats, reads, readFailures } = await load.stop(); // the loops end whatever happened
+  if (failure) throw failure;
   t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged): ${JSON.stringify(stats.failures)}`);
   t.same(readFailures, [], `no read failed (${reads} reads)`);
   t.ok(stats.acknowledged > 50, `${stats.acknowledged} writes acknowledged during the rotation`);
-  const verdict = await history.check(async (key) => {
+  const verdict = await load.history.check(async (key) => {
     const r = await call(mesh.nodes[0]!.appUrl, 'GET', key);
     return r.status === 200 ? (r.body as { blob: string }).blob : undefined;
   });

@@ -10,6 +10,7 @@ export interface ShardRow {
   endpoint: string | null;
   alive: boolean;
   serial: string;
+  issuer: string | null;
   status: string;
   replication: Record<string, { state: string; lag_changes: number }> | null;
   acting: { group: string; term: number }[];

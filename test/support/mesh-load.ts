@@ -1,0 +1,43 @@
+// A write and read loop through every app port of a mesh, for tests that change something
+// under traffic (renewal, root rotation): writes are recorded in a History (history.ts), reads
+// must answer 200 or 404. stop() ends both loops and returns what happened.
+import type { MeshNode } from './mesh.js';
+import { History, writeLoop, type LoopStats } from './history.js';
+import { call } from './storage-process.js';
+
+export interface MeshLoad {
+  history: History;
+  stop(): Promise<{ stats: LoopStats; reads: number; readFailures: string[] }>;
+}
+
+export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[], concurrency = 4): MeshLoad {
+  const history = new History();
+  let stopLoops!: () => void;
+  const until = new Promise<void>((r) => (stopLoops = r));
+  let stopped = false;
+  void until.then(() => (stopped = true));
+  let w = 0;
+  const loop = writeLoop(history, [...keys], async (key, blob) => {
+    const r = await call(nodes[w++ % nodes.length]!.appUrl, 'PUT', key, { blob });
+    return { status: r.status, code: (r.body as { code?: string } | undefined)?.code };
+  }, { until, concurrency });
+  const readFailures: string[] = [];
+  let reads = 0;
+  const reader = (async () => {
+    for (let i = 0; !stopped; i++) {
+      const r = await call(nodes[i % nodes.length]!.appUrl, 'GET', keys[i % keys.length]!);
+      reads++;
+      if (r.status !== 200 && r.status !== 404) readFailures.push(`${r.status} ${r.text.slice(0, 200)}`);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  return {
+    history,
+    stop: async () => {
+      stopLoops();
+      const stats = await loop;
+      await reader;
+      return { stats, reads, readFailures };
+    },
+  };
+}
