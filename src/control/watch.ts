@@ -11,7 +11,9 @@
 // tells: its revision (etcd's current one) is below one already seen, or its cluster ID is
 // another. Then the watch is dropped and made again from etcd's current revision, and the keys
 // are read again (resync). What the keys then hold is judged as any value is (an older
-// topology epoch or CRL number stays refused); only the delivery is repaired here.
+// topology epoch or CRL number stays refused); only the delivery is repaired here. (A member
+// of a multi-member etcd that lags the one seen before may also answer lower: the watch is then
+// made again needlessly, which costs one read and loses nothing.)
 import type { IKeyValue, IResponseHeader, WatchBuilder, Watcher } from 'etcd3';
 import type { Logger } from '../log.js';
 
