@@ -17,7 +17,7 @@ export class FailoverGenerations {
 
   constructor(
     private readonly file: string | undefined,
-    log: Logger,
+    private readonly log: Logger,
   ) {
     if (!file) return;
     let text: string;
@@ -41,7 +41,11 @@ export class FailoverGenerations {
     return this.known.get(group);
   }
 
-  /** Remembers newer generations; durable before it resolves. */
+  /**
+   * Remembers newer generations; durable before it resolves. A file that cannot be written is
+   * logged as an error and the generations are kept in memory: failover goes on, and a rolled-back
+   * etcd is still noticed while the sidecar runs, but not after a restart.
+   */
   async raise(seen: readonly ({ group: string } & Generation)[]): Promise<void> {
     let changed = false;
     for (const s of seen) {
@@ -50,7 +54,11 @@ export class FailoverGenerations {
       changed = true;
     }
     if (!changed || !this.file) return;
-    mkdirSync(dirname(this.file), { recursive: true });
-    await writeFileDurably(this.file, `${JSON.stringify({ groups: Object.fromEntries(this.known) }, null, 1)}\n`);
+    try {
+      mkdirSync(dirname(this.file), { recursive: true });
+      await writeFileDurably(this.file, `${JSON.stringify({ groups: Object.fromEntries(this.known) }, null, 1)}\n`);
+    } catch (e) {
+      this.log.error({ file: this.file, err: (e as Error).message }, 'cannot write the failover generations; a restored etcd is noticed only while this sidecar runs (replication.stateDir must be writable)');
+    }
   }
 }

@@ -48,3 +48,12 @@ t.test('a sidecar keeps the highest generation per group across restarts', async
   writeFileSync(file, '{');
   t.equal(new FailoverGenerations(file, log).get('g2'), undefined, 'an unreadable file: nothing known');
 });
+
+t.test('an unwritable file: kept in memory, failover goes on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'themis-gen-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'not-a-dir'), '');
+  const g = new FailoverGenerations(join(dir, 'not-a-dir', 'failover-generations.json'), log);
+  await g.raise([{ group: 'g1', gen: 4, holder: 's1' }]);
+  t.same(g.get('g1'), { gen: 4, holder: 's1' });
+});
