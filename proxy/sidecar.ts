@@ -1,6 +1,7 @@
 // Wires one sidecar from its config and nothing else: trust (trust.ts), the topology source
 // (control/), the upstreams and the resolver, the app and mesh request paths, the three
 // listeners, the audit trail; and starts and stops them in order.
+import { join } from 'node:path';
 import { CertificateRenewer } from './cert-renewal.js';
 import type { ParsedCrl } from '../src/pki/crl.js';
 import type { Etcd3 } from 'etcd3';
@@ -246,6 +247,7 @@ export class Sidecar {
           audit: this.audit,
           log: log.child({ component: 'failover' }),
           onFailover: () => failoverMetrics.failovers.inc(),
+          generationsFile: join(cfg.replication.stateDir, 'failover-generations.json'),
         })
       : undefined;
     this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;

@@ -17,6 +17,7 @@ import type { TopologySource } from '../control/topology-source.js';
 import { decide } from './election.js';
 import { FencingLease } from './fencing-lease.js';
 import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/control/failover-keys.js';
+import { FailoverGenerations } from './generations.js';
 
 export interface FailoverDeps {
   etcd: Etcd3;
@@ -35,19 +36,26 @@ export interface FailoverDeps {
   audit: AuditLog;
   log: Logger;
   onFailover?: (result: 'completed' | 'refused') => void;
+  /** Where the highest generation seen per group is kept (replication.stateDir); without it, only in memory. */
+  generationsFile?: string;
 }
 
 /** What a write to a key in a replicated group must prove before it is acknowledged. */
 export interface Fence {
   group: string;
   term: number;
+  /** The lease the term was held on: a term number met again (etcd restored) on another lease is another term. */
+  lease?: string;
 }
 
 export class Failover {
   private lease: FencingLease | undefined;
   private granting = false;
   private watcher: Watcher | undefined;
-  private snap: FailoverSnapshot = { acting: new Map(), last: new Map(), candidates: new Map() };
+  private snap: FailoverSnapshot = { acting: new Map(), last: new Map(), candidates: new Map(), rolledBack: new Map() };
+  private readonly generations: FailoverGenerations;
+  /** Groups whose roll-back this sidecar reported (audit once per group). */
+  private readonly reported = new Set<string>();
   private groups: ReplicaGroup[] = [];
   /** Group id of each range of the signed topology (undefined: no replicas). */
   private groupOfIndex: (string | undefined)[] = [];
@@ -64,6 +72,7 @@ export class Failover {
 
   constructor(private readonly d: FailoverDeps) {
     this.keys = failoverKeys(d.cluster);
+    this.generations = new FailoverGenerations(d.generationsFile, d.log);
     this.effective = d.signed.current();
     this.index(d.signed.current());
     d.signed.onChange((t) => {
@@ -92,6 +101,11 @@ export class Failover {
     // new term): falling back to the signed owner would restart every follower with a full copy.
     const acting = new Map([...this.snap.last].map(([g, l]) => [g, l.shard]));
     for (const [g, a] of this.snap.acting) acting.set(g, a.shard);
+    // A group whose state in etcd went back (restored): routed to the holder of the newest
+    // generation a copy saw — it holds every write acknowledged before the restore — not to the
+    // older holder etcd names, which may miss some (reads would not see them, and a repair copy
+    // from it would delete them). Nobody acknowledges writes there until an operator resolves it.
+    for (const [g, r] of this.snap.rolledBack) if (r.holder !== '?') acting.set(g, r.holder);
     const next = effectiveTopology(this.d.signed.current(), acting);
     const prev = this.effective;
     if (next === prev || (next.epoch === prev.epoch && sameOwners(next, prev))) {
@@ -106,14 +120,18 @@ export class Failover {
   fenceOf(token: bigint): Fence | undefined {
     const group = this.groupOfIndex[this.d.signed.current().rangeIndexOf(token)];
     if (group === undefined) return undefined;
-    return { group, term: this.snap.acting.get(group)?.term ?? 0 };
+    const a = this.snap.acting.get(group);
+    return { group, term: a?.term ?? 0, ...(a ? { lease: a.lease } : {}) };
   }
 
   /** True while this sidecar is the group's acting primary at `term` on a lease that is certainly alive. */
   holds(f: Fence): boolean {
     const a = this.snap.acting.get(f.group);
     const l = this.lease;
-    return !!a && !!l && a.shard === this.d.self && a.lease === l.id && a.term === f.term && f.term > 0 && l.alive() && this.nodeUp;
+    return (
+      !!a && !!l && a.shard === this.d.self && a.lease === l.id && a.term === f.term && (f.lease === undefined || f.lease === a.lease) &&
+      f.term > 0 && !this.snap.rolledBack.has(f.group) && l.alive() && this.nodeUp
+    );
   }
 
   async untilHeld(token: bigint, ms: number): Promise<boolean> {
@@ -200,7 +218,9 @@ export class Failover {
         this.again = false;
         try {
           const res = await this.d.etcd.getAll().prefix(this.keys.base).exec();
-          this.snap = parseSnapshot(this.keys.base, res.kvs as never);
+          const snap = parseSnapshot(this.keys.base, res.kvs as never);
+          await this.checkGenerations(snap);
+          this.snap = snap;
           this.publish();
           if (!this.stopped) await this.act();
         } catch (e) {
@@ -219,6 +239,11 @@ export class Failover {
       if (!g.copies.includes(this.d.self)) continue;
       const acting = this.snap.acting.get(g.id);
       const mine = this.snap.candidates.get(g.id)?.find((c) => c.shard === this.d.self);
+      const rolledBack = this.snap.rolledBack.get(g.id);
+      if (rolledBack) {
+        this.d.log.debug({ group: g.id, ...rolledBack }, 'failover state of the group rolled back (etcd restored): waiting for an operator');
+        continue;
+      }
       if (acting) {
         this.standingSince.delete(g.id);
         if (mine) await this.d.etcd.delete().key(this.keys.candidate(g.id, this.d.self)).catch(() => undefined);
@@ -261,14 +286,16 @@ export class Failover {
   }
 
   /** Creates the group's next term for this shard, if nobody has meanwhile (compare-and-swap). */
-  private async take(g: ReplicaGroup, lease: FencingLease, last: { shard: string; term: number } | undefined, epoch: number, why: string): Promise<void> {
+  private async take(g: ReplicaGroup, lease: FencingLease, last: { shard: string; term: number; gen: number } | undefined, epoch: number, why: string): Promise<void> {
     const k = this.keys;
+    const gen = (last?.gen ?? 0) + 1;
     const txn = this.d.etcd
       .if(k.acting(g.id), 'Create', '==', 0)
       .and(k.last(g.id), last ? 'Mod' : 'Create', '==', last ? last.term : 0)
+      .and(k.rolledBack(g.id), 'Create', '==', 0)
       .then(
-        this.d.etcd.put(k.acting(g.id)).value(JSON.stringify({ shard: this.d.self, epoch, since: new Date().toISOString() })).lease(lease.id),
-        this.d.etcd.put(k.last(g.id)).value(JSON.stringify({ shard: this.d.self })),
+        this.d.etcd.put(k.acting(g.id)).value(JSON.stringify({ shard: this.d.self, epoch, since: new Date().toISOString(), gen })).lease(lease.id),
+        this.d.etcd.put(k.last(g.id)).value(JSON.stringify({ shard: this.d.self, gen })),
       );
     const res = await txn.commit();
     if (!res.succeeded) return;
@@ -284,6 +311,51 @@ export class Failover {
       });
     }
     this.d.log.info({ group: g.id, term, previous: last?.shard, why }, last ? 'took over as acting primary' : 'acting primary (first term)');
+  }
+
+  /**
+   * Compares etcd's generation of each of this shard's groups with the highest this sidecar saw
+   * (kept on disk before it is acted on). Lower: etcd went back (restored from an older
+   * snapshot) and its `last` record may name a copy that misses writes later terms
+   * acknowledged; the group is marked rolled back in etcd, which stops every copy from taking or
+   * holding a term of it until an operator resolves it. Higher: remembered.
+   */
+  private async checkGenerations(snap: FailoverSnapshot): Promise<void> {
+    const seen: { group: string; gen: number; holder: string }[] = [];
+    for (const g of this.groups) {
+      if (!g.copies.includes(this.d.self)) continue;
+      const a = snap.acting.get(g.id);
+      const l = snap.last.get(g.id);
+      const etcdGen = Math.max(a?.gen ?? 0, l?.gen ?? 0);
+      const known = this.generations.get(g.id);
+      if (known && etcdGen < known.gen) {
+        const marked = snap.rolledBack.get(g.id);
+        if (!marked || marked.gen < known.gen) await this.markRolledBack(g.id, known, etcdGen, l?.shard, marked?.mod);
+        const m = snap.rolledBack.get(g.id);
+        if (!m || m.gen < known.gen) snap.rolledBack.set(g.id, { gen: known.gen, holder: known.holder, by: this.d.self, mod: '' });
+        continue;
+      }
+      const holder = a && a.gen >= (l?.gen ?? 0) ? a.shard : l?.shard;
+      if (holder && etcdGen > 0 && (!known || etcdGen > known.gen)) seen.push({ group: g.id, gen: etcdGen, holder });
+    }
+    if (seen.length) await this.generations.raise(seen);
+  }
+
+  private async markRolledBack(group: string, known: { gen: number; holder: string }, etcdGen: number, etcdHolder: string | undefined, mod: string | undefined): Promise<void> {
+    const key = this.keys.rolledBack(group);
+    const value = JSON.stringify({ gen: known.gen, holder: known.holder, by: this.d.self, etcd_gen: etcdGen, etcd_holder: etcdHolder ?? null, at: new Date().toISOString() });
+    await this.d.etcd
+      .if(key, mod ? 'Mod' : 'Create', '==', mod ?? 0)
+      .then(this.d.etcd.put(key).value(value))
+      .commit()
+      .catch((e: Error) => this.d.log.warn({ err: e.message, group }, 'cannot mark the group rolled back in etcd yet'));
+    if (this.reported.has(group)) return;
+    this.reported.add(group);
+    this.d.log.error(
+      { group, gen: known.gen, holder: known.holder, etcd_gen: etcdGen, etcd_holder: etcdHolder },
+      'etcd holds an older failover state of this group than this shard saw (etcd restored from an older snapshot): no copy takes or holds its term until an operator resolves it (docs/disaster-recovery.md)',
+    );
+    this.d.audit.record({ event: 'FAILOVER_STATE_ROLLED_BACK', group, gen: known.gen, holder: known.holder, etcd_gen: etcdGen, etcd_holder: etcdHolder ?? null });
   }
 
   async stop(): Promise<void> {

@@ -82,6 +82,8 @@ export class FeedFollower {
   private savedAt = -Infinity;
   /** Why the next full copy happens, when it is not simply the first. */
   private restartReason: string | undefined;
+  /** Set when the target was found behind: the full copy follows at once, not after a back-off (the target just answered). */
+  private copyNow = false;
   private registeredAt = -Infinity;
   /** The target node's newest sequence number at the last check (-1: none yet); it only grows unless the target lost data. */
   private targetSeq = -1;
@@ -124,6 +126,11 @@ export class FeedFollower {
         }
       } catch (err) {
         if (this.stopping) break;
+        if (this.copyNow) {
+          this.copyNow = false;
+          this.o.log.warn({ follower: this.o.id, err: (err as Error).message, retryMs: 0 }, 'change-feed follower failed; retrying');
+          continue;
+        }
         this.state = 'backoff';
         this.o.log.warn({ follower: this.o.id, err: (err as Error).message, retryMs: backoff }, 'change-feed follower failed; retrying');
         await this.sleep(backoff);
@@ -234,6 +241,7 @@ export class FeedFollower {
     this.restartReason = `target behind: its storage node is at seq ${head}, it was at ${this.targetSeq} (restored from a backup, or wiped)`;
     this.position = -1;
     this.targetSeq = -1;
+    this.copyNow = true;
     throw new Error(`the target of ${this.o.id} lost changes it had applied (${this.restartReason}); a full copy follows`);
   }
 

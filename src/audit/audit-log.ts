@@ -27,6 +27,7 @@ export const AUDIT_EVENTS = [
   'CRL_REJECTED',
   'FAILOVER_STARTED',
   'FAILOVER_COMPLETED',
+  'FAILOVER_STATE_ROLLED_BACK',
   'REPLICA_CAUGHT_UP',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];

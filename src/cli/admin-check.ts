@@ -1,6 +1,7 @@
 // `themis-admin check`, after `linkerd check`: one line per check with a fix when it fails, and
 // a non-zero exit if any failed. Cluster checks need etcd (from flags or the context); host
 // checks (--config: a sidecar's config) look at this host's certificate, caches and storage node.
+import { failoverKeys, parseSnapshot } from '../control/failover-keys.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
@@ -118,6 +119,17 @@ export async function checkCommand(argv: string[]): Promise<void> {
     topologyRevision = BigInt(stored?.revision ?? 0);
     etcdCrls = await answerWithin(etcdCrlNumbers(etcd, cluster, caPem, systemClock), 5000);
     add({ name: 'etcd', status: 'ok', detail: `${endpoints.join(',')} answers and lets ${certPath} read /themis/${cluster}/` });
+    const fk = failoverKeys(cluster);
+    const failover = parseSnapshot(fk.base, (await answerWithin(etcd.getAll().prefix(fk.base).exec(), 5000)).kvs as never);
+    for (const [group, r] of failover.rolledBack) {
+      const last = failover.last.get(group);
+      add({
+        name: 'failover',
+        status: 'fail',
+        detail: `replica group ${group}: ${r.by} saw generation ${r.gen} held by ${r.holder}, etcd holds ${last ? `generation ${last.gen} (${last.shard})` : 'none'}: etcd was restored from an older snapshot; nobody takes or holds the group's term until this is resolved`,
+        fix: `once every copy's sidecar runs: etcdctl put ${fk.last(group)} '${JSON.stringify({ shard: r.holder, gen: r.gen })}'; etcdctl del ${fk.acting(group)}; etcdctl del ${fk.rolledBack(group)} (docs/disaster-recovery.md)`,
+      });
+    }
     if (!stored) {
       add({ name: 'topology', status: 'fail', detail: `no topology published for cluster ${cluster} (${k.topology})`, fix: `publish one: themis-admin topology publish --plan topology.json --cluster ${cluster} (is --cluster right?)` });
     } else if (verifier) {

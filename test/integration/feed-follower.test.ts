@@ -178,9 +178,10 @@ t.test('a target restored from an older backup: the follower notices its head we
   const ks = Array.from({ length: 80 }, () => `document.shop.carts:${randomUUID()}`);
   const cps = new FileCheckpoints(join(work, 'checkpoints'));
   const copies: string[] = [];
-  const follower = () => new FeedFollower({
+  const copiedAt: number[] = [];
+  const follower = (backoffInitialMs = 20) => new FeedFollower({
     id: 'restored-target', sourceShard: 'shard-001', source: src, target: tgt, ranges: all, checkpoints: cps,
-    clock: systemClock, log, longPollMs: 200, backoffInitialMs: 20, backoffMaxMs: 200, onFullCopy: (why) => copies.push(why),
+    clock: systemClock, log, longPollMs: 200, backoffInitialMs, backoffMaxMs: Math.max(200, backoffInitialMs), onFullCopy: (why) => (copies.push(why), copiedAt.push(Date.now())),
   });
   /** The target's data replaced by the backup's, as `themis-admin restore` builds it (storage-node/restore-import.ts). */
   const restoreTarget = async (backup: string, seq: number) => {
@@ -239,11 +240,14 @@ t.test('a target restored from an older backup: the follower notices its head we
   // After a restart: only the checkpoint knows what the target held.
   await writeLoop(h, ks, put(source.url), { until: sleep(400), concurrency: 4 });
   await restoreTarget(backup, snap.seq);
-  f = follower();
+  // A long back-off: the copy after finding the target behind does not wait for it.
+  f = follower(10_000);
+  const startedAt = Date.now();
   f.start();
   for (let i = 0; i < 200 && copies.length < 3; i++) await sleep(25);
   await caughtUp(f, src);
   t.match(copies[2], /^target behind: its storage node is at seq \d+, it was at \d+/, 'a restarted follower compares the target with its checkpoint');
+  t.ok(copiedAt[2]! - startedAt < 2000, `and copies at once, not after its back-off of 10 s (${copiedAt[2]! - startedAt} ms)`);
   await converged('after a restart');
   await f.stop();
 });
