@@ -39,6 +39,16 @@ t.test('a failed write leaves the old file as it was', async (t) => {
   t.equal(readFileSync(file, 'utf8'), 'old\n');
 });
 
+t.test('every descriptor it opens is closed (the replay state is written again and again)', async (t) => {
+  const dir = join(work, 'descriptors');
+  mkdirSync(dir);
+  const open = () => readdirSync('/proc/self/fd').length;
+  await writeFileDurably(join(dir, 'warm-up'), 'x'); // lazily opened descriptors of the runtime
+  const before = open();
+  for (let i = 0; i < 20; i++) await writeFileDurably(join(dir, 'state.json'), `{"n":${i}}\n`);
+  t.equal(open(), before, 'as many open descriptors after 20 writes as before');
+});
+
 t.test('fsync of the contents before the rename, of the folder after it, both before it resolves (strace on this process)', { skip }, async (t) => {
   const dir = join(work, 'order');
   mkdirSync(dir);
