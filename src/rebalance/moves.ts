@@ -22,7 +22,8 @@ export interface Move {
 
 export class MoveError extends Error {}
 
-const byStart = (a: { start: bigint }, b: { start: bigint }) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0);
+const ascending = (x: bigint, y: bigint) => (x < y ? -1 : x > y ? 1 : 0);
+const byStart = (a: { start: bigint }, b: { start: bigint }) => ascending(a.start, b.start);
 const at = (m: Move) => `${m.role === 'replica' ? 'replica move' : 'move'} ${tokenHex(m.start)}–${tokenHex(m.end)}`;
 
 /** Throws MoveError for a move that is malformed, or overlaps another move of its kind (owner moves; replica moves to one target). */
@@ -54,39 +55,36 @@ export function applyMoves(base: Topology, moves: readonly Move[], shards: Recor
 /** The ranges of `applyMoves`, not yet a Topology (a removed shard may still be listed as a replica). */
 function movedRanges(base: Topology, moves: readonly Move[], shards: Record<string, ShardInfo>): TokenRange[] {
   checkShapes(moves, shards);
-  const sorted = moves.filter((m) => m.role !== 'replica').sort(byStart);
-  // Every bound of every move becomes a range bound.
-  const cuts = new Set<bigint>();
-  for (const m of sorted) {
-    if (m.start > 0n) cuts.add(m.start);
-    if (m.end < TOKEN_MAX) cuts.add(m.end + 1n);
-  }
+  const owners = moves.filter((m) => m.role !== 'replica');
+  // Every bound of every move becomes a range bound. (A move's start 0 and its end + 1 past the
+  // last token are bounds of no range: the filter below drops them.)
+  const cuts = [...new Set(owners.flatMap((m) => [m.start, m.end + 1n]))].sort(ascending);
   const pieces: TokenRange[] = [];
   for (const r of base.ranges) {
     let start = r.start;
-    for (const c of [...cuts].filter((c) => c > r.start && c <= r.end).sort((a, b) => (a < b ? -1 : 1))) {
+    for (const c of cuts.filter((c) => c > r.start && c <= r.end)) {
       pieces.push({ ...r, start, end: c - 1n });
       start = c;
     }
     pieces.push({ ...r, start });
   }
   return pieces.map((p) => {
-    const m = sorted.find((x) => x.start <= p.start && p.end <= x.end);
+    const m = owners.find((x) => x.start <= p.start && p.end <= x.end);
     if (!m) return p;
     if (p.owner !== m.from) throw new MoveError(`${at(m)}: ${tokenHex(p.start)}–${tokenHex(p.end)} is owned by ${p.owner}, not ${m.from}`);
-    const replicas = p.replicas.includes(m.to) ? p.replicas.map((x) => (x === m.to ? m.from : x)) : [...p.replicas];
+    const replicas = p.replicas.map((x) => (x === m.to ? m.from : x));
     return { start: p.start, end: p.end, owner: m.to, replicas };
   });
 }
 
 /** The spans between the bounds of both topologies' ranges and of `moves`, with the range of each that covers it. */
 function spans(a: Ranges, b: Ranges, moves: readonly Move[] = []): { start: bigint; end: bigint; before: TokenRange; after: TokenRange }[] {
-  const bounds = new Set<bigint>([0n]);
+  const bounds = new Set<bigint>(); // 0 among them: every range list starts there
   for (const r of [...a.ranges, ...b.ranges, ...moves]) {
     bounds.add(r.start);
     if (r.end < TOKEN_MAX) bounds.add(r.end + 1n);
   }
-  const starts = [...bounds].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const starts = [...bounds].sort(ascending);
   return starts.map((start, i) => ({ start, end: i + 1 < starts.length ? starts[i + 1]! - 1n : TOKEN_MAX, before: rangeAt(a.ranges, start), after: rangeAt(b.ranges, start) }));
 }
 

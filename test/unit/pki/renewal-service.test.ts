@@ -51,6 +51,8 @@ interface Ask {
   identity?: ThemisIdentity;
   cn?: string;
   dns?: string[];
+  /** Any subjectAltName entries (replaces `dns`). */
+  san?: Array<{ type: 'dns' | 'ip' | 'url' | 'email'; value: string }>;
   /** Sign the request with another key than the one it carries. */
   forgeSignature?: boolean;
   /** Ask for the key the certificate already holds. */
@@ -64,6 +66,7 @@ async function csrPem(ask: Ask = {}): Promise<{ pem: string; spki: Buffer }> {
   const extensions: x509.Extension[] = [];
   if (ask.identity) extensions.push(new x509.Extension(THEMIS_IDENTITY_OID, false, encodeIdentity(ask.identity)));
   if (ask.dns) extensions.push(new x509.SubjectAlternativeNameExtension(ask.dns.map((value) => ({ type: 'dns' as const, value }))));
+  if (ask.san) extensions.push(new x509.SubjectAlternativeNameExtension(ask.san));
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ ...(ask.cn ? { name: `CN=${ask.cn}` } : {}), keys, signingAlgorithm: EC, extensions });
   let der = new Uint8Array(csr.rawData);
   if (ask.forgeSignature) {
@@ -219,7 +222,7 @@ t.test('root rotation: with --previous, a shard of the old generation renews int
   const chain = join(next.dir, 'moved.pem');
   writeFileSync(chain, leaf.toString('pem'));
   t.equal(openssl(['verify', '-CAfile', next.root.certPath, '-untrusted', next.cas.cluster.certPath, chain]).status, 0, 'openssl verifies it under the new root');
-  const doomed = await fx.issue(shardProfile({ id: 'shard-007', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'replica' }), 'shard-007');
+  const doomed = await fx.issue(shardProfile({ id: 'shard-007', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'replica' }), 'shard-007-doomed');
   await revoke(fx.ctx, { serial: doomed.serial, reason: 'keyCompromise' });
   const gone = await renew(doomed, (await csrPem()).pem, moving);
   t.equal(gone.status, 403, 'the old generation\'s revocation records still count');
@@ -245,4 +248,38 @@ t.test('a cluster-kind CA of another cluster under the same root: its shards do 
   const decide = (clusterCas?: Set<string>) => () => decideRenewal({ chain: [new Uint8Array(leaf.rawData), new Uint8Array(ca.cert.rawData)], csr, verifier, revoked: new Set(), ...(clusterCas ? { clusterCas } : {}) });
   t.throws(decide(new Set([Buffer.from(ours).toString('hex')])), { code: 'RENEWAL_REFUSED', details: { reason: 'unknown_issuer' }, message: /was issued by CN=Themis Cluster CA of cluster-b, OU=cluster, O=themis-mesh, not by this service's cluster CA/ });
   t.doesNotThrow(decide(new Set([Buffer.from(ca.cert.subjectName.toArrayBuffer()).toString('hex')])), 'control: named as a cluster CA of this service, it renews');
+});
+
+// Found by mutation testing (issue 25): names of every type, the replica role, a shard-less identity.
+const heldSan = (m: LeafMaterial) => new x509.X509Certificate(m.cert).getExtension(x509.SubjectAlternativeNameExtension)!.names.items.map((n) => ({ type: n.type as 'dns' | 'ip' | 'url', value: n.value }));
+
+t.test('names: the held DNS names, IPs and URIs (or fewer) renew; another IP or URI, or another type of name, is refused', async (t) => {
+  const shard = fx.shards[0]!;
+  const held = heldSan(shard);
+  t.same([...new Set(held.map((n) => n.type))].sort(), ['dns', 'ip', 'url'], 'the fixture shard holds names of each type');
+  for (const [what, san] of [['all of them', held], ['only the IP and the URI', held.filter((n) => n.type !== 'dns')]] as const) {
+    const r = await renew(shard, (await csrPem({ san: [...san] })).pem);
+    t.equal(r.status, 200, `${what}: ${r.text}`);
+  }
+  const cases: Array<[string, Ask['san'], string]> = [
+    ['another IP', [...held, { type: 'ip', value: '127.0.0.99' }], 'the request asks for names (subjectAltName) the certificate does not hold; changes need an operator'],
+    ['another URI', [{ type: 'url', value: 'urn:themis:shard:other:001' }], 'the request asks for names (subjectAltName) the certificate does not hold; changes need an operator'],
+    ['an email name', [{ type: 'email', value: 'shard@example.org' }], 'the request asks for a email name, which shard certificates do not carry'],
+  ];
+  for (const [what, san, message] of cases) {
+    const r = refusal(await renew(shard, (await csrPem({ san })).pem));
+    t.same({ status: r.status, code: r.code, fields: r.fields, message: (r as { message?: string }).message }, { status: 403, code: 'IDENTITY_CHANGE_REFUSED', fields: ['subjectAltName'], message }, what);
+  }
+});
+
+t.test('a replica shard renews too; a cluster-CA certificate naming no shard does not', async (t) => {
+  const replica = await fx.issue(shardProfile({ id: 'shard-007', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'replica' }), 'shard-007');
+  const ok = await renew(replica, (await csrPem()).pem);
+  t.equal(ok.status, 200, ok.text);
+  t.same(identityOf(x509.PemConverter.decode(ok.text).map((d) => x509.PemConverter.encode(d, 'CERTIFICATE'))[0]!), identityOf(replica.cert), 'the replica identity');
+  const profile = shardProfile({ id: 'shard-006', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'primary' });
+  const nameless = await fx.issue({ ...profile, identity: { ...profile.identity!, shardId: '' } as ThemisIdentity }, 'shard-006-nameless');
+  const answer = await renew(nameless, (await csrPem()).pem);
+  t.equal(answer.status, 403, `refused, not renewed: ${answer.text.slice(0, 80)}`);
+  if (answer.status === 403) t.same((({ code, reason }) => ({ code, reason }))(refusal(answer)), { code: 'RENEWAL_REFUSED', reason: 'not_a_shard' });
 });

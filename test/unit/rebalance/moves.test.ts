@@ -242,3 +242,8 @@ t.test('seedMoves: bounds from both topologies in any order; two new copies of o
 t.test('a replica move from a shard that does not own the tokens is refused as such', async (t) => {
   t.equal(checkMoves(base, [{ from: 'c', to: 'b', start: 0n, end: 10n, role: 'replica' }], next(base.ranges.map((r) => ({ ...r, replicas: [...r.replicas] })))), `replica move ${hx(0n)}–${hx(10n)}: ${hx(0n)}–${hx(10n)} is owned by a, not c`);
 });
+
+t.test('two moves from the same token overlap: the one listed later is named', async (t) => {
+  t.throws(() => applyMoves(base, [{ from: 'a', to: 'c', start: 0n, end: 20n }, { from: 'a', to: 'b', start: 0n, end: 10n }]), { message: `move ${hx(0n)}–${hx(10n)}: overlaps another move` });
+  t.throws(() => applyMoves(base, [{ from: 'a', to: 'b', start: 0n, end: 10n }, { from: 'a', to: 'c', start: 0n, end: 20n }]), { message: `move ${hx(0n)}–${hx(20n)}: overlaps another move` });
+});
