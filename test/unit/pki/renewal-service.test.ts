@@ -57,6 +57,8 @@ interface Ask {
   forgeSignature?: boolean;
   /** Ask for the key the certificate already holds. */
   reuse?: LeafMaterial;
+  /** An identity extension of these bytes (one that need not decode). */
+  rawIdentity?: Uint8Array;
 }
 
 async function csrPem(ask: Ask = {}): Promise<{ pem: string; spki: Buffer }> {
@@ -65,6 +67,7 @@ async function csrPem(ask: Ask = {}): Promise<{ pem: string; spki: Buffer }> {
     : ((await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair);
   const extensions: x509.Extension[] = [];
   if (ask.identity) extensions.push(new x509.Extension(THEMIS_IDENTITY_OID, false, encodeIdentity(ask.identity)));
+  if (ask.rawIdentity) extensions.push(new x509.Extension(THEMIS_IDENTITY_OID, false, ask.rawIdentity));
   if (ask.dns) extensions.push(new x509.SubjectAlternativeNameExtension(ask.dns.map((value) => ({ type: 'dns' as const, value }))));
   if (ask.san) extensions.push(new x509.SubjectAlternativeNameExtension(ask.san));
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ ...(ask.cn ? { name: `CN=${ask.cn}` } : {}), keys, signingAlgorithm: EC, extensions });
@@ -154,12 +157,18 @@ t.test('a renewal asking for more than the certificate holds is refused and audi
   }
   const audited = auditLines().filter((l) => l.event === 'CERTIFICATE_RENEWAL_REFUSED' && l.code === 'IDENTITY_CHANGE_REFUSED' && (l.peer as { serial?: string })?.serial === shard.serial);
   t.equal(audited.length, cases.length, 'each refusal is audited with the asking serial');
+  // The words, pinned (mutation testing: a refusal that says nothing useful is a refusal all the same).
+  const say = async (ask: Ask) => (refusal(await renew(shard, (await csrPem(ask)).pem)) as { message?: string }).message;
+  t.equal(await say(cases[0]![1]), "the request asks for another token range than shard-002's certificate holds; changes need an operator (themis-pki issue-shard)");
+  t.equal(await say({ cn: 'shard-001.themis.local' }), 'the request names shard-001.themis.local, the certificate shard-002.themis.local; changes need an operator');
+  t.equal(await say(cases[3]![1]), "the request asks for another shard id, token range than shard-002's certificate holds; changes need an operator (themis-pki issue-shard)", 'two fields, both named');
 });
 
 t.test('who may not renew: no certificate, a revoked one (in a CRL or only in the CA records), an expired one, an operator', async (t) => {
   const { pem } = await csrPem();
   const none = refusal(await renew(undefined, pem));
   t.same({ status: none.status, code: none.code }, { status: 401, code: 'CERTIFICATE_REQUIRED' });
+  t.equal((none as { message?: string }).message, 'renewal needs the current certificate, presented as the TLS client certificate');
 
   const shard3 = fx.shards[2]!;
   await revoke(fx.ctx, { serial: shard3.serial, reason: 'keyCompromise' }); // recorded, no CRL written yet
@@ -175,9 +184,11 @@ t.test('who may not renew: no certificate, a revoked one (in a CRL or only in th
   const expired = await fx.issue(shardProfile({ id: 'shard-008', cluster: fx.cluster, datacenter: 'dc1', tokenRange: { start: 0n, end: 10n }, capabilities: ['read'], role: 'replica' }), 'shard-008', { validity: past });
   const e = refusal(await renew(expired, pem));
   t.same({ status: e.status, code: e.code, reason: e.reason }, { status: 403, code: 'RENEWAL_REFUSED', reason: 'expired' }, 'an expired certificate');
+  t.match((e as { message?: string }).message, /^the presented certificate cannot renew: CN=shard-008\.themis\.local, OU=shard, O=themis-mesh expired at \d{4}-/, 'says why, naming the certificate');
 
   const op = refusal(await renew(fx.operators.admin, pem));
   t.same({ status: op.status, code: op.code, reason: op.reason }, { status: 403, code: 'RENEWAL_REFUSED', reason: 'not_a_shard' }, 'an operator certificate');
+  t.equal((op as { message?: string }).message, 'only shard certificates renew here; this one is a operator certificate from the operator CA');
   const client = refusal(await renew(fx.clients.readWrite, pem));
   t.same({ status: client.status, code: client.code, reason: client.reason }, { status: 403, code: 'RENEWAL_REFUSED', reason: 'not_a_shard' }, 'a client certificate');
   t.ok(auditLines().some((l) => l.event === 'CERTIFICATE_RENEWAL_REFUSED' && (l.peer as { serial?: string })?.serial === shard3.serial && l.reason === 'revoked' && l.message === `certificate ${shard3.serial} is revoked by its CA: a revoked certificate cannot renew`), 'the revoked renewal is audited');
@@ -192,6 +203,13 @@ t.test('a malformed request: not a CSR, a forged self-signature, the old key aga
   const reused = refusal(await renew(shard, (await csrPem({ reuse: shard })).pem));
   t.same({ status: reused.status, code: reused.code }, { status: 400, code: 'INVALID_CSR' }, 'the held key again');
   t.match(JSON.parse((await renew(shard, (await csrPem({ reuse: shard })).pem)).text).message, /reuses the current key/);
+  const pemBad = refusal(await renew(shard, '-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n'));
+  t.match((pemBad as { message?: string }).message, /^the body is not a PKCS#10 certificate request: request body: /, 'a broken PEM block: the message names the request body');
+  const twoBlocks = refusal(await renew(shard, (await csrPem()).pem + (await csrPem()).pem));
+  t.equal((twoBlocks as { message?: string }).message, 'the body is not a PKCS#10 certificate request: expected exactly one CERTIFICATE REQUEST block');
+  const undecodable = refusal(await renew(shard, (await csrPem({ rawIdentity: new Uint8Array([0x30, 0x03, 0x02, 0x01]) })).pem));
+  t.same({ status: undecodable.status, code: undecodable.code }, { status: 400, code: 'INVALID_CSR' }, 'an identity extension that does not decode');
+  t.match((undecodable as { message?: string }).message, /^the request's identity extension does not decode: /);
   const big = refusal(await renew(shard, 'x'.repeat(20_000)));
   t.same({ status: big.status, code: big.code }, { status: 413, code: 'PAYLOAD_TOO_LARGE' });
 });
