@@ -105,7 +105,7 @@ export class PeerVerifier {
     this.cache = new LRUCache({ max: o.cacheSize ?? 4096 });
     const rootsDer = trustBundleDer(o.root, 'root');
     try {
-      this.roots = rootsDer.map((der, i) => this.info(der, rootsDer.length > 1 ? `root ${i + 1}` : 'root'));
+      this.roots = rootsDer.map((der) => this.info(der, 'root'));
     } catch (e) {
       throw e instanceof Fail ? new PkiError('MALFORMED_PEM', 'root', e.problem ?? e.message) : e;
     }
