@@ -9,6 +9,9 @@ export async function writeFileDurably(file: string, text: string, mode = 0o600)
   const tmp = `${file}.tmp`;
   const fh = await open(tmp, 'w', mode);
   try {
+    // open() applies the mode only to a file it creates: a temporary file left by a crash keeps
+    // its own, perhaps wider, mode, which rename() would then pass on to a key.
+    await fh.chmod(mode);
     await fh.writeFile(text);
     await fh.sync();
   } finally {

@@ -29,6 +29,16 @@ t.test('the contents replace the old file whole, with the mode asked for, and no
   t.same(readdirSync(dir), ['state.json'], 'only the file');
 });
 
+t.test('a temporary file left by a crash with a wider mode does not pass it on (a renewed tls.key stays 0600)', async (t) => {
+  const dir = join(work, 'leftover');
+  mkdirSync(dir);
+  const file = join(dir, 'key.pem');
+  writeFileSync(`${file}.tmp`, 'half a key from before the crash', { mode: 0o644 });
+  await writeFileDurably(file, 'the new key\n');
+  t.equal(readFileSync(file, 'utf8'), 'the new key\n');
+  t.equal(statSync(file).mode & 0o777, 0o600, 'the mode asked for, not the leftover\'s 0644');
+});
+
 t.test('a failed write leaves the old file as it was', async (t) => {
   const dir = join(work, 'failed');
   mkdirSync(dir);
