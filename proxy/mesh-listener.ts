@@ -18,7 +18,7 @@ import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
 import { admitPeer, auditPeer, type MeshPeer } from './peer-identity.js';
 import type { ClaimedLeaf } from '../src/pki/verify.js';
-import type { TlsMaterial } from './tls-material.js';
+import type { SessionVerdict, TlsMaterial } from './tls-material.js';
 import { limitBody, type BodyLimits } from '../src/body-limits.js';
 
 export interface MeshHandler {
@@ -172,17 +172,26 @@ export class MeshServer {
     this.server.setSecureContext(serverTlsOptions(m));
   }
 
-  /** Destroys sessions whose peer no longer passes `stillValid` (revoked, CA revoked, expired). */
-  closeWhere(stillValid: (peer: MeshPeer) => boolean): MeshPeer[] {
+  /**
+   * Ends the sessions whose peer no longer passes: 'cut' destroys the session now (revoked, CA
+   * revoked, expired); 'drain' sends GOAWAY, so its streams in flight finish and the peer opens a
+   * new session (its issuer is no longer trusted: a root rotation's last step). Returns the cut.
+   */
+  closeWhere(verdict: (peer: MeshPeer) => SessionVerdict): { cut: MeshPeer[]; drained: number } {
     const cut: MeshPeer[] = [];
+    let drained = 0;
     for (const s of this.sessions) {
       const p = this.peers.get(s);
-      if (p && !stillValid(p)) {
-        cut.push(p);
+      const v = p ? verdict(p) : 'keep';
+      if (v === 'cut') {
+        cut.push(p!);
         s.destroy();
+      } else if (v === 'drain' && !s.closed) {
+        drained++;
+        s.close();
       }
     }
-    return cut;
+    return { cut, drained };
   }
 
   /** GOAWAY to every session, stop accepting; destroy what is left after drainMs. */

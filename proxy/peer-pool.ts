@@ -1,6 +1,7 @@
 // The set of peer sessions: one per (shard, endpoint), created on demand, replaced when a
 // topology moves a shard to another endpoint, and cut when a peer's certificate is revoked.
 import { PeerSession, type PeerSessionOptions } from './peer-session.js';
+import type { SessionVerdict } from './tls-material.js';
 
 export class PeerPool {
   private readonly sessions = new Map<string, PeerSession>();
@@ -16,11 +17,11 @@ export class PeerPool {
     return s;
   }
 
-  /** Drops sessions whose peer certificate no longer passes `stillValid`; returns those peers. */
-  resetWhere(stillValid: (chain: readonly Uint8Array[]) => boolean): { shardId: string; serial: string }[] {
+  /** Destroys the sessions whose peer is judged 'cut' ('drain' is left to rollAll's GOAWAY); returns those peers. */
+  resetWhere(verdict: (chain: readonly Uint8Array[]) => SessionVerdict): { shardId: string; serial: string }[] {
     const cut: { shardId: string; serial: string }[] = [];
     for (const s of this.sessions.values()) {
-      if (s.peerChain !== undefined && s.state === 'ready' && !stillValid(s.peerChain)) {
+      if (s.peerChain !== undefined && s.state === 'ready' && verdict(s.peerChain) === 'cut') {
         s.reset('peer certificate no longer valid');
         cut.push({ shardId: s.shardId, serial: s.peerSerial ?? '' });
       }

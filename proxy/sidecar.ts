@@ -39,7 +39,7 @@ import { readiness } from './readiness.js';
 import { ShardResolver } from './resolver.js';
 import { Router } from './router.js';
 import { ScatterGather } from './scatter-gather.js';
-import { trustAnchors, type TlsMaterial } from './tls-material.js';
+import { sessionVerdict, trustAnchors, type TlsMaterial } from './tls-material.js';
 import { Trust } from './trust.js';
 import { FileCheckpoints } from './feed/checkpoints.js';
 import { NodeClient } from './feed/node-client.js';
@@ -418,10 +418,11 @@ export class Sidecar {
     this.mesh.rotate(next);
     this.app.rotate(serverTlsOptions(next));
     // Every live session is checked again under the new trust: a revoked leaf, a revoked
-    // intermediate or an expired certificate ends it now.
-    const inbound = this.mesh.closeWhere((p) => next.verifier.verify(p.chain, 'clientAuth').ok);
-    this.app.closeWhere((p) => next.verifier.verify((p as MeshPeer).chain, 'clientAuth').ok);
-    const outbound = this.peers.resetWhere((chain) => next.verifier.verify(chain, 'serverAuth').ok);
+    // intermediate or an expired certificate ends it now; a peer of a root no longer in the
+    // bundle (a rotation's last step) gets GOAWAY, so the requests in flight on it are answered.
+    const { cut: inbound, drained } = this.mesh.closeWhere((p) => sessionVerdict(next, p.chain, 'clientAuth'));
+    this.app.closeWhere((p) => sessionVerdict(next, (p as MeshPeer).chain, 'clientAuth') === 'keep');
+    const outbound = this.peers.resetWhere((chain) => sessionVerdict(next, chain, 'serverAuth'));
     this.peers.rollAll();
     // A rotated certificate is registered in etcd in place of the old one.
     if (next.serial !== previous.serial && !next.ownRevoked) void this.registration?.updateCertificate(registeredCertificate(next));
@@ -434,7 +435,7 @@ export class Sidecar {
     if (next.ownRevoked && !previous.ownRevoked) this.selfRevoked(next.ownRevoked);
     this.audit.record({ event: 'CRL_APPLIED', reason: why, revoked: next.revoked.size });
     this.updateCertMetrics();
-    this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length }, 'TLS material reloaded');
+    this.rt.log.info({ why, serial: next.serial, revoked: next.revoked.size, cut: inbound.length + outbound.length, drained }, 'TLS material reloaded');
   }
 
   private updateCertMetrics(): void {

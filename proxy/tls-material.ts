@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../src/config/validate.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
-import { PeerVerifier } from '../src/pki/verify.js';
+import { PeerVerifier, type Purpose } from '../src/pki/verify.js';
 import { parseTrustBundle } from '../src/pki/trust-bundle.js';
 import { crlToPem, parsePem, toPem } from '../src/pki/pem.js';
 import { x509 } from '../src/pki/x509.js';
@@ -127,6 +127,19 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
     ownRevoked,
     verifier,
   });
+}
+
+/**
+ * What becomes of a live session when the TLS material changes, judged by the peer's chain under
+ * the new material: 'keep' if it still verifies; 'drain' (GOAWAY: streams in flight finish, new
+ * requests open a new session) if its issuer is merely no longer trusted — a root removed from
+ * the bundle at the end of a rotation, whose sessions were admitted while it was trusted; 'cut'
+ * (destroyed now) for every other refusal: revoked, CA revoked, expired.
+ */
+export type SessionVerdict = 'keep' | 'drain' | 'cut';
+export function sessionVerdict(m: TlsMaterial, chain: ReadonlyArray<Uint8Array>, purpose: Purpose): SessionVerdict {
+  const v = m.verifier.verify(chain, purpose);
+  return v.ok ? 'keep' : v.reason === 'unknown_issuer' ? 'drain' : 'cut';
 }
 
 /** Subject, serial and notAfter (ms) of every root certificate in tls.ca: the trust anchors (not the cluster CAs it names). */

@@ -88,10 +88,20 @@ t.test('old root → both → new root, with traffic running: no failed request,
     }
     t.same(await Promise.all(mesh.nodes.map((_, i) => presentedIssuer(i))), mesh.nodes.map(() => 'Themis Cluster CA G2'), 'every sidecar presents a certificate of the new generation');
 
-    // 3. Remove the old root.
+    // 3. Remove the old root. shard-001's session to shard-002 was opened when shard-001 moved
+    // (first), so it carries shard-002's old-generation certificate; a read is held in flight on
+    // it (shard-002's storage node stopped) while the old root goes: the session must end
+    // gracefully (GOAWAY), not cut that read — a removed root is not a revocation.
+    mesh.nodes[1]!.storage.child.kill('SIGSTOP');
+    const held = call(mesh.nodes[0]!.appUrl, 'GET', keys[4]!, undefined, 20_000).finally(() => mesh.nodes[1]!.storage.child.kill('SIGCONT'));
+    await sleep(500);
     put(mesh.trustFile!, next.root.cert);
     mesh.crlFiles.forEach((f, i) => put(f, newCrls[i]!));
     await untilTrusted(t, ['CN=Themis Root CA G2, O=themis-mesh']);
+    mesh.nodes[1]!.storage.child.kill('SIGCONT');
+    const answer = await held;
+    t.ok(answer.status === 200 || answer.status === 404, `a read in flight on a session of the old generation is answered (${answer.status} ${answer.text.slice(0, 200)})`);
+    t.equal(answer.headers.get('x-themis-shard'), 'shard-002', 'by shard-002');
     await sleep(1500);
   } catch (e) {
     failure = e;
