@@ -51,8 +51,11 @@ const cut = () => new Error('the upstream answer was cut short');
  * client's stream instead, and a client that goes away stops the upstream body.
  */
 function relay(up: UpstreamResponse, sink: Writable, end: () => void, destroy: () => void): void {
-  // A body already closed (read elsewhere) emits no 'close' for us: never wait for one.
-  if (up.body.closed || up.body.destroyed) return void (up.complete() && up.body.readableEnded && up.body.readableLength === 0 ? end() : destroy());
+  // A body already destroyed (read elsewhere) emits no 'close' for us: never wait for one. One
+  // that is only `closed` — the HTTP/2 stream ended on the wire before we looked, as a small
+  // answer does, its data still buffered — is piped like any other: its 'close' comes after its
+  // data is read. (Taking `closed` for "read" here cut 0.6 % of answers at 32 in flight.)
+  if (up.body.destroyed) return void (up.complete() && up.body.readableEnded && up.body.readableLength === 0 ? end() : destroy());
   up.body.pipe(sink, { end: false });
   up.body.once('close', () => (up.complete() ? end() : destroy()));
   up.body.once('error', destroy);
