@@ -65,7 +65,10 @@ t.test('an HTTP/2 answer that ended on the wire before it is relayed (closed, it
   // the app connection was destroyed: wrk saw 0.6 % of requests end in EOF.
   const answer = JSON.stringify({ blob: 'x'.repeat(240) });
   const upstream = http2.createServer();
-  upstream.on('stream', (s) => s.respond({ ':status': 200, 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) }) || s.end(answer));
+  upstream.on('stream', (s) => {
+    s.respond({ ':status': 200, 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+    s.end(answer);
+  });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const session = http2.connect(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
   const app = http.createServer(async (req, res) => {
