@@ -18,7 +18,7 @@ import type { Logger } from '../src/log.js';
 import type { Clock } from '../src/runtime.js';
 import { admitPeer, auditPeer, type MeshPeer } from './peer-identity.js';
 import type { ClaimedLeaf } from '../src/pki/verify.js';
-import type { SessionVerdict, TlsMaterial } from './tls-material.js';
+import { DRAIN_UNTRUSTED_MS, type SessionVerdict, type TlsMaterial } from './tls-material.js';
 import { limitBody, type BodyLimits } from '../src/body-limits.js';
 
 export interface MeshHandler {
@@ -174,8 +174,9 @@ export class MeshServer {
 
   /**
    * Ends the sessions whose peer no longer passes: 'cut' destroys the session now (revoked, CA
-   * revoked, expired); 'drain' sends GOAWAY, so its streams in flight finish and the peer opens a
-   * new session (its issuer is no longer trusted: a root rotation's last step). Returns the cut.
+   * revoked, expired); 'drain' sends GOAWAY, so its streams in flight finish (within
+   * DRAIN_UNTRUSTED_MS) and the peer opens a new session (its issuer is no longer trusted: a root
+   * rotation's last step). Returns the cut.
    */
   closeWhere(verdict: (peer: MeshPeer) => SessionVerdict): { cut: MeshPeer[]; drained: number } {
     const cut: MeshPeer[] = [];
@@ -189,6 +190,9 @@ export class MeshServer {
       } else if (v === 'drain' && !s.closed) {
         drained++;
         s.close();
+        const limit = setTimeout(() => s.destroy(), DRAIN_UNTRUSTED_MS);
+        limit.unref();
+        s.once('close', () => clearTimeout(limit));
       }
     }
     return { cut, drained };

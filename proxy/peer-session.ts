@@ -230,14 +230,20 @@ export class PeerSession implements Upstream {
 
   /**
    * Lets the current session finish its streams (GOAWAY) while new requests open a new one —
-   * with the credentials in force now. Used after certificate rotation.
+   * with the credentials in force now. Used after certificate rotation, and with `limitMs` for a
+   * peer whose issuer is no longer trusted (its streams get that long to finish).
    */
-  roll(): void {
+  roll(limitMs?: number): void {
     const s = this.session;
     this.session = undefined;
     if (s) {
       this.retired.add(s);
       s.close();
+      if (limitMs === undefined) return;
+      // Streams still open then are cut, and retried once on the new session (see request()).
+      const limit = setTimeout(() => s.destroy(), limitMs);
+      limit.unref();
+      s.once('close', () => clearTimeout(limit));
     }
   }
 

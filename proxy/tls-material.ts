@@ -134,9 +134,12 @@ export function loadTlsMaterial(tls: SidecarConfig['tls'], shardId: string, cloc
  * the new material: 'keep' if it still verifies; 'drain' (GOAWAY: streams in flight finish, new
  * requests open a new session) if its issuer is merely no longer trusted — a root removed from
  * the bundle at the end of a rotation, whose sessions were admitted while it was trusted; 'cut'
- * (destroyed now) for every other refusal: revoked, CA revoked, expired.
+ * (destroyed now) for every other refusal: revoked, CA revoked, expired. A drained session that
+ * still has streams open after DRAIN_UNTRUSTED_MS is cut.
  */
 export type SessionVerdict = 'keep' | 'drain' | 'cut';
+/** How long a drained session may take to finish its streams before it is cut anyway. */
+export const DRAIN_UNTRUSTED_MS = 10_000;
 export function sessionVerdict(m: TlsMaterial, chain: ReadonlyArray<Uint8Array>, purpose: Purpose): SessionVerdict {
   const v = m.verifier.verify(chain, purpose);
   return v.ok ? 'keep' : v.reason === 'unknown_issuer' ? 'drain' : 'cut';
