@@ -12,7 +12,7 @@ import t from 'tap';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replicaGroups } from '../../src/topology/replica-groups.js';
-import { startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { FAILOVER_MESH, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { runProgramAsync } from '../support/cli.js';
@@ -22,13 +22,7 @@ t.setTimeout(180_000);
 
 let mesh: Mesh;
 t.before(async () => {
-  mesh = await startMesh({
-    shards: 3,
-    replicas: 2,
-    withEtcd: true,
-    etcdTopology: true,
-    sidecarConfig: { replication: { ackTimeoutMs: 1500, longPollMs: 300, leaseTtlSeconds: 1 } },
-  });
+  mesh = await startMesh(FAILOVER_MESH);
 });
 t.teardown(async () => {
   await mesh?.close();

@@ -11,7 +11,7 @@ import { TERM_WAIT_MS } from '../../proxy/replication/ack-gate.js';
 import { readFileSync } from 'node:fs';
 import { ERRORS } from '../../src/errors.js';
 import { replicaGroups } from '../../src/topology/replica-groups.js';
-import { etcdClient, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
+import { etcdClient, FAILOVER_MESH, startMesh, uuidOwnedBy, type Mesh } from '../support/mesh.js';
 import { History, writeLoop } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { adminShards } from '../support/admin-shards.js';
@@ -22,13 +22,7 @@ let mesh: Mesh;
 /** Read-only, async: etcdctl (spawnSync) in the polling loops blocked this process's writes in flight past their timeout. */
 let etcd: Etcd3;
 t.before(async () => {
-  mesh = await startMesh({
-    shards: 3,
-    replicas: 2,
-    withEtcd: true,
-    etcdTopology: true,
-    sidecarConfig: { replication: { ackTimeoutMs: 1500, longPollMs: 300, leaseTtlSeconds: 1 } },
-  });
+  mesh = await startMesh(FAILOVER_MESH);
   etcd = etcdClient(mesh, mesh.pki.operators.readonly);
 });
 t.teardown(async () => {

@@ -1,6 +1,7 @@
 // A write and read loop through every app port of a mesh, for tests that change something
 // under traffic (renewal, root rotation): writes are recorded in a History (history.ts), reads
 // must answer 200 or 404. stop() ends both loops and returns what happened.
+import type { Test } from 'tap';
 import type { MeshNode } from './mesh.js';
 import { History, writeLoop, type LoopStats } from './history.js';
 import { call } from './storage-process.js';
@@ -40,4 +41,21 @@ export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[
       return { stats, reads, readFailures };
     },
   };
+}
+
+/**
+ * What a test under load asserts once the loops stopped: no write and no read failed, more than
+ * `minAcked` writes acknowledged `during` the change, and every acknowledged write read back
+ * through `via`'s app port (the history checker).
+ */
+export async function checkLoad(t: Test, load: MeshLoad, result: Awaited<ReturnType<MeshLoad['stop']>>, via: MeshNode, minAcked: number, during: string): Promise<void> {
+  const { stats, reads, readFailures } = result;
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged): ${JSON.stringify(stats.failures)}`);
+  t.same(readFailures, [], `no read failed (${reads} reads)`);
+  t.ok(stats.acknowledged > minAcked, `${stats.acknowledged} writes acknowledged ${during}`);
+  const verdict = await load.history.check(async (key) => {
+    const r = await call(via.appUrl, 'GET', key);
+    return r.status === 200 ? (r.body as { blob: string }).blob : undefined;
+  });
+  t.same({ lost: verdict.lost, reverted: verdict.reverted, invented: verdict.invented }, { lost: [], reverted: [], invented: [] }, `${verdict.checked} keys read back`);
 }

@@ -78,6 +78,15 @@ export interface MeshOptions {
   trustFile?: boolean;
 }
 
+/** The failover tests' mesh: 3 shards, each range on 2 copies, short acknowledgement and lease times. */
+export const FAILOVER_MESH: MeshOptions = Object.freeze({
+  shards: 3,
+  replicas: 2,
+  withEtcd: true,
+  etcdTopology: true,
+  sidecarConfig: { replication: { ackTimeoutMs: 1500, longPollMs: 300, leaseTtlSeconds: 1 } },
+});
+
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const widen = opts.certifiedReplicas ?? (opts.withEtcd ? opts.replicas : undefined);
   const pki = await createPkiFixture({ shards: opts.shards ?? 3, ...(widen ? { replicas: widen } : {}), ...(opts.spares ? { spares: opts.spares } : {}) });
