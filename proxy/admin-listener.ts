@@ -21,7 +21,7 @@ export interface Readiness {
 export class AdminServer {
   readonly server: http.Server;
 
-  constructor(registry: Registry, readiness: () => Promise<Readiness>, limits: ConnectionLimits = ADMIN_LIMITS, onDrop: () => void = () => undefined, console?: ConsoleRoutes) {
+  constructor(registry: Pick<Registry, 'metrics' | 'contentType'>, readiness: () => Promise<Readiness>, limits: ConnectionLimits = ADMIN_LIMITS, onDrop: () => void = () => undefined, console?: ConsoleRoutes) {
     const options: http.ServerOptions = {
       keepAliveTimeout: limits.idleTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,

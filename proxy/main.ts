@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `themis-sidecar --config FILE.json`: starts one sidecar. Prints one JSON line with the bound
 // addresses when ready; SIGHUP reloads certificates and CRLs; SIGTERM/SIGINT drain and exit 0.
+// With `workers` > 1 this process is the control process and starts the workers (cluster/).
 // A bad config exits 78 (EX_CONFIG) naming the field, so systemd need not restart it.
 import { parseArgs } from 'node:util';
 import { loadSidecarConfig } from '../src/config/sidecar.js';
@@ -8,7 +9,9 @@ import { ConfigError } from '../src/config/validate.js';
 import { TopologyError } from '../src/topology/topology.js';
 import { createLogger } from '../src/log.js';
 import { systemClock, systemRandom } from '../src/runtime.js';
+import { resolve } from 'node:path';
 import { Sidecar } from './sidecar.js';
+import { superviseWorkers } from './cluster/supervisor.js';
 
 const USAGE = `usage: themis-sidecar --config FILE.json [--drain-ms 5000]
   See docs/sidecar.md for the config file; deploy/config/ has examples.`;
@@ -23,9 +26,10 @@ async function main(): Promise<void> {
   const drainMs = Number(values['drain-ms'] ?? 5000);
   const cfg = loadSidecarConfig(values.config);
   const log = createLogger('themis-sidecar').child({ shard: cfg.shardId });
-  const sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log });
-  const bound = await sidecar.start();
-  process.stdout.write(JSON.stringify({ event: 'listening', shard: cfg.shardId, ...bound }) + '\n');
+  const rt = { clock: systemClock, random: systemRandom, log };
+  const sidecar = cfg.workers > 1 ? await superviseWorkers(cfg, resolve(values.config), rt) : await Sidecar.create(cfg, rt);
+  const bound = 'bound' in sidecar ? sidecar.bound : await sidecar.start();
+  process.stdout.write(JSON.stringify({ event: 'listening', shard: cfg.shardId, ...bound, ...(cfg.workers > 1 ? { workers: cfg.workers } : {}) }) + '\n');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -10,7 +10,7 @@ import type { AuditEvent, AuditSink } from '../src/audit/audit-log.js';
 import type { SidecarMetrics } from '../src/metrics/sidecar-metrics.js';
 import type { Logger } from '../src/log.js';
 import type { ReplayGuard } from '../src/signing/replay-guard.js';
-import type { ReplayFloors } from '../src/signing/replay-floors.js';
+import type { ReplayAdmission } from '../src/signing/replay-admission.js';
 import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
 import { APP_PEER_STAGES, SHARD_PEER_STAGES } from './mesh-pipeline.js';
 import type { MeshHandler } from './mesh-listener.js';
@@ -41,8 +41,10 @@ export interface MeshHandlerDeps {
   router: Router;
   inbound: PeerInbound;
   topology: TopologySource;
+  /** The replay window (timestamps). */
   replay: ReplayGuard;
-  floors: ReplayFloors;
+  /** The nonce cache and persisted marks (stages/replay.ts): local, or the control process's with workers. */
+  admit: ReplayAdmission;
   maxBodyBytes: number;
   audit: AuditSink;
   metrics: SidecarMetrics;
@@ -61,7 +63,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
   const stageDeps: StageDeps = {
     self: d.self,
     replay: d.replay,
-    floors: d.floors,
+    admit: d.admit,
     maxBodyBytes: d.maxBodyBytes,
     topology: d.topology,
     verified: (peer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial }),

@@ -19,7 +19,7 @@ export interface PeerInboundDeps {
   /** Writes count as done only when the range's replicas confirm them. */
   gate: AckGate;
   /** Replicas announce their positions on the change-feed requests they make. */
-  positions: ReplicaPositions;
+  positions: Pick<ReplicaPositions, 'record'>;
   /** A range move's cutover may hold writes; one whose key moved meanwhile is answered 421. */
   hold?: HoldCheck;
   /** Move targets announce their positions on their change-feed requests too. */

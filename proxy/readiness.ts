@@ -15,6 +15,8 @@ export interface ReadinessDeps {
   clock: Clock;
   /** Replica followers by primary: position -1 until the first copy is done. */
   followers?: () => Record<string, { state: string; position: number }>;
+  /** With workers (the control process): how many serve, of how many configured. */
+  workers?: () => { live: number; wanted: number };
 }
 
 export async function readiness(d: ReadinessDeps): Promise<Readiness> {
@@ -30,6 +32,10 @@ export async function readiness(d: ReadinessDeps): Promise<Readiness> {
   const followers = Object.entries(d.followers?.() ?? {});
   const copying = followers.filter(([, f]) => f.position < 0).map(([p]) => p);
   const replication = { ok: copying.length === 0, detail: copying.length ? `first copy not done yet from ${copying.join(', ')}` : `holds a copy from each of ${followers.length} primaries` };
-  const checks = { certificate: cert, topology: { ok: true, detail: `epoch ${d.topology.current().epoch}` }, storage, replication };
+  const w = d.workers?.();
+  const checks = {
+    certificate: cert, topology: { ok: true, detail: `epoch ${d.topology.current().epoch}` }, storage, replication,
+    ...(w ? { workers: { ok: w.live === w.wanted, detail: `${w.live} of ${w.wanted} workers serve` } } : {}),
+  };
   return { ready: Object.values(checks).every((c) => c.ok), checks };
 }

@@ -1,7 +1,11 @@
 // Wires one sidecar from its config and nothing else: trust (trust.ts), the topology source
 // (control/), the upstreams and the resolver, the app and mesh request paths, the three
 // listeners, the audit trail; and starts and stops them in order.
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
+import type { ControlLink } from './cluster/control-link.js';
+import type { WorkerHub } from './cluster/worker-hub.js';
+import { mergedMetrics } from './cluster/merged-metrics.js';
+import { localAdmission, type ReplayAdmission } from '../src/signing/replay-admission.js';
 import { CertificateRenewer } from './cert-renewal.js';
 import type { ParsedCrl } from '../src/pki/crl.js';
 import type { Etcd3 } from 'etcd3';
@@ -72,6 +76,25 @@ import { idTracing, otelTracing, type Tracing } from './observability/tracing.js
 
 export type { SidecarRuntime } from './runtime.js';
 
+/**
+ * What this process is of its sidecar (docs/sidecar.md "Workers"): the whole of it (workers: 1);
+ * with workers, the control process (etcd roles, replication, moves, the admin port, the replay
+ * cache, no app or mesh port) or one of the workers (the app and mesh ports, asking the control
+ * process through `link`).
+ */
+export type SidecarRole =
+  | { kind: 'single' }
+  | { kind: 'control'; hub: WorkerHub }
+  | { kind: 'data'; slot: number; link: ControlLink };
+
+const SINGLE: SidecarRole = { kind: 'single' };
+
+/** A worker's own audit chain: audit-shard-001.log → audit-shard-001.worker-2.log. */
+export function workerAuditFile(file: string, slot: number): string {
+  const ext = extname(file);
+  return `${file.slice(0, file.length - ext.length)}.worker-${slot}${ext}`;
+}
+
 export interface Bound {
   /** host:port, or null with app.tcp false. */
   app: string | null;
@@ -126,7 +149,7 @@ export class Sidecar {
    * Loads everything the config names — with `etcd.topology`, the signed topology from etcd
    * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
    */
-  static async create(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Sidecar> {
+  static async create(cfg: SidecarConfig, rt: SidecarRuntime, role: SidecarRole = SINGLE): Promise<Sidecar> {
     // A cache it cannot write would only show after a restart during an etcd outage: say so now.
     if (cfg.etcd) {
       if (cfg.etcd.topology) probeCacheFile(cfg.etcd.topologyCache, 'etcd.topologyCache');
@@ -148,6 +171,8 @@ export class Sidecar {
             floor: () => reportedEpochFloor(etcd!, cfg.cluster, cfg.shardId),
           })
         : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs, cfg.cluster);
+      // A worker asks the control process, which holds the replay state of the host.
+      if (role.kind === 'data') return new Sidecar(cfg, rt, trust, topology, etcd, undefined, role);
       const replayLog = rt.log.child({ component: 'replay' });
       const floors = await ReplayFloors.open({
         file: cfg.replay.stateFile,
@@ -163,7 +188,7 @@ export class Sidecar {
       if (floors.loaded.problem) {
         replayLog.error({ problem: floors.loaded.problem }, `replay state unusable: refusing every signed request timestamped before ${new Date(floors.loaded.floorAll).toISOString()} (fail closed)`);
       }
-      return new Sidecar(cfg, rt, trust, topology, etcd, floors);
+      return new Sidecar(cfg, rt, trust, topology, etcd, floors, role);
     } catch (e) {
       trust.close();
       etcd?.close();
@@ -177,13 +202,15 @@ export class Sidecar {
     private readonly trust: Trust,
     private readonly signed: TopologySource,
     private readonly etcd: Etcd3 | undefined,
-    private readonly floors: ReplayFloors,
+    private readonly floors: ReplayFloors | undefined,
+    private readonly role: SidecarRole,
   ) {
     const log = rt.log;
+    const worker = role.kind === 'data' ? role.slot : null;
     this.audit = new AuditLog({
-      file: cfg.auditFile,
+      file: worker === null ? cfg.auditFile : workerAuditFile(cfg.auditFile, worker),
       maxBytes: cfg.auditMaxBytes,
-      source: cfg.shardId,
+      source: worker === null ? cfg.shardId : `${cfg.shardId}/worker-${worker}`,
       clock: rt.clock,
       onEvent: (event, n) => this.metrics.pkiEvents.inc({ event }, n),
       onWriteError: (err) => {
@@ -193,8 +220,10 @@ export class Sidecar {
     });
     this.signed.onChange((t, prev, signer) => {
       this.metrics.topologyEpoch.set(t.epoch);
+      if (role.kind === 'data') role.link.epoch(t.epoch);
       this.audit.record({ event: 'TOPOLOGY_APPLIED', epoch: t.epoch, previous_epoch: prev.epoch, ranges: t.ranges.length, ...(signer ? { signer } : {}) });
     });
+    if (role.kind === 'data') role.link.epoch(this.signed.current().epoch);
     this.signed.onReject((reason, epoch, signer) => {
       this.metrics.topologyRejections.inc();
       this.audit.record({ event: 'TOPOLOGY_REJECTED', reason, ...(epoch !== undefined ? { epoch } : {}), ...(signer ? { signer } : {}) });
@@ -208,7 +237,8 @@ export class Sidecar {
       this.audit.record({ event: 'CRL_REJECTED', ca: r.name, reason: `${r.reason}: ${r.message}` });
     });
     this.metrics.setStaleCrlCount(() => staleCrls(this.trust.material.crlsByIssuer.values(), rt.clock.now()).length);
-    this.replay = new ReplayGuard(rt.clock, { ...cfg.replay, floors: floors.loaded.floors, floorAll: floors.loaded.floorAll });
+    this.replay = new ReplayGuard(rt.clock, floors ? { ...cfg.replay, floors: floors.loaded.floors, floorAll: floors.loaded.floorAll } : cfg.replay);
+    const admit: ReplayAdmission = role.kind === 'data' ? role.link.admit : localAdmission(this.replay, floors!);
     this.local = new LocalUpstream({ url: cfg.storageUrl, requestTimeoutMs: cfg.timeouts.requestMs });
     this.peers = new PeerPool({
       connectTimeoutMs: cfg.timeouts.connectMs,
@@ -233,7 +263,7 @@ export class Sidecar {
     const head = new LocalHead(new NodeClient(this.local));
     let replicaManager: ReplicaManager | undefined;
     const failoverMetrics = new FailoverMetrics(this.metrics.registry, () => ({ acting: this.failover?.actingFor() ?? 0, leaseRemainingMs: this.failover?.leaseRemainingMs() ?? 0 }));
-    this.failover = cfg.replication.failover && etcd
+    this.failover = cfg.replication.failover && etcd && role.kind !== 'data'
       ? new Failover({
           etcd,
           cluster: cfg.cluster,
@@ -253,7 +283,9 @@ export class Sidecar {
     this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;
     // Operator-signed rebalance operations in etcd: verified (and refusals audited) by every shard.
     const rebalanceLog = log.child({ component: 'rebalance' });
-    const rebalanceStatus = etcd && cfg.etcd?.topology ? new RebalanceStatus(etcd, cfg.cluster, cfg.shardId, rebalanceLog) : undefined;
+    // Moves run in the control process (or the single one); every process that writes honours their holds.
+    const moves = !!(etcd && cfg.etcd?.topology);
+    const rebalanceStatus = moves && role.kind !== 'data' ? new RebalanceStatus(etcd!, cfg.cluster, cfg.shardId, rebalanceLog) : undefined;
     this.operations = etcd && rebalanceStatus
       ? new OperationWatcher({
           etcd,
@@ -308,7 +340,7 @@ export class Sidecar {
     const gate = new AckGate({
       self: cfg.shardId,
       topology: this.topology,
-      positions,
+      positions: role.kind === 'data' ? { waitFor: (r, n, s, ms) => role.link.waitFor(r, n, s, ms) } : positions,
       head,
       mode: cfg.replication.ack,
       timeoutMs: cfg.replication.ackTimeoutMs,
@@ -341,12 +373,13 @@ export class Sidecar {
     // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
     const writeHold = new WriteHold();
     const movePositions = new MovePositions(head);
-    const hold: HoldCheck | undefined = this.operations
+    if (role.kind === 'data') role.link.serveHolds(writeHold);
+    const hold: HoldCheck | undefined = moves
       ? { writes: writeHold, self: cfg.shardId, now: (key) => ({ owner: this.topology.current().ownerOfKey(key), epoch: this.topology.current().epoch }) }
       : undefined;
     this.cutover = etcd && rebalanceStatus
       ? new Cutover({
-          etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: writeHold, audit: this.audit, log: rebalanceLog, status: rebalanceStatus,
+          etcd, cluster: cfg.cluster, self: cfg.shardId, signed, resolver, head, positions: movePositions, writes: role.kind === 'control' ? role.hub : writeHold, audit: this.audit, log: rebalanceLog, status: rebalanceStatus,
           incoming: () => this.copier?.incoming() ?? [],
           onOutcome: (outcome, holdMs) => {
             rebalanceMetrics.outcomes.inc({ outcome });
@@ -365,19 +398,20 @@ export class Sidecar {
       if (accessErrors++ % 100 === 0) log.error({ err: err.message, file: cfg.accessLog.file ?? 'stdout', failures: accessErrors }, 'access log write failed');
     });
     this.tracing = cfg.tracing.otlp ? otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
-    const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId);
+    const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId, worker);
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
       inbound: new PeerInbound({
-        self: cfg.shardId, topology: this.topology, local: this.local, gate, positions,
-        ...(hold ? { hold, onFeedRequest: (shard: string, headers: Record<string, string | string[] | undefined>) => movePositions.record(shard, headers[MOVE_HEADER]) } : {}),
+        self: cfg.shardId, topology: this.topology, local: this.local, gate,
+        positions: role.kind === 'data' ? { record: (r, h) => role.link.position(r, h) } : positions,
+        ...(hold ? { hold, onFeedRequest: (shard: string, headers: Record<string, string | string[] | undefined>) => (role.kind === 'data' ? role.link.movePosition(shard, headers[MOVE_HEADER]) : movePositions.record(shard, headers[MOVE_HEADER])) } : {}),
       }),
       topology: this.topology,
       replay: this.replay,
-      floors: this.floors,
+      admit,
       maxBodyBytes: cfg.maxBodyBytes,
       audit: this.audit,
       metrics: this.metrics,
@@ -393,9 +427,14 @@ export class Sidecar {
         budget: new BodyBudget(cfg.mesh.maxInflightBodyBytes, () => this.metrics.listenerLimits.inc({ listener: 'mesh', limit: 'body_budget' })),
         onTimeout: () => this.metrics.listenerLimits.inc({ listener: 'mesh', limit: 'body_timeout' }),
       });
+    const hub = role.kind === 'control' ? role.hub : undefined;
     this.admin = new AdminServer(
-      this.metrics.registry,
-      () => readiness({ material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status() }),
+      // With workers: one /metrics for the host, theirs merged into this process's (cluster/merged-metrics.ts).
+      hub ? { contentType: this.metrics.registry.contentType, metrics: async () => mergedMetrics(this.metrics.registry, await hub.metrics()) } : this.metrics.registry,
+      () => readiness({
+        material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status(),
+        ...(hub ? { workers: () => ({ live: hub.size, wanted: cfg.workers }) } : {}),
+      }),
       cfg.admin,
       () => this.metrics.listenerLimits.inc({ listener: 'admin', limit: 'max_connections' }),
       new ConsoleRoutes({
@@ -407,7 +446,12 @@ export class Sidecar {
       }),
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
-    if (cfg.tls.renewal) {
+    if (role.kind === 'control') {
+      role.hub.serve({ admit, positions, movePositions, log: log.child({ component: 'workers' }) });
+      // A renewal or a SIGHUP changed the files: every worker reads them again.
+      trust.onChange((_n, _p, why) => role.hub.broadcast('reload', { why }));
+    }
+    if (cfg.tls.renewal && role.kind !== 'data') {
       this.renewer = new CertificateRenewer({ cfg, renewal: cfg.tls.renewal, trust, clock: rt.clock, random: rt.random, metrics: this.metrics, log: log.child({ component: 'renewal' }) });
     }
     this.updateCertMetrics();
@@ -449,21 +493,50 @@ export class Sidecar {
     this.metrics.trustSeen(trustAnchors(m.ca), crls);
   }
 
-  async start(): Promise<Bound> {
-    const c = this.cfg;
-    // A stale `held` from an earlier run must not let another source publish while this one serves.
+  /**
+   * What must happen before the ports open: a stale `held` from an earlier run must not let
+   * another source publish while this one serves, and peers whose marks the previous run reserved
+   * ahead must be past them (replay-floors.ts; over before a restart is, unless it took under
+   * replay.reserveMs). With workers the control process does this before it starts them.
+   */
+  async prepare(opened?: () => Promise<void>): Promise<void> {
     await this.cutover?.forgetEarlierRun();
-    const app = c.app.tcp ? await this.app.listen(c.app.port, c.app.host) : undefined;
-    const sock = c.app.socket;
-    if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) });
-    // Peers whose marks the previous run reserved ahead are past them once this has passed
-    // (replay-floors.ts); it is over before a restart is, unless the restart took under replay.reserveMs.
-    const quiet = this.floors.quietMs();
+    await opened?.();
+    const quiet = this.floors?.quietMs() ?? 0;
     if (quiet > 0) {
       this.rt.log.info({ ms: quiet }, 'waiting for the replay marks of the previous run before opening the mesh port');
       await new Promise((r) => setTimeout(r, quiet));
     }
+  }
+
+  /** A worker: opens the app and mesh ports (shared with the other workers by node:cluster). */
+  async serve(): Promise<Omit<Bound, 'admin'>> {
+    const c = this.cfg;
+    const app = c.app.tcp ? await this.app.listen(c.app.port, c.app.host) : undefined;
+    const sock = c.app.socket;
+    if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) });
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
+    this.trust.start();
+    return { app: app ? `${app.address}:${app.port}` : null, ...(sock ? { appSocket: sock.path } : {}), mesh: `${mesh.address}:${mesh.port}` };
+  }
+
+  /**
+   * The whole sidecar: opens its ports and starts every role. With workers (the control
+   * process), `workers` are the ports they opened: this opens only the admin port.
+   */
+  async start(workers?: Omit<Bound, 'admin'>): Promise<Bound> {
+    const c = this.cfg;
+    let served = workers;
+    if (!served) {
+      let app: Awaited<ReturnType<AppServer['listen']>> | undefined;
+      const sock = c.app.socket;
+      await this.prepare(async () => {
+        app = c.app.tcp ? await this.app.listen(c.app.port, c.app.host) : undefined;
+        if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) });
+      });
+      const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
+      served = { app: app ? `${app.address}:${app.port}` : null, ...(sock ? { appSocket: sock.path } : {}), mesh: `${mesh.address}:${mesh.port}` };
+    }
     const admin = await this.admin.listen(c.admin.port, c.admin.host);
     this.trust.start();
     this.renewer?.start();
@@ -477,17 +550,18 @@ export class Sidecar {
     this.replayPurge = setInterval(() => this.replay.purgeStale(), Math.min(5000, Math.max(100, this.replay.windowMs / 4)));
     this.replayPurge.unref();
     const m = this.trust.material;
+    const [meshHost, meshPort] = [served.mesh.slice(0, served.mesh.lastIndexOf(':')), Number(served.mesh.slice(served.mesh.lastIndexOf(':') + 1))];
     if (this.etcd && m.ownRevoked) {
       this.rt.log.error({ reason: m.ownRevoked }, 'not registering in etcd: this sidecar\'s own certificate is revoked');
     } else if (this.etcd) {
-      this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
+      this.registration = registerSidecar(this.etcd, { cluster: c.cluster, shardId: c.shardId, material: m, mesh: { address: meshHost, port: meshPort }, metrics: this.metrics, log: this.rt.log.child({ component: 'registration' }) });
       // Replica lag, for operators (`themis-admin shards`): every few seconds, on the lease.
       const key = etcdKeys(c.cluster).shardReplication(c.shardId);
       this.statusTimer = setInterval(() => void this.registration?.report(key, { updated_at: new Date(this.rt.clock.now()).toISOString(), topology_epoch: this.signed.current().epoch, crls: crlNumbers(this.trust.material.crlsByIssuer.values()), followers: this.replicas.status(), data: this.dataSize.current() ?? null }), STATUS_EVERY_MS);
       this.statusTimer.unref();
       this.dataSize.start();
     }
-    return { app: app ? `${app.address}:${app.port}` : null, ...(sock ? { appSocket: sock.path } : {}), mesh: `${mesh.address}:${mesh.port}`, admin: `${admin.address}:${admin.port}` };
+    return { ...served, admin: `${admin.address}:${admin.port}` };
   }
 
   /**
@@ -533,7 +607,7 @@ export class Sidecar {
     this.topology.close();
     this.peers.closeAll();
     this.local.close();
-    await this.floors.settled();
+    await this.floors?.settled();
     await this.admin.close();
     this.audit.close();
     await this.accessLog.close();

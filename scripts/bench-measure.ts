@@ -13,11 +13,28 @@ export interface WrkResult {
 
 export const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
-/** CPU ticks (utime + stime) of a whole process, or of its main thread only. */
+/** A process and its child processes (a sidecar with workers: the control process and its workers). */
+export function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    // gone, or a kernel without the children file: the process alone
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** CPU ticks (utime + stime) of a whole process, or of its main thread only, summed over its child processes. */
 export function cpuTicks(pid: number, mainThread = false): number {
-  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' '); // the command name may contain ') '
-  return Number(f[11]) + Number(f[12]);
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      const stat = readFileSync(mainThread ? `/proc/${p}/task/${p}/stat` : `/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' '); // the command name may contain ') '
+      return sum + Number(f[11]) + Number(f[12]);
+    } catch {
+      return sum; // a child that exited between the listing and the read
+    }
+  }, 0);
 }
 
 function statusKb(pid: number, field: string): number {

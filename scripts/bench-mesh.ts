@@ -9,7 +9,7 @@ import { reservePorts } from './ports.js';
 import { startLocalMesh, type LocalMesh, type MeshShard } from './local-mesh.js';
 import { startHaproxyChain, type HaproxyChain } from './bench-haproxy.js';
 import { startFloorChain, type FloorChain } from './bench-floor.js';
-import { TICK_US, anonMb, cpuTicks, cryptoCost, median, rssMb, wrk, type WrkResult } from './bench-measure.js';
+import { TICK_US, anonMb, cpuTicks, cryptoCost, median, processTree, rssMb, wrk, type WrkResult } from './bench-measure.js';
 
 interface Row extends WrkResult {
   cpuA: number;
@@ -19,7 +19,9 @@ interface Row extends WrkResult {
 }
 
 const USAGE = `usage: npm run bench -- mesh [--duration S] [--runs N] [--method GET|PUT] [--conns N]
-  [--path direct|floor|mesh|baseline|variant|haproxy] [--compare haproxy,floor] [--baseline PATH] [--soak S] [--profile DIR]
+  [--path direct|floor|mesh|mesh-wN|baseline|variant|haproxy] [--compare haproxy,floor] [--workers 1,2] [--baseline PATH] [--soak S] [--profile DIR]
+  --workers 1,2     also through two sidecars with each count above 1 as \`workers\` (path mesh-wN); CPU is
+                    summed over each sidecar's processes; prints the scaling ratios against mesh (1 worker)
   --baseline PATH   also through two sidecars started from PATH (another build's dist/proxy/main.js),
                     back to back with ours in every run; prints the ratio of main-thread CPU per request
   --variant JSON    also through two sidecars of this build with JSON merged into their config (e.g.
@@ -32,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
       compare: { type: 'string' },
       baseline: { type: 'string' },
       variant: { type: 'string' },
+      workers: { type: 'string' },
       profile: { type: 'string' },
       method: { type: 'string' },
       conns: { type: 'string' },
@@ -45,6 +48,8 @@ export async function main(argv: string[]): Promise<void> {
   const compare = new Set(values.compare ? values.compare.split(',') : []);
   for (const c of compare) if (c !== 'haproxy' && c !== 'floor') throw new Error(`--compare takes "haproxy", "floor" or both ("haproxy,floor"), got "${c}"`);
   const soak = Number(values.soak ?? 0);
+  const workerCounts = (values.workers ?? '1').split(',').map(Number);
+  if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) throw new Error(`--workers takes counts from 1 to 64, e.g. "1,2"; got "${values.workers}"`);
   ensureSystemDeps({ wrk: 'wrk' });
   const dir = mkdtempSync(join(tmpdir(), 'themis-bench-'));
   const meshes: LocalMesh[] = [];
@@ -100,6 +105,16 @@ export async function main(argv: string[]): Promise<void> {
       meshes.push(variant);
       urls.push(['variant', variant.nodes[0]!.sidecar.appUrl]);
       pids.variant = [variant.nodes[0]!.sidecar.child.pid!, variant.nodes[1]!.sidecar.child.pid!];
+    }
+    for (const w of workerCounts.filter((n) => n > 1)) {
+      // The same build and PKI with `workers` processes per sidecar, on the same storage nodes.
+      const multi = await startLocalMesh({
+        ...common, dir: join(dir, `w${w}`), pki, sidecarConfig: { workers: w },
+        shards: mesh.nodes.map((n) => ({ id: n.id, ip: n.ip, storageUrl: n.storage.url })),
+      });
+      meshes.push(multi);
+      urls.push([`mesh-w${w}`, multi.nodes[0]!.sidecar.appUrl]);
+      pids[`mesh-w${w}`] = [multi.nodes[0]!.sidecar.child.pid!, multi.nodes[1]!.sidecar.child.pid!];
     }
     if (compare.has('haproxy')) {
       const [appPort, meshPort] = (await reservePorts([{ host: '127.0.0.1' }, { host: '127.0.0.4' }])) as [number, number];
@@ -184,9 +199,25 @@ export async function main(argv: string[]): Promise<void> {
         }
       }
     }
+    for (const w of workerCounts.filter((n) => n > 1)) {
+      const name = `mesh-w${w}`;
+      if (!paths.some(([n]) => n === name) || !paths.some(([n]) => n === 'mesh')) continue;
+      console.log(`\nscaling ${name}/mesh (${w} workers per sidecar against 1; CPU summed over every process of A and B):`);
+      for (const method of methods) {
+        for (const conns of connsList) {
+          const v = rows[`${name} ${method} ${conns}`]!;
+          const m = rows[`mesh ${method} ${conns}`]!;
+          console.log(`  ${method} c${conns}: throughput ${(v.rps / m.rps).toFixed(2)}×, p50 ${(v.p50 / m.p50).toFixed(2)}×, CPU per request ${((v.cpuA + v.cpuB) / (m.cpuA + m.cpuB)).toFixed(3)}× (main threads ${((v.mainA + v.mainB) / (m.mainA + m.mainB)).toFixed(3)}×)`);
+        }
+      }
+    }
     const mem = (pid: number) => `${rssMb(pid).toFixed(0)} MB (${anonMb(pid).toFixed(0)} MB of it private)`;
     console.log(`\nsidecar RSS: highest after any run ${rssMax.toFixed(0)} MB; now A ${mem(a.child.pid!)}, B ${mem(b.child.pid!)}`);
-    for (const [name, pp] of Object.entries(pids)) if (pp && name !== 'mesh') console.log(`${name} RSS now: A ${mem(pp[0])}, B ${mem(pp[1])}`);
+    for (const [name, pp] of Object.entries(pids)) {
+      if (!pp || name === 'mesh') continue;
+      const each = (pid: number) => processTree(pid).map((p) => rssMb(p).toFixed(0)).join('+');
+      console.log(`${name} RSS now: A ${mem(pp[0])}, B ${mem(pp[1])}${processTree(pp[0]).length > 1 ? `; per process (control+workers) A ${each(pp[0])} MB, B ${each(pp[1])} MB` : ''}`);
+    }
     if (soak > 0) {
       console.log(`\nsoak: GET c32 through the mesh for ${soak} s in 5-s slices; req/s and RSS of A/B (MB) after each:`);
       const samples: string[] = [];

@@ -12,12 +12,14 @@ import { prepareLocalMesh, type LocalMesh } from './local-mesh.js';
 import { DevSupervisor, type Supervised } from './dev-supervisor.js';
 import { formatStatus, readClusterState, restartDead, stateFileOf } from './dev-control.js';
 
-const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--spares 0] [--dir .dev] [--fresh] [--auto-ports]
+const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--spares 0] [--workers 1] [--dir .dev] [--fresh] [--auto-ports]
        npm start -- --status | --restart [--dir .dev]
   --shards N     number of shards (default 3)
   --replicas R   replica shards per range, up to N-1 (1 or 2: replication factor 2 or 3; default 0)
   --spares K     K more shard pairs (storage node + sidecar, certificate from the dev PKI), running
                  and registered but not in the topology: add one with themis-admin shard add (default 0)
+  --workers W    processes per sidecar serving its app and mesh ports: a number, or auto for one per
+                 core (default 1; more turns automatic failover off: docs/sidecar.md "Workers")
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
   --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443
@@ -27,7 +29,7 @@ const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--spares 0] [--d
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      shards: { type: 'string' }, replicas: { type: 'string' }, spares: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' },
+      shards: { type: 'string' }, replicas: { type: 'string' }, spares: { type: 'string' }, workers: { type: 'string' }, dir: { type: 'string' }, fresh: { type: 'boolean' }, 'auto-ports': { type: 'boolean' },
       status: { type: 'boolean' }, restart: { type: 'boolean' }, help: { type: 'boolean' },
     },
     strict: true,
@@ -42,6 +44,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(replicas) || replicas < 0 || replicas >= n) throw new Error(`--replicas must be an integer from 0 to ${n - 1} (the other shards)`);
   const spares = Number(values.spares ?? 0);
   if (!Number.isInteger(spares) || spares < 0 || spares > 10) throw new Error('--spares must be an integer from 0 to 10');
+  const workers = values.workers === 'auto' ? 'auto' : Number(values.workers ?? 1);
+  if (workers !== 'auto' && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new Error('--workers must be auto or an integer from 1 to 64');
+  const multi = workers === 'auto' || workers > 1;
   // SIGUSR2 restarts dead processes (set once the cluster runs); until then it must not end us.
   let onUsr2 = () => {};
   process.on('SIGUSR2', () => onUsr2());
@@ -90,7 +95,8 @@ async function main(): Promise<void> {
     // What rebalancing and shard add/remove made of the topology survives a restart.
     etcd: { topology: true, crls: true, keepTopology: true, rbac: true },
     // The web console on every sidecar's admin port (loopback; off by default elsewhere).
-    sidecarConfig: { admin: { console: true } },
+    // With workers, failover is off (its fencing is not shared between workers yet).
+    sidecarConfig: { admin: { console: true }, ...(multi ? { workers, replication: { failover: false } } : {}) },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
   }).catch((e: Error) => {
@@ -144,7 +150,8 @@ async function main(): Promise<void> {
   const uuid = randomUUID();
   const app = (i: number) => nodes[i]!.sidecar.appUrl;
   const rf = replicas === 0 ? 'no replication' : `replication factor ${replicas + 1} (each range on its owner and the next ${replicas} shard${replicas > 1 ? 's' : ''})`;
-  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, ${rf}, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
+  const procs = multi ? `, ${workers} workers per sidecar (automatic failover off)` : '';
+  console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, ${rf}${procs}, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));
   mesh.spares.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics   (spare: not in the topology)`));

@@ -30,8 +30,10 @@ export function readCache(file: string, what: string, log: Logger): unknown {
 
 export function writeCache(file: string, value: unknown, what: string, log: Logger): void {
   try {
-    writeFileSync(file + '.tmp', JSON.stringify(value), { mode: 0o600 });
-    renameSync(file + '.tmp', file);
+    // Per process: a sidecar's workers follow etcd too and may write the same cache at once.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
+    renameSync(tmp, file);
   } catch (e) {
     log.warn({ err: (e as Error).message, file }, `cannot cache the ${what} on disk`);
   }

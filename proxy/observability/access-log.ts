@@ -14,6 +14,8 @@ export interface AccessEntry {
   time: string;
   /** The shard id of the sidecar that writes the line. */
   sidecar: string;
+  /** The worker that served it (docs/sidecar.md "Workers"); null when the sidecar is one process. */
+  worker: number | null;
   listener: 'app' | 'mesh';
   method: string;
   /** Path with query string, as received (cut at 1024 characters). */

@@ -33,6 +33,8 @@ export class Observability {
     private readonly log: AccessLog,
     private readonly clock: Clock,
     private readonly self: string,
+    /** The worker slot (docs/sidecar.md "Workers"), null when the sidecar is one process. */
+    private readonly worker: number | null = null,
   ) {}
 
   /**
@@ -81,6 +83,7 @@ export class Observability {
     this.log.write({
       time: new Date(obs.startedAt).toISOString(),
       sidecar: this.self,
+      worker: this.worker,
       listener: obs.listener,
       method: obs.method,
       path: obs.path.length > MAX_PATH ? obs.path.slice(0, MAX_PATH) : obs.path,

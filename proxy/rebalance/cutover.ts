@@ -92,7 +92,8 @@ export interface CutoverDeps {
   resolver: ShardResolver;
   head: LocalHead;
   positions: MovePositions;
-  writes: WriteHold;
+  /** This process's WriteHold, or with workers the hub that holds in every worker (proxy/cluster/worker-hub.ts). */
+  writes: Pick<WriteHold, 'hold'>;
   audit: AuditLog;
   log: Logger;
   status: RebalanceStatus;

@@ -41,7 +41,7 @@ export interface Fencing {
 export interface AckGateDeps {
   self: string;
   topology: TopologySource;
-  positions: ReplicaPositions;
+  positions: Pick<ReplicaPositions, 'waitFor'>;
   head: LocalHead;
   mode: AckMode;
   timeoutMs: number;

@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ReplayGuard } from '../../src/signing/replay-guard.js';
-import type { ReplayFloors } from '../../src/signing/replay-floors.js';
+import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
 import type { SignedRequestHeaders } from '../../src/signing/canonical.js';
 import type { MeshPeer } from '../peer-identity.js';
 import type { Operation } from '../operations.js';
@@ -34,9 +34,10 @@ export interface StageDeps {
   readonly self: string;
   /** Told when a shard peer's request has passed every signature check (audited, aggregated). */
   readonly verified: (peer: MeshPeer) => void;
+  /** The replay window (the timestamp stage). */
   readonly replay: ReplayGuard;
-  /** Each sender's persisted high-water mark (replay protection across restarts). */
-  readonly floors: ReplayFloors;
+  /** The nonce cache and each sender's persisted high-water mark (the replay stage); shared by all workers. */
+  readonly admit: ReplayAdmission;
   readonly maxBodyBytes: number;
   readonly topology: TopologySource;
 }

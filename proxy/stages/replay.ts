@@ -6,7 +6,4 @@
 // signature and body checks, so forged requests never fill the cache or move a mark.
 import type { Stage } from './mesh-request.js';
 
-export const replay: Stage = (r, d) => {
-  d.replay.checkAndRemember(r.sig!.shardId, r.sig!.nonce, r.sig!.timestamp);
-  return d.floors.cover(r.sig!.shardId, r.sig!.timestamp);
-};
+export const replay: Stage = (r, d) => d.admit(r.sig!.shardId, r.sig!.nonce, r.sig!.timestamp);

@@ -5,6 +5,7 @@ import { renewalConfig, type RenewalConfig } from './renewal.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigError, asObject, bool, int, isLoopbackHost, join, rejectUnknown, str, type Raw } from './validate.js';
 import { SHARD_ID_RE } from '../topology/topology.js';
 import { appSocket, type AppSocket } from './app-socket.js';
@@ -134,9 +135,14 @@ export interface SidecarConfig {
   readonly accessLog: AccessLogConfig;
   /** W3C trace context, and span export over OTLP/HTTP when configured. */
   readonly tracing: TracingConfig;
+  /**
+   * Processes serving the app and mesh ports (node:cluster, docs/sidecar.md "Workers"); 1: the
+   * sidecar is one process. "auto" in the file: the number of cores.
+   */
+  readonly workers: number;
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing', 'workers'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -238,6 +244,11 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const failover = bool(replication, 'failover', 'replication', etcd !== undefined);
   if (admin.console && !etcd) throw new ConfigError('admin.console', 'the console shows the cluster as etcd holds it: configure etcd.endpoints, or set admin.console to false');
   if (failover && !etcd) throw new ConfigError('replication.failover', 'failover needs etcd (the acting primaries and their leases live there): configure etcd.endpoints, or set it to false');
+  const w = raw.workers === undefined ? 1 : raw.workers;
+  if (w !== 'auto' && !(Number.isInteger(w) && (w as number) >= 1 && (w as number) <= 64)) throw new ConfigError('workers', `expected "auto" or an integer from 1 to 64, got ${JSON.stringify(w)}`);
+  const workers = w === 'auto' ? Math.min(64, availableParallelism()) : (w as number);
+  // The workers do not share failover's fencing yet (docs/sidecar.md "Workers"): refused, not half-fenced.
+  if (workers > 1 && failover) throw new ConfigError('workers', `${workers} workers do not work with replication.failover yet (the acting-primary fencing lives in one process); set replication.failover to false, or workers to 1`);
   return Object.freeze({
     etcd,
     shardId,
@@ -290,6 +301,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     watchFiles: bool(raw, 'watchFiles', '', true),
     accessLog: accessLogConfig(raw.accessLog, baseDir),
     tracing: tracingConfig(raw.tracing),
+    workers,
   });
 }
 

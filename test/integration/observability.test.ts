@@ -63,13 +63,13 @@ t.test('a write through A to B: one trace, echoed, logged by both, exported conn
   });
   const atA = mine.find((l) => l.listener === 'app')!;
   const atB = mine.find((l) => l.listener === 'mesh')!;
-  t.match(atA, { type: 'access', sidecar: a.shard.id, method: 'PUT', path, status: 201, code: null, shard: b.shard.id, epoch: 1, peer: null, retries: 0, bytes_in: Buffer.byteLength(body), span_id: aSpan });
+  t.match(atA, { type: 'access', sidecar: a.shard.id, worker: null, method: 'PUT', path, status: 201, code: null, shard: b.shard.id, epoch: 1, peer: null, retries: 0, bytes_in: Buffer.byteLength(body), span_id: aSpan });
   t.match(atB, { sidecar: b.shard.id, method: 'PUT', path, status: 201, code: null, shard: b.shard.id, epoch: 1, peer: { kind: 'shard', shard_id: a.shard.id, serial: a.shard.serial }, retries: 0, bytes_in: Buffer.byteLength(body) });
   t.ok(atA.bytes_out > 0 && atA.bytes_out === atB.bytes_out, `bytes out: ${atA.bytes_out} at A, ${atB.bytes_out} at B`);
   t.ok(atA.upstream_ms > 0 && atA.upstream_ms <= atA.duration_ms, `A waited ${atA.upstream_ms} of ${atA.duration_ms} ms upstream`);
   t.ok(atB.upstream_ms > 0 && atB.upstream_ms <= atB.duration_ms, `B waited ${atB.upstream_ms} of ${atB.duration_ms} ms on its storage node`);
   t.ok(Math.abs(Date.parse(atA.time) - Date.now()) < 60_000, 'start time is now-ish ISO 8601');
-  t.same(Object.keys(atA).sort(), ['bytes_in', 'bytes_out', 'code', 'duration_ms', 'epoch', 'listener', 'method', 'path', 'peer', 'retries', 'shard', 'sidecar', 'span_id', 'status', 'time', 'trace_id', 'type', 'upstream_ms'], 'exactly the documented fields');
+  t.same(Object.keys(atA).sort(), ['bytes_in', 'bytes_out', 'code', 'duration_ms', 'epoch', 'listener', 'method', 'path', 'peer', 'retries', 'shard', 'sidecar', 'span_id', 'status', 'time', 'trace_id', 'type', 'upstream_ms', 'worker'], 'exactly the documented fields');
   const raw = readFileSync(accessFile, 'utf8');
   t.notMatch(raw, secret, 'no body in the access log');
   t.notMatch(raw, /signature|BEGIN|nonce/i, 'no signature or key material in the access log');

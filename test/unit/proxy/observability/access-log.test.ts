@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createAccessLog, type AccessEntry } from '../../../../proxy/observability/access-log.js';
 
 const entry = (status: number): AccessEntry => ({
-  time: '2026-01-01T00:00:00.000Z', sidecar: 'shard-001', listener: 'app', method: 'GET', path: '/entities/x', status, code: null,
+  time: '2026-01-01T00:00:00.000Z', sidecar: 'shard-001', worker: null, listener: 'app', method: 'GET', path: '/entities/x', status, code: null,
   duration_ms: 1, upstream_ms: 0.5, bytes_in: null, bytes_out: 2, shard: 'shard-002', epoch: 3, peer: null, retries: 0, trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16),
 });
 

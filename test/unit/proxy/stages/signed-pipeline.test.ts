@@ -8,6 +8,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { FakeClock, SeededRandom } from '../../../../src/runtime.js';
 import { RequestSigner, sha256Hex } from '../../../../src/signing/sign.js';
 import { ReplayGuard } from '../../../../src/signing/replay-guard.js';
+import { localAdmission } from '../../../../src/signing/replay-admission.js';
 import { H } from '../../../../src/signing/canonical.js';
 import { signedHeaders } from '../../../../proxy/stages/signed-headers.js';
 import { signature } from '../../../../proxy/stages/signature.js';
@@ -56,17 +57,21 @@ function request(opts: { method?: string; url?: string; headers?: Record<string,
   } as unknown as MeshRequest;
 }
 
-function deps(over: Partial<StageDeps> = {}): StageDeps & { covered: [string, number][]; verifiedPeers: MeshPeer[] } {
+type Floors = Parameters<typeof localAdmission>[1];
+
+function deps(over: Partial<StageDeps> & { floors?: Floors } = {}): StageDeps & { covered: [string, number][]; verifiedPeers: MeshPeer[] } {
   const covered: [string, number][] = [];
   const verifiedPeers: MeshPeer[] = [];
+  const { floors = { cover: (s: string, ts: number) => void covered.push([s, ts]) }, ...rest } = over;
+  const guard = rest.replay ?? new ReplayGuard(clock);
   return {
     self: 'shard-002',
     verified: (p) => verifiedPeers.push(p),
-    replay: new ReplayGuard(clock),
-    floors: { cover: (s: string, ts: number) => void covered.push([s, ts]) } as unknown as StageDeps['floors'],
+    replay: guard,
+    admit: localAdmission(guard, floors),
     maxBodyBytes: 1024,
     topology: undefined as unknown as StageDeps['topology'],
-    ...over,
+    ...rest,
     covered,
     verifiedPeers,
   };
@@ -167,7 +172,7 @@ t.test('replay: the nonce is remembered per sender, then the persisted mark must
   const r = request();
   signedHeaders(r, d);
   let resolved = false;
-  const waited = deps({ replay: d.replay, floors: { cover: () => new Promise<void>((res) => setTimeout(() => ((resolved = true), res()), 5)) } as unknown as StageDeps['floors'] });
+  const waited = deps({ replay: d.replay, floors: { cover: () => new Promise<void>((res) => setTimeout(() => ((resolved = true), res()), 5)) } });
   await replay(r, waited);
   t.ok(resolved, "the stage waits for the sender's mark to be persisted");
   const again = request({ headers: r.headers as Record<string, string> });

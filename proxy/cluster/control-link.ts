@@ -1,0 +1,126 @@
+// A worker's line to the sidecar's control process (node:cluster IPC): the replay check and the
+// replicas' positions are asked of the one process that holds them; the replicas' and move
+// targets' announcements, the topology epoch and the bound addresses are told to it; write holds
+// (a range move's cutover) and reloads come from it.
+import { ThemisError, type ErrorCode, ERRORS } from '../../src/errors.js';
+import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
+import type { WriteHold } from '../rebalance/write-hold.js';
+import { fromWire, isOurs, type FromWorker, type Rpc, type ToWorker } from './messages.js';
+
+/** The IPC end of a worker process (process itself, in production). */
+export interface Channel {
+  send(message: unknown): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  readonly connected: boolean;
+}
+
+type Body<K extends FromWorker['kind']> = Omit<Extract<FromWorker, { kind: K }>, 'themis'>;
+
+export class ControlLink {
+  private next = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners: ((m: ToWorker) => void)[] = [];
+  private readonly holds = new Map<number, () => void>();
+  private holdsOf: WriteHold | undefined;
+
+  constructor(private readonly channel: Channel) {
+    channel.on('message', (m) => {
+      if (!isOurs(m)) return;
+      const msg = m as ToWorker;
+      if (msg.kind === 'reply' || msg.kind === 'refused') return this.settle(msg);
+      if (msg.kind === 'hold') return this.hold(msg.id, msg.ranges);
+      if (msg.kind === 'release') return this.release(msg.id);
+      for (const l of this.listeners) l(msg);
+    });
+  }
+
+  private send<K extends FromWorker['kind']>(kind: K, body: Omit<Body<K>, 'kind'>): void {
+    if (this.channel.connected) this.channel.send({ themis: 1, kind, ...body });
+  }
+
+  private call(call: Rpc): Promise<unknown> {
+    if (!this.channel.connected) return Promise.reject(new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the sidecar\'s control process is gone'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.send('rpc', { id, call });
+    });
+  }
+
+  private settle(m: Extract<ToWorker, { kind: 'reply' | 'refused' }>): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.kind === 'reply') return p.resolve(m.value);
+    const code = (m.code in ERRORS ? m.code : 'INTERNAL') as ErrorCode;
+    p.reject(new ThemisError(code, m.message));
+  }
+
+  /** Every call still unanswered fails (the control process went away). */
+  failPending(): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the sidecar\'s control process is gone'));
+    }
+  }
+
+  /** The replay check, done by the control process for every worker (one nonce cache per host). */
+  readonly admit: ReplayAdmission = (sender, nonce, timestamp) => this.call({ op: 'admit', sender, nonce, timestamp }).then(() => undefined);
+
+  /** ReplicaPositions.waitFor, answered by the control process, where every replica's announcement arrives. */
+  async waitFor(replicas: ReadonlyMap<string, string>, needed: number, seq: number, timeoutMs: number): Promise<string[]> {
+    const v = await this.call({ op: 'waitFor', replicas: [...replicas], needed, seq, timeoutMs }).catch(() => []);
+    return Array.isArray(v) ? (v as string[]) : [];
+  }
+
+  position(replica: string, header: string | string[] | undefined): void {
+    if (typeof header === 'string') this.send('position', { replica, header });
+  }
+
+  movePosition(shard: string, header: string | string[] | undefined): void {
+    if (typeof header === 'string') this.send('movePosition', { shard, header });
+  }
+
+  hello(): void {
+    this.send('hello', {});
+  }
+
+  listening(bound: Body<'listening'>['bound']): void {
+    this.send('listening', { bound });
+  }
+
+  epoch(epoch: number): void {
+    this.send('epoch', { epoch });
+  }
+
+  metrics(id: number, json: unknown[]): void {
+    this.send('metrics', { id, json });
+  }
+
+  /** Holds and releases from the control process act on `writes`, this worker's own write path. */
+  serveHolds(writes: WriteHold): void {
+    this.holdsOf = writes;
+  }
+
+  private hold(id: number, ranges: [string, string][]): void {
+    if (!this.holdsOf || this.holds.has(id)) return;
+    const h = this.holdsOf.hold(fromWire(ranges));
+    this.holds.set(id, h.release);
+    void h.drained.then(() => this.send('drained', { hold: id }));
+  }
+
+  private release(id: number): void {
+    this.holds.get(id)?.();
+    this.holds.delete(id);
+  }
+
+  /** The other messages: welcome, reload, stop, metrics. */
+  onMessage(l: (m: ToWorker) => void): void {
+    this.listeners.push(l);
+  }
+
+  /** Applies the holds in force that a `welcome` names, before this worker serves. */
+  applyHolds(holds: { id: number; ranges: [string, string][] }[]): void {
+    for (const h of holds) this.hold(h.id, h.ranges);
+  }
+}

@@ -1,0 +1,41 @@
+// What the sidecar's control process and its workers say to each other over node:cluster's IPC
+// channel (JSON). Every message carries `themis: 1`, so that other users of the channel (Node's
+// own cluster messages, prom-client) are told apart. docs/sidecar.md "Workers" has the design.
+import type { TokenSpan } from '../../src/topology/replica-ranges.js';
+
+/** A token span as JSON carries it (bigints as decimal text). */
+export type WireSpan = [string, string];
+
+export const toWire = (ranges: readonly TokenSpan[]): WireSpan[] => ranges.map((r) => [String(r.start), String(r.end)]);
+export const fromWire = (ranges: readonly WireSpan[]): TokenSpan[] => ranges.map(([s, e]) => ({ start: BigInt(s), end: BigInt(e) }));
+
+export type Rpc =
+  | { op: 'admit'; sender: string; nonce: string; timestamp: number }
+  | { op: 'waitFor'; replicas: [string, string][]; needed: number; seq: number; timeoutMs: number };
+
+/** From a worker to the control process. */
+export type FromWorker = { themis: 1 } & (
+  | { kind: 'hello' }
+  | { kind: 'listening'; bound: { app: string | null; appSocket?: string; mesh: string } }
+  | { kind: 'rpc'; id: number; call: Rpc }
+  | { kind: 'position'; replica: string; header: string }
+  | { kind: 'movePosition'; shard: string; header: string }
+  | { kind: 'drained'; hold: number }
+  | { kind: 'epoch'; epoch: number }
+  | { kind: 'metrics'; id: number; json: unknown[] }
+);
+
+/** From the control process to a worker. */
+export type ToWorker = { themis: 1 } & (
+  | { kind: 'welcome'; holds: { id: number; ranges: WireSpan[] }[] }
+  | { kind: 'reply'; id: number; value: unknown }
+  | { kind: 'refused'; id: number; code: string; message: string }
+  | { kind: 'hold'; id: number; ranges: WireSpan[] }
+  | { kind: 'release'; id: number }
+  | { kind: 'reload'; why: string }
+  | { kind: 'stop'; drainMs: number }
+  | { kind: 'metrics'; id: number }
+);
+
+export const isOurs = (m: unknown): m is { themis: 1; kind: string } =>
+  typeof m === 'object' && m !== null && (m as { themis?: unknown }).themis === 1 && typeof (m as { kind?: unknown }).kind === 'string';

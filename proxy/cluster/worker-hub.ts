@@ -1,0 +1,149 @@
+// The control process's side of its workers: it answers their replay checks and position waits
+// from the one cache and the one position table of the host, takes the replicas' and move
+// targets' announcements that reached any worker, fans write holds out to every worker (a hold
+// is drained once every live worker has drained it), and collects their metrics.
+import type { Logger } from 'pino';
+import { ThemisError } from '../../src/errors.js';
+import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
+import type { TokenSpan } from '../../src/topology/replica-ranges.js';
+import type { ReplicaPositions } from '../replication/positions.js';
+import type { MovePositions } from '../rebalance/cutover.js';
+import { isOurs, toWire, type FromWorker, type Rpc, type ToWorker, type WireSpan } from './messages.js';
+
+/** One worker as the hub sees it (a cluster.Worker in production). */
+export interface WorkerPort {
+  readonly slot: number;
+  send(m: ToWorker): void;
+}
+
+export interface HubDeps {
+  admit: ReplayAdmission;
+  positions: Pick<ReplicaPositions, 'record' | 'waitFor'>;
+  movePositions: Pick<MovePositions, 'record'>;
+  log: Logger;
+}
+
+interface FannedHold {
+  ranges: WireSpan[];
+  waiting: Set<WorkerPort>;
+  drained: () => void;
+}
+
+type Body<K extends ToWorker['kind']> = Omit<Extract<ToWorker, { kind: K }>, 'themis' | 'kind'>;
+
+export class WorkerHub {
+  private deps: HubDeps | undefined;
+  private readonly workers = new Set<WorkerPort>();
+  private readonly holdsOn = new Map<number, FannedHold>();
+  private nextHold = 1;
+  private nextMetrics = 1;
+  private readonly metricWaits = new Map<number, (json: unknown[]) => void>();
+  private readonly listeners: ((w: WorkerPort, m: FromWorker) => void)[] = [];
+
+  /** What the hub answers with; set once the control process's sidecar is built. */
+  serve(deps: HubDeps): void {
+    this.deps = deps;
+  }
+
+  private static send<K extends ToWorker['kind']>(w: WorkerPort, kind: K, body: Body<K>): void {
+    w.send({ themis: 1, kind, ...body } as unknown as ToWorker);
+  }
+
+  /** A worker's message; those the hub does not handle go to `onMessage` listeners. */
+  handle(w: WorkerPort, m: unknown): void {
+    if (!isOurs(m)) return;
+    const msg = m as FromWorker;
+    switch (msg.kind) {
+      case 'hello':
+        // It joins before it serves: the holds in force are on in it from its first request.
+        this.workers.add(w);
+        return WorkerHub.send(w, 'welcome', { holds: [...this.holdsOn].map(([id, h]) => ({ id, ranges: h.ranges })) });
+      case 'rpc':
+        return void this.answer(w, msg.id, msg.call);
+      case 'position':
+        return this.deps?.positions.record(msg.replica, msg.header);
+      case 'movePosition':
+        return this.deps?.movePositions.record(msg.shard, msg.header);
+      case 'drained':
+        return this.drainedIn(w, msg.hold);
+      case 'metrics':
+        this.metricWaits.get(msg.id)?.(msg.json);
+        return;
+      default:
+        for (const l of this.listeners) l(w, msg);
+    }
+  }
+
+  onMessage(l: (w: WorkerPort, m: FromWorker) => void): void {
+    this.listeners.push(l);
+  }
+
+  private async answer(w: WorkerPort, id: number, call: Rpc): Promise<void> {
+    const d = this.deps;
+    try {
+      if (!d) throw new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the control process is starting');
+      if (call.op === 'admit') {
+        await d.admit(call.sender, call.nonce, call.timestamp);
+        return WorkerHub.send(w, 'reply', { id, value: null });
+      }
+      const holding = await d.positions.waitFor(new Map(call.replicas), call.needed, call.seq, call.timeoutMs);
+      WorkerHub.send(w, 'reply', { id, value: holding });
+    } catch (e) {
+      const te = e instanceof ThemisError ? e : undefined;
+      if (!te) d?.log.warn({ err: (e as Error).message, op: call.op }, 'worker request failed');
+      WorkerHub.send(w, 'refused', { id, code: te?.code ?? 'INTERNAL', message: te?.message ?? 'internal error' });
+    }
+  }
+
+  /** A worker exited: it holds nothing and is waited for by nothing any more. */
+  gone(w: WorkerPort): void {
+    this.workers.delete(w);
+    for (const id of [...this.holdsOn.keys()]) this.drainedIn(w, id);
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  /** WriteHold.hold across every worker: new writes to `ranges` wait in each; drained once none is in flight in any. */
+  hold(ranges: readonly TokenSpan[]): { drained: Promise<void>; release: () => void } {
+    const id = this.nextHold++;
+    const wire = toWire(ranges);
+    let drained!: () => void;
+    const done = new Promise<void>((r) => (drained = r));
+    const h: FannedHold = { ranges: wire, waiting: new Set(this.workers), drained };
+    this.holdsOn.set(id, h);
+    for (const w of this.workers) WorkerHub.send(w, 'hold', { id, ranges: wire });
+    if (h.waiting.size === 0) drained();
+    const release = () => {
+      if (!this.holdsOn.delete(id)) return;
+      for (const w of this.workers) WorkerHub.send(w, 'release', { id });
+    };
+    return { drained: done, release };
+  }
+
+  private drainedIn(w: WorkerPort, id: number): void {
+    const h = this.holdsOn.get(id);
+    if (!h || !h.waiting.delete(w)) return;
+    if (h.waiting.size === 0) h.drained();
+  }
+
+  broadcast<K extends 'reload' | 'stop'>(kind: K, body: Body<K>): void {
+    for (const w of this.workers) WorkerHub.send(w, kind, body);
+  }
+
+  /** Every live worker's registry as JSON (those that do not answer within `ms` are left out). */
+  async metrics(ms = 1000): Promise<unknown[][]> {
+    return Promise.all([...this.workers].map((w) => new Promise<unknown[]>((resolve) => {
+      const id = this.nextMetrics++;
+      const timer = setTimeout(() => finish([]), ms);
+      const finish = (json: unknown[]) => {
+        clearTimeout(timer);
+        this.metricWaits.delete(id);
+        resolve(json);
+      };
+      this.metricWaits.set(id, finish);
+      WorkerHub.send(w, 'metrics', { id });
+    })));
+  }
+}

@@ -1,0 +1,114 @@
+// The control process's hub and its workers' links, wired by an in-memory channel that copies
+// every message through JSON as node:cluster's IPC does: write holds reach every worker and are
+// drained only when every worker has drained them; the replay check and position waits are the
+// control process's; a worker that joins during a hold holds from its first request.
+import t from 'tap';
+import { silentLogger } from '../../../../src/log.js';
+import { WorkerHub, type WorkerPort } from '../../../../proxy/cluster/worker-hub.js';
+import { ControlLink, type Channel } from '../../../../proxy/cluster/control-link.js';
+import { WriteHold } from '../../../../proxy/rebalance/write-hold.js';
+import { ReplayGuard } from '../../../../src/signing/replay-guard.js';
+import { localAdmission } from '../../../../src/signing/replay-admission.js';
+import { FakeClock } from '../../../../src/runtime.js';
+
+const copy = (m: unknown) => JSON.parse(JSON.stringify(m)) as unknown;
+const tick = () => new Promise((r) => setImmediate(r));
+
+function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: WriteHold; port: WorkerPort; channel: Channel & { connected: boolean } } {
+  let deliver: (m: unknown) => void = () => undefined;
+  const port: WorkerPort = { slot, send: (m) => queueMicrotask(() => deliver(copy(m))) };
+  const channel = {
+    connected: true,
+    send: (m: unknown) => (queueMicrotask(() => hub.handle(port, copy(m))), true),
+    on: (_e: 'message', l: (m: unknown) => void) => (deliver = l),
+  };
+  const link = new ControlLink(channel);
+  const writes = new WriteHold();
+  link.serveHolds(writes);
+  link.onMessage((m) => m.kind === 'welcome' && link.applyHolds(m.holds));
+  link.hello();
+  return { link, writes, port, channel };
+}
+
+// Keys whose tokens fall in the held span and outside it (the whole ring: any key is inside).
+const KEY = 'document.app.orders:0b6c2f0e-3d6e-4c57-9a51-9d7f1c1f7a11';
+const ALL = [{ start: 0n, end: 2n ** 64n - 1n }];
+
+function hub(): WorkerHub {
+  const h = new WorkerHub();
+  const clock = new FakeClock(1_700_000_000_000);
+  h.serve({
+    admit: localAdmission(new ReplayGuard(clock), { cover: () => undefined }),
+    positions: { record: () => undefined, waitFor: async (replicas, needed) => [...replicas.keys()].slice(0, needed) },
+    movePositions: { record: () => undefined },
+    log: silentLogger,
+  });
+  return h;
+}
+
+t.test('a hold is on in every worker, and drained only once every worker has drained it', async (t) => {
+  const h = hub();
+  const [w1, w2] = [worker(h, 1), worker(h, 2)];
+  await tick();
+  t.equal(h.size, 2);
+  const done1 = await w1.writes.enter(KEY); // a write in flight in worker 1
+  const held = h.hold(ALL);
+  let drained = false;
+  void held.drained.then(() => (drained = true));
+  await tick();
+  t.equal(w1.writes.active, 1, 'worker 1 holds');
+  t.equal(w2.writes.active, 1, 'worker 2 holds');
+  t.notOk(drained, 'not drained while worker 1 has a write in flight');
+  let entered = false;
+  void w2.writes.enter(KEY).then((d) => ((entered = true), d()));
+  await tick();
+  t.notOk(entered, 'a new write in worker 2 waits');
+  done1();
+  await tick();
+  await tick();
+  t.ok(drained, 'drained once worker 1\'s write finished');
+  held.release();
+  await tick();
+  await tick();
+  t.ok(entered, 'released: the waiting write goes on');
+  t.equal(w1.writes.active + w2.writes.active, 0);
+});
+
+t.test('a worker that joins during a hold holds before it serves; one that dies is not waited for', async (t) => {
+  const h = hub();
+  const w1 = worker(h, 1);
+  await tick();
+  const done = await w1.writes.enter(KEY);
+  const held = h.hold(ALL);
+  let drained = false;
+  void held.drained.then(() => (drained = true));
+  const w2 = worker(h, 2);
+  await tick();
+  await tick();
+  t.equal(w2.writes.active, 1, 'the new worker got the hold in its welcome');
+  h.gone(w1.port);
+  await tick();
+  t.ok(drained, 'the dead worker\'s write is not waited for');
+  done();
+  held.release();
+});
+
+t.test('the replay check is the control process\'s: a nonce used through one worker is refused through another', async (t) => {
+  const h = hub();
+  const [w1, w2] = [worker(h, 1), worker(h, 2)];
+  await tick();
+  const ts = 1_700_000_000_000;
+  await w1.link.admit('CN=shard-002', 'n1', ts);
+  await t.rejects(async () => w2.link.admit('CN=shard-002', 'n1', ts), { name: 'ThemisError', code: 'REPLAY_DETECTED', status: 409 });
+  await w2.link.admit('CN=shard-002', 'n2', ts);
+  t.same(await w1.link.waitFor(new Map([['shard-002', 'd'], ['shard-003', 'd']]), 1, 5, 100), ['shard-002'], 'position waits are answered by the control process');
+});
+
+t.test('the control process gone: calls fail with 503, and no call is left hanging', async (t) => {
+  const h = hub();
+  const w = worker(h, 1);
+  await tick();
+  w.channel.connected = false;
+  await t.rejects(async () => w.link.admit('CN=shard-002', 'n3', 1_700_000_000_000), { code: 'REPLAY_STATE_UNAVAILABLE' });
+  t.same(await w.link.waitFor(new Map([['shard-002', 'd']]), 1, 5, 100), [], 'no replica counts');
+});
