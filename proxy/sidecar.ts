@@ -58,6 +58,7 @@ import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics
 import { readAnswer } from './upstream.js';
 import { Failover } from './failover/failover.js';
 import { EffectiveTopologySource } from './failover/effective-source.js';
+import { FailoverMirror } from './failover/failover-mirror.js';
 import { NodeLiveness } from './failover/node-liveness.js';
 import { FailoverMetrics } from '../src/metrics/failover-metrics.js';
 import { copiesNeeded } from './replication/ack-gate.js';
@@ -280,7 +281,11 @@ export class Sidecar {
           generationsFile: join(cfg.replication.stateDir, 'failover-generations.json'),
         })
       : undefined;
-    this.topology = this.failover ? new EffectiveTopologySource(signed, this.failover) : signed;
+    // A worker routes and fences by its control process's failover (failover-mirror.ts).
+    const mirror = cfg.replication.failover && etcd && role.kind === 'data' ? new FailoverMirror(signed, cfg.shardId, () => rt.clock.monotonic()) : undefined;
+    if (mirror && role.kind === 'data') role.link.serveFailover(mirror);
+    const fencing = this.failover ?? mirror;
+    this.topology = fencing ? new EffectiveTopologySource(signed, fencing) : signed;
     // Operator-signed rebalance operations in etcd: verified (and refusals audited) by every shard.
     const rebalanceLog = log.child({ component: 'rebalance' });
     // Moves run in the control process (or the single one); every process that writes honours their holds.
@@ -345,7 +350,7 @@ export class Sidecar {
       mode: cfg.replication.ack,
       timeoutMs: cfg.replication.ackTimeoutMs,
       onRefused: () => replicationMetrics.ackFailures.inc(),
-      ...(this.failover ? { fencing: this.failover } : {}),
+      ...(fencing ? { fencing } : {}),
     });
     const checkpoints = new FileCheckpoints(cfg.replication.stateDir);
     this.replicas = new ReplicaManager({
@@ -447,7 +452,7 @@ export class Sidecar {
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     if (role.kind === 'control') {
-      role.hub.serve({ admit, positions, movePositions, log: log.child({ component: 'workers' }) });
+      role.hub.serve({ admit, positions, movePositions, ...(this.failover ? { failover: this.failover } : {}), log: log.child({ component: 'workers' }) });
       // A renewal or a SIGHUP changed the files: every worker reads them again.
       trust.onChange((_n, _p, why) => role.hub.broadcast('reload', { why }));
     }

@@ -19,7 +19,7 @@ const USAGE = `usage: npm start -- [--shards 3] [--replicas 0] [--spares 0] [--w
   --spares K     K more shard pairs (storage node + sidecar, certificate from the dev PKI), running
                  and registered but not in the topology: add one with themis-admin shard add (default 0)
   --workers W    processes per sidecar serving its app and mesh ports: a number, or auto for one per
-                 core (default 1; more turns automatic failover off: docs/sidecar.md "Workers")
+                 core (default 1; docs/sidecar.md "Workers")
   --dir DIR      where PKI, data, configs and logs live (default .dev)
   --fresh        delete DIR first
   --auto-ports   pick free ports instead of 7080+/8765+/9464+ and 7443
@@ -95,8 +95,7 @@ async function main(): Promise<void> {
     // What rebalancing and shard add/remove made of the topology survives a restart.
     etcd: { topology: true, crls: true, keepTopology: true, rbac: true },
     // The web console on every sidecar's admin port (loopback; off by default elsewhere).
-    // With workers, failover is off (its fencing is not shared between workers yet).
-    sidecarConfig: { admin: { console: true }, ...(multi ? { workers, replication: { failover: false } } : {}) },
+    sidecarConfig: { admin: { console: true }, ...(multi ? { workers } : {}) },
     ports: auto ? undefined : (i) => ({ storage: 8765 + i, app: 7080 + i, admin: 9464 + i, mesh: 7443 }),
     logDir: join(dir, 'logs'),
   }).catch((e: Error) => {
@@ -150,7 +149,7 @@ async function main(): Promise<void> {
   const uuid = randomUUID();
   const app = (i: number) => nodes[i]!.sidecar.appUrl;
   const rf = replicas === 0 ? 'no replication' : `replication factor ${replicas + 1} (each range on its owner and the next ${replicas} shard${replicas > 1 ? 's' : ''})`;
-  const procs = multi ? `, ${workers} workers per sidecar (automatic failover off)` : '';
+  const procs = multi ? `, ${workers} workers per sidecar` : '';
   console.log(`\nthemis-mesh dev cluster "${cluster}": ${n} shards, ${rf}${procs}, signed topology epoch ${topology.epoch} (${topology.ranges.length} ranges) in etcd at ${etcdEndpoint}, files in ${dir}\n`);
   console.log('shard       app port (apps)        mesh port (mTLS)        admin (metrics)');
   nodes.forEach(({ id, sidecar }) => console.log(`${id}   ${sidecar.appUrl.padEnd(22)} ${sidecar.meshEndpoint.padEnd(23)} ${sidecar.adminUrl}/metrics`));

@@ -50,7 +50,7 @@ export const ERRORS = {
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The storage engine is not open (starting or stopping).' },
   BODY_BUDGET_EXCEEDED: { status: 503, retryable: true, summary: 'The mesh port already holds its budget of request bodies in flight (mesh.maxInflightBodyBytes); nothing of this one was applied.' },
   CLUSTER_STATUS_UNAVAILABLE: { status: 503, retryable: true, summary: 'Admin port: the console cannot read the cluster\'s state from etcd just now.' },
-  REPLAY_STATE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The replay guard could not write its high-water marks durably (disk full or failing); signed requests that need a new mark are refused.' },
+  REPLAY_STATE_UNAVAILABLE: { status: 503, retryable: true, summary: 'The replay guard could not write its high-water marks durably (disk full or failing), or a worker cannot reach the control process that holds them; signed requests that need a new mark are refused.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

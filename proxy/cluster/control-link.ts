@@ -5,7 +5,11 @@
 import { ThemisError, type ErrorCode, ERRORS } from '../../src/errors.js';
 import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
 import type { WriteHold } from '../rebalance/write-hold.js';
+import type { FailoverMirror } from '../failover/failover-mirror.js';
 import { fromWire, isOurs, type FromWorker, type Rpc, type ToWorker } from './messages.js';
+
+/** A call the control process has not answered in this (it is stopped, or stuck) fails: 503, retryable. */
+export const CALL_TIMEOUT_MS = 2000;
 
 /** The IPC end of a worker process (process itself, in production). */
 export interface Channel {
@@ -22,14 +26,21 @@ export class ControlLink {
   private readonly listeners: ((m: ToWorker) => void)[] = [];
   private readonly holds = new Map<number, () => void>();
   private holdsOf: WriteHold | undefined;
+  private mirror: FailoverMirror | undefined;
+  private queue: { id: number; call: Rpc }[] = [];
 
   constructor(private readonly channel: Channel) {
     channel.on('message', (m) => {
       if (!isOurs(m)) return;
       const msg = m as ToWorker;
       if (msg.kind === 'reply' || msg.kind === 'refused') return this.settle(msg);
+      if (msg.kind === 'replies') {
+        for (const a of msg.replies) this.settle('code' in a ? { kind: 'refused', ...a } : { kind: 'reply', ...a });
+        return;
+      }
       if (msg.kind === 'hold') return this.hold(msg.id, msg.ranges);
       if (msg.kind === 'release') return this.release(msg.id);
+      if (msg.kind === 'failover') return this.mirror?.apply(msg.state);
       for (const l of this.listeners) l(msg);
     });
   }
@@ -38,16 +49,32 @@ export class ControlLink {
     if (this.channel.connected) this.channel.send({ themis: 1, kind, ...body });
   }
 
-  private call(call: Rpc): Promise<unknown> {
+  private call(call: Rpc, timeoutMs = CALL_TIMEOUT_MS): Promise<unknown> {
     if (!this.channel.connected) return Promise.reject(new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the sidecar\'s control process is gone'));
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.send('rpc', { id, call });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ThemisError('REPLAY_STATE_UNAVAILABLE', `the sidecar's control process did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      this.queue.push({ id, call });
+      if (this.queue.length === 1) setImmediate(() => this.flush());
     });
   }
 
-  private settle(m: Extract<ToWorker, { kind: 'reply' | 'refused' }>): void {
+  /** The calls of this event-loop turn go in one message. */
+  private flush(): void {
+    const calls = this.queue;
+    this.queue = [];
+    if (calls.length === 1) this.send('rpc', calls[0]!);
+    else if (calls.length > 1) this.send('rpcs', { calls });
+  }
+
+  private settle(m: Pick<Extract<ToWorker, { kind: 'reply' }>, 'kind' | 'id' | 'value'> | Pick<Extract<ToWorker, { kind: 'refused' }>, 'kind' | 'id' | 'code' | 'message'>): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
@@ -69,7 +96,7 @@ export class ControlLink {
 
   /** ReplicaPositions.waitFor, answered by the control process, where every replica's announcement arrives. */
   async waitFor(replicas: ReadonlyMap<string, string>, needed: number, seq: number, timeoutMs: number): Promise<string[]> {
-    const v = await this.call({ op: 'waitFor', replicas: [...replicas], needed, seq, timeoutMs }).catch(() => []);
+    const v = await this.call({ op: 'waitFor', replicas: [...replicas], needed, seq, timeoutMs }, timeoutMs + CALL_TIMEOUT_MS).catch(() => []);
     return Array.isArray(v) ? (v as string[]) : [];
   }
 
@@ -119,8 +146,14 @@ export class ControlLink {
     this.listeners.push(l);
   }
 
-  /** Applies the holds in force that a `welcome` names, before this worker serves. */
-  applyHolds(holds: { id: number; ranges: [string, string][] }[]): void {
-    for (const h of holds) this.hold(h.id, h.ranges);
+  /** Failover states from the control process go to `mirror` (this worker's fencing and routing). */
+  serveFailover(mirror: FailoverMirror): void {
+    this.mirror = mirror;
+  }
+
+  /** Applies what a `welcome` names — the holds in force, failover's state — before this worker serves. */
+  applyWelcome(m: Extract<ToWorker, { kind: 'welcome' }>): void {
+    for (const h of m.holds) this.hold(h.id, h.ranges);
+    if (m.failover) this.mirror?.apply(m.failover);
   }
 }

@@ -2,12 +2,15 @@
 // channel (JSON). Every message carries `themis: 1`, so that other users of the channel (Node's
 // own cluster messages, prom-client) are told apart. docs/sidecar.md "Workers" has the design.
 import type { TokenSpan } from '../../src/topology/replica-ranges.js';
+import type { FailoverState } from '../failover/failover.js';
 
 /** A token span as JSON carries it (bigints as decimal text). */
 export type WireSpan = [string, string];
 
 export const toWire = (ranges: readonly TokenSpan[]): WireSpan[] => ranges.map((r) => [String(r.start), String(r.end)]);
 export const fromWire = (ranges: readonly WireSpan[]): TokenSpan[] => ranges.map(([s, e]) => ({ start: BigInt(s), end: BigInt(e) }));
+
+export type Answer = { id: number; value: unknown } | { id: number; code: string; message: string };
 
 export type Rpc =
   | { op: 'admit'; sender: string; nonce: string; timestamp: number }
@@ -18,6 +21,8 @@ export type FromWorker = { themis: 1 } & (
   | { kind: 'hello' }
   | { kind: 'listening'; bound: { app: string | null; appSocket?: string; mesh: string } }
   | { kind: 'rpc'; id: number; call: Rpc }
+  /** The calls of one event-loop turn, in one message (fewer writes and reads on the channel). */
+  | { kind: 'rpcs'; calls: { id: number; call: Rpc }[] }
   | { kind: 'position'; replica: string; header: string }
   | { kind: 'movePosition'; shard: string; header: string }
   | { kind: 'drained'; hold: number }
@@ -27,9 +32,12 @@ export type FromWorker = { themis: 1 } & (
 
 /** From the control process to a worker. */
 export type ToWorker = { themis: 1 } & (
-  | { kind: 'welcome'; holds: { id: number; ranges: WireSpan[] }[] }
+  | { kind: 'welcome'; holds: { id: number; ranges: WireSpan[] }[]; failover: FailoverState | null }
+  | { kind: 'failover'; state: FailoverState }
   | { kind: 'reply'; id: number; value: unknown }
   | { kind: 'refused'; id: number; code: string; message: string }
+  /** The answers of one event-loop turn. */
+  | { kind: 'replies'; replies: Answer[] }
   | { kind: 'hold'; id: number; ranges: WireSpan[] }
   | { kind: 'release'; id: number }
   | { kind: 'reload'; why: string }

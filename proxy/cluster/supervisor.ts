@@ -99,6 +99,7 @@ export async function superviseWorkers(cfg: SidecarConfig, configFile: string, r
       }, drainMs + 5000);
       await Promise.all(exited);
       clearTimeout(kill);
+      hub.close();
       await control.stop(drainMs);
     },
   };

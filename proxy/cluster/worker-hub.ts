@@ -8,7 +8,8 @@ import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
 import type { TokenSpan } from '../../src/topology/replica-ranges.js';
 import type { ReplicaPositions } from '../replication/positions.js';
 import type { MovePositions } from '../rebalance/cutover.js';
-import { isOurs, toWire, type FromWorker, type Rpc, type ToWorker, type WireSpan } from './messages.js';
+import type { Failover } from '../failover/failover.js';
+import { isOurs, toWire, type Answer, type FromWorker, type Rpc, type ToWorker, type WireSpan } from './messages.js';
 
 /** One worker as the hub sees it (a cluster.Worker in production). */
 export interface WorkerPort {
@@ -20,8 +21,13 @@ export interface HubDeps {
   admit: ReplayAdmission;
   positions: Pick<ReplicaPositions, 'record' | 'waitFor'>;
   movePositions: Pick<MovePositions, 'record'>;
+  /** With replication.failover: its state goes to every worker on each change and every 250 ms. */
+  failover?: Pick<Failover, 'mirrorState' | 'onState'>;
   log: Logger;
 }
+
+/** How often failover's state goes to the workers besides its changes (the lease's time left). */
+export const FAILOVER_EVERY_MS = 250;
 
 interface FannedHold {
   ranges: WireSpan[];
@@ -39,10 +45,26 @@ export class WorkerHub {
   private nextMetrics = 1;
   private readonly metricWaits = new Map<number, (json: unknown[]) => void>();
   private readonly listeners: ((w: WorkerPort, m: FromWorker) => void)[] = [];
+  private failoverTimer: NodeJS.Timeout | undefined;
+  private readonly replies = new Map<WorkerPort, Answer[]>();
 
   /** What the hub answers with; set once the control process's sidecar is built. */
   serve(deps: HubDeps): void {
     this.deps = deps;
+    const f = deps.failover;
+    if (f) {
+      const send = () => {
+        const state = f.mirrorState();
+        for (const w of this.workers) WorkerHub.send(w, 'failover', { state });
+      };
+      f.onState(send);
+      this.failoverTimer = setInterval(send, FAILOVER_EVERY_MS);
+      this.failoverTimer.unref();
+    }
+  }
+
+  close(): void {
+    clearInterval(this.failoverTimer);
   }
 
   private static send<K extends ToWorker['kind']>(w: WorkerPort, kind: K, body: Body<K>): void {
@@ -57,9 +79,12 @@ export class WorkerHub {
       case 'hello':
         // It joins before it serves: the holds in force are on in it from its first request.
         this.workers.add(w);
-        return WorkerHub.send(w, 'welcome', { holds: [...this.holdsOn].map(([id, h]) => ({ id, ranges: h.ranges })) });
+        return WorkerHub.send(w, 'welcome', { holds: [...this.holdsOn].map(([id, h]) => ({ id, ranges: h.ranges })), failover: this.deps?.failover?.mirrorState() ?? null });
       case 'rpc':
         return void this.answer(w, msg.id, msg.call);
+      case 'rpcs':
+        for (const c of msg.calls) void this.answer(w, c.id, c.call);
+        return;
       case 'position':
         return this.deps?.positions.record(msg.replica, msg.header);
       case 'movePosition':
@@ -83,16 +108,35 @@ export class WorkerHub {
     try {
       if (!d) throw new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the control process is starting');
       if (call.op === 'admit') {
-        await d.admit(call.sender, call.nonce, call.timestamp);
-        return WorkerHub.send(w, 'reply', { id, value: null });
+        // Synchronous unless the sender's mark must be written first (rare).
+        const p = d.admit(call.sender, call.nonce, call.timestamp);
+        if (p) await p;
+        return this.reply(w, { id, value: null });
       }
       const holding = await d.positions.waitFor(new Map(call.replicas), call.needed, call.seq, call.timeoutMs);
-      WorkerHub.send(w, 'reply', { id, value: holding });
+      this.reply(w, { id, value: holding });
     } catch (e) {
       const te = e instanceof ThemisError ? e : undefined;
       if (!te) d?.log.warn({ err: (e as Error).message, op: call.op }, 'worker request failed');
-      WorkerHub.send(w, 'refused', { id, code: te?.code ?? 'INTERNAL', message: te?.message ?? 'internal error' });
+      this.reply(w, { id, code: te?.code ?? 'INTERNAL', message: te?.message ?? 'internal error' });
     }
+  }
+
+  /** Answers of one event-loop turn to a worker go in one message. */
+  private reply(w: WorkerPort, a: Answer): void {
+    let q = this.replies.get(w);
+    if (!q) {
+      this.replies.set(w, (q = []));
+      setImmediate(() => {
+        this.replies.delete(w);
+        if (q!.length === 1) {
+          const only = q![0]!;
+          return 'code' in only ? WorkerHub.send(w, 'refused', only) : WorkerHub.send(w, 'reply', only);
+        }
+        WorkerHub.send(w, 'replies', { replies: q! });
+      });
+    }
+    q.push(a);
   }
 
   /** A worker exited: it holds nothing and is waited for by nothing any more. */

@@ -6,6 +6,7 @@ import { createLogger } from '../../src/log.js';
 import { systemClock, systemRandom } from '../../src/runtime.js';
 import { Sidecar } from '../sidecar.js';
 import { ControlLink, type Channel } from './control-link.js';
+import type { ToWorker } from './messages.js';
 
 async function main(): Promise<void> {
   const slot = Number(process.env.THEMIS_WORKER_SLOT);
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   const cfg = loadSidecarConfig(file);
   const log = createLogger('themis-sidecar').child({ shard: cfg.shardId, worker: slot });
   const link = new ControlLink(process as unknown as Channel);
-  const welcome = new Promise<{ id: number; ranges: [string, string][] }[]>((resolve) => link.onMessage((m) => m.kind === 'welcome' && resolve(m.holds)));
+  const welcome = new Promise<Extract<ToWorker, { kind: 'welcome' }>>((resolve) => link.onMessage((m) => m.kind === 'welcome' && resolve(m)));
   const sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log }, { kind: 'data', slot, link });
   let stopping = false;
   const stop = (why: string, drainMs: number) => {
@@ -40,13 +41,13 @@ async function main(): Promise<void> {
   });
   // The holds in force apply before the first request is served.
   link.hello();
-  link.applyHolds(await welcome);
+  link.applyWelcome(await welcome);
   link.listening(await sidecar.serve());
   // systemd (KillMode=control-group) and a terminal's Ctrl-C signal every process of the sidecar.
   process.on('SIGTERM', () => stop('SIGTERM', 5000));
   process.on('SIGINT', () => stop('SIGINT', 5000));
   process.on('SIGHUP', () => undefined); // the control process reloads every worker
-  process.on('disconnect', () => stop('control process gone', 5000));
+  process.on('disconnect', () => stop('control process gone', 1000));
 }
 
 main().catch((e: unknown) => {

@@ -6,11 +6,12 @@ import type { Topology } from '../../src/topology/topology.js';
 import type { TopologySigner } from '../../src/topology/signed.js';
 import type { ChangeListener, RejectListener, TopologySource } from '../control/topology-source.js';
 import type { Failover } from './failover.js';
+import type { FailoverMirror } from './failover-mirror.js';
 
 export class EffectiveTopologySource implements TopologySource {
   constructor(
     private readonly signed: TopologySource,
-    private readonly failover: Failover,
+    private readonly failover: Pick<Failover | FailoverMirror, 'current' | 'onChange' | 'refresh'>,
   ) {}
 
   current(): Topology {

@@ -40,6 +40,21 @@ export interface FailoverDeps {
   generationsFile?: string;
 }
 
+/**
+ * What a sidecar's workers need of failover (proxy/failover/failover-mirror.ts): where each
+ * group's keys go, who acts for it at which term on which lease, and this process's lease and
+ * storage node. Sent by the control process on every change and every 250 ms.
+ */
+export interface FailoverState {
+  acting: [string, { shard: string; term: number; lease: string }][];
+  /** The routing overlay publish() computed: group → shard its keys go to. */
+  routes: [string, string][];
+  rolledBack: string[];
+  /** This sidecar's lease while certainly alive, with the time it has left. */
+  lease: { id: string; remainingMs: number } | null;
+  nodeUp: boolean;
+}
+
 /** What a write to a key in a replicated group must prove before it is acknowledged. */
 export interface Fence {
   group: string;
@@ -69,6 +84,8 @@ export class Failover {
   /** When this shard began standing in each group's election (monotonic ms), for FAILOVER_COMPLETED. */
   private readonly standingSince = new Map<string, number>();
   private readonly keys: ReturnType<typeof failoverKeys>;
+  private routes = new Map<string, string>();
+  private readonly stateListeners: (() => void)[] = [];
 
   constructor(private readonly d: FailoverDeps) {
     this.keys = failoverKeys(d.cluster);
@@ -106,14 +123,37 @@ export class Failover {
     // older holder etcd names, which may miss some (reads would not see them, and a repair copy
     // from it would delete them). Nobody acknowledges writes there until an operator resolves it.
     for (const [g, r] of this.snap.rolledBack) if (r.holder !== '?') acting.set(g, r.holder);
+    this.routes = acting;
     const next = effectiveTopology(this.d.signed.current(), acting);
     const prev = this.effective;
+    this.changed();
     if (next === prev || (next.epoch === prev.epoch && sameOwners(next, prev))) {
       this.effective = next;
       return;
     }
     this.effective = next;
     for (const l of this.listeners) l(next, prev);
+  }
+
+  /** Told of every change of what mirrorState() returns (but the lease's remaining time). */
+  onState(l: () => void): void {
+    this.stateListeners.push(l);
+  }
+
+  private changed(): void {
+    for (const l of this.stateListeners) l();
+  }
+
+  /** What the workers mirror (FailoverState). */
+  mirrorState(): FailoverState {
+    const l = this.lease;
+    return {
+      acting: [...this.snap.acting].map(([g, a]) => [g, { shard: a.shard, term: a.term, lease: a.lease }]),
+      routes: [...this.routes],
+      rolledBack: [...this.snap.rolledBack.keys()],
+      lease: l?.alive() ? { id: l.id, remainingMs: l.deadline.remainingMs() } : null,
+      nodeUp: this.nodeUp,
+    };
   }
 
   /** The group and term a write to the key of `token` must be acknowledged under; undefined when its range has no replicas. */
@@ -172,6 +212,7 @@ export class Failover {
   /** The storage node went down (resign: every key on the lease goes) or came back (take part again). */
   nodeChanged(up: boolean): void {
     this.nodeUp = up;
+    this.changed();
     if (!up && this.lease) {
       const l = this.lease;
       this.lease = undefined;
@@ -196,9 +237,11 @@ export class Failover {
         onLost: (why) => {
           this.d.log.warn({ why }, 'failover lease lost: no longer acting primary anywhere; taking a new lease');
           this.lease = undefined;
+          this.changed();
           void this.ensureLease().then(() => this.refresh());
         },
       });
+      this.changed();
     } catch (e) {
       this.d.log.warn({ err: (e as Error).message }, 'cannot get a failover lease; retrying');
       setTimeout(() => void this.ensureLease().then(() => this.refresh()), 500).unref();

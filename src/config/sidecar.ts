@@ -247,8 +247,6 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const w = raw.workers === undefined ? 1 : raw.workers;
   if (w !== 'auto' && !(Number.isInteger(w) && (w as number) >= 1 && (w as number) <= 64)) throw new ConfigError('workers', `expected "auto" or an integer from 1 to 64, got ${JSON.stringify(w)}`);
   const workers = w === 'auto' ? Math.min(64, availableParallelism()) : (w as number);
-  // The workers do not share failover's fencing yet (docs/sidecar.md "Workers"): refused, not half-fenced.
-  if (workers > 1 && failover) throw new ConfigError('workers', `${workers} workers do not work with replication.failover yet (the acting-primary fencing lives in one process); set replication.failover to false, or workers to 1`);
   return Object.freeze({
     etcd,
     shardId,

@@ -111,7 +111,7 @@ t.test('app.socket: a relative path resolves against the config folder; names be
   t.throws(() => socketIds(unknown), { name: 'ConfigError', message: /app\.socket\.group.*no group "no-such-group-here"/ });
 });
 
-t.test('workers: 1 by default, "auto" is the number of cores, refused with failover (fencing is not shared yet)', async (t) => {
+t.test('workers: 1 by default, "auto" is the number of cores; with etcd, failover stays on', async (t) => {
   const { availableParallelism } = await import('node:os');
   t.equal(validateSidecarConfig(good, '/etc/themis').workers, 1);
   t.equal(validateSidecarConfig({ ...good, workers: 4 }, '/etc/themis').workers, 4);
@@ -120,7 +120,6 @@ t.test('workers: 1 by default, "auto" is the number of cores, refused with failo
     t.throws(() => validateSidecarConfig({ ...good, workers: bad }, '/etc/themis'), { name: 'ConfigError', field: 'workers' }, `workers: ${JSON.stringify(bad)}`);
   }
   const withEtcd = { ...good, cluster: 'prod', etcd: { endpoints: ['https://127.0.0.1:2379'] } };
-  t.equal(validateSidecarConfig({ ...withEtcd, workers: 1 }, '/etc/themis').replication.failover, true, 'failover is on by default with etcd');
-  t.throws(() => validateSidecarConfig({ ...withEtcd, workers: 2 }, '/etc/themis'), { name: 'ConfigError', field: 'workers', message: /replication\.failover/ });
-  t.equal(validateSidecarConfig({ ...withEtcd, workers: 2, replication: { failover: false } }, '/etc/themis').workers, 2);
+  const multi = validateSidecarConfig({ ...withEtcd, workers: 2 }, '/etc/themis');
+  t.same([multi.workers, multi.replication.failover], [2, true], 'workers mirror the control process\'s failover');
 });

@@ -14,20 +14,22 @@ import { FakeClock } from '../../../../src/runtime.js';
 const copy = (m: unknown) => JSON.parse(JSON.stringify(m)) as unknown;
 const tick = () => new Promise((r) => setImmediate(r));
 
-function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: WriteHold; port: WorkerPort; channel: Channel & { connected: boolean } } {
+function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: WriteHold; port: WorkerPort; channel: Channel & { connected: boolean }; sent: string[]; received: string[] } {
   let deliver: (m: unknown) => void = () => undefined;
-  const port: WorkerPort = { slot, send: (m) => queueMicrotask(() => deliver(copy(m))) };
+  const sent: string[] = [];
+  const received: string[] = [];
+  const port: WorkerPort = { slot, send: (m) => (received.push(m.kind), queueMicrotask(() => deliver(copy(m)))) };
   const channel = {
     connected: true,
-    send: (m: unknown) => (queueMicrotask(() => hub.handle(port, copy(m))), true),
+    send: (m: unknown) => (sent.push((m as { kind: string }).kind), queueMicrotask(() => hub.handle(port, copy(m))), true),
     on: (_e: 'message', l: (m: unknown) => void) => (deliver = l),
   };
   const link = new ControlLink(channel);
   const writes = new WriteHold();
   link.serveHolds(writes);
-  link.onMessage((m) => m.kind === 'welcome' && link.applyHolds(m.holds));
+  link.onMessage((m) => m.kind === 'welcome' && link.applyWelcome(m));
   link.hello();
-  return { link, writes, port, channel };
+  return { link, writes, port, channel, sent, received };
 }
 
 // Keys whose tokens fall in the held span and outside it (the whole ring: any key is inside).
@@ -111,4 +113,18 @@ t.test('the control process gone: calls fail with 503, and no call is left hangi
   w.channel.connected = false;
   await t.rejects(async () => w.link.admit('CN=shard-002', 'n3', 1_700_000_000_000), { code: 'REPLAY_STATE_UNAVAILABLE' });
   t.same(await w.link.waitFor(new Map([['shard-002', 'd']]), 1, 5, 100), [], 'no replica counts');
+});
+
+t.test('the calls of one event-loop turn go in one message, and their answers come back in one', async (t) => {
+  const h = hub();
+  const w = worker(h, 1);
+  await tick();
+  w.sent.length = 0;
+  w.received.length = 0;
+  const ts = 1_700_000_000_000;
+  const results = await Promise.allSettled(['a', 'b', 'c', 'a'].map(async (n) => w.link.admit('CN=shard-002', n, ts)));
+  t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected'], 'the repeated nonce in the same batch is refused');
+  t.match((results[3] as PromiseRejectedResult).reason, { code: 'REPLAY_DETECTED' });
+  t.same(w.sent, ['rpcs'], 'four calls, one message');
+  t.same(w.received, ['replies'], 'four answers, one message');
 });

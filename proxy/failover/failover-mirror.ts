@@ -1,0 +1,102 @@
+// A worker's copy of its control process's failover (docs/sidecar.md "Workers"): the routing
+// overlay and the fencing checks of failover.ts, answered from the FailoverState the control
+// process sends on every change and every 250 ms. The worker never elects or holds a lease; it
+// acknowledges a write as acting primary only while the control process's lease is certainly
+// alive: the lease's remaining time is counted from when the state arrived, less a margin for
+// the message's own way, so the worker's deadline never lies beyond the control process's.
+import type { Topology } from '../../src/topology/topology.js';
+import { replicaGroups, groupOfRange, effectiveTopology } from '../../src/topology/replica-groups.js';
+import type { TopologySource } from '../control/topology-source.js';
+import type { Fencing } from '../replication/ack-gate.js';
+import type { Fence, FailoverState } from './failover.js';
+
+/** Kept off the lease's remaining time: the IPC message's delivery, with room to spare. */
+export const MIRROR_MARGIN_MS = 50;
+
+const NONE: FailoverState = { acting: [], routes: [], rolledBack: [], lease: null, nodeUp: false };
+
+const sameOwners = (a: Topology, b: Topology) => a.ranges.length === b.ranges.length && a.ranges.every((r, i) => r.owner === b.ranges[i]!.owner);
+
+export class FailoverMirror implements Fencing {
+  private acting = new Map<string, { shard: string; term: number; lease: string }>();
+  private rolledBack = new Set<string>();
+  private state: FailoverState = NONE;
+  private leaseUntil = -Infinity;
+  private groupOfIndex: (string | undefined)[] = [];
+  private effective: Topology;
+  private readonly listeners: ((t: Topology, previous: Topology) => void)[] = [];
+
+  constructor(
+    private readonly signed: TopologySource,
+    private readonly self: string,
+    private readonly monotonic: () => number,
+  ) {
+    this.effective = signed.current();
+    this.index(signed.current());
+    signed.onChange((t) => {
+      this.index(t);
+      this.publish();
+    });
+  }
+
+  private index(t: Topology): void {
+    const groups = replicaGroups(t);
+    this.groupOfIndex = t.ranges.map((r) => (r.replicas.length ? groupOfRange(groups, r)!.id : undefined));
+  }
+
+  /** The control process's state, as it arrived (until the first, nothing is held: writes wait or are refused). */
+  apply(s: FailoverState): void {
+    this.state = s;
+    this.acting = new Map(s.acting);
+    this.rolledBack = new Set(s.rolledBack);
+    this.leaseUntil = s.lease ? this.monotonic() + s.lease.remainingMs - MIRROR_MARGIN_MS : -Infinity;
+    this.publish();
+  }
+
+  private publish(): void {
+    const next = effectiveTopology(this.signed.current(), new Map(this.state.routes));
+    const prev = this.effective;
+    this.effective = next;
+    if (next !== prev && !(next.epoch === prev.epoch && sameOwners(next, prev))) for (const l of this.listeners) l(next, prev);
+  }
+
+  current(): Topology {
+    return this.effective;
+  }
+
+  onChange(l: (t: Topology, previous: Topology) => void): void {
+    this.listeners.push(l);
+  }
+
+  /** The control process refreshes; its next state follows. */
+  async refresh(): Promise<void> {}
+
+  fenceOf(token: bigint): Fence | undefined {
+    const group = this.groupOfIndex[this.signed.current().rangeIndexOf(token)];
+    if (group === undefined) return undefined;
+    const a = this.acting.get(group);
+    return { group, term: a?.term ?? 0, ...(a ? { lease: a.lease } : {}) };
+  }
+
+  holds(f: Fence): boolean {
+    const a = this.acting.get(f.group);
+    const l = this.state.lease;
+    return (
+      !!a && !!l && a.shard === this.self && a.lease === l.id && a.term === f.term && (f.lease === undefined || f.lease === a.lease) &&
+      f.term > 0 && !this.rolledBack.has(f.group) && this.monotonic() < this.leaseUntil && this.state.nodeUp
+    );
+  }
+
+  async untilHeld(token: bigint, ms: number): Promise<boolean> {
+    const end = this.monotonic() + ms;
+    for (;;) {
+      const f = this.fenceOf(token);
+      if (!f) return true;
+      if (this.holds(f)) return true;
+      const a = this.acting.get(f.group);
+      if (a && a.shard !== this.self) return false;
+      if (this.monotonic() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
