@@ -33,7 +33,10 @@ export interface MeshHandler {
 
 export function serverTlsOptions(m: TlsMaterial): SecureContextOptions & { minVersion: 'TLSv1.3'; maxVersion: 'TLSv1.3' } {
   // setSecureContext() replaces the whole context, so this is the single source of all of it.
-  return { cert: m.certChain, key: m.keyPem, ca: m.ca, crl: [...m.crls], minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
+  // No `ca` or `crl`: every client chain is verified in code (peer-identity.ts), and OpenSSL's
+  // own check, when it succeeds, makes Node 24 lose the chain (src/pki/presented-chain.ts). Nor
+  // does the certificate request name acceptable CAs: clients send the one certificate they have.
+  return { cert: m.certChain, key: m.keyPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
 }
 
 export class MeshServer {

@@ -13,7 +13,15 @@ export function chainOf(cert: DetailedPeerCertificate | undefined): Uint8Array[]
   return out;
 }
 
-/** The presented chain, leaf first, as DER. */
+/**
+ * The presented chain, leaf first, as DER.
+ *
+ * A server that wants it must not give OpenSSL a trust store (`ca`): when OpenSSL's own check of
+ * a client certificate succeeds, Node 24.21 (and 26.8+, nodejs/node#65579) drops the issuers from
+ * what getPeerCertificate(true) reports, and the chain ends at the leaf. Our servers verify every
+ * chain in code (src/pki/verify.ts) with `rejectUnauthorized: false` and never read
+ * `socket.authorized`, so OpenSSL's check only cost that. See serverTlsOptions.
+ */
 export function presentedChain(socket: TLSSocket): Uint8Array[] {
   return chainOf(socket.getPeerCertificate(true) as DetailedPeerCertificate);
 }

@@ -66,14 +66,16 @@ export class RenewalService {
   }
 
   async listen(port: number, host: string): Promise<number> {
-    const root = (await Promise.all(this.layouts().map((l) => readText(l.caCert('root'), 'root certificate')))).join('');
+    // A root that cannot be read stops the service now, not at its first renewal.
+    await Promise.all(this.layouts().map((l) => readText(l.caCert('root'), 'root certificate')));
     this.server = createServer(
       {
         cert: this.o.tls.certChain,
         key: this.o.tls.key,
-        ca: root,
+        // No `ca`: the chain is verified in code (decideRenewal), so each refusal has a reason, and
+        // OpenSSL's own check would make Node 24 drop the issuers from it (presented-chain.ts).
         requestCert: true,
-        rejectUnauthorized: false, // verified in code (decideRenewal), so each refusal has a reason
+        rejectUnauthorized: false,
         minVersion: 'TLSv1.3',
       },
       (req, res) => void this.handle(req, res),

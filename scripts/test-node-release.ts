@@ -1,0 +1,38 @@
+// `node dist/scripts/test-node-release.js 24`: the integration tests that lean hardest on Node's
+// own TLS, HTTP/2, crypto, child processes and node:cluster, run again on another Node release
+// (from the npm registry, scripts/node-release.ts): tap's runner, the tests and every process
+// they start (storage nodes, sidecars, the CLIs: all spawned with process.execPath) run on it.
+// Part of `npm test`; the whole suite runs on the machine's Node before it.
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { nodeRelease } from './node-release.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** Chosen for the Node APIs they cover, and kept to a few minutes. */
+export const RELEASE_TESTS = [
+  'test/integration/node-release.test.ts', // says which Node runs, and that it is the one asked for
+  'test/integration/mesh-tls.test.ts', // TLS 1.3, client certificates, CRLs
+  'test/integration/mesh-signed-requests.test.ts', // HTTP/2 sessions, signatures, replay
+  'test/integration/sidecar-workers.test.ts', // node:cluster, IPC, signals
+  'test/integration/app-tls.test.ts', // TLS on the app port, HTTP/1.1 and HTTP/2 by ALPN
+  'test/integration/etcd-topology-sidecar.test.ts', // etcd3 (gRPC over TLS), signed topology
+  'test/integration/storage-node-entities.test.ts', // classic-level (LevelDB), the storage API
+];
+
+const major = Number(process.argv[2] ?? 24);
+let bin: string;
+try {
+  bin = nodeRelease(major);
+} catch (e) {
+  process.stderr.write(`test-node-release: ${(e as Error).message}\n`);
+  process.exit(1);
+}
+process.stdout.write(`\n# the integration tests of ${RELEASE_TESTS.length} files again on Node ${major} (${bin})\n`);
+const r = spawnSync(bin, [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), ...RELEASE_TESTS], {
+  cwd: ROOT,
+  stdio: 'inherit',
+  env: { ...process.env, CI: process.env.CI ?? 'true', THEMIS_EXPECT_NODE_MAJOR: String(major) },
+});
+process.exit(r.status ?? 1);
