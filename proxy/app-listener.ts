@@ -207,9 +207,11 @@ export class AppServer {
   /**
    * Listens on a Unix-domain socket file, then gives it `mode` and the owner and group given.
    * A socket file left by a process that is gone is replaced; a live one is an error (EADDRINUSE).
+   * A worker (`shared`) leaves that to its control process, which did it before starting the
+   * workers: several probing at once could delete the socket another had just opened.
    */
-  async listenUnix(path: string, access: { mode: number; uid?: number; gid?: number }): Promise<void> {
-    await removeStaleSocket(path);
+  async listenUnix(path: string, access: { mode: number; uid?: number; gid?: number }, shared = false): Promise<void> {
+    if (!shared) await removeStaleSocket(path);
     await new Promise<void>((resolve, reject) => {
       this.unixServer.once('error', reject);
       this.unixServer.listen(path, () => {
@@ -246,7 +248,7 @@ export class AppServer {
 }
 
 /** Removes a socket file nobody listens on any more (a crashed sidecar's); leaves anything else. */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string): Promise<void> {
   let isSocket = false;
   try {
     isSocket = lstatSync(path).isSocket();

@@ -20,6 +20,7 @@ import { ReplayGuard } from '../src/signing/replay-guard.js';
 import { ReplayFloors } from '../src/signing/replay-floors.js';
 import { BodyBudget } from '../src/body-limits.js';
 import type { SidecarRuntime } from './runtime.js';
+import { hostMonotonicMs } from '../src/runtime.js';
 import { AdminServer } from './admin-listener.js';
 import { loadConsoleAssets } from './console/console-assets.js';
 import { ConsoleRoutes } from './console/console-routes.js';
@@ -282,7 +283,7 @@ export class Sidecar {
         })
       : undefined;
     // A worker routes and fences by its control process's failover (failover-mirror.ts).
-    const mirror = cfg.replication.failover && etcd && role.kind === 'data' ? new FailoverMirror(signed, cfg.shardId, () => rt.clock.monotonic()) : undefined;
+    const mirror = cfg.replication.failover && etcd && role.kind === 'data' ? new FailoverMirror(signed, cfg.shardId, hostMonotonicMs) : undefined;
     if (mirror && role.kind === 'data') role.link.serveFailover(mirror);
     const fencing = this.failover ?? mirror;
     this.topology = fencing ? new EffectiveTopologySource(signed, fencing) : signed;
@@ -378,7 +379,7 @@ export class Sidecar {
     // Range moves: the source holds writes to moving ranges at cutover; targets announce their positions.
     const writeHold = new WriteHold();
     const movePositions = new MovePositions(head);
-    if (role.kind === 'data') role.link.serveHolds(writeHold);
+    if (role.kind === 'data') role.link.serveHolds(writeHold, () => void signed.refresh());
     const hold: HoldCheck | undefined = moves
       ? { writes: writeHold, self: cfg.shardId, now: (key) => ({ owner: this.topology.current().ownerOfKey(key), epoch: this.topology.current().epoch }) }
       : undefined;
@@ -438,7 +439,7 @@ export class Sidecar {
       hub ? { contentType: this.metrics.registry.contentType, metrics: async () => mergedMetrics(this.metrics.registry, await hub.metrics()) } : this.metrics.registry,
       () => readiness({
         material: () => this.trust.material, topology: this.topology, local: this.local, clock: rt.clock, followers: () => this.replicas.status(),
-        ...(hub ? { workers: () => ({ live: hub.size, wanted: cfg.workers }) } : {}),
+        ...(hub ? { workers: () => ({ live: hub.servingCount, wanted: cfg.workers }) } : {}),
       }),
       cfg.admin,
       () => this.metrics.listenerLimits.inc({ listener: 'admin', limit: 'max_connections' }),
@@ -452,7 +453,7 @@ export class Sidecar {
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     if (role.kind === 'control') {
-      role.hub.serve({ admit, positions, movePositions, ...(this.failover ? { failover: this.failover } : {}), log: log.child({ component: 'workers' }) });
+      role.hub.serve({ admit, positions, movePositions, ...(this.failover ? { failover: this.failover } : {}), epoch: () => signed.current().epoch, log: log.child({ component: 'workers' }) });
       // A renewal or a SIGHUP changed the files: every worker reads them again.
       trust.onChange((_n, _p, why) => role.hub.broadcast('reload', { why }));
     }
@@ -519,7 +520,7 @@ export class Sidecar {
     const c = this.cfg;
     const app = c.app.tcp ? await this.app.listen(c.app.port, c.app.host) : undefined;
     const sock = c.app.socket;
-    if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) });
+    if (sock) await this.app.listenUnix(sock.path, { mode: sock.mode, ...socketIds(sock) }, true);
     const mesh = await this.mesh.listen(c.mesh.port, c.mesh.host);
     this.trust.start();
     return { app: app ? `${app.address}:${app.port}` : null, ...(sock ? { appSocket: sock.path } : {}), mesh: `${mesh.address}:${mesh.port}` };

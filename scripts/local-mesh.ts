@@ -212,6 +212,9 @@ async function prepare(o: LocalMeshOptions, dir: string, ownDir: boolean): Promi
         env,
         logFile: logFile(`sidecar-${s.id}`),
         nodeArgs: [...SIDECAR_NODE_FLAGS, ...(o.nodeArgs ?? [])],
+        // With workers a sidecar is several processes, each loading every module before it
+        // listens: on a busy 2-core machine (two test files at once) that took over 20 s.
+        ...(((config as { workers?: unknown }).workers ?? 1) !== 1 ? { timeoutMs: 90_000 } : {}),
       });
     const sidecar = new SidecarHandle(`sidecar ${s.id}`, launchSidecar, configFile, auditFile, `${s.ip}:${p.mesh}`, p.mesh, `http://127.0.0.1:${p.app}`, `http://127.0.0.1:${p.admin}`);
     return { id: s.id, ip: s.ip, storage, sidecar };

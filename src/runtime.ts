@@ -19,6 +19,13 @@ export const systemClock: Clock = Object.freeze({
   monotonic: () => performance.now(),
 });
 
+/**
+ * Monotonic milliseconds that every process on the host reads alike (CLOCK_MONOTONIC, through
+ * process.hrtime): a deadline one process computes is a deadline in another. performance.now()
+ * counts from each process's own start and is not.
+ */
+export const hostMonotonicMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
+
 // Small requests (a nonce per signed request) are served from a pool refilled 4 KiB at a
 // time: one call into the CSPRNG per 512 nonces instead of one each.
 const POOL_SIZE = 4096;

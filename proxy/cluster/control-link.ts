@@ -28,6 +28,12 @@ export class ControlLink {
   private holdsOf: WriteHold | undefined;
   private mirror: FailoverMirror | undefined;
   private queue: { id: number; call: Rpc }[] = [];
+  /** Holds released before they were applied (a welcome's hold whose release came with it). */
+  private readonly released = new Set<number>();
+  /** The epoch this worker routes by, and releases waiting for a newer one. */
+  private routedEpoch = 0;
+  private epochWaiters: { epoch: number; go: () => void }[] = [];
+  private behind: (() => void) | undefined;
 
   constructor(private readonly channel: Channel) {
     channel.on('message', (m) => {
@@ -39,8 +45,10 @@ export class ControlLink {
         return;
       }
       if (msg.kind === 'hold') return this.hold(msg.id, msg.ranges);
-      if (msg.kind === 'release') return this.release(msg.id);
+      if (msg.kind === 'release') return this.release(msg.id, msg.epoch);
       if (msg.kind === 'failover') return this.mirror?.apply(msg.state);
+      // Applied here, before any message that came after it in the same read.
+      if (msg.kind === 'welcome') this.applyWelcome(msg);
       for (const l of this.listeners) l(msg);
     });
   }
@@ -116,7 +124,12 @@ export class ControlLink {
     this.send('listening', { bound });
   }
 
+  /** This worker now routes by `epoch`: told to the control process; held writes waiting for it go on. */
   epoch(epoch: number): void {
+    this.routedEpoch = Math.max(this.routedEpoch, epoch);
+    const ready = this.epochWaiters.filter((w) => w.epoch <= this.routedEpoch);
+    this.epochWaiters = this.epochWaiters.filter((w) => w.epoch > this.routedEpoch);
+    for (const w of ready) w.go();
     this.send('epoch', { epoch });
   }
 
@@ -124,21 +137,41 @@ export class ControlLink {
     this.send('metrics', { id, json });
   }
 
-  /** Holds and releases from the control process act on `writes`, this worker's own write path. */
-  serveHolds(writes: WriteHold): void {
+  /**
+   * Holds and releases from the control process act on `writes`, this worker's own write path.
+   * `behind`: asked to catch up when a release waits for an epoch this worker has not seen yet.
+   */
+  serveHolds(writes: WriteHold, behind?: () => void): void {
     this.holdsOf = writes;
+    this.behind = behind;
   }
 
   private hold(id: number, ranges: [string, string][]): void {
     if (!this.holdsOf || this.holds.has(id)) return;
+    if (this.released.delete(id)) return;
     const h = this.holdsOf.hold(fromWire(ranges));
     this.holds.set(id, h.release);
     void h.drained.then(() => this.send('drained', { hold: id }));
   }
 
-  private release(id: number): void {
-    this.holds.get(id)?.();
-    this.holds.delete(id);
+  /**
+   * A cutover's hold ends only once this worker routes by the epoch that moved the range: a
+   * write released earlier would still find this shard the owner and be acknowledged here,
+   * after the copy ended.
+   */
+  private release(id: number, epoch: number): void {
+    const release = this.holds.get(id);
+    if (!release) {
+      this.released.add(id);
+      return;
+    }
+    const go = () => {
+      this.holds.delete(id);
+      release();
+    };
+    if (this.routedEpoch >= epoch) return go();
+    this.epochWaiters.push({ epoch, go });
+    this.behind?.();
   }
 
   /** The other messages: welcome, reload, stop, metrics. */
@@ -152,7 +185,7 @@ export class ControlLink {
   }
 
   /** Applies what a `welcome` names — the holds in force, failover's state — before this worker serves. */
-  applyWelcome(m: Extract<ToWorker, { kind: 'welcome' }>): void {
+  private applyWelcome(m: Extract<ToWorker, { kind: 'welcome' }>): void {
     for (const h of m.holds) this.hold(h.id, h.ranges);
     if (m.failover) this.mirror?.apply(m.failover);
   }

@@ -39,7 +39,8 @@ export type ToWorker = { themis: 1 } & (
   /** The answers of one event-loop turn. */
   | { kind: 'replies'; replies: Answer[] }
   | { kind: 'hold'; id: number; ranges: WireSpan[] }
-  | { kind: 'release'; id: number }
+  /** Released once this worker routes by `epoch` (the one the cutover published) or a newer one. */
+  | { kind: 'release'; id: number; epoch: number }
   | { kind: 'reload'; why: string }
   | { kind: 'stop'; drainMs: number }
   | { kind: 'metrics'; id: number }

@@ -12,6 +12,7 @@ import type { Logger } from '../../src/log.js';
 import type { SidecarRuntime } from '../runtime.js';
 import { Sidecar, type Bound } from '../sidecar.js';
 import { WorkerHub, type WorkerPort } from './worker-hub.js';
+import { removeStaleSocket } from '../app-listener.js';
 import type { ToWorker } from './messages.js';
 
 /** A worker that dies within this of its start is restarted after a growing pause (crash loop). */
@@ -35,28 +36,33 @@ export async function superviseWorkers(cfg: SidecarConfig, configFile: string, r
   const live = new Gauge({ name: 'themis_workers', help: 'Worker processes serving the app and mesh ports', registers: [reg] });
   const epochs = new Gauge({ name: 'themis_worker_topology_epoch', help: 'Epoch of the topology each worker routes by', labelNames: ['slot'], registers: [reg] });
   await control.prepare();
+  // A stale app socket file goes now, once, not in every worker at the same time.
+  if (cfg.app.socket) await removeStaleSocket(cfg.app.socket.path);
 
   cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [], silent: false });
   const bound = new Map<number, Omit<Bound, 'admin'>>();
+  // One per slot, kept across restarts: a worker that dies before it listens is replaced, and
+  // the start waits for its replacement.
   const listening = new Map<number, () => void>();
+  const slots = Array.from({ length: cfg.workers }, (_, i) => i + 1);
+  const up = slots.map((s) => new Promise<void>((resolve) => listening.set(s, resolve)));
   const ports = new Map<Worker, WorkerPort>();
   let stopping = false;
 
   hub.onMessage((w, m) => {
     if (m.kind === 'listening') {
       bound.set(w.slot, m.bound);
+      live.set(hub.size);
       listening.get(w.slot)?.();
     } else if (m.kind === 'epoch') epochs.set({ slot: String(w.slot) }, m.epoch);
   });
 
-  const fork = (slot: number, pauseMs: number): Promise<void> => {
+  const fork = (slot: number, pauseMs: number): void => {
     const started = performance.now();
     const w = cluster.fork({ THEMIS_WORKER_SLOT: String(slot), THEMIS_SIDECAR_CONFIG: configFile });
     const port: WorkerPort = { slot, send: (m: ToWorker) => void (w.isConnected() && w.send(m)) };
     ports.set(w, port);
     w.on('message', (m: unknown) => hub.handle(port, m));
-    w.on('listening', () => live.set(hub.size));
-    const up = new Promise<void>((resolve) => listening.set(slot, resolve));
     w.on('exit', (code, signal) => {
       ports.delete(w);
       hub.gone(port);
@@ -67,15 +73,14 @@ export async function superviseWorkers(cfg: SidecarConfig, configFile: string, r
       const pause = lived < STABLE_MS ? Math.min(MAX_PAUSE_MS, Math.max(100, pauseMs * 2)) : 0;
       log.error({ slot, pid: w.process.pid, code, signal, restartInMs: pause }, 'worker exited; starting it again');
       restarts.inc({ slot: String(slot) });
-      setTimeout(() => void fork(slot, pause), pause).unref();
+      setTimeout(() => stopping || fork(slot, pause), pause).unref();
     });
-    return up;
   };
 
-  const slots = Array.from({ length: cfg.workers }, (_, i) => i + 1);
+  for (const s of slots) fork(s, 0);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
-    Promise.all(slots.map((s) => fork(s, 0))),
+    Promise.all(up),
     new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the workers did not open their ports within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS))),
   ]).finally(() => clearTimeout(timer));
   live.set(hub.size);
@@ -92,7 +97,8 @@ export async function superviseWorkers(cfg: SidecarConfig, configFile: string, r
     async stop(drainMs) {
       stopping = true;
       const exited = [...ports.keys()].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
-      hub.broadcast('stop', { drainMs });
+      // Every worker, also one still starting (it has not said hello to the hub yet).
+      for (const p of ports.values()) p.send({ themis: 1, kind: 'stop', drainMs });
       // A worker that does not finish draining in time is killed; the control process goes last.
       const kill = setTimeout(() => {
         for (const w of ports.keys()) w.process.kill('SIGKILL');

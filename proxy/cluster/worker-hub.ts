@@ -23,6 +23,8 @@ export interface HubDeps {
   movePositions: Pick<MovePositions, 'record'>;
   /** With replication.failover: its state goes to every worker on each change and every 250 ms. */
   failover?: Pick<Failover, 'mirrorState' | 'onState'>;
+  /** The epoch of the signed topology the control process holds (a cutover releases its hold once the next one is in force). */
+  epoch: () => number;
   log: Logger;
 }
 
@@ -40,6 +42,8 @@ type Body<K extends ToWorker['kind']> = Omit<Extract<ToWorker, { kind: K }>, 'th
 export class WorkerHub {
   private deps: HubDeps | undefined;
   private readonly workers = new Set<WorkerPort>();
+  /** Workers that opened their ports (readiness). */
+  private readonly serving = new Set<WorkerPort>();
   private readonly holdsOn = new Map<number, FannedHold>();
   private nextHold = 1;
   private nextMetrics = 1;
@@ -91,6 +95,10 @@ export class WorkerHub {
         return this.deps?.movePositions.record(msg.shard, msg.header);
       case 'drained':
         return this.drainedIn(w, msg.hold);
+      case 'listening':
+        this.serving.add(w);
+        for (const l of this.listeners) l(w, msg);
+        return;
       case 'metrics':
         this.metricWaits.get(msg.id)?.(msg.json);
         return;
@@ -142,11 +150,17 @@ export class WorkerHub {
   /** A worker exited: it holds nothing and is waited for by nothing any more. */
   gone(w: WorkerPort): void {
     this.workers.delete(w);
+    this.serving.delete(w);
     for (const id of [...this.holdsOn.keys()]) this.drainedIn(w, id);
   }
 
   get size(): number {
     return this.workers.size;
+  }
+
+  /** Workers serving their ports now. */
+  get servingCount(): number {
+    return this.serving.size;
   }
 
   /** WriteHold.hold across every worker: new writes to `ranges` wait in each; drained once none is in flight in any. */
@@ -161,7 +175,9 @@ export class WorkerHub {
     if (h.waiting.size === 0) drained();
     const release = () => {
       if (!this.holdsOn.delete(id)) return;
-      for (const w of this.workers) WorkerHub.send(w, 'release', { id });
+      // Each worker lets its held writes go once it routes by this epoch too (control-link.ts).
+      const epoch = this.deps?.epoch() ?? 0;
+      for (const w of this.workers) WorkerHub.send(w, 'release', { id, epoch });
     };
     return { drained: done, release };
   }

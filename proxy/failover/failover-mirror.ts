@@ -2,18 +2,20 @@
 // overlay and the fencing checks of failover.ts, answered from the FailoverState the control
 // process sends on every change and every 250 ms. The worker never elects or holds a lease; it
 // acknowledges a write as acting primary only while the control process's lease is certainly
-// alive: the lease's remaining time is counted from when the state arrived, less a margin for
-// the message's own way, so the worker's deadline never lies beyond the control process's.
+// alive: the state carries the lease's deadline on the host's shared monotonic clock
+// (hostMonotonicMs), so however late a state is applied (a queued message, a paused worker),
+// the worker's deadline — that one, less a margin — never lies beyond the control process's. A
+// state older than one applied (seq) is ignored.
 import type { Topology } from '../../src/topology/topology.js';
 import { replicaGroups, groupOfRange, effectiveTopology } from '../../src/topology/replica-groups.js';
 import type { TopologySource } from '../control/topology-source.js';
 import type { Fencing } from '../replication/ack-gate.js';
 import type { Fence, FailoverState } from './failover.js';
 
-/** Kept off the lease's remaining time: the IPC message's delivery, with room to spare. */
+/** Kept off the control process's deadline, with room to spare. */
 export const MIRROR_MARGIN_MS = 50;
 
-const NONE: FailoverState = { acting: [], routes: [], rolledBack: [], lease: null, nodeUp: false };
+const NONE: FailoverState = { seq: 0, acting: [], routes: [], rolledBack: [], lease: null, nodeUp: false };
 
 const sameOwners = (a: Topology, b: Topology) => a.ranges.length === b.ranges.length && a.ranges.every((r, i) => r.owner === b.ranges[i]!.owner);
 
@@ -29,6 +31,7 @@ export class FailoverMirror implements Fencing {
   constructor(
     private readonly signed: TopologySource,
     private readonly self: string,
+    /** hostMonotonicMs in production: the clock the control process's deadlines are on. */
     private readonly monotonic: () => number,
   ) {
     this.effective = signed.current();
@@ -46,10 +49,11 @@ export class FailoverMirror implements Fencing {
 
   /** The control process's state, as it arrived (until the first, nothing is held: writes wait or are refused). */
   apply(s: FailoverState): void {
+    if (s.seq <= this.state.seq) return;
     this.state = s;
     this.acting = new Map(s.acting);
     this.rolledBack = new Set(s.rolledBack);
-    this.leaseUntil = s.lease ? this.monotonic() + s.lease.remainingMs - MIRROR_MARGIN_MS : -Infinity;
+    this.leaseUntil = s.lease ? s.lease.untilMs - MIRROR_MARGIN_MS : -Infinity;
     this.publish();
   }
 

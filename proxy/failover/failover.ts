@@ -18,6 +18,7 @@ import { decide } from './election.js';
 import { FencingLease } from './fencing-lease.js';
 import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/control/failover-keys.js';
 import { FailoverGenerations } from './generations.js';
+import { hostMonotonicMs } from '../../src/runtime.js';
 
 export interface FailoverDeps {
   etcd: Etcd3;
@@ -46,12 +47,14 @@ export interface FailoverDeps {
  * storage node. Sent by the control process on every change and every 250 ms.
  */
 export interface FailoverState {
+  /** Increases with every state sent: a worker never applies an older one after a newer. */
+  seq: number;
   acting: [string, { shard: string; term: number; lease: string }][];
   /** The routing overlay publish() computed: group → shard its keys go to. */
   routes: [string, string][];
   rolledBack: string[];
-  /** This sidecar's lease while certainly alive, with the time it has left. */
-  lease: { id: string; remainingMs: number } | null;
+  /** This sidecar's lease while certainly alive, and until when (hostMonotonicMs, shared by the host's processes). */
+  lease: { id: string; untilMs: number } | null;
   nodeUp: boolean;
 }
 
@@ -86,6 +89,7 @@ export class Failover {
   private readonly keys: ReturnType<typeof failoverKeys>;
   private routes = new Map<string, string>();
   private readonly stateListeners: (() => void)[] = [];
+  private stateSeq = 0;
 
   constructor(private readonly d: FailoverDeps) {
     this.keys = failoverKeys(d.cluster);
@@ -148,10 +152,11 @@ export class Failover {
   mirrorState(): FailoverState {
     const l = this.lease;
     return {
+      seq: ++this.stateSeq,
       acting: [...this.snap.acting].map(([g, a]) => [g, { shard: a.shard, term: a.term, lease: a.lease }]),
       routes: [...this.routes],
       rolledBack: [...this.snap.rolledBack.keys()],
-      lease: l?.alive() ? { id: l.id, remainingMs: l.deadline.remainingMs() } : null,
+      lease: l?.alive() ? { id: l.id, untilMs: hostMonotonicMs() + l.deadline.remainingMs() } : null,
       nodeUp: this.nodeUp,
     };
   }

@@ -70,6 +70,12 @@ export class ReplayGuard {
    */
   checkAndRemember(sender: string, nonce: string, timestamp: number): void {
     const now = this.clock.now();
+    // The window is checked again here: the request may have passed checkTimestamp a while ago
+    // (its body arrived slowly; with workers, the call waited in the control process's queue),
+    // and a nonce whose first use has already left the cache must not be taken as new.
+    if (timestamp + this.windowMs < now) {
+      throw new ThemisError('TIMESTAMP_OUT_OF_WINDOW', `request timestamp left the ±${this.windowMs / 1000} s window before its nonce could be checked; send a fresh one`);
+    }
     let state = this.senders.get(sender);
     if (!state) {
       const fresh: SenderState = { floor: this.startFloors.get(sender) ?? -Infinity, nonces: undefined as unknown as LRUCache<string, number> };

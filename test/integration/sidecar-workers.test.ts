@@ -232,3 +232,20 @@ function h2Get(s: http2.ClientHttp2Session, path: string, headers: Record<string
     req.on('close', () => (status ? resolve(status) : reject(new Error('stream closed'))));
   });
 }
+
+t.test('SIGTERM to the control process: every worker drains and exits, then the control process, with status 0', async (t) => {
+  const b = mesh.nodes[1]!;
+  const pids = [...workers(1).values()];
+  t.equal(pids.length, 2);
+  const exit = await b.sidecar!.kill('SIGTERM');
+  t.same(exit, { code: 0, signal: null }, 'the control process exited 0');
+  const alive = pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  t.same(alive, [], 'no worker outlives it');
+});

@@ -71,6 +71,9 @@ export async function moveUnderLoad(t: Test, mesh: Mesh, o: { back: boolean }): 
   const served = await call(mesh.nodes[2]!.appUrl, 'GET', `/entities/${encodeURIComponent(inside[0]!)}`);
   const owner = o.back ? 'shard-001' : 'shard-002';
   t.equal(served.headers.get('x-themis-shard'), owner, `the keys moved are served by ${owner}`);
-  const onOwner = await Promise.all(inside.map(async (k) => (await call(mesh.nodes[o.back ? 0 : 1]!.storage.url, 'GET', `/entities/${encodeURIComponent(k)}`)).status));
-  t.ok(onOwner.every((s) => s === 200), 'and its storage node holds every one of them (the old cleanup deleted none)');
+  // The keys of the range that were written at all (a slow run may not reach every one).
+  const written = new Set(history.ackedKeys());
+  const moved = inside.filter((k) => written.has(k));
+  const onOwner = await Promise.all(moved.map(async (k) => (await call(mesh.nodes[o.back ? 0 : 1]!.storage.url, 'GET', `/entities/${encodeURIComponent(k)}`)).status));
+  t.ok(moved.length > 0 && onOwner.every((s) => s === 200), `and its storage node holds every one of them (${moved.length} written; the old cleanup deleted none)`);
 }

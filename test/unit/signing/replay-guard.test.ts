@@ -126,3 +126,15 @@ t.test('purging keeps a sender whose floor is still inside the window, though it
   t.doesNotThrow(() => g.checkTimestamp(t0 + 5_000));
   t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t0 + 5_000), { code: 'REPLAY_DETECTED' }, 'the floor was kept: the replay of a is refused');
 });
+
+t.test('a request that passed the timestamp check but reaches the nonce check after its window is refused, not remembered anew', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock);
+  const ts = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts); // the original, accepted
+  clock.advance(60_000);
+  g.checkTimestamp(ts); // a copy passes the window check at its last millisecond …
+  clock.advance(5); // … and its body (or, with workers, the control process's queue) takes a little longer
+  g.purgeStale(); // the original's nonce has left the cache
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts), { code: 'TIMESTAMP_OUT_OF_WINDOW' }, 'the copy is refused');
+});

@@ -27,7 +27,6 @@ function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: Writ
   const link = new ControlLink(channel);
   const writes = new WriteHold();
   link.serveHolds(writes);
-  link.onMessage((m) => m.kind === 'welcome' && link.applyWelcome(m));
   link.hello();
   return { link, writes, port, channel, sent, received };
 }
@@ -36,13 +35,14 @@ function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: Writ
 const KEY = 'document.app.orders:0b6c2f0e-3d6e-4c57-9a51-9d7f1c1f7a11';
 const ALL = [{ start: 0n, end: 2n ** 64n - 1n }];
 
-function hub(): WorkerHub {
+function hub(epoch = () => 1): WorkerHub {
   const h = new WorkerHub();
   const clock = new FakeClock(1_700_000_000_000);
   h.serve({
     admit: localAdmission(new ReplayGuard(clock), { cover: () => undefined }),
     positions: { record: () => undefined, waitFor: async (replicas, needed) => [...replicas.keys()].slice(0, needed) },
     movePositions: { record: () => undefined },
+    epoch,
     log: silentLogger,
   });
   return h;
@@ -51,6 +51,8 @@ function hub(): WorkerHub {
 t.test('a hold is on in every worker, and drained only once every worker has drained it', async (t) => {
   const h = hub();
   const [w1, w2] = [worker(h, 1), worker(h, 2)];
+  w1.link.epoch(1);
+  w2.link.epoch(1);
   await tick();
   t.equal(h.size, 2);
   const done1 = await w1.writes.enter(KEY); // a write in flight in worker 1
@@ -127,4 +129,41 @@ t.test('the calls of one event-loop turn go in one message, and their answers co
   t.match((results[3] as PromiseRejectedResult).reason, { code: 'REPLAY_DETECTED' });
   t.same(w.sent, ['rpcs'], 'four calls, one message');
   t.same(w.received, ['replies'], 'four answers, one message');
+});
+
+t.test('a released hold lets a worker\'s writes go only once that worker routes by the cutover\'s epoch', async (t) => {
+  let epoch = 4;
+  const h = hub(() => epoch);
+  const w = worker(h, 1);
+  w.link.epoch(4);
+  await tick();
+  const held = h.hold(ALL);
+  await tick();
+  let entered = false;
+  void w.writes.enter(KEY).then((d) => ((entered = true), d()));
+  epoch = 5; // the control process applied the epoch that moved the range
+  held.release();
+  await tick();
+  await tick();
+  t.notOk(entered, 'still held: this worker routes by epoch 4 yet, where this shard owns the key');
+  t.equal(w.writes.active, 1);
+  w.link.epoch(5);
+  await tick();
+  t.ok(entered, 'released once it routes by epoch 5');
+});
+
+t.test('a hold released in the same read as the welcome that carries it is not left on', async (t) => {
+  const h = hub();
+  const w1 = worker(h, 1);
+  w1.link.epoch(1);
+  await tick();
+  const held = h.hold(ALL);
+  const w2 = worker(h, 2); // its hello reaches the hub after the hold …
+  w2.link.epoch(1);
+  await tick(); // … so its welcome carries the hold
+  held.release(); // and the release follows
+  await tick();
+  await tick();
+  t.equal(w2.writes.active, 0, 'no hold is left in the new worker');
+  t.equal(w1.writes.active, 0);
 });

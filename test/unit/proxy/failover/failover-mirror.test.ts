@@ -21,7 +21,8 @@ function mirror(self = 'a') {
 }
 
 const acting = (shard: string, term = 7, lease = 'L1'): FailoverState['acting'] => [[group, { shard, term, lease }]];
-const state = (over: Partial<FailoverState> = {}): FailoverState => ({ acting: acting('a'), routes: [[group, 'a']], rolledBack: [], lease: { id: 'L1', remainingMs: 1000 }, nodeUp: true, ...over });
+let seq = 0;
+const state = (over: Partial<FailoverState> = {}): FailoverState => ({ seq: ++seq, acting: acting('a'), routes: [[group, 'a']], rolledBack: [], lease: { id: 'L1', untilMs: 1000 }, nodeUp: true, ...over });
 
 t.test('holds while this shard acts on its live lease, and only then', async (t) => {
   const { m } = mirror();
@@ -46,16 +47,26 @@ t.test('holds while this shard acts on its live lease, and only then', async (t)
   t.notOk(m.holds({ group, term: 6, lease: 'L1' }), 'an older term');
 });
 
-t.test('the lease lapses in the worker by its remaining time less the margin, unless a newer state came', async (t) => {
+t.test('the lease lapses in the worker at the control process\'s deadline less the margin, however late the state arrived', async (t) => {
   const { m, clock } = mirror();
-  m.apply(state({ lease: { id: 'L1', remainingMs: 300 } }));
+  clock.advance(200); // the state was sent at 0 and applied 200 ms late (a paused worker)
+  m.apply(state({ lease: { id: 'L1', untilMs: 300 } }));
   const f = m.fenceOf(5n)!;
-  clock.advance(300 - MIRROR_MARGIN_MS - 1);
+  clock.advance(300 - 200 - MIRROR_MARGIN_MS - 1);
   t.ok(m.holds(f), 'just inside');
   clock.advance(1);
-  t.notOk(m.holds(f), 'the margin before the control process\'s own deadline');
-  m.apply(state({ lease: { id: 'L1', remainingMs: 300 } }));
+  t.notOk(m.holds(f), 'the margin before the control process\'s own deadline, counted on the shared clock');
+  m.apply(state({ lease: { id: 'L1', untilMs: 600 } }));
   t.ok(m.holds(f), 'a newer state (a keep-alive confirmed) extends it');
+});
+
+t.test('a state older than the one applied is ignored (a welcome overtaken by a newer state)', async (t) => {
+  const { m } = mirror();
+  const older = state({ lease: { id: 'L1', untilMs: 10_000 } });
+  const newer = state({ lease: null });
+  m.apply(newer);
+  m.apply(older);
+  t.notOk(m.holds(m.fenceOf(5n)!), 'the lost lease stays lost');
 });
 
 t.test('routes a failed-over group to its acting primary and says so to its listeners', async (t) => {
@@ -63,7 +74,7 @@ t.test('routes a failed-over group to its acting primary and says so to its list
   const seen: string[] = [];
   m.onChange((next) => seen.push(next.ranges[0]!.owner));
   t.equal(m.current().ranges[0]!.owner, 'a');
-  m.apply(state({ acting: acting('b', 8, 'L9'), routes: [[group, 'b']], lease: { id: 'L9', remainingMs: 1000 } }));
+  m.apply(state({ acting: acting('b', 8, 'L9'), routes: [[group, 'b']], lease: { id: 'L9', untilMs: 1000 } }));
   t.equal(m.current().ranges[0]!.owner, 'b');
   t.same(seen, ['b']);
   t.ok(m.holds(m.fenceOf(5n)!), 'b now holds term 8');
