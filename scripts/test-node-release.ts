@@ -17,7 +17,7 @@ export const RELEASE_TESTS = [
   'test/integration/mesh-signed-requests.test.ts', // HTTP/2 sessions, signatures, replay
   'test/integration/sidecar-workers.test.ts', // node:cluster, IPC, signals
   'test/integration/app-tls.test.ts', // TLS on the app port, HTTP/1.1 and HTTP/2 by ALPN
-  'test/integration/etcd-topology-sidecar.test.ts', // etcd3 (gRPC over TLS), signed topology
+  'test/integration/etcd-crl-file.test.ts', // etcd3 (gRPC over TLS), CRLs from etcd
   'test/integration/storage-node-entities.test.ts', // classic-level (LevelDB), the storage API
 ];
 
