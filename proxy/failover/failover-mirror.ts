@@ -11,7 +11,6 @@ import { replicaGroups, groupOfRange, effectiveTopology } from '../../src/topolo
 import type { TopologySource } from '../control/topology-source.js';
 import type { Fencing } from '../replication/ack-gate.js';
 import type { Fence, FailoverState } from './failover.js';
-import { untilHeld } from './until-held.js';
 
 /** Kept off the control process's deadline, with room to spare. */
 export const MIRROR_MARGIN_MS = 50;
@@ -92,7 +91,16 @@ export class FailoverMirror implements Fencing {
     );
   }
 
-  untilHeld(token: bigint, ms: number): Promise<boolean> {
-    return untilHeld({ fenceOf: (t) => this.fenceOf(t), holds: (f) => this.holds(f), actingShard: (g) => this.acting.get(g)?.shard }, this.self, token, ms, this.monotonic);
+  async untilHeld(token: bigint, ms: number): Promise<boolean> {
+    const end = this.monotonic() + ms;
+    for (;;) {
+      const f = this.fenceOf(token);
+      if (!f) return true;
+      if (this.holds(f)) return true;
+      const a = this.acting.get(f.group);
+      if (a && a.shard !== this.self) return false;
+      if (this.monotonic() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 }

@@ -19,7 +19,6 @@ import { FencingLease } from './fencing-lease.js';
 import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/control/failover-keys.js';
 import { FailoverGenerations } from './generations.js';
 import { hostMonotonicMs } from '../../src/runtime.js';
-import { untilHeld } from './until-held.js';
 
 export interface FailoverDeps {
   etcd: Etcd3;
@@ -180,8 +179,17 @@ export class Failover {
     );
   }
 
-  untilHeld(token: bigint, ms: number): Promise<boolean> {
-    return untilHeld({ fenceOf: (t) => this.fenceOf(t), holds: (f) => this.holds(f), actingShard: (g) => this.snap.acting.get(g)?.shard }, this.d.self, token, ms, () => performance.now());
+  async untilHeld(token: bigint, ms: number): Promise<boolean> {
+    const end = performance.now() + ms;
+    for (;;) {
+      const f = this.fenceOf(token);
+      if (!f) return true;
+      if (this.holds(f)) return true;
+      const a = this.snap.acting.get(f.group);
+      if (a && a.shard !== this.d.self) return false; // another shard acts: nothing to wait for here
+      if (performance.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** The acting primary of each group this shard holds a copy of, for status and metrics. */
