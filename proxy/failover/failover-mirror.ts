@@ -10,7 +10,9 @@ import type { Topology } from '../../src/topology/topology.js';
 import { replicaGroups, groupOfRange, effectiveTopology } from '../../src/topology/replica-groups.js';
 import type { TopologySource } from '../control/topology-source.js';
 import type { Fencing } from '../replication/ack-gate.js';
-import type { Fence, FailoverState } from './failover.js';
+import type { FailoverState } from './failover.js';
+import type { Fence } from './fence.js';
+import { untilHeld } from './until-held.js';
 
 /** Kept off the control process's deadline, with room to spare. */
 export const MIRROR_MARGIN_MS = 50;
@@ -91,16 +93,7 @@ export class FailoverMirror implements Fencing {
     );
   }
 
-  async untilHeld(token: bigint, ms: number): Promise<boolean> {
-    const end = this.monotonic() + ms;
-    for (;;) {
-      const f = this.fenceOf(token);
-      if (!f) return true;
-      if (this.holds(f)) return true;
-      const a = this.acting.get(f.group);
-      if (a && a.shard !== this.self) return false;
-      if (this.monotonic() >= end) return false;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  untilHeld(token: bigint, ms: number): Promise<boolean> {
+    return untilHeld({ fenceOf: (t) => this.fenceOf(t), holds: (f) => this.holds(f), actingShard: (g) => this.acting.get(g)?.shard }, this.self, token, ms, this.monotonic);
   }
 }

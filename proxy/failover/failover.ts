@@ -19,6 +19,8 @@ import { FencingLease } from './fencing-lease.js';
 import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/control/failover-keys.js';
 import { FailoverGenerations } from './generations.js';
 import { hostMonotonicMs } from '../../src/runtime.js';
+import type { Fence } from './fence.js';
+import { untilHeld } from './until-held.js';
 
 export interface FailoverDeps {
   etcd: Etcd3;
@@ -58,13 +60,6 @@ export interface FailoverState {
   nodeUp: boolean;
 }
 
-/** What a write to a key in a replicated group must prove before it is acknowledged. */
-export interface Fence {
-  group: string;
-  term: number;
-  /** The lease the term was held on: a term number met again (etcd restored) on another lease is another term. */
-  lease?: string;
-}
 
 export class Failover {
   private lease: FencingLease | undefined;
@@ -179,17 +174,8 @@ export class Failover {
     );
   }
 
-  async untilHeld(token: bigint, ms: number): Promise<boolean> {
-    const end = performance.now() + ms;
-    for (;;) {
-      const f = this.fenceOf(token);
-      if (!f) return true;
-      if (this.holds(f)) return true;
-      const a = this.snap.acting.get(f.group);
-      if (a && a.shard !== this.d.self) return false; // another shard acts: nothing to wait for here
-      if (performance.now() >= end) return false;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  untilHeld(token: bigint, ms: number): Promise<boolean> {
+    return untilHeld({ fenceOf: (t) => this.fenceOf(t), holds: (f) => this.holds(f), actingShard: (g) => this.snap.acting.get(g)?.shard }, this.d.self, token, ms, () => performance.now());
   }
 
   /** The acting primary of each group this shard holds a copy of, for status and metrics. */

@@ -9,7 +9,7 @@ import type { Topology } from '../../src/topology/topology.js';
 import { rangesDigest, replicaRanges } from '../../src/topology/replica-ranges.js';
 import type { LocalHead } from './local-head.js';
 import type { ReplicaPositions } from './positions.js';
-import type { Fence } from '../failover/failover.js';
+import type { Fence } from '../failover/fence.js';
 
 export type AckMode = 'all' | 'majority' | 'primary';
 
