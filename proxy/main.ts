@@ -24,10 +24,15 @@ async function main(): Promise<void> {
     return;
   }
   const drainMs = Number(values['drain-ms'] ?? 5000);
+  if (!Number.isInteger(drainMs) || drainMs < 0 || drainMs > 3_600_000) {
+    process.stderr.write(`themis-sidecar: --drain-ms: expected whole milliseconds from 0 to 3600000, got ${JSON.stringify(values['drain-ms'])}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const cfg = loadSidecarConfig(values.config);
   const log = createLogger('themis-sidecar').child({ shard: cfg.shardId });
   const rt = { clock: systemClock, random: systemRandom, log };
-  const sidecar = cfg.workers > 1 ? await superviseWorkers(cfg, resolve(values.config), rt) : await Sidecar.create(cfg, rt);
+  const sidecar = cfg.workers > 1 ? await superviseWorkers(cfg, resolve(values.config), rt, drainMs) : await Sidecar.create(cfg, rt);
   const bound = 'bound' in sidecar ? sidecar.bound : await sidecar.start();
   process.stdout.write(JSON.stringify({ event: 'listening', shard: cfg.shardId, ...bound, ...(cfg.workers > 1 ? { workers: cfg.workers } : {}) }) + '\n');
   let stopping = false;

@@ -46,6 +46,8 @@ export interface MeshHandlerDeps {
   /** The nonce cache and persisted marks (stages/replay.ts): local, or the control process's with workers. */
   admit: ReplayAdmission;
   maxBodyBytes: number;
+  /** Verify signatures on libuv's thread pool (config `signing.threadpool`). */
+  signingThreadpool: boolean;
   audit: AuditSink;
   metrics: SidecarMetrics;
   log: Logger;
@@ -66,6 +68,7 @@ export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
     admit: d.admit,
     maxBodyBytes: d.maxBodyBytes,
     topology: d.topology,
+    signingThreadpool: d.signingThreadpool,
     verified: (peer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial }),
   };
 

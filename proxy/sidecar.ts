@@ -419,6 +419,7 @@ export class Sidecar {
       replay: this.replay,
       admit,
       maxBodyBytes: cfg.maxBodyBytes,
+      signingThreadpool: cfg.signing.threadpool,
       audit: this.audit,
       metrics: this.metrics,
       log: log.child({ component: 'mesh' }),

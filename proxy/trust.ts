@@ -80,7 +80,7 @@ export class Trust {
   }
 
   private makeSigner(): RequestSigner {
-    return new RequestSigner(this.current.key, this.cfg.shardId, this.current.serial, this.rt.clock, this.rt.random);
+    return new RequestSigner(this.current.key, this.cfg.shardId, this.current.serial, this.rt.clock, this.rt.random, this.cfg.signing.threadpool);
   }
 
   onChange(listener: TrustChange): void {

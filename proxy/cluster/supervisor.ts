@@ -27,7 +27,8 @@ export interface Supervised {
   reload(why: string): void;
 }
 
-export async function superviseWorkers(cfg: SidecarConfig, configFile: string, rt: SidecarRuntime): Promise<Supervised> {
+/** `drainMs`: --drain-ms, also what a worker that is signalled directly (systemd, Ctrl-C) drains for. */
+export async function superviseWorkers(cfg: SidecarConfig, configFile: string, rt: SidecarRuntime, drainMs: number): Promise<Supervised> {
   const log: Logger = rt.log.child({ component: 'workers' });
   const hub = new WorkerHub();
   const control = await Sidecar.create(cfg, rt, { kind: 'control', hub });
@@ -59,7 +60,13 @@ export async function superviseWorkers(cfg: SidecarConfig, configFile: string, r
 
   const fork = (slot: number, pauseMs: number): void => {
     const started = performance.now();
-    const w = cluster.fork({ THEMIS_WORKER_SLOT: String(slot), THEMIS_SIDECAR_CONFIG: configFile });
+    const w = cluster.fork({
+      THEMIS_WORKER_SLOT: String(slot),
+      THEMIS_SIDECAR_CONFIG: configFile,
+      THEMIS_DRAIN_MS: String(drainMs),
+      // libuv sizes a process's thread pool when it first uses it, before any of our code runs.
+      ...(cfg.signing.threads !== undefined ? { UV_THREADPOOL_SIZE: String(cfg.signing.threads) } : {}),
+    });
     const port: WorkerPort = { slot, send: (m: ToWorker) => void (w.isConnected() && w.send(m)) };
     ports.set(w, port);
     w.on('message', (m: unknown) => hub.handle(port, m));

@@ -50,8 +50,9 @@ async function main(): Promise<void> {
     }
   }));
   // systemd (KillMode=control-group) and a terminal's Ctrl-C signal every process of the sidecar.
-  process.on('SIGTERM', () => stop('SIGTERM', 5000));
-  process.on('SIGINT', () => stop('SIGINT', 5000));
+  const drainMs = Number(process.env.THEMIS_DRAIN_MS ?? 5000);
+  process.on('SIGTERM', () => stop('SIGTERM', drainMs));
+  process.on('SIGINT', () => stop('SIGINT', drainMs));
   process.on('SIGHUP', () => undefined); // the control process reloads every worker
   process.on('disconnect', () => {
     link.failPending();

@@ -40,6 +40,8 @@ export interface StageDeps {
   readonly admit: ReplayAdmission;
   readonly maxBodyBytes: number;
   readonly topology: TopologySource;
+  /** Verify signatures on libuv's thread pool (config `signing.threadpool`). */
+  readonly signingThreadpool: boolean;
 }
 
 /** Resolves (or returns) when the request may go on; throws a ThemisError to refuse it. */

@@ -140,9 +140,15 @@ export interface SidecarConfig {
    * sidecar is one process. "auto" in the file: the number of cores.
    */
   readonly workers: number;
+  /**
+   * Request signatures (signing on the app side, verifying on the mesh side): on libuv's thread
+   * pool instead of the event loop, and that pool's size in each worker process (unset: the
+   * environment's UV_THREADPOOL_SIZE, else libuv's 4). docs/sidecar.md "Signatures on the thread pool".
+   */
+  readonly signing: { readonly threadpool: boolean; readonly threads: number | undefined };
 }
 
-const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing', 'workers'];
+const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing', 'workers', 'signing'];
 
 export function validateSidecarConfig(input: unknown, baseDir: string): SidecarConfig {
   const raw = asObject(input, 'config');
@@ -247,6 +253,16 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const w = raw.workers === undefined ? 1 : raw.workers;
   if (w !== 'auto' && !(Number.isInteger(w) && (w as number) >= 1 && (w as number) <= 64)) throw new ConfigError('workers', `expected "auto" or an integer from 1 to 64, got ${JSON.stringify(w)}`);
   const workers = w === 'auto' ? Math.min(64, availableParallelism()) : (w as number);
+  const signingRaw = asObject(raw.signing ?? {}, 'signing');
+  rejectUnknown(signingRaw, ['threadpool', 'threads'], 'signing');
+  const signing = Object.freeze({
+    threadpool: bool(signingRaw, 'threadpool', 'signing', false),
+    // libuv's own limit is 1024; more threads than that, or than a host has use for, is a typo.
+    threads: signingRaw.threads === undefined ? undefined : int(signingRaw, 'threads', 'signing', 4, 1, 1024),
+  });
+  if (signing.threads !== undefined && workers === 1) {
+    throw new ConfigError('signing.threads', 'a process sizes its thread pool before it reads this file: with one process (workers: 1) set UV_THREADPOOL_SIZE in its environment (the systemd unit\'s Environment=) instead; signing.threads sizes the pools of worker processes');
+  }
   return Object.freeze({
     etcd,
     shardId,
@@ -300,6 +316,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     accessLog: accessLogConfig(raw.accessLog, baseDir),
     tracing: tracingConfig(raw.tracing),
     workers,
+    signing,
   });
 }
 
