@@ -14,9 +14,10 @@ import { RequestWatch } from './request-watch.js';
 import type { Router } from './router.js';
 import { EPOCH_HEADER, SHARD_HEADER } from './mesh-headers.js';
 import type { Observability } from './observability/request-obs.js';
+import type { InFlight } from './in-flight.js';
 
-export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean; obs?: Observability } = {}): Handler {
-  const watch = new RequestWatch('app', log);
+export function createAppHandler(router: Router, metrics: SidecarMetrics, log: Logger, audit?: AuditSink, o: { tls?: boolean; obs?: Observability; inFlight?: InFlight } = {}): Handler {
+  const watch = new RequestWatch('app', log, o.inFlight);
   return (req, res) => {
     const tracked = metrics.track('app', res);
     // Every answer names who served it and the epoch: these hold for the sidecar's own answers

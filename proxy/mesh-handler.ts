@@ -3,6 +3,7 @@
 // MeshRequest and run the same stages (mesh-pipeline.ts). Shard peers are then served by the
 // peer-inbound path only; client-certificate apps are routed across the cluster like the app
 // port. Refusals are audited and counted here, and answered through proxy/respond.ts.
+import type { InFlight } from './in-flight.js';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { ThemisError, type ErrorCode } from '../src/errors.js';
@@ -46,8 +47,10 @@ export interface MeshHandlerDeps {
   /** The nonce cache and persisted marks (stages/replay.ts): local, or the control process's with workers. */
   admit: ReplayAdmission;
   maxBodyBytes: number;
-  /** Verify signatures on libuv's thread pool (config `signing.threadpool`). */
-  signingThreadpool: boolean;
+  /** Whether the next signature is verified on libuv's thread pool (config `signing.threadpool`). */
+  offloadSignature: () => boolean;
+  /** The process's requests in flight, which this port's requests count in. */
+  inFlight?: InFlight;
   audit: AuditSink;
   metrics: SidecarMetrics;
   log: Logger;
@@ -61,14 +64,14 @@ export interface MeshRequestHandler extends MeshHandler {
 }
 
 export function createMeshHandler(d: MeshHandlerDeps): MeshRequestHandler {
-  const watch = new RequestWatch('mesh', d.log);
+  const watch = new RequestWatch('mesh', d.log, d.inFlight);
   const stageDeps: StageDeps = {
     self: d.self,
     replay: d.replay,
     admit: d.admit,
     maxBodyBytes: d.maxBodyBytes,
     topology: d.topology,
-    signingThreadpool: d.signingThreadpool,
+    offloadSignature: d.offloadSignature,
     verified: (peer) => d.audit.aggregate('SIGNATURE_VERIFIED', { shardId: peer.identity.shardId, serial: peer.serial }),
   };
 

@@ -154,7 +154,7 @@ export class PeerSession implements Upstream {
     const signing = r.obs?.trace.child('sign', 'internal', r.parent);
     const signer = this.signers.get(session)!;
     const sha = r.contentSha256 ?? EMPTY_SHA256;
-    const signed = signer.threadpool ? await signer.headersAsync(r.method, r.path, sha) : signer.headers(r.method, r.path, sha);
+    const signed = signer.offload() ? await signer.headersAsync(r.method, r.path, sha) : signer.headers(r.method, r.path, sha);
     signing?.end();
     // From here to the answer's headers: the mesh hop, whose span the peer's traceparent names.
     // The traceparent is not signed (docs/mesh-protocol.md): it has no say in what is served.

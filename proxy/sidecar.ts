@@ -55,6 +55,7 @@ import { ReplicaManager } from './replication/replica-manager.js';
 import { RetiredCopies } from './replication/retired-copies.js';
 import { reportedEpochFloor } from '../src/control/epoch-floor.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
+import { InFlight, signatureOffload } from './in-flight.js';
 import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
 import { readAnswer } from './upstream.js';
 import { Failover } from './failover/failover.js';
@@ -209,6 +210,10 @@ export class Sidecar {
   ) {
     const log = rt.log;
     const worker = role.kind === 'data' ? role.slot : null;
+    // signing.threadpool: where signatures are made and checked, by this process's load.
+    const inFlight = new InFlight();
+    const offloadSignature = signatureOffload(cfg.signing.threadpool, inFlight);
+    trust.offload = offloadSignature;
     this.audit = new AuditLog({
       file: worker === null ? cfg.auditFile : workerAuditFile(cfg.auditFile, worker),
       maxBytes: cfg.auditMaxBytes,
@@ -256,11 +261,15 @@ export class Sidecar {
       log: log.child({ component: 'peers' }),
     });
     this.metrics.setPeerStateSource(() => this.peers.states());
-    registerChangefeedMetrics(this.metrics.registry, async () => {
-      const up = await this.local.request({ method: 'GET', path: '/health', headers: {}, timeoutMs: 1000 });
-      const body = JSON.parse((await readAnswer(up, 1024 * 1024)).toString('utf8')) as { changefeed?: ChangefeedReport };
-      return body.changefeed;
-    });
+    // Host gauges: with workers only the control process's reach /metrics (cluster/merged-metrics.ts),
+    // so a worker does not ask the storage node for them at every scrape.
+    if (role.kind !== 'data') {
+      registerChangefeedMetrics(this.metrics.registry, async () => {
+        const up = await this.local.request({ method: 'GET', path: '/health', headers: {}, timeoutMs: 1000 });
+        const body = JSON.parse((await readAnswer(up, 1024 * 1024)).toString('utf8')) as { changefeed?: ChangefeedReport };
+        return body.changefeed;
+      });
+    }
     // Failover (with etcd): the acting primary of each replica group, laid over the signed topology.
     const head = new LocalHead(new NodeClient(this.local));
     let replicaManager: ReplicaManager | undefined;
@@ -406,7 +415,7 @@ export class Sidecar {
     this.tracing = cfg.tracing.otlp ? otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
     const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId, worker);
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
-    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
+    this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs, inFlight }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});
     const meshHandler = createMeshHandler({
       self: cfg.shardId,
       router,
@@ -419,7 +428,8 @@ export class Sidecar {
       replay: this.replay,
       admit,
       maxBodyBytes: cfg.maxBodyBytes,
-      signingThreadpool: cfg.signing.threadpool,
+      offloadSignature,
+      inFlight,
       audit: this.audit,
       metrics: this.metrics,
       log: log.child({ component: 'mesh' }),

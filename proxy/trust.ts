@@ -74,13 +74,16 @@ export class Trust {
     return this.current;
   }
 
+  /** Whether a request is signed on libuv's thread pool (signing.threadpool); the sidecar sets it. */
+  offload: () => boolean = () => false;
+
   /** Signs outgoing mesh requests with the current certificate. */
   get signer(): RequestSigner {
     return this.signerNow;
   }
 
   private makeSigner(): RequestSigner {
-    return new RequestSigner(this.current.key, this.cfg.shardId, this.current.serial, this.rt.clock, this.rt.random, this.cfg.signing.threadpool);
+    return new RequestSigner(this.current.key, this.cfg.shardId, this.current.serial, this.rt.clock, this.rt.random, () => this.offload());
   }
 
   onChange(listener: TrustChange): void {

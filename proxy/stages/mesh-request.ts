@@ -40,8 +40,8 @@ export interface StageDeps {
   readonly admit: ReplayAdmission;
   readonly maxBodyBytes: number;
   readonly topology: TopologySource;
-  /** Verify signatures on libuv's thread pool (config `signing.threadpool`). */
-  readonly signingThreadpool: boolean;
+  /** Whether this signature is verified on libuv's thread pool (config `signing.threadpool`). */
+  readonly offloadSignature: () => boolean;
 }
 
 /** Resolves (or returns) when the request may go on; throws a ThemisError to refuse it. */

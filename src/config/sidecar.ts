@@ -142,10 +142,11 @@ export interface SidecarConfig {
   readonly workers: number;
   /**
    * Request signatures (signing on the app side, verifying on the mesh side): on libuv's thread
-   * pool instead of the event loop, and that pool's size in each worker process (unset: the
+   * pool instead of the event loop — always, never, or "auto": while the process serves at least
+   * AUTO_OFFLOAD_MIN requests (proxy/in-flight.ts) — and that pool's size in each worker process (unset: the
    * environment's UV_THREADPOOL_SIZE, else libuv's 4). docs/sidecar.md "Signatures on the thread pool".
    */
-  readonly signing: { readonly threadpool: boolean; readonly threads: number | undefined };
+  readonly signing: { readonly threadpool: boolean | 'auto'; readonly threads: number | undefined };
 }
 
 const TOP = ['shardId', 'cluster', 'app', 'mesh', 'admin', 'audit', 'storage', 'tls', 'topology', 'timeouts', 'backoff', 'replay', 'scatter', 'aql', 'replication', 'etcd', 'maxBodyBytes', 'watchFiles', 'accessLog', 'tracing', 'workers', 'signing'];
@@ -256,7 +257,7 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
   const signingRaw = asObject(raw.signing ?? {}, 'signing');
   rejectUnknown(signingRaw, ['threadpool', 'threads'], 'signing');
   const signing = Object.freeze({
-    threadpool: bool(signingRaw, 'threadpool', 'signing', false),
+    threadpool: threadpoolMode(signingRaw.threadpool),
     // libuv's own limit is 1024; more threads than that, or than a host has use for, is a typo.
     threads: signingRaw.threads === undefined ? undefined : int(signingRaw, 'threads', 'signing', 4, 1, 1024),
   });
@@ -318,6 +319,13 @@ export function validateSidecarConfig(input: unknown, baseDir: string): SidecarC
     workers,
     signing,
   });
+}
+
+/** signing.threadpool: true, false or "auto" (the default). */
+function threadpoolMode(v: unknown): boolean | 'auto' {
+  if (v === undefined || v === 'auto') return 'auto';
+  if (v === true || v === false) return v;
+  throw new ConfigError('signing.threadpool', `expected true, false or "auto", got ${JSON.stringify(v)}`);
 }
 
 /** host and port of listener `key` (its object `o`); `more` names the other settings it knows. */

@@ -19,8 +19,8 @@ export class RequestSigner {
     readonly certSerial: string,
     private readonly clock: Clock,
     private readonly random: Random,
-    /** Sign on libuv's thread pool (headersAsync) rather than on the event loop (headers). */
-    readonly threadpool = false,
+    /** Whether the next request is signed on libuv's thread pool (headersAsync) rather than on the event loop (headers). */
+    readonly offload: () => boolean = () => false,
   ) {
     if (key.type !== 'private') throw new TypeError('RequestSigner needs a private key');
   }

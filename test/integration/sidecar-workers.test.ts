@@ -126,6 +126,7 @@ t.test('/metrics: the workers\' counters summed into one page, each worker\'s to
   t.same(sample(text, /^themis_workers /), ['themis_workers 2']);
   t.same(sample(text, /^themis_worker_topology_epoch/).sort(), ['themis_worker_topology_epoch{slot="1"} 1', 'themis_worker_topology_epoch{slot="2"} 1']);
   t.same(sample(text, /^themis_topology_epoch /), ['themis_topology_epoch 1'], 'a gauge of the host is not summed over the workers');
+  t.equal(sample(text, /^themis_changefeed_last_seq \d+$/).length, 1, "the storage node's change-log gauges, read by the control process only");
 });
 
 t.test('a new topology (SIGHUP) and a new CRL reach every worker', async (t) => {

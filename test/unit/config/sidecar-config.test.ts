@@ -124,12 +124,14 @@ t.test('workers: 1 by default, "auto" is the number of cores; with etcd, failove
   t.same([multi.workers, multi.replication.failover], [2, true], 'workers mirror the control process\'s failover');
 });
 
-t.test('signing: on the event loop by default; the thread pool on request, its size only for workers', async (t) => {
-  t.same(validateSidecarConfig(good, '/etc/themis').signing, { threadpool: false, threads: undefined });
+t.test('signing: the thread pool under load ("auto") by default, or always, or never; its size only for workers', async (t) => {
+  t.same(validateSidecarConfig(good, '/etc/themis').signing, { threadpool: 'auto', threads: undefined });
+  t.same(validateSidecarConfig({ ...good, signing: { threadpool: false } }, '/etc/themis').signing, { threadpool: false, threads: undefined });
+  t.same(validateSidecarConfig({ ...good, signing: { threadpool: 'auto' } }, '/etc/themis').signing, { threadpool: 'auto', threads: undefined });
   t.same(validateSidecarConfig({ ...good, signing: { threadpool: true } }, '/etc/themis').signing, { threadpool: true, threads: undefined });
   t.same(validateSidecarConfig({ ...good, workers: 2, signing: { threadpool: true, threads: 8 } }, '/etc/themis').signing, { threadpool: true, threads: 8 });
   t.throws(() => validateSidecarConfig({ ...good, signing: { threads: 8 } }, '/etc/themis'), { name: 'ConfigError', field: 'signing.threads', message: /UV_THREADPOOL_SIZE/ }, 'one process: the pool is sized by its environment');
-  for (const [bad, field] of [[{ threadpool: 'yes' }, 'signing.threadpool'], [{ threads: 0 }, 'signing.threads'], [{ threads: 1025 }, 'signing.threads'], [{ threads: 2.5 }, 'signing.threads'], [{ pool: 4 }, 'signing.pool'], ['on', 'signing']] as const) {
+  for (const [bad, field] of [[{ threadpool: 'yes' }, 'signing.threadpool'], [{ threadpool: 'true' }, 'signing.threadpool'], [{ threadpool: 1 }, 'signing.threadpool'], [{ threads: 0 }, 'signing.threads'], [{ threads: 1025 }, 'signing.threads'], [{ threads: 2.5 }, 'signing.threads'], [{ pool: 4 }, 'signing.pool'], ['on', 'signing']] as const) {
     t.throws(() => validateSidecarConfig({ ...good, workers: 2, signing: bad }, '/etc/themis'), { name: 'ConfigError', field }, `signing: ${JSON.stringify(bad)}`);
   }
 });

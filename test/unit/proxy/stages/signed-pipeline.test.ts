@@ -71,7 +71,7 @@ function deps(over: Partial<StageDeps> & { floors?: Floors } = {}): StageDeps & 
     admit: localAdmission(guard, floors),
     maxBodyBytes: 1024,
     topology: undefined as unknown as StageDeps['topology'],
-    signingThreadpool: false,
+    offloadSignature: () => false,
     ...rest,
     covered,
     verifiedPeers,
@@ -117,33 +117,33 @@ t.test('signature: refused when anything signed differs or another key signed', 
     signedHeaders(r, deps());
     t.throws(() => signature(r, deps()), { code: 'SIGNATURE_INVALID', message: 'the signature does not verify over the canonical string with the peer certificate key' }, what);
     // The same on libuv's thread pool: the stage's promise rejects with the same error.
-    await t.rejects(signature(r, deps({ signingThreadpool: true })) as Promise<void>, { code: 'SIGNATURE_INVALID', message: 'the signature does not verify over the canonical string with the peer certificate key' }, `${what} (thread pool)`);
+    await t.rejects(signature(r, deps({ offloadSignature: () => true })) as Promise<void>, { code: 'SIGNATURE_INVALID', message: 'the signature does not verify over the canonical string with the peer certificate key' }, `${what} (thread pool)`);
   }
   // A signature that is not even DER is refused, not thrown as something else.
   const garbage = request({ headers: { ...(ok.headers as Record<string, string>), [H.signature]: Buffer.from('not a signature').toString('base64') } });
   signedHeaders(garbage, deps());
-  await t.rejects(signature(garbage, deps({ signingThreadpool: true })) as Promise<void>, { code: 'SIGNATURE_INVALID' }, 'garbage (thread pool)');
-  const pooled = signature(ok, deps({ signingThreadpool: true }));
+  await t.rejects(signature(garbage, deps({ offloadSignature: () => true })) as Promise<void>, { code: 'SIGNATURE_INVALID' }, 'garbage (thread pool)');
+  const pooled = signature(ok, deps({ offloadSignature: () => true }));
   t.ok(pooled instanceof Promise, 'with the thread pool the stage waits for it');
   await t.resolves(pooled as Promise<void>, 'the genuine signature verifies on the thread pool');
 });
 
 t.test('signing on the thread pool: the same headers, verified either way; the stages keep their order', async (t) => {
-  const pooled = new RequestSigner(alice.privateKey, 'shard-001', '1f', clock, new SeededRandom(8), true);
-  t.equal(pooled.threadpool, true);
+  const pooled = new RequestSigner(alice.privateKey, 'shard-001', '1f', clock, new SeededRandom(8), () => true);
+  t.equal(pooled.offload(), true);
   const headers: Record<string, string> = { ...(await pooled.headersAsync('PUT', URL_, sha256Hex(BODY))), 'content-length': String(BODY.length) };
   t.same(Object.keys(headers).sort(), Object.keys(request().headers).sort(), 'the same header names as signing on the event loop');
   t.equal(headers[H.timestamp], String(clock.now()));
   const r = request({ headers });
-  const d = deps({ signingThreadpool: true });
+  const d = deps({ offloadSignature: () => true });
   await runStages(SIGNATURE_STAGES, r, d);
   t.same(d.covered, [['shard-001', clock.now()]], 'accepted and remembered');
   signedHeaders(r, deps());
   t.doesNotThrow(() => signature(r, deps()), 'a pool-made signature verifies on the event loop too');
   // Two faults at once, the signature checked on the pool: the earlier stage (timestamp) still reports.
-  const stale = new RequestSigner(mallory.privateKey, 'shard-001', '1f', new FakeClock(clock.now() - 120_000), new SeededRandom(9), true);
+  const stale = new RequestSigner(mallory.privateKey, 'shard-001', '1f', new FakeClock(clock.now() - 120_000), new SeededRandom(9), () => true);
   const both = request({ headers: { ...(await stale.headersAsync('PUT', URL_, sha256Hex(BODY))), 'content-length': String(BODY.length) } });
-  await t.rejects(runStages(SIGNATURE_STAGES, both, deps({ signingThreadpool: true })), { code: 'TIMESTAMP_OUT_OF_WINDOW' });
+  await t.rejects(runStages(SIGNATURE_STAGES, both, deps({ offloadSignature: () => true })), { code: 'TIMESTAMP_OUT_OF_WINDOW' });
   // A bad signature with a nonce already seen: the signature (pool) reports before the replay cache.
   const seen = request({ headers: { ...(r.headers as Record<string, string>), [H.signature]: (await stale.headersAsync('PUT', URL_, sha256Hex(BODY)))[H.signature]! } });
   await t.rejects(runStages(SIGNATURE_STAGES, seen, d), { code: 'SIGNATURE_INVALID' });
