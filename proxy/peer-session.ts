@@ -154,8 +154,12 @@ export class PeerSession implements Upstream {
     const signing = r.obs?.trace.child('sign', 'internal', r.parent);
     const signer = this.signers.get(session)!;
     const sha = r.contentSha256 ?? EMPTY_SHA256;
-    const signed = signer.offload() ? await signer.headersAsync(r.method, r.path, sha) : signer.headers(r.method, r.path, sha);
+    const pooled = signer.offload();
+    const signed = pooled ? await signer.headersAsync(r.method, r.path, sha) : signer.headers(r.method, r.path, sha);
     signing?.end();
+    // Signed on the thread pool, the session may have closed or rolled over meanwhile: nothing was
+    // sent yet, so the request goes once more, on the session there is now.
+    if (pooled && !retried && (session.closed || session.destroyed || this.retired.has(session))) return this.request(r, true);
     // From here to the answer's headers: the mesh hop, whose span the peer's traceparent names.
     // The traceparent is not signed (docs/mesh-protocol.md): it has no say in what is served.
     const timing = r.obs?.upstream('mesh send', r.parent);
