@@ -10,7 +10,7 @@ import { CertificateRenewer } from './cert-renewal.js';
 import type { ParsedCrl } from '../src/pki/crl.js';
 import type { Etcd3 } from 'etcd3';
 import type { DetailedPeerCertificate } from 'node:tls';
-import { connectEtcd, etcdKeys } from '../src/control/etcd.js';
+import { etcdKeys } from '../src/control/etcd-keys.js';
 import type { Registration } from '../src/control/registration.js';
 import type { SidecarConfig } from '../src/config/sidecar.js';
 import { ConfigError } from '../src/config/validate.js';
@@ -75,7 +75,7 @@ import { RebalanceStatus } from './rebalance/status.js';
 import type { HoldCheck } from './replication/replicated-write.js';
 import { createAccessLog, type AccessLog } from './observability/access-log.js';
 import { Observability } from './observability/request-obs.js';
-import { idTracing, otelTracing, type Tracing } from './observability/tracing.js';
+import { idTracing, type Tracing } from './observability/tracing.js';
 
 export type { SidecarRuntime } from './runtime.js';
 
@@ -144,7 +144,6 @@ export class Sidecar {
   /** Deletes the copies of ranges this shard stops replicating. */
   private readonly retired: RetiredCopies;
   private readonly accessLog: AccessLog;
-  private readonly tracing: Tracing;
   /** Renews this sidecar's own certificate (tls.renewal); absent when renewal is off. */
   readonly renewer: CertificateRenewer | undefined;
 
@@ -160,7 +159,8 @@ export class Sidecar {
     }
     const trust = Trust.load(cfg, rt);
     const m = trust.material;
-    const etcd = cfg.etcd ? connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca }) : undefined;
+    // Loaded only when used: the etcd client and gRPC are a quarter of an idle sidecar's memory.
+    const etcd = cfg.etcd ? (await import('../src/control/etcd.js')).connectEtcd({ endpoints: [...cfg.etcd.endpoints], certPem: m.certChain, keyPem: m.keyPem, caPem: m.ca }) : undefined;
     try {
       if (etcd && cfg.etcd?.crls) await trust.followEtcd(etcd);
       const topology = cfg.etcd?.topology
@@ -175,7 +175,9 @@ export class Sidecar {
           })
         : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs, cfg.cluster);
       // A worker asks the control process, which holds the replay state of the host.
-      if (role.kind === 'data') return new Sidecar(cfg, rt, trust, topology, etcd, undefined, role);
+      // The OpenTelemetry SDK is loaded only when spans are exported.
+      const tracing = cfg.tracing.otlp ? (await import('./observability/otel-tracing.js')).otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
+      if (role.kind === 'data') return new Sidecar(cfg, rt, trust, topology, etcd, undefined, role, tracing);
       const replayLog = rt.log.child({ component: 'replay' });
       const floors = await ReplayFloors.open({
         file: cfg.replay.stateFile,
@@ -191,7 +193,7 @@ export class Sidecar {
       if (floors.loaded.problem) {
         replayLog.error({ problem: floors.loaded.problem }, `replay state unusable: refusing every signed request timestamped before ${new Date(floors.loaded.floorAll).toISOString()} (fail closed)`);
       }
-      return new Sidecar(cfg, rt, trust, topology, etcd, floors, role);
+      return new Sidecar(cfg, rt, trust, topology, etcd, floors, role, tracing);
     } catch (e) {
       trust.close();
       etcd?.close();
@@ -207,6 +209,7 @@ export class Sidecar {
     private readonly etcd: Etcd3 | undefined,
     private readonly floors: ReplayFloors | undefined,
     private readonly role: SidecarRole,
+    private readonly tracing: Tracing,
   ) {
     const log = rt.log;
     const worker = role.kind === 'data' ? role.slot : null;
@@ -412,7 +415,6 @@ export class Sidecar {
       // Logged once per hundred failures: a full disk must not flood the diagnostic log too.
       if (accessErrors++ % 100 === 0) log.error({ err: err.message, file: cfg.accessLog.file ?? 'stdout', failures: accessErrors }, 'access log write failed');
     });
-    this.tracing = cfg.tracing.otlp ? otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
     const obs = new Observability(this.tracing, this.accessLog, rt.clock, cfg.shardId, worker);
     const router = new Router({ self: cfg.shardId, gate, replicas: this.replicas, topology: this.topology, resolver, random: rt.random, maxBodyBytes: cfg.maxBodyBytes, scatter, aql: cfg.aql, ...(hold ? { hold } : {}), log: log.child({ component: 'router' }) });
     this.app = new AppServer(createAppHandler(router, this.metrics, log.child({ component: 'app' }), this.audit, { tls: cfg.app.tls, obs, inFlight }), cfg.app, (limit) => this.metrics.listenerLimits.inc({ listener: 'app', limit }), cfg.app.tls ? { tls: appTls(trust, this.audit, this.metrics) } : {});

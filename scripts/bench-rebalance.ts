@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../src/control/etcd.js';
+import { etcdKeys } from '../src/control/etcd-keys.js';
 import { readSignedTopology } from '../src/control/topology-store.js';
 import { TOKEN_MAX } from '../src/hash.js';
 import { loadPrivateKey } from '../src/pki/keys.js';

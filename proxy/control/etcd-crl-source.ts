@@ -3,7 +3,7 @@
 // are reported once per value and change nothing. Accepted CRLs are cached on disk, so a
 // sidecar restarted while etcd is down still enforces every revocation it has seen.
 import type { Etcd3 } from 'etcd3';
-import { answerWithin, etcdKeys } from '../../src/control/etcd.js';
+import { answerWithin, etcdKeys } from '../../src/control/etcd-keys.js';
 import { KeepWatching } from '../../src/control/watch.js';
 import { CRL_NAMES, MAX_CRL_VALUE_BYTES, readStoredCrls } from '../../src/control/crl-store.js';
 import { CrlTrust, type TrustedCrl } from '../../src/pki/crl-trust.js';

@@ -4,7 +4,7 @@
 // from it; while etcd is unreachable the sidecar keeps routing by what it has.
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../../src/config/validate.js';
-import { answerWithin, etcdKeys } from '../../src/control/etcd.js';
+import { answerWithin, etcdKeys } from '../../src/control/etcd-keys.js';
 import { KeepWatching } from '../../src/control/watch.js';
 import { readSignedTopology } from '../../src/control/topology-store.js';
 import { registeredCertifiedRanges, type CertifiedRange } from '../../src/control/certified-ranges.js';

@@ -10,7 +10,7 @@
 // requires the base epoch: if that fails, the next epoch is already in force and it must route
 // by it before its writes go on.
 import type { Etcd3, Lease } from 'etcd3';
-import { etcdKeys } from '../../src/control/etcd.js';
+import { etcdKeys } from '../../src/control/etcd-keys.js';
 import type { Logger } from '../../src/log.js';
 import { KeepWatching } from '../../src/control/watch.js';
 

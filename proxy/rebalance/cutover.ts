@@ -17,7 +17,7 @@
 //   5. applies it itself and releases the held writes, which go on to the new owner.
 // Any step that does not finish in time releases the hold and tries again later.
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../../src/control/etcd.js';
+import { etcdKeys } from '../../src/control/etcd-keys.js';
 import { readSignedTopology } from '../../src/control/topology-store.js';
 import type { AuditLog } from '../../src/audit/audit-log.js';
 import type { Logger } from '../../src/log.js';

@@ -8,7 +8,7 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { AuditLog } from '../../src/audit/audit-log.js';
 import { certifiedRangeOf } from '../../src/control/certified-ranges.js';
-import { etcdKeys } from '../../src/control/etcd.js';
+import { etcdKeys } from '../../src/control/etcd-keys.js';
 import { KeepWatching } from '../../src/control/watch.js';
 import type { Logger } from '../../src/log.js';
 import type { PeerVerifier } from '../../src/pki/verify.js';

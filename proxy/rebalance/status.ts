@@ -1,7 +1,7 @@
 // What a shard records of a rebalance operation, under rebalance-status/{op}/{shard} (one writer
 // for the watcher, the copier and the cutover), and the token ranges of its moves.
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../../src/control/etcd.js';
+import { etcdKeys } from '../../src/control/etcd-keys.js';
 import type { Logger } from '../../src/log.js';
 import type { Move } from '../../src/rebalance/moves.js';
 import { TokenRanges } from '../feed/token-ranges.js';

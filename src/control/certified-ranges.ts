@@ -4,7 +4,7 @@
 import type { Etcd3 } from 'etcd3';
 import { parsePem } from '../pki/pem.js';
 import type { PeerVerifier } from '../pki/verify.js';
-import { etcdKeys } from './etcd.js';
+import { etcdKeys } from './etcd-keys.js';
 
 export interface CertifiedRange {
   start: bigint;

@@ -8,7 +8,7 @@ import { CrlTrust, type TrustedCrl } from '../pki/crl-trust.js';
 import { PeerVerifier } from '../pki/verify.js';
 import type { Clock } from '../runtime.js';
 import { newerCrl } from '../pki/crl.js';
-import { etcdKeys } from './etcd.js';
+import { etcdKeys } from './etcd-keys.js';
 
 /**
  * The only `crl/{name}` keys: one per CA of our PKI, and `next-{ca}` for the CAs of the new root

@@ -6,7 +6,7 @@
 // highest epoch that at least two other shards report, so one shard alone can neither raise it
 // (to keep a newcomer out) nor lower it.
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from './etcd.js';
+import { etcdKeys } from './etcd-keys.js';
 import { shardsWith } from './certified-ranges.js';
 
 /** Reports counted from other shards before there is a floor. */

@@ -3,7 +3,7 @@
 // seconds after the sidecar dies. Re-registers by itself when etcd comes back.
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../log.js';
-import { etcdKeys } from './etcd.js';
+import { etcdKeys } from './etcd-keys.js';
 
 export interface RegistrationInfo {
   cluster: string;

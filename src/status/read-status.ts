@@ -2,7 +2,7 @@
 // shards' registrations and reports, the published topology and the moves' operations (both
 // verified), the moves' statuses and the CRLs. `themis-admin status` and the console both use it.
 import type { Etcd3 } from 'etcd3';
-import { etcdKeys } from '../control/etcd.js';
+import { etcdKeys } from '../control/etcd-keys.js';
 import { readStoredCrls, verifiedCrls } from '../control/crl-store.js';
 import { readSignedTopology } from '../control/topology-store.js';
 import { tokenHex } from '../hash.js';
