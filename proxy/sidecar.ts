@@ -55,6 +55,10 @@ import { ReplicaManager } from './replication/replica-manager.js';
 import { RetiredCopies } from './replication/retired-copies.js';
 import { reportedEpochFloor } from '../src/control/epoch-floor.js';
 import { ReplicationMetrics } from '../src/metrics/replication-metrics.js';
+import { serializeTopology } from '../src/topology/document.js';
+import { MirroredTopology } from './cluster/mirrored-topology.js';
+import { MirroredCrls } from './cluster/mirrored-crls.js';
+import type { WorkerDocs } from './cluster/messages.js';
 import { InFlight, signatureOffload } from './in-flight.js';
 import { registerChangefeedMetrics, type ChangefeedReport } from '../src/metrics/changefeed-metrics.js';
 import { readAnswer } from './upstream.js';
@@ -88,9 +92,14 @@ export type { SidecarRuntime } from './runtime.js';
 export type SidecarRole =
   | { kind: 'single' }
   | { kind: 'control'; hub: WorkerHub }
-  | { kind: 'data'; slot: number; link: ControlLink };
+  | { kind: 'data'; slot: number; link: ControlLink; docs: WorkerDocs };
 
 const SINGLE: SidecarRole = { kind: 'single' };
+
+/** Ids only, or spans exported over OTLP; the OpenTelemetry SDK is loaded only for the latter. */
+async function tracingFor(cfg: SidecarConfig, rt: SidecarRuntime): Promise<Tracing> {
+  return cfg.tracing.otlp ? (await import('./observability/otel-tracing.js')).otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
+}
 
 /** A worker's own audit chain: audit-shard-001.log → audit-shard-001.worker-2.log. */
 export function workerAuditFile(file: string, slot: number): string {
@@ -152,6 +161,7 @@ export class Sidecar {
    * (or its disk cache) — and builds the sidecar. Throws ConfigError on a bad start.
    */
   static async create(cfg: SidecarConfig, rt: SidecarRuntime, role: SidecarRole = SINGLE): Promise<Sidecar> {
+    if (role.kind === 'data') return Sidecar.createWorker(cfg, rt, role);
     // A cache it cannot write would only show after a restart during an etcd outage: say so now.
     if (cfg.etcd) {
       if (cfg.etcd.topology) probeCacheFile(cfg.etcd.topologyCache, 'etcd.topologyCache');
@@ -174,10 +184,7 @@ export class Sidecar {
             floor: () => reportedEpochFloor(etcd!, cfg.cluster, cfg.shardId),
           })
         : new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs, cfg.cluster);
-      // A worker asks the control process, which holds the replay state of the host.
-      // The OpenTelemetry SDK is loaded only when spans are exported.
-      const tracing = cfg.tracing.otlp ? (await import('./observability/otel-tracing.js')).otelTracing(cfg.tracing, cfg.shardId) : idTracing(rt.random);
-      if (role.kind === 'data') return new Sidecar(cfg, rt, trust, topology, etcd, undefined, role, tracing);
+      const tracing = await tracingFor(cfg, rt);
       const replayLog = rt.log.child({ component: 'replay' });
       const floors = await ReplayFloors.open({
         file: cfg.replay.stateFile,
@@ -197,6 +204,33 @@ export class Sidecar {
     } catch (e) {
       trust.close();
       etcd?.close();
+      throw e;
+    }
+  }
+
+  /**
+   * A worker: no etcd client. The signed topology and the CRLs its control process takes from
+   * etcd (verified there) come with `role.docs` and on every change; the replay state is the
+   * control process's (asked per request).
+   */
+  private static async createWorker(cfg: SidecarConfig, rt: SidecarRuntime, role: Extract<SidecarRole, { kind: 'data' }>): Promise<Sidecar> {
+    const trust = Trust.load(cfg, rt);
+    try {
+      const crls = role.docs.crls ? new MirroredCrls(role.docs.crls) : undefined;
+      if (crls) trust.followMirror(crls);
+      const mirrored = role.docs.topology ? new MirroredTopology(role.docs.topology, () => role.link.refreshTopology()) : undefined;
+      const topology = mirrored ?? new FileTopologySource(cfg.topologyFile, rt.log.child({ component: 'topology' }), cfg.topologyPollMs, cfg.cluster);
+      role.link.serveDocs((d) => {
+        try {
+          if (d.topology) mirrored?.apply(d.topology);
+          if (d.crls && crls?.set(d.crls)) trust.apply('CRLs from etcd, through the control process');
+        } catch (e) {
+          rt.log.error({ err: (e as Error).message }, 'a document from the control process could not be applied; keeping the ones in force');
+        }
+      });
+      return new Sidecar(cfg, rt, trust, topology, undefined, undefined, role, await tracingFor(cfg, rt));
+    } catch (e) {
+      trust.close();
       throw e;
     }
   }
@@ -295,14 +329,14 @@ export class Sidecar {
         })
       : undefined;
     // A worker routes and fences by its control process's failover (failover-mirror.ts).
-    const mirror = cfg.replication.failover && etcd && role.kind === 'data' ? new FailoverMirror(signed, cfg.shardId, hostMonotonicMs) : undefined;
+    const mirror = cfg.replication.failover && cfg.etcd && role.kind === 'data' ? new FailoverMirror(signed, cfg.shardId, hostMonotonicMs) : undefined;
     if (mirror && role.kind === 'data') role.link.serveFailover(mirror);
     const fencing = this.failover ?? mirror;
     this.topology = fencing ? new EffectiveTopologySource(signed, fencing) : signed;
     // Operator-signed rebalance operations in etcd: verified (and refusals audited) by every shard.
     const rebalanceLog = log.child({ component: 'rebalance' });
     // Moves run in the control process (or the single one); every process that writes honours their holds.
-    const moves = !!(etcd && cfg.etcd?.topology);
+    const moves = !!cfg.etcd?.topology;
     const rebalanceStatus = moves && role.kind !== 'data' ? new RebalanceStatus(etcd!, cfg.cluster, cfg.shardId, rebalanceLog) : undefined;
     this.operations = etcd && rebalanceStatus
       ? new OperationWatcher({
@@ -466,9 +500,21 @@ export class Sidecar {
     );
     trust.onChange((next, previous, why) => this.followTrust(next, previous, why));
     if (role.kind === 'control') {
-      role.hub.serve({ admit, positions, movePositions, ...(this.failover ? { failover: this.failover } : {}), epoch: () => signed.current().epoch, log: log.child({ component: 'workers' }) });
-      // A renewal or a SIGHUP changed the files: every worker reads them again.
-      trust.onChange((_n, _p, why) => role.hub.broadcast('reload', { why }));
+      role.hub.serve({
+        admit, positions, movePositions, ...(this.failover ? { failover: this.failover } : {}), epoch: () => signed.current().epoch, log: log.child({ component: 'workers' }),
+        // What the workers, which hold no etcd client, take from here.
+        docs: () => ({
+          topology: cfg.etcd?.topology ? { document: serializeTopology(signed.current()), epoch: signed.current().epoch, signer: signed.signer?.() ?? null } : null,
+          crls: cfg.etcd?.crls ? trust.fedCrls().map((c) => c.der.toString('base64')) : null,
+        }),
+        refreshTopology: () => signed.refresh(),
+      });
+      signed.onChange(() => role.hub.publishDocs());
+      // A renewal, a SIGHUP or a CRL from etcd: every worker takes the CRLs, then reads its files again.
+      trust.onChange((_n, _p, why) => {
+        role.hub.publishDocs();
+        role.hub.broadcast('reload', { why });
+      });
     }
     if (cfg.tls.renewal && role.kind !== 'data') {
       this.renewer = new CertificateRenewer({ cfg, renewal: cfg.tls.renewal, trust, clock: rt.clock, random: rt.random, metrics: this.metrics, log: log.child({ component: 'renewal' }) });

@@ -11,8 +11,17 @@ import type { SidecarRuntime } from './runtime.js';
 import { EtcdCrlSource } from './control/etcd-crl-source.js';
 import { CrlWatchdog } from './control/crl-health.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import type { ParsedCrl } from '../src/pki/crl.js';
 
 export type TrustChange = (next: TlsMaterial, previous: TlsMaterial, why: string) => void;
+
+/** CRLs enforced beside the files: etcd's (EtcdCrlSource), or a worker's copy of its control process's (cluster/mirrored-crls.ts). */
+export interface CrlFeed {
+  crls(): ParsedCrl[];
+  /** The roots changed (tls.ca reloaded). */
+  retrust(rootPem: string): void;
+  close(): void;
+}
 
 export class Trust {
   private current: TlsMaterial;
@@ -21,6 +30,8 @@ export class Trust {
   /** Applies before anyone listened (CRLs from etcd during start-up): told to the first listener, so they are audited. */
   private early: { previous: TlsMaterial; why: string[] } | undefined;
   crlSource: EtcdCrlSource | undefined;
+  /** Where the CRLs beside the files come from: crlSource, or a worker's mirror. */
+  private feed: CrlFeed | undefined;
   private readonly watched: string[] = [];
   readonly watchdog: CrlWatchdog;
 
@@ -55,19 +66,37 @@ export class Trust {
       cacheFile: this.cfg.etcd!.crlCache,
       log: this.rt.log.child({ component: 'crl' }),
     });
+    this.take(source);
+    this.crlSource = source;
+    source.onApply((name, crl) => this.apply(`CRL number ${crl.crl.crlNumber} of the ${name} CA from etcd`));
+  }
+
+  /**
+   * A worker: the CRLs its control process accepted from etcd, in force from now on; `apply` after
+   * each change. Throws ConfigError when one of them revokes this sidecar's own certificate.
+   */
+  followMirror(feed: CrlFeed): void {
+    this.take(feed);
+  }
+
+  private take(feed: CrlFeed): void {
     try {
-      const material = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, source.crls());
+      const material = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, feed.crls());
       if (material.ownRevoked) {
         throw new ConfigError('tls.cert', `this shard's certificate is refused by a CRL published in etcd (${material.ownRevoked}); issue a new certificate`);
       }
       this.current = material;
       this.signerNow = this.makeSigner();
     } catch (e) {
-      source.close();
+      feed.close();
       throw e;
     }
-    this.crlSource = source;
-    source.onApply((name, crl) => this.apply(`CRL number ${crl.crl.crlNumber} of the ${name} CA from etcd`));
+    this.feed = feed;
+  }
+
+  /** The CRLs in force beside the files (those a worker is to enforce too). */
+  fedCrls(): ParsedCrl[] {
+    return this.feed?.crls() ?? [];
   }
 
   get material(): TlsMaterial {
@@ -110,7 +139,7 @@ export class Trust {
   apply(why: string): boolean {
     let next: TlsMaterial;
     try {
-      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, this.crlSource?.crls() ?? []);
+      next = loadTlsMaterial(this.cfg.tls, this.cfg.shardId, this.rt.clock, this.feed?.crls() ?? []);
     } catch (e) {
       this.rt.log.error({ why, err: (e as Error).message }, 'TLS reload refused; keeping the current certificates');
       return false;
@@ -121,7 +150,7 @@ export class Trust {
     this.current = next;
     this.signerNow = this.makeSigner();
     // New roots (a root rotation): etcd's CRLs are judged against them, and read again.
-    if (next.ca !== previous.ca) this.crlSource?.retrust(next.ca);
+    if (next.ca !== previous.ca) this.feed?.retrust(next.ca);
     if (this.listeners.length === 0) {
       this.early ??= { previous, why: [] };
       this.early.why.push(why);
@@ -134,7 +163,7 @@ export class Trust {
   close(): void {
     for (const f of this.watched) unwatchFile(f);
     this.watchdog.stop();
-    this.crlSource?.close();
+    this.feed?.close();
   }
 }
 

@@ -1,12 +1,12 @@
 // A worker's line to the sidecar's control process (node:cluster IPC): the replay check and the
 // replicas' positions are asked of the one process that holds them; the replicas' and move
 // targets' announcements, the topology epoch and the bound addresses are told to it; write holds
-// (a range move's cutover) and reloads come from it.
+// (a range move's cutover), reloads, and the topology and CRLs it takes from etcd come from it.
 import { ThemisError, type ErrorCode, ERRORS } from '../../src/errors.js';
 import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
 import type { WriteHold } from '../rebalance/write-hold.js';
 import type { FailoverMirror } from '../failover/failover-mirror.js';
-import { fromWire, isOurs, type FromWorker, type Rpc, type ToWorker } from './messages.js';
+import { fromWire, isOurs, type FromWorker, type Rpc, type ToWorker, type WorkerDocs } from './messages.js';
 
 /** A call the control process has not answered in this (it is stopped, or stuck) fails: 503, retryable. */
 export const CALL_TIMEOUT_MS = 2000;
@@ -34,6 +34,10 @@ export class ControlLink {
   private routedEpoch = 0;
   private epochWaiters: { epoch: number; go: () => void }[] = [];
   private behind: (() => void) | undefined;
+  /** The newest documents from the control process, and who applies them. */
+  private latestDocs: WorkerDocs | undefined;
+  private docsWaiters: ((d: WorkerDocs) => void)[] = [];
+  private docsTo: ((d: WorkerDocs) => void) | undefined;
 
   constructor(private readonly channel: Channel) {
     channel.on('message', (m) => {
@@ -47,6 +51,7 @@ export class ControlLink {
       if (msg.kind === 'hold') return this.hold(msg.id, msg.ranges);
       if (msg.kind === 'release') return this.release(msg.id, msg.epoch);
       if (msg.kind === 'failover') return this.mirror?.apply(msg.state);
+      if (msg.kind === 'docs') return this.takeDocs(msg.docs);
       // Applied here, before any message that came after it in the same read.
       if (msg.kind === 'welcome') this.applyWelcome(msg);
       for (const l of this.listeners) l(msg);
@@ -118,6 +123,41 @@ export class ControlLink {
 
   hello(): void {
     this.send('hello', {});
+  }
+
+  /**
+   * The topology and CRLs the control process holds from etcd, asked for before the worker builds
+   * its sidecar; every later change arrives too (serveDocs). Fails when the control process does
+   * not answer within `timeoutMs`.
+   */
+  docs(timeoutMs = 30_000): Promise<WorkerDocs> {
+    if (this.latestDocs) return Promise.resolve(this.latestDocs);
+    const first = new Promise<WorkerDocs>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the control process sent no topology within ${timeoutMs / 1000} s`)), timeoutMs);
+      timer.unref();
+      this.docsWaiters.push((d) => (clearTimeout(timer), resolve(d)));
+    });
+    if (this.docsWaiters.length === 1) this.send('subscribe', {});
+    return first;
+  }
+
+  /** Later documents go to `apply` (the newest one at once, if it came after docs() answered). */
+  serveDocs(apply: (d: WorkerDocs) => void): void {
+    this.docsTo = apply;
+    if (this.latestDocs) apply(this.latestDocs);
+  }
+
+  private takeDocs(d: WorkerDocs): void {
+    this.latestDocs = d;
+    const waiters = this.docsWaiters;
+    this.docsWaiters = [];
+    for (const w of waiters) w(d);
+    this.docsTo?.(d);
+  }
+
+  /** The control process reads etcd's topology again; resolves once it did (and sent any change first). */
+  refreshTopology(): Promise<void> {
+    return this.call({ op: 'refreshTopology' }, 10_000).then(() => undefined);
   }
 
   listening(bound: Body<'listening'>['bound']): void {

@@ -1,7 +1,8 @@
 // The control process's side of its workers: it answers their replay checks and position waits
 // from the one cache and the one position table of the host, takes the replicas' and move
 // targets' announcements that reached any worker, fans write holds out to every worker (a hold
-// is drained once every live worker has drained it), and collects their metrics.
+// is drained once every live worker has drained it), passes on the topology and CRLs it takes
+// from etcd (workers hold no etcd client), and collects their metrics.
 import type { Logger } from 'pino';
 import { ThemisError } from '../../src/errors.js';
 import type { ReplayAdmission } from '../../src/signing/replay-admission.js';
@@ -9,7 +10,7 @@ import type { TokenSpan } from '../../src/topology/replica-ranges.js';
 import type { ReplicaPositions } from '../replication/positions.js';
 import type { MovePositions } from '../rebalance/cutover.js';
 import type { Failover } from '../failover/failover.js';
-import { isOurs, toWire, type Answer, type FromWorker, type Rpc, type ToWorker, type WireSpan } from './messages.js';
+import { isOurs, toWire, type Answer, type FromWorker, type Rpc, type ToWorker, type WireSpan, type WorkerDocs } from './messages.js';
 
 /** One worker as the hub sees it (a cluster.Worker in production). */
 export interface WorkerPort {
@@ -25,6 +26,10 @@ export interface HubDeps {
   failover?: Pick<Failover, 'mirrorState' | 'onState'>;
   /** The epoch of the signed topology the control process holds (a cutover releases its hold once the next one is in force). */
   epoch: () => number;
+  /** The documents in force that workers take from here (publishDocs says when they change). */
+  docs: () => WorkerDocs;
+  /** Reads etcd's topology again (a worker asked); a change reaches the workers (publishDocs) before this resolves. */
+  refreshTopology: () => Promise<void>;
   log: Logger;
 }
 
@@ -51,10 +56,13 @@ export class WorkerHub {
   private readonly listeners: ((w: WorkerPort, m: FromWorker) => void)[] = [];
   private failoverTimer: NodeJS.Timeout | undefined;
   private readonly replies = new Map<WorkerPort, Answer[]>();
+  /** Workers that asked for the documents (from before they build their sidecar until they exit). */
+  private readonly subscribers = new Set<WorkerPort>();
 
   /** What the hub answers with; set once the control process's sidecar is built. */
   serve(deps: HubDeps): void {
     this.deps = deps;
+    this.publishDocs();
     const f = deps.failover;
     if (f) {
       const send = () => {
@@ -80,6 +88,10 @@ export class WorkerHub {
     if (!isOurs(m)) return;
     const msg = m as FromWorker;
     switch (msg.kind) {
+      case 'subscribe':
+        this.subscribers.add(w);
+        if (this.deps) WorkerHub.send(w, 'docs', { docs: this.deps.docs() });
+        return;
       case 'hello':
         // It joins before it serves: the holds in force are on in it from its first request.
         this.workers.add(w);
@@ -115,6 +127,10 @@ export class WorkerHub {
     const d = this.deps;
     try {
       if (!d) throw new ThemisError('REPLAY_STATE_UNAVAILABLE', 'the control process is starting');
+      if (call.op === 'refreshTopology') {
+        await d.refreshTopology();
+        return this.reply(w, { id, value: null });
+      }
       if (call.op === 'admit') {
         // Synchronous unless the sender's mark must be written first (rare).
         const p = d.admit(call.sender, call.nonce, call.timestamp);
@@ -150,6 +166,7 @@ export class WorkerHub {
   /** A worker exited: it holds nothing and is waited for by nothing any more. */
   gone(w: WorkerPort): void {
     this.workers.delete(w);
+    this.subscribers.delete(w);
     this.serving.delete(w);
     for (const id of [...this.holdsOn.keys()]) this.drainedIn(w, id);
   }
@@ -186,6 +203,16 @@ export class WorkerHub {
     const h = this.holdsOn.get(id);
     if (!h || !h.waiting.delete(w)) return;
     if (h.waiting.size === 0) h.drained();
+  }
+
+  /**
+   * The topology or the CRLs changed: every subscribed worker gets them. Sent before anything
+   * that depends on them (a reload, a hold's release), which the channel delivers in order.
+   */
+  publishDocs(): void {
+    if (!this.deps) return;
+    const docs = this.deps.docs();
+    for (const w of this.subscribers) WorkerHub.send(w, 'docs', { docs });
   }
 
   broadcast<K extends 'reload' | 'stop'>(kind: K, body: Body<K>): void {

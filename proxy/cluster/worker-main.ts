@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     stop('control process gone', ORPHAN_DRAIN_MS);
   });
   log.debug({ ms: Math.round(performance.now()) }, 'worker loaded');
-  sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log }, { kind: 'data', slot, link });
+  // etcd's topology and CRLs, as the control process holds them: a worker has no etcd client.
+  const docs = await link.docs();
+  if (stopping) return;
+  sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log }, { kind: 'data', slot, link, docs });
   log.debug({ ms: Math.round(performance.now()) }, 'worker built');
   // The holds in force and failover's state (the welcome, applied by the link) come before the first request.
   link.hello();

@@ -7,13 +7,10 @@ import { meshConnect, meshRequest, type Identity } from '../support/mesh-client.
 import { runProgram } from '../support/cli.js';
 import { call } from '../support/storage-process.js';
 import { createPkiFixture, openssl } from '../support/pki-fixture.js';
-import { connectEtcd } from '../../src/control/etcd.js';
-import { publishCrl } from '../../src/control/crl-store.js';
-import { CrlTrust } from '../../src/pki/crl-trust.js';
+import { meshAttempt, publishCaCrl } from '../support/etcd-crl.js';
 import { buildCrl } from '../../src/pki/crl.js';
 import { loadPrivateKey } from '../../src/pki/keys.js';
 import { certFromPem } from '../../src/pki/pem.js';
-import { systemClock } from '../../src/runtime.js';
 
 let mesh: Mesh;
 t.before(async () => {
@@ -29,30 +26,8 @@ const KEY = (name: string) => `/themis/${mesh.pki.cluster}/crl/${name}`;
 const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: admin().chainPath, key: admin().keyPath, ca: mesh.pki.root.certPath }, args);
 const clientId = (): Identity => ({ cert: mesh.pki.clients.readWrite.chain, key: mesh.pki.clients.readWrite.key, ca: mesh.pki.root.cert });
 
-/** One GET on sidecar i's mesh port with `id`: the status, or 'refused' when the handshake fails. */
-async function attempt(i: number, id: Identity): Promise<number | 'refused'> {
-  const node = mesh.nodes[i]!;
-  const session = meshConnect(`${node.shard.ip}:${node.meshPort}`, id);
-  try {
-    return (await meshRequest(session, 'GET', `/entities/document.app.crl:${uuidOwnedBy(node.shard.tokenRange)}`)).status;
-  } catch {
-    return 'refused';
-  } finally {
-    session.destroy();
-  }
-}
-
-/** Publishes the CA's current CRL from the fixture's PKI folder, as an operator would. */
-async function publishInProcess(ca: 'cluster' | 'client'): Promise<void> {
-  const root = mesh.pki.root.cert;
-  const value = mesh.pki.cas[ca].crl.trimEnd() + '\n' + mesh.pki.cas[ca].cert;
-  const etcd = connectEtcd({ endpoints: [mesh.etcd!.endpoint], certPem: admin().chain, keyPem: admin().key, caPem: root });
-  try {
-    await publishCrl(etcd, mesh.pki.cluster, ca, value, new CrlTrust(root, systemClock), new Date());
-  } finally {
-    etcd.close();
-  }
-}
+const attempt = (i: number, id: Identity) => meshAttempt(mesh, i, id);
+const publishInProcess = (ca: 'cluster' | 'client') => publishCaCrl(mesh, ca);
 
 t.test('themis-admin crl publish writes crl/{ca} and crl/revoked, readable with etcdctl and openssl; an old CRL is refused', async (t) => {
   const r = runProgram('themis-admin', ['crl', 'publish', '--ca', 'client', '--pki', mesh.pki.dir, ...etcdFlags()]);

@@ -4,7 +4,8 @@
 // control process's; a worker that joins during a hold holds from its first request.
 import t from 'tap';
 import { silentLogger } from '../../../../src/log.js';
-import { WorkerHub, type WorkerPort } from '../../../../proxy/cluster/worker-hub.js';
+import { WorkerHub, type HubDeps, type WorkerPort } from '../../../../proxy/cluster/worker-hub.js';
+import type { WorkerDocs } from '../../../../proxy/cluster/messages.js';
 import { ControlLink, type Channel } from '../../../../proxy/cluster/control-link.js';
 import { WriteHold } from '../../../../proxy/rebalance/write-hold.js';
 import { ReplayGuard } from '../../../../src/signing/replay-guard.js';
@@ -35,7 +36,9 @@ function worker(hub: WorkerHub, slot: number): { link: ControlLink; writes: Writ
 const KEY = 'document.app.orders:0b6c2f0e-3d6e-4c57-9a51-9d7f1c1f7a11';
 const ALL = [{ start: 0n, end: 2n ** 64n - 1n }];
 
-function hub(epoch = () => 1): WorkerHub {
+const NO_DOCS: WorkerDocs = { topology: null, crls: null };
+
+function hub(epoch = () => 1, docs: Pick<HubDeps, 'docs' | 'refreshTopology'> = { docs: () => NO_DOCS, refreshTopology: async () => undefined }): WorkerHub {
   const h = new WorkerHub();
   const clock = new FakeClock(1_700_000_000_000);
   h.serve({
@@ -44,6 +47,7 @@ function hub(epoch = () => 1): WorkerHub {
     movePositions: { record: () => undefined },
     epoch,
     log: silentLogger,
+    ...docs,
   });
   return h;
 }
@@ -166,4 +170,38 @@ t.test('a hold released in the same read as the welcome that carries it is not l
   await tick();
   t.equal(w2.writes.active, 0, 'no hold is left in the new worker');
   t.equal(w1.writes.active, 0);
+});
+
+t.test('documents: asked for before anything is built, then every change; a refresh answers after the change it brought', async (t) => {
+  let docs: WorkerDocs = { topology: { document: '{"epoch":1}', epoch: 1, signer: null }, crls: ['AAAA'] };
+  let refreshed = 0;
+  const h = hub(() => docs.topology!.epoch, {
+    docs: () => docs,
+    refreshTopology: async () => {
+      refreshed++;
+      docs = { ...docs, topology: { document: '{"epoch":3}', epoch: 3, signer: null } };
+      h.publishDocs();
+    },
+  });
+  const w = worker(h, 1);
+  const first = await w.link.docs();
+  t.same(first, docs, 'the documents in force');
+  t.equal(w.sent.filter((k) => k === 'subscribe').length, 1, 'asked once');
+  const seen: WorkerDocs[] = [];
+  docs = { ...docs, topology: { document: '{"epoch":2}', epoch: 2, signer: null } };
+  h.publishDocs(); // before the worker listens: kept for it
+  await tick();
+  w.link.serveDocs((d) => seen.push(d));
+  t.same(seen.map((d) => d.topology?.epoch), [2], 'a change made while it was building is handed over at once');
+  await w.link.refreshTopology();
+  t.equal(refreshed, 1, 'the control process read etcd again');
+  t.same(seen.map((d) => d.topology?.epoch), [2, 3], 'the change it brought arrived before the answer');
+  docs = { ...docs, crls: ['AAAA', 'BBBB'] };
+  h.publishDocs();
+  await tick();
+  t.same(seen.at(-1)?.crls, ['AAAA', 'BBBB'], 'a new CRL set reaches the worker');
+  h.gone(w.port);
+  const before = w.received.length;
+  h.publishDocs();
+  t.equal(w.received.length, before, 'a worker that exited gets nothing more');
 });
