@@ -80,8 +80,7 @@ t.test('a restored etcd older than the topology in force is refused until an ope
 t.test('a restored etcd holding an older CRL does not un-revoke a certificate; check names it; a newer CRL published after the restore is taken', async (t) => {
   const { readFileSync } = await import('node:fs');
   const { clientProfile } = await import('../../src/pki/profiles.js');
-  const { meshConnect, meshRequest } = await import('../support/mesh-client.js');
-  const { uuidOwnedBy, etcdClient } = await import('../support/mesh.js');
+  const { etcdClient } = await import('../support/mesh.js');
   const admin0 = mesh.pki.operators.admin;
   const etcdFlags = ['--etcd', mesh.etcd!.endpoint, '--cert', admin0.chainPath, '--key', admin0.keyPath, '--cluster', mesh.pki.cluster];
   const publishClientCrl = async () => {
@@ -90,17 +89,8 @@ t.test('a restored etcd holding an older CRL does not un-revoke a certificate; c
     return r.stdout;
   };
   type Id = { cert: string; key: string; ca: string };
-  const attempt = async (i: number, id: Id): Promise<number | 'refused'> => {
-    const node = mesh.nodes[i]!;
-    const session = meshConnect(`${node.shard.ip}:${node.meshPort}`, id);
-    try {
-      return (await meshRequest(session, 'GET', `/entities/document.app.crl:${uuidOwnedBy(node.shard.tokenRange)}`)).status;
-    } catch {
-      return 'refused';
-    } finally {
-      session.destroy();
-    }
-  };
+  const { meshAttempt } = await import('../support/etcd-crl.js');
+  const attempt = (i: number, id: Id) => meshAttempt(mesh, i, id);
   const everywhere = async (id: Id) => Promise.all(mesh.nodes.map((_, i) => attempt(i, id)));
   const asId = (m: { chain: string; key: string }): Id => ({ cert: m.chain, key: m.key, ca: mesh.pki.root.cert });
   const firstLeaf = await mesh.pki.issue(clientProfile({ name: 'crl-rollback-1', capabilities: ['read'] }), 'crl-rollback-1');
