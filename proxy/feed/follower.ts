@@ -12,6 +12,10 @@
 // sequence number is read after every page and kept in the checkpoint, and a target found
 // below it (its storage node restored from a backup, or wiped) makes the follower start over
 // with a full copy, before it announces or applies anything more.
+// A follower told to stop writes nothing more: a page or scan that arrives after stop() was called
+// is not applied (the position stays where it was, so whoever follows on applies it again), and
+// no write of a page or a repair starts once it is stopping. A follower of an old primary may
+// otherwise land a late page over writes its successor (another primary) already acknowledged.
 import { ThemisError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
@@ -87,6 +91,8 @@ export class FeedFollower {
   private registeredAt = -Infinity;
   /** The target node's newest sequence number at the last check (-1: none yet); it only grows unless the target lost data. */
   private targetSeq = -1;
+  /** Writes to the target (or sink) in flight: stopWriting() waits for these alone. */
+  private readonly writing = new Set<Promise<unknown>>();
 
   constructor(private readonly o: FollowerOptions) {}
 
@@ -95,8 +101,7 @@ export class FeedFollower {
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
+    void this.stopWriting();
     await this.running;
     try {
       if (this.position >= 0) this.checkpoint(this.position, true);
@@ -104,6 +109,26 @@ export class FeedFollower {
       this.o.log.warn({ follower: this.o.id, err: (e as Error).message }, 'cannot save the checkpoint at stop; the next start replays from the last one');
     }
     this.state = 'stopped';
+  }
+
+  /**
+   * Stops it writing: no write to the target (or sink) starts after this call, and it resolves
+   * once those in flight have settled. Unlike stop() it does not wait for the feed request or
+   * scan in flight, which may hang for a whole request timeout on a source that is gone (a failed
+   * primary): a follower of another source may take over the ranges as soon as this resolves.
+   * stop() must still follow, for the checkpoint.
+   */
+  async stopWriting(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await Promise.allSettled([...this.writing]);
+  }
+
+  /** Tracks a write until it settles (see stopWriting). */
+  private write<T>(w: Promise<T>): Promise<T> {
+    this.writing.add(w);
+    void w.then(() => this.writing.delete(w), () => this.writing.delete(w));
+    return w;
   }
 
   private async run(): Promise<void> {
@@ -193,7 +218,9 @@ export class FeedFollower {
     this.copyRepaired = 0;
     const result = await diffRanges(this.o.source, target, ranges, async (d) => {
       if (failure) throw failure;
-      const w = (d.kind === 'extra' ? target.delete(d.key) : target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
+      // Stopping: the copy is left unfinished (its checkpoint is not written) and nothing more lands.
+      if (this.stopping) throw new Error(`${this.o.id} is stopping: the copy is left unfinished`);
+      const w = this.write(d.kind === 'extra' ? target.delete(d.key) : target.put(d.key, d.blob)).then(() => void this.copyRepaired++, (e: unknown) => void (failure ??= e));
       const tracked = w.finally(() => inflight.delete(tracked));
       inflight.add(tracked);
       if (inflight.size >= COPY_CONCURRENCY) await Promise.race(inflight);
@@ -275,7 +302,10 @@ export class FeedFollower {
       this.position = -1;
       throw new Error(`source ${this.o.sourceShard} is behind this follower (${this.restartReason}); a full copy follows`);
     }
-    await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key)));
+    // Stopped while the page was on its way (a long poll): it is not applied, the position stays.
+    if (this.stopping) return;
+    // Stopped part way through the page: the position stays before it, so it is applied again.
+    if (!(await this.apply(page.changes.filter((c) => this.o.ranges.hasKey(c.key))))) return;
     // Before the position moves (and is announced with the next request): the target still holds it all.
     await this.checkTarget();
     this.latest = page.latestSeq;
@@ -287,10 +317,15 @@ export class FeedFollower {
 
   /**
    * A page's changes: only each key's last one counts (the target must equal the source at the
-   * page's end, not at every step), and distinct keys are written side by side.
+   * page's end, not at every step), and distinct keys are written side by side. False when the
+   * follower was stopped before every write of the page started (those left out never start).
    */
-  private async apply(changes: Change[]): Promise<void> {
-    if (this.o.sink) return this.o.sink(changes);
+  private async apply(changes: Change[]): Promise<boolean> {
+    if (this.o.sink) {
+      if (this.stopping) return false;
+      await this.write(this.o.sink(changes));
+      return true;
+    }
     const target = this.targetNode();
     const last = new Map<string, Change>();
     for (const c of changes) last.set(c.key, c);
@@ -299,11 +334,12 @@ export class FeedFollower {
     let failed = false;
     const worker = async () => {
       // After one failure no further write starts: the page is applied again from the checkpoint.
-      while (next < todo.length && !failed) {
+      // Once stopping, no further write starts either (the check is just before each write).
+      while (next < todo.length && !failed && !this.stopping) {
         const c = todo[next++]!;
         try {
-          if (c.operation === 'DELETE' || c.new_val === null) await target.delete(c.key);
-          else await target.put(c.key, c.new_val);
+          if (c.operation === 'DELETE' || c.new_val === null) await this.write(target.delete(c.key));
+          else await this.write(target.put(c.key, c.new_val));
         } catch (e) {
           failed = true;
           throw e;
@@ -314,5 +350,6 @@ export class FeedFollower {
     const results = await Promise.allSettled(Array.from({ length: Math.min(this.o.concurrency ?? 32, todo.length) }, worker));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
+    return next >= todo.length;
   }
 }
