@@ -5,6 +5,11 @@
 // ranges is a new follower, a dropped one stops. The new follower carries its predecessor's
 // position over: the ranges it kept are followed on from there, and only the spans it gained
 // are copied first (a full repair copy only when there is no position to carry).
+// Never two followers writing the same tokens at once: a new follower starts only after every
+// retiring follower of the same primary is done (its position carried over), and after every
+// retiring follower of another primary whose ranges overlap its own has stopped writing (a
+// failover: the old primary's follower must not land a late page over what the new primary's
+// follower copied, which the new primary may have acknowledged).
 import type { Logger } from '../../src/log.js';
 import type { Clock } from '../../src/runtime.js';
 import { tokenHex } from '../../src/hash.js';
@@ -43,12 +48,24 @@ interface Running {
   id: string;
   ranges: readonly TokenSpan[];
   follower: FeedFollower;
+  /** Resolves when it has started, or has given up starting (no longer current): after any handover checkpoint it wrote. */
+  started: Promise<void>;
+}
+
+/** A follower being stopped for good. */
+interface Retiring {
+  primary: string;
+  ranges: readonly TokenSpan[];
+  /** It writes nothing more into this shard's storage node (FeedFollower.stopWriting). */
+  quiet: Promise<void>;
+  /** Stopped, its position carried over to its successor, its checkpoint dropped and its registration removed. */
+  done: Promise<void>;
 }
 
 export class ReplicaManager implements ReplicaState {
   private readonly followers = new Map<string, Running>();
-  /** Followers being stopped, by primary: a new one for the same primary waits for its predecessor. */
-  private readonly retiring = new Map<string, Promise<void>>();
+  /** Followers being stopped, each until it is done: the followers that start after them wait for them (see reconcile). */
+  private readonly retiring = new Set<Retiring>();
   private stopped = false;
 
   constructor(private readonly d: ReplicaManagerDeps) {}
@@ -84,20 +101,7 @@ export class ReplicaManager implements ReplicaState {
       const successor = ranges && this.idOf(primary, rangesDigest(ranges));
       if (!ranges || running.id !== successor) {
         this.followers.delete(primary);
-        // Stopped for good: its registration at the primary no longer holds the primary's log.
-        // Its position goes on with its successor (the same primary, other ranges), if any.
-        const done = running.follower.stop().then(
-          async () => {
-            if (ranges && successor) this.carryOver(primary, running, successor, ranges);
-            this.d.checkpoints.drop(running.id);
-            await running.follower.unregister();
-          },
-          (e: Error) => this.d.log.warn({ primary, err: e.message }, 'stopping a replica follower failed'),
-        ).catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'dropping a retired checkpoint failed'));
-        this.retiring.set(primary, done);
-        void done.then(() => {
-          if (this.retiring.get(primary) === done) this.retiring.delete(primary);
-        });
+        this.retire(primary, running, ranges && successor ? { id: successor, ranges } : undefined);
       }
     }
     for (const [primary, ranges] of wanted) {
@@ -133,17 +137,52 @@ export class ReplicaManager implements ReplicaState {
           this.d.onFullCopy?.(primary, reason);
         },
       });
-      this.followers.set(primary, { id, ranges, follower });
-      // Never two followers writing one primary's ranges at once: the old one finishes its page first.
-      const before = this.retiring.get(primary) ?? Promise.resolve();
+      // Never two followers writing the same tokens at once. A predecessor of the same primary is
+      // waited for until it is done (its position is carried over into this follower's checkpoint);
+      // one of another primary (a failover moved the ranges) only until it stops writing, not for
+      // its feed request or unregistration, which may hang on a primary that is gone.
+      const before = [...this.retiring].flatMap((r) => (r.primary === primary ? [r.done] : intersectSpans(r.ranges, ranges).length > 0 ? [r.quiet] : []));
       const current = () => this.followers.get(primary)?.follower === follower && !this.stopped;
-      void before.then(async () => {
+      const started = Promise.all(before).then(async () => {
         if (!current()) return;
         await this.takeHandover(primary, id, ranges).catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'cannot take over the position of a range move; copying instead'));
         if (current()) follower.start();
       });
+      this.followers.set(primary, { id, ranges, follower, started });
       this.d.log.info({ primary, id, ranges: ranges.length }, 'following a primary as its replica');
     }
+  }
+
+  /**
+   * Stops `running` for good: its registration at the primary no longer holds the primary's log.
+   * Its position goes on with `successor` (the same primary, other ranges), if any.
+   *
+   * The rule that keeps a carry-over from bringing back a dropped checkpoint: the retirements of
+   * one primary's followers run one after another, in the order they were decided, and each
+   * carries over and drops only after the one before it is done, and after its own follower's
+   * start (or its giving up) is over. So every write into a follower's checkpoint (its
+   * predecessor's carry-over, a range move's handover) has happened before that follower's own
+   * retirement drops it, and a successor that never started passes the position it was given
+   * on to the next one instead of losing it.
+   */
+  private retire(primary: string, running: Running, successor: { id: string; ranges: readonly TokenSpan[] } | undefined): void {
+    const quiet = running.follower.stopWriting();
+    const stopped = running.follower.stop();
+    const earlier = [...this.retiring].filter((r) => r.primary === primary).map((r) => r.done);
+    const done = Promise.allSettled([...earlier, running.started])
+      .then(() => stopped)
+      .then(
+        async () => {
+          if (successor) this.carryOver(primary, running, successor.id, successor.ranges);
+          this.d.checkpoints.drop(running.id);
+          await running.follower.unregister();
+        },
+        (e: Error) => this.d.log.warn({ primary, err: e.message }, 'stopping a replica follower failed'),
+      )
+      .catch((e: Error) => this.d.log.warn({ primary, err: e.message }, 'dropping a retired checkpoint failed'));
+    const entry: Retiring = { primary, ranges: running.ranges, quiet, done };
+    this.retiring.add(entry);
+    void done.then(() => this.retiring.delete(entry));
   }
 
   /**
@@ -184,8 +223,8 @@ export class ReplicaManager implements ReplicaState {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.allSettled([...this.followers.values()].map((r) => r.follower.stop()));
-    await Promise.allSettled([...this.retiring.values()]);
+    await Promise.allSettled([...this.followers.values()].flatMap((r) => [r.follower.stop(), r.started]));
+    await Promise.allSettled([...this.retiring].map((r) => r.done));
     this.followers.clear();
   }
 }
