@@ -326,6 +326,7 @@ export class Sidecar {
           log: log.child({ component: 'failover' }),
           onFailover: () => failoverMetrics.failovers.inc(),
           generationsFile: join(cfg.replication.stateDir, 'failover-generations.json'),
+          quiet: (ranges) => this.replicas?.quietFor(ranges),
         })
       : undefined;
     // A worker routes and fences by its control process's failover (failover-mirror.ts).

@@ -17,13 +17,14 @@ import { untilHeld } from './until-held.js';
 /** Kept off the control process's deadline, with room to spare. */
 export const MIRROR_MARGIN_MS = 50;
 
-const NONE: FailoverState = { seq: 0, acting: [], routes: [], rolledBack: [], lease: null, nodeUp: false };
+const NONE: FailoverState = { seq: 0, acting: [], routes: [], rolledBack: [], settling: [], lease: null, nodeUp: false };
 
 const sameOwners = (a: Topology, b: Topology) => a.ranges.length === b.ranges.length && a.ranges.every((r, i) => r.owner === b.ranges[i]!.owner);
 
 export class FailoverMirror implements Fencing {
   private acting = new Map<string, { shard: string; term: number; lease: string }>();
   private rolledBack = new Set<string>();
+  private settling = new Set<string>();
   private state: FailoverState = NONE;
   private leaseUntil = -Infinity;
   private groupOfIndex: (string | undefined)[] = [];
@@ -55,6 +56,7 @@ export class FailoverMirror implements Fencing {
     this.state = s;
     this.acting = new Map(s.acting);
     this.rolledBack = new Set(s.rolledBack);
+    this.settling = new Set(s.settling);
     this.leaseUntil = s.lease ? s.lease.untilMs - MIRROR_MARGIN_MS : -Infinity;
     this.publish();
   }
@@ -89,7 +91,7 @@ export class FailoverMirror implements Fencing {
     const l = this.state.lease;
     return (
       !!a && !!l && a.shard === this.self && a.lease === l.id && a.term === f.term && (f.lease === undefined || f.lease === a.lease) &&
-      f.term > 0 && !this.rolledBack.has(f.group) && this.monotonic() < this.leaseUntil && this.state.nodeUp
+      f.term > 0 && !this.rolledBack.has(f.group) && !this.settling.has(f.group) && this.monotonic() < this.leaseUntil && this.state.nodeUp
     );
   }
 

@@ -20,6 +20,8 @@ import { failoverKeys, parseSnapshot, type FailoverSnapshot } from '../../src/co
 import { FailoverGenerations } from './generations.js';
 import { hostMonotonicMs } from '../../src/runtime.js';
 import type { Fence } from './fence.js';
+import type { TokenSpan } from '../../src/topology/replica-ranges.js';
+import { TermSettling } from './term-settling.js';
 import { untilHeld } from './until-held.js';
 
 export interface FailoverDeps {
@@ -41,6 +43,12 @@ export interface FailoverDeps {
   onFailover?: (result: 'completed' | 'refused') => void;
   /** Where the highest generation seen per group is kept (replication.stateDir); without it, only in memory. */
   generationsFile?: string;
+  /**
+   * Resolves once no retiring replica follower writes into `ranges` on this shard's storage node
+   * any more (ReplicaManager.quietFor); undefined when none does. A term just taken is not held
+   * before (term-settling.ts).
+   */
+  quiet?: (ranges: readonly TokenSpan[]) => Promise<void> | undefined;
 }
 
 /**
@@ -55,6 +63,8 @@ export interface FailoverState {
   /** The routing overlay publish() computed: group → shard its keys go to. */
   routes: [string, string][];
   rolledBack: string[];
+  /** Terms this shard took but does not hold yet: its follower of the group's previous primary still writes here (term-settling.ts). */
+  settling: string[];
   /** This sidecar's lease while certainly alive, and until when (hostMonotonicMs, shared by the host's processes). */
   lease: { id: string; untilMs: number } | null;
   nodeUp: boolean;
@@ -62,6 +72,8 @@ export interface FailoverState {
 
 
 export class Failover {
+  /** Terms taken that are not held yet (term-settling.ts); without `quiet`, none. */
+  private readonly settling: TermSettling | undefined;
   private lease: FencingLease | undefined;
   private granting = false;
   private watcher: Watcher | undefined;
@@ -89,6 +101,7 @@ export class Failover {
   constructor(private readonly d: FailoverDeps) {
     this.keys = failoverKeys(d.cluster);
     this.generations = new FailoverGenerations(d.generationsFile, d.log);
+    this.settling = d.quiet ? new TermSettling(d.self, d.quiet, () => this.changed()) : undefined;
     this.effective = d.signed.current();
     this.index(d.signed.current());
     d.signed.onChange((t) => {
@@ -151,6 +164,7 @@ export class Failover {
       acting: [...this.snap.acting].map(([g, a]) => [g, { shard: a.shard, term: a.term, lease: a.lease }]),
       routes: [...this.routes],
       rolledBack: [...this.snap.rolledBack.keys()],
+      settling: this.settling?.list() ?? [],
       lease: l?.alive() ? { id: l.id, untilMs: hostMonotonicMs() + l.deadline.remainingMs() } : null,
       nodeUp: this.nodeUp,
     };
@@ -170,7 +184,7 @@ export class Failover {
     const l = this.lease;
     return (
       !!a && !!l && a.shard === this.d.self && a.lease === l.id && a.term === f.term && (f.lease === undefined || f.lease === a.lease) &&
-      f.term > 0 && !this.snap.rolledBack.has(f.group) && l.alive() && this.nodeUp
+      f.term > 0 && !this.snap.rolledBack.has(f.group) && !this.settling?.has(f.group) && l.alive() && this.nodeUp
     );
   }
 
@@ -254,8 +268,12 @@ export class Failover {
           const res = await this.d.etcd.getAll().prefix(this.keys.base).exec();
           const snap = parseSnapshot(this.keys.base, res.kvs as never);
           await this.checkGenerations(snap);
+          // Terms just taken are not held until the followers of their old primaries stopped
+          // writing here; publish's change retires those followers (ReplicaManager.reconcile).
+          const fresh = this.settling?.mark(this.groups, this.snap.acting, snap.acting) ?? [];
           this.snap = snap;
           this.publish();
+          this.settling?.settle(fresh);
           if (!this.stopped) await this.act();
         } catch (e) {
           this.d.log.debug({ err: (e as Error).message }, 'failover refresh failed');

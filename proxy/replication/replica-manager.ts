@@ -221,6 +221,16 @@ export class ReplicaManager implements ReplicaState {
     return `replica-of-${primary}-${digest}`;
   }
 
+  /**
+   * Resolves once no retiring follower writes into `ranges` on this shard's storage node any
+   * more; undefined when none does. Failover waits for it before it acknowledges writes to a
+   * group it just took over (failover.ts): the old primary's late page must not land after them.
+   */
+  quietFor(ranges: readonly TokenSpan[]): Promise<void> | undefined {
+    const writing = [...this.retiring].filter((r) => intersectSpans(r.ranges, ranges).length > 0).map((r) => r.quiet);
+    return writing.length ? Promise.all(writing).then(() => undefined) : undefined;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.allSettled([...this.followers.values()].flatMap((r) => [r.follower.stop(), r.started]));

@@ -16,6 +16,9 @@ import { differences, readFeed, scanAll, stateAt } from '../support/feed-state.j
 import { xxhsum64 } from '../support/xxhsum.js';
 import { snapshot } from '../support/pki-fixture.js';
 
+// About 80 s alone, beside another test file up to 2 min (tap's default limit is 120 s).
+t.setTimeout(240_000);
+
 let mesh: Mesh;
 let work: string;
 t.before(async () => {
@@ -65,7 +68,7 @@ t.test('backup under a write loop, data directory destroyed, restored: exactly t
   await sleep(500);
   stop();
   const stats = await loop;
-  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged)`);
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
 
   const manifest = JSON.parse(readFileSync(join(backupDir, 'manifest.json'), 'utf8'));
   backupSeq = manifest.seq;
@@ -224,7 +227,7 @@ t.test('point in time: backup --follow archives the feed under a write loop; res
   await sleep(2500);
   stop();
   const stats = await loop;
-  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged)`);
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
   const head = (await call(node.storage.url, 'GET', '/health')).body.last_seq as number;
   const pad = String(head).padStart(16, '0');
   for (let i = 0; i < 100 && !readdirSync(join(dir, 'feed')).some((f) => f.endsWith(`-${pad}.cms`)); i++) await sleep(100);

@@ -89,7 +89,7 @@ t.test('RF 2: every acknowledged write is on both copies', async (t) => {
   const topo = await publish(2, 2);
   const history = new History('rf2');
   const stats = await writeLoop(history, keys, put, { until: sleep(1500), concurrency: 16 });
-  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged)`);
+  t.equal(stats.failed, 0, `no write failed (${stats.acknowledged} acknowledged; ${JSON.stringify(stats.failures)})`);
   t.ok(stats.acknowledged > 20, "the loop made progress");
   await checkCopies(t, topo, history, 'RF 2');
   // Every node holds its own ranges and a copy of another's: queries read each range once.

@@ -22,7 +22,7 @@ function mirror(self = 'a') {
 
 const acting = (shard: string, term = 7, lease = 'L1'): FailoverState['acting'] => [[group, { shard, term, lease }]];
 let seq = 0;
-const state = (over: Partial<FailoverState> = {}): FailoverState => ({ seq: ++seq, acting: acting('a'), routes: [[group, 'a']], rolledBack: [], lease: { id: 'L1', untilMs: 1000 }, nodeUp: true, ...over });
+const state = (over: Partial<FailoverState> = {}): FailoverState => ({ seq: ++seq, acting: acting('a'), routes: [[group, 'a']], rolledBack: [], settling: [], lease: { id: 'L1', untilMs: 1000 }, nodeUp: true, ...over });
 
 t.test('holds while this shard acts on its live lease, and only then', async (t) => {
   const { m } = mirror();
@@ -38,6 +38,7 @@ t.test('holds while this shard acts on its live lease, and only then', async (t)
     ['no live lease', { lease: null }],
     ['storage node down', { nodeUp: false }],
     ['the group rolled back', { rolledBack: [group] }],
+    ['the follower of the previous primary still writes (settling)', { settling: [group] }],
   ];
   for (const [why, over] of cases) {
     m.apply(state(over));

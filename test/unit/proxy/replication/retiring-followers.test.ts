@@ -153,3 +153,30 @@ t.test('a follower retired while a range move hands its position over: the hando
   t.equal(checkpoints.get(first), undefined, 'the first follower’s checkpoint, written by the handover, is dropped after it');
   t.equal(checkpoints.get(second)?.seq, 1, 'the position handed over went on to the second follower');
 });
+
+t.test('quietFor: a promoted replica learns when its follower of the old primary has stopped writing into a group’s ranges', async (t) => {
+  // c is a's replica; a fails and c itself takes over (no follower of a must write after c acknowledges).
+  const promoted = topology(2, [{ start: 0n, end: TOKEN_MAX, owner: 'c', replicas: ['b'] }]);
+  const { nodes, manager, setTopology, held } = rig(t, beforeFailover);
+  nodes.a.write(K, 'v0');
+  manager.start();
+  await until('c follows a', () => manager.status().a?.state === 'following' && nodes.c.entities.get(K) === 'v0');
+  const all = [{ start: 0n, end: TOKEN_MAX }];
+  t.equal(manager.quietFor(all), undefined, 'no retiring follower: nothing to wait for');
+  const late = held();
+  nodes.c.holdWrite = (_k, blob) => (blob === 'stale' ? late.wait : Promise.resolve());
+  nodes.a.write(K, 'stale');
+  await until('the late write is in flight', () => nodes.a.log.length === 2);
+  await tick(50);
+  setTopology(promoted);
+  const quiet = manager.quietFor(all);
+  t.ok(quiet, 'the follower of a retires and still writes');
+  t.equal(manager.quietFor([{ start: 1n, end: 2n }]) !== undefined, true, 'any overlapping span waits too');
+  let done = false;
+  void quiet!.then(() => (done = true));
+  await tick(100);
+  t.notOk(done, 'not quiet while its write is in flight');
+  late.open();
+  await until('quiet once the write settled', () => done);
+  t.pass('quiet');
+});
