@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdFlag, parseFlags, readFlagFile, requireFlag, UsageError } from './cli-common.js';
-import { OPERATOR_FLAGS, operatorIdentity } from './admin-topology.js';
+import { OPERATOR_FLAGS, operatorIdentity } from './operator-identity.js';
 
 export const ETCD_SNAPSHOT_USAGE = `themis-admin etcd snapshot save --out FILE --etcd https://HOST:2379 --ca ROOT.pem --operator-cert CHAIN.pem --operator-key KEY.pem [--etcdctl PATH]
   etcdctl snapshot save through one endpoint, as the operator (admin: etcd's root role).

@@ -9,7 +9,7 @@ import { parsePem } from '../pki/pem.js';
 import type { VerifiedPeer } from '../pki/verify.js';
 import { systemClock } from '../runtime.js';
 import { crlsFlag, etcdCall, etcdFlag, parseFlags, readFlagFile, requireFlag, UsageError } from './cli-common.js';
-import { OPERATOR_FLAGS, operatorIdentity } from './admin-topology.js';
+import { OPERATOR_FLAGS, operatorIdentity } from './operator-identity.js';
 import { etcdSnapshotCommand, ETCD_SNAPSHOT_USAGE } from './admin-etcd-snapshot.js';
 
 export const ETCD_USAGE = `themis-admin etcd rbac apply|plan --cluster NAME --etcd https://HOST:2379 --ca ROOT.pem

@@ -9,7 +9,7 @@ import { signAbort, verifyAbort } from '../rebalance/abort.js';
 import { parseOperation, type RebalanceOperation } from '../rebalance/operation.js';
 import { parseTopology } from '../topology/document.js';
 import { etcdCall, etcdFlag, parseFlags, readFlagFile, requireFlag } from './cli-common.js';
-import { OPERATOR_FLAGS, operatorIdentity } from './admin-topology.js';
+import { OPERATOR_FLAGS, operatorIdentity } from './operator-identity.js';
 import { openOperatorSession, SESSION_FLAGS } from './operator-session.js';
 
 /** Lets a `manual` operation cut over. The cutover publishes only what the operation's signer pre-signed. */

@@ -97,12 +97,12 @@ export type Commands = Record<string, (argv: string[]) => Promise<void>>;
 
 /**
  * `program <command> …`: runs the command from the table (through runCli); `help`, `-h`,
- * `--help` or no command prints the usage, an unknown one is a usage error.
+ * `--help` or no command prints the usage (a function: built only then), an unknown one is a usage error.
  */
-export function runCommands(program: string, usage: string, commands: Commands, prepare: (argv: string[]) => string[] = (a) => a): Promise<void> {
+export function runCommands(program: string, usage: string | (() => Promise<string>), commands: Commands, prepare: (argv: string[]) => string[] = (a) => a): Promise<void> {
   return runCli(program, async () => {
     const [cmd, ...rest] = prepare(process.argv.slice(2));
-    if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return void process.stdout.write(usage);
+    if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return void process.stdout.write(typeof usage === 'string' ? usage : await usage());
     const run = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
     if (!run) throw new UsageError(`unknown command "${cmd}"`);
     return run(rest);

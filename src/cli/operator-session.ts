@@ -12,7 +12,7 @@ import { systemClock } from '../runtime.js';
 import { verifySignedTopology } from '../topology/signed.js';
 import type { Topology } from '../topology/topology.js';
 import { crlsFlag, etcdCall, etcdFlag, readFlagFile, requireFlag } from './cli-common.js';
-import { OPERATOR_FLAGS, operatorIdentity } from './admin-topology.js';
+import { OPERATOR_FLAGS, operatorIdentity } from './operator-identity.js';
 
 export const SESSION_FLAGS = { cluster: { type: 'string' }, etcd: { type: 'string' }, ca: { type: 'string' }, crls: { type: 'string' }, ...OPERATOR_FLAGS } as const;
 

@@ -3,11 +3,30 @@
 // worker process, which never talks to etcd, does not load gRPC (proxy/cluster/).
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
-import { Etcd3 } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Channel, ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
 import { ExponentialBackoff } from 'cockatiel';
 
-type WatchBackoff = NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['watchBackoff'];
+type Grpc = typeof import('@grpc/grpc-js');
+type Etcd3Module = typeof import('etcd3');
+
+/**
+ * gRPC and etcd3 (both CommonJS) are loaded on the first connection: about a third of a second
+ * of start-up and 25 MB that a command or process which never talks to etcd should not pay.
+ */
+const load = (() => {
+  let loaded: { grpc: Grpc; etcd3: Etcd3Module } | undefined;
+  return () => {
+    if (!loaded) {
+      const require = createRequire(import.meta.url);
+      loaded = { grpc: require('@grpc/grpc-js') as Grpc, etcd3: require('etcd3') as Etcd3Module };
+    }
+    return loaded;
+  };
+})();
+
+type WatchBackoff = NonNullable<NonNullable<ConstructorParameters<Etcd3Module['Etcd3']>[0]>['faultHandling']>['watchBackoff'];
 
 export interface EtcdConnection {
   endpoints: string[];
@@ -26,11 +45,11 @@ export const ETCD_IP_SERVER_NAME = 'etcd.themis.invalid';
  * instead and checks the server certificate against the IP itself (its IP SANs), as before;
  * an endpoint given by name is left to gRPC.
  */
-function ipAwareChannel(c: EtcdConnection) {
+function ipAwareChannel(grpc: Grpc, c: EtcdConnection) {
   const byIp = (ip: string) =>
     grpc.credentials.createSsl(Buffer.from(c.caPem), Buffer.from(c.keyPem), Buffer.from(c.certPem), { checkServerIdentity: (_name, cert) => checkServerIdentity(ip, cert) });
-  return (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): grpc.Channel => {
-    const { channelFactoryOverride: _factory, ...rest } = options as grpc.ChannelOptions & { channelFactoryOverride?: unknown };
+  return (address: string, credentials: ChannelCredentials, options: ChannelOptions): Channel => {
+    const { channelFactoryOverride: _factory, ...rest } = options as ChannelOptions & { channelFactoryOverride?: unknown };
     const host = address.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
     if (!isIP(host)) return new grpc.Channel(address, credentials, rest);
     return new grpc.Channel(address, byIp(host), { ...rest, 'grpc.ssl_target_name_override': ETCD_IP_SERVER_NAME });
@@ -38,6 +57,7 @@ function ipAwareChannel(c: EtcdConnection) {
 }
 
 export function connectEtcd(c: EtcdConnection): Etcd3 {
+  const { grpc, etcd3 } = load();
   // etcd3 hands one options object to every gRPC client it makes, and gRPC deletes
   // channelFactoryOverride from the object it is given: keep it for the next one.
   const grpcOptions = new Proxy(
@@ -47,11 +67,11 @@ export function connectEtcd(c: EtcdConnection): Etcd3 {
       // started while etcd was down without a watch for that long after etcd returned.
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 2000,
-      channelFactoryOverride: ipAwareChannel(c),
+      channelFactoryOverride: ipAwareChannel(grpc, c),
     },
     { deleteProperty: () => true },
   );
-  return new Etcd3({
+  return new etcd3.Etcd3({
     hosts: c.endpoints,
     credentials: { rootCertificate: Buffer.from(c.caPem), privateKey: Buffer.from(c.keyPem), certChain: Buffer.from(c.certPem) },
     dialTimeout: 3000,
