@@ -1,8 +1,8 @@
 // Runs one of the project's compiled programs as a real child process.
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './root.js';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export { ROOT };
 
 export const PROGRAMS = {
   'themis-admin': 'dist/src/cli/themis-admin.js',

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './root.js';
 import type { CaName, PkiLayout } from '../../src/pki/ca-store.js';
 import { revoke, writeCrl, type LeafOptions, type PkiContext } from '../../src/pki/commands.js';
 import type { RevocationReason } from '../../src/pki/crl.js';
@@ -146,7 +146,7 @@ export async function createPkiFixture(opts: PkiFixtureOptions = {}): Promise<Pk
 
 // ---- helpers shared by the PKI tests -------------------------------------------------------
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export { ROOT };
 export const PKI_CLI = join(ROOT, 'dist/src/cli/themis-pki.js');
 
 export interface Run {

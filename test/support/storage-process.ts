@@ -4,10 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './root.js';
 import { startListening, type Exit } from '../../scripts/processes.js';
 
-export const STORAGE_MAIN = fileURLToPath(new URL('../../dist/storage-node/main.js', import.meta.url));
+export const STORAGE_MAIN = join(ROOT, 'dist/storage-node/main.js');
 
 export type { Exit } from '../../scripts/processes.js';
 

@@ -1,9 +1,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../support/root.js';
 import { ERRORS, ThemisError, errorBody } from '../../src/errors.js';
 
 t.test('every error code has a 4xx/5xx status and is documented in docs/errors.md', async (t) => {
-  const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+  const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
   for (const [code, def] of Object.entries(ERRORS)) {
     t.ok(def.status >= 400 && def.status < 600, `${code} has an error status`);
     t.match(doc, new RegExp('`' + code + '`'), `${code} is documented`);

@@ -2,6 +2,8 @@
 // 501 (and the stable code), which stay 404; and docs/compatibility.md lists every one.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../../support/root.js';
 import { REFUSED, SERVED, matchCompat } from '../../../src/api/compat-routes.js';
 import { ThemisError } from '../../../src/errors.js';
 import { classifyRequest } from '../../../proxy/operations.js';
@@ -42,7 +44,7 @@ t.test('the sidecar classifies the storage API first, then these, then 404', asy
 });
 
 t.test('docs/compatibility.md lists every route of the table', async (t) => {
-  const doc = readFileSync(new URL('../../../docs/compatibility.md', import.meta.url), 'utf8');
+  const doc = readFileSync(join(ROOT, 'docs/compatibility.md'), 'utf8');
   // In code spans, with or without the method: `GET /_admin/cluster/topology`, `/api/…`.
   const documented = (path: string) => new RegExp('`(?:[A-Z]+ )?' + path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '[`/ ]').test(doc);
   t.notOk(documented('/nowhere'), 'control: an undocumented path is caught');
