@@ -8,6 +8,7 @@ const benches: Record<string, string> = {
   replication: './bench-replication.js',
   rebalance: './bench-rebalance.js',
   backup: './bench-backup.js',
+  faults: './bench-faults.js',
 };
 const file = name ? benches[name] : undefined;
 if (!file) {

@@ -13,28 +13,31 @@ import { signOperation, buildOperation } from '../../src/rebalance/operation.js'
 import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
 import { tokenOf, parseKey } from '../../src/urn/urn.js';
-import { startMesh, type Mesh } from '../support/mesh.js';
+import type { Etcd3 } from 'etcd3';
+import { etcdClient, startMesh, type Mesh } from '../support/mesh.js';
+import { rebalanceStatus } from '../support/rebalance-status.js';
 import type { Topology } from '../../src/topology/topology.js';
 import { History } from '../support/history.js';
 import { call } from '../support/storage-process.js';
 import { runProgram } from '../support/cli.js';
 
 let mesh: Mesh;
+let etcd: Etcd3;
 t.before(async () => {
   mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, certifiedReplicas: 1 });
+  etcd = etcdClient(mesh);
 });
-t.teardown(() => mesh?.close());
+t.teardown(async () => {
+  etcd?.close();
+  await mesh?.close();
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const T = 'document.shop.moving';
 /** What the first move leaves for the second: the topology in force, the rest of shard-001's range, the keys. */
 let afterFirst: { topology: Topology; rest: { start: bigint; end: bigint }; keys: string[] } | undefined;
 
-async function statusOf(opId: string, shard: string): Promise<Record<string, unknown>> {
-  const a = mesh.pki.operators.admin;
-  const out = mesh.etcd!.etcdctl({ cert: a.chainPath, key: a.keyPath, ca: mesh.pki.root.certPath }, ['get', `/themis/${mesh.pki.cluster}/rebalance-status/${opId}/${shard}`, '--print-value-only']).stdout.trim();
-  return out ? (JSON.parse(out) as Record<string, unknown>) : {};
-}
+const statusOf = (opId: string, shard: string) => rebalanceStatus(etcd, mesh.pki.cluster, opId, shard);
 
 t.test('the target copies the moving tokens and follows the source; nothing is visible twice', async (t) => {
   const r1 = mesh.topology.ranges.find((r) => r.owner === 'shard-001')!;
@@ -101,8 +104,7 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
   let status: Record<string, unknown> = {};
   for (let i = 0; i < 60 && status.phase !== 'catching-up'; i++) {
     await sleep(100);
-    const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/shard-002`, '--print-value-only']).stdout.trim();
-    status = out ? (JSON.parse(out) as Record<string, unknown>) : {};
+    status = await statusOf(op.id, 'shard-002');
   }
   t.match(status, { phase: 'catching-up', sources: { 'shard-001': { state: 'following', lag_changes: Number } } }, 'its progress is in rebalance-status');
   t.ok(((status.sources as Record<string, { keys_copied: number }>)['shard-001']!.keys_copied) >= 1, 'with the keys its copy found or copied');
@@ -119,8 +121,7 @@ t.test('the target copies the moving tokens and follows the source; nothing is v
   let source: Record<string, unknown> = {};
   for (let i = 0; i < 300 && source.phase !== 'cleaned'; i++) {
     await sleep(100);
-    const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/shard-001`, '--print-value-only']).stdout.trim();
-    source = out ? (JSON.parse(out) as Record<string, unknown>) : {};
+    source = await statusOf(op.id, 'shard-001');
   }
   t.match(source, { phase: 'cleaned', epoch: op.next.epoch, keys_verified: Number, pause_ms: Number, keys_deleted: Number }, 'the source cut over, verified and cleaned up');
   const sourceMetrics = await (await fetch(`${mesh.nodes[0]!.adminUrl}/metrics`)).text();

@@ -96,13 +96,14 @@ export interface LoopStats {
 /**
  * Writes new values to `keys` round-robin until `stop()` resolves or `maxWrites` is reached,
  * `concurrency` keys at a time (never two writes to one key at once). `put` resolves with the
- * HTTP status and error code: 201 counts as acknowledged.
+ * HTTP status and error code: 201 counts as acknowledged. `paceMs` spaces each lane's writes (a
+ * test that needs traffic across a change, not throughput, keeps the machine free for the rest).
  */
 export async function writeLoop(
   history: History,
   keys: readonly string[],
   put: (key: string, blob: string) => Promise<{ status: number; code?: string }>,
-  o: { until: Promise<unknown>; maxWrites?: number; concurrency?: number },
+  o: { until: Promise<unknown>; maxWrites?: number; concurrency?: number; paceMs?: number },
 ): Promise<LoopStats> {
   let stop = false;
   void o.until.then(() => (stop = true));
@@ -131,6 +132,7 @@ export async function writeLoop(
         const why = (e as Error).message.slice(0, 60);
         stats.failures[why] = (stats.failures[why] ?? 0) + 1;
       }
+      if (o.paceMs) await new Promise((r) => setTimeout(r, o.paceMs));
     }
   };
   await Promise.all(Array.from({ length: o.concurrency ?? 4 }, (_, i) => worker(i)));

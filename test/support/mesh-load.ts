@@ -1,6 +1,8 @@
 // A write and read loop through every app port of a mesh, for tests that change something
 // under traffic (renewal, root rotation): writes are recorded in a History (history.ts), reads
-// must answer 200 or 404. stop() ends both loops and returns what happened.
+// must answer 200 or 404. stop() ends both loops and returns what happened. Each lane waits
+// `paceMs` between requests (default 40): these tests need traffic across a change that takes a
+// minute or more, not throughput, and a loop flat out took a core for as long.
 import type { Test } from 'tap';
 import type { MeshNode } from './mesh.js';
 import { History, writeLoop, type LoopStats } from './history.js';
@@ -11,7 +13,7 @@ export interface MeshLoad {
   stop(): Promise<{ stats: LoopStats; reads: number; readFailures: string[] }>;
 }
 
-export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[], concurrency = 4): MeshLoad {
+export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[], concurrency = 4, paceMs = 40): MeshLoad {
   const history = new History();
   let stopLoops!: () => void;
   const until = new Promise<void>((r) => (stopLoops = r));
@@ -21,7 +23,7 @@ export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[
   const loop = writeLoop(history, [...keys], async (key, blob) => {
     const r = await call(nodes[w++ % nodes.length]!.appUrl, 'PUT', key, { blob });
     return { status: r.status, code: (r.body as { code?: string } | undefined)?.code };
-  }, { until, concurrency });
+  }, { until, concurrency, paceMs });
   const readFailures: string[] = [];
   let reads = 0;
   const reader = (async () => {
@@ -29,7 +31,7 @@ export function startMeshLoad(nodes: readonly MeshNode[], keys: readonly string[
       const r = await call(nodes[i % nodes.length]!.appUrl, 'GET', keys[i % keys.length]!);
       reads++;
       if (r.status !== 200 && r.status !== 404) readFailures.push(`${r.status} ${r.text.slice(0, 200)}`);
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, paceMs));
     }
   })();
   return {

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { buildOperation, signOperation } from '../../src/rebalance/operation.js';
 import { loadPrivateKey } from '../../src/pki/keys.js';
 import { parsePem } from '../../src/pki/pem.js';
-import { uuidOwnedBy, type Mesh } from './mesh.js';
+import { etcdClient, uuidOwnedBy, type Mesh } from './mesh.js';
+import { rebalanceStatus } from './rebalance-status.js';
 import type { Topology } from '../../src/topology/topology.js';
 import { History, writeLoop } from './history.js';
 import { call } from './storage-process.js';
@@ -41,14 +42,15 @@ export async function moveUnderLoad(t: Test, mesh: Mesh, o: { back: boolean }): 
   const key = (await loadPrivateKey(admin.key, undefined, 'admin')).privateKey;
   const chain = parsePem(admin.chain, 'admin').map((b) => new Uint8Array(b.der));
   const ctl = (args: string[]) => mesh.etcd!.etcdctl({ cert: admin.chainPath, key: admin.keyPath, ca: mesh.pki.root.certPath }, args);
+  const etcd = etcdClient(mesh);
+  t.teardown(() => etcd.close());
   const run = async (base: Topology, from: string, to: string) => {
     const op = buildOperation(base, [{ from, to, ...part }]);
     t.equal(ctl(['put', `/themis/${mesh.pki.cluster}/rebalance/${op.id}`, JSON.stringify(await signOperation(op, chain, key))]).status, 0);
     let status: Record<string, unknown> = {};
     for (let i = 0; i < 300 && status.phase !== 'done' && status.phase !== 'cleaned'; i++) {
       await sleep(100);
-      const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${op.id}/${from}`, '--print-value-only']).stdout.trim();
-      status = out ? (JSON.parse(out) as Record<string, unknown>) : {};
+      status = await rebalanceStatus(etcd, mesh.pki.cluster, op.id, from);
     }
     t.match(status, { phase: /^(done|cleaned)$/, epoch: op.next.epoch }, `${from} → ${to} cut over by itself`);
     return { op, status };

@@ -7,7 +7,10 @@ import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { tokenHex } from '../../src/hash.js';
 import { parseKey, tokenOf } from '../../src/urn/urn.js';
-import { operatorArgs, startMesh, type Mesh } from './mesh.js';
+import type { Etcd3 } from 'etcd3';
+import { etcdKeys } from '../../src/control/etcd-keys.js';
+import { etcdClient, operatorArgs, startMesh, type Mesh } from './mesh.js';
+import { rebalanceStatus } from './rebalance-status.js';
 import { History } from './history.js';
 import { call } from './storage-process.js';
 import { runProgramAsync } from './cli.js';
@@ -16,8 +19,12 @@ import { runProgramAsync } from './cli.js';
 export function setupFaults(): void {
   t.before(async () => {
     mesh = await startMesh({ shards: 3, withEtcd: true, etcdTopology: true, certifiedReplicas: 1 });
+    etcd = etcdClient(mesh);
   });
-  t.teardown(() => mesh?.close());
+  t.teardown(async () => {
+    etcd?.close();
+    await mesh?.close();
+  });
   t.before(async () => {
     for (let i = 0; i < 800; i++) {
       const key = `${T}:${randomUUID()}`;
@@ -27,6 +34,8 @@ export function setupFaults(): void {
   });
 }
 export let mesh: Mesh;
+/** The admin operator's client, for the polling loops (ctl runs etcdctl, for one-off writes). */
+let etcd: Etcd3;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const T = 'document.shop.faults';
@@ -44,9 +53,8 @@ export function sessionArgs(): string[] {
   return operatorArgs(mesh);
 }
 
-export async function statusOf(opId: string, shard: string): Promise<Record<string, unknown>> {
-  const out = ctl(['get', `/themis/${mesh.pki.cluster}/rebalance-status/${opId}/${shard}`, '--print-value-only']).trim();
-  return out ? (JSON.parse(out) as Record<string, unknown>) : {};
+export function statusOf(opId: string, shard: string): Promise<Record<string, unknown>> {
+  return rebalanceStatus(etcd, mesh.pki.cluster, opId, shard);
 }
 
 export async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Promise<void> {
@@ -100,15 +108,16 @@ export async function checkHistory(t: Test, what: string): Promise<void> {
 /** A manual operation; `fault` runs once the target catches up; then writes, the switch, and the checks. */
 export async function throughFault(t: Test, k: number, fault: (opId: string) => Promise<void>, o: { atCutover?: (opId: string) => Promise<void>; tool?: boolean } = {}) {
   const s = slice(k);
-  const opIds = () => ctl(['get', '--prefix', `/themis/${mesh.pki.cluster}/rebalance/`, '--keys-only']).split('\n').filter(Boolean).map((l) => l.split('/').pop()!);
-  const before = new Set(opIds());
+  const prefix = etcdKeys(mesh.pki.cluster).rebalancePrefix;
+  const opIds = async () => (await etcd.getAll().prefix(prefix).keys()).map((k) => k.slice(prefix.length));
+  const before = new Set(await opIds());
   let tool: ChildProcess | undefined;
   const started = rebalance('shard-001', 'shard-002', s, ['--cutover', 'manual', ...(o.tool ? ['--wait'] : [])], (c) => (tool = c));
   let id = '';
   if (o.tool) {
     // The tool waits (--wait); its operation id is in etcd.
     await until('the operation is written', async () => {
-      id = opIds().find((x) => !before.has(x)) ?? '';
+      id = (await opIds()).find((x) => !before.has(x)) ?? '';
       return id !== '';
     });
   } else {
