@@ -16,4 +16,12 @@ if (!file) {
   process.exit(2);
 }
 const mod = (await import(file)) as { main(argv: string[]): Promise<void> };
-await mod.main(rest);
+try {
+  await mod.main(rest);
+} catch (e) {
+  // A bad flag: one line naming it (usage status 2); anything else keeps its stack trace.
+  const err = e as Error & { code?: string };
+  if (!(err.code?.startsWith('ERR_PARSE_ARGS') || err.message.startsWith('--'))) throw e;
+  console.error(`bench ${name}: ${err.message}`);
+  process.exitCode = 2;
+}
