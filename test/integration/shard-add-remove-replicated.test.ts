@@ -94,7 +94,7 @@ t.test('shard add, then shard remove, with RF 2 under a write loop: no failure, 
   const loop = writeLoop(history, keys.slice(0, 90), async (key, blob) => {
     const r = await call(mesh.nodes[lane++ % 3]!.appUrl, 'PUT', `/entities/${encodeURIComponent(key)}`, { blob }, 60_000);
     return { status: r.status, code: r.body?.code };
-  }, { until, concurrency: 4 });
+  }, { until, concurrency: 4, paceMs: 10 }); // traffic through the move, not throughput (the suite is CPU-bound)
 
   const add = await runProgramAsync('themis-admin', ['shard', 'add', '--id', 'shard-004', '--yes', '--wait', ...operatorArgs(mesh)]);
   t.equal(add.status, 0, add.status === 0 ? 'shard add --yes --wait ends once the operation cut over' : `${add.stdout}\n${add.stderr}`);

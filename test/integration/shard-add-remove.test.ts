@@ -91,7 +91,7 @@ t.test('shard add, then shard remove, under a write loop: nothing fails, nothing
     } finally {
       if (Date.now() - t0 > 5000) slow.push(`${key} via shard-00${via + 1} from ${t0} took ${Date.now() - t0} ms (headers ${headersAt === undefined ? 'never came' : `after ${headersAt - t0} ms`})`);
     }
-  }, { until, concurrency: 4 });
+  }, { until, concurrency: 4, paceMs: 10 }); // traffic through the move, not throughput (the suite is CPU-bound)
   // And a read loop over every key: each one stays readable throughout.
   let reads = 0;
   const unreadable: string[] = [];
