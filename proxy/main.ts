@@ -10,13 +10,13 @@ import { TopologyError } from '../src/topology/topology.js';
 import { createLogger } from '../src/log.js';
 import { systemClock, systemRandom } from '../src/runtime.js';
 import { resolve } from 'node:path';
-import { Sidecar } from './sidecar.js';
-import { superviseWorkers } from './cluster/supervisor.js';
+import { useCompileCache } from '../src/compile-cache.js';
 
 const USAGE = `usage: themis-sidecar --config FILE.json [--drain-ms 5000]
   See docs/sidecar.md for the config file; deploy/config/ has examples.`;
 
 async function main(): Promise<void> {
+  useCompileCache(); // before the sidecar's modules load (below)
   const { values } = parseArgs({ options: { config: { type: 'string' }, 'drain-ms': { type: 'string' }, help: { type: 'boolean' } }, strict: true });
   if (values.help || !values.config) {
     process.stdout.write(USAGE + '\n');
@@ -32,7 +32,9 @@ async function main(): Promise<void> {
   const cfg = loadSidecarConfig(values.config);
   const log = createLogger('themis-sidecar').child({ shard: cfg.shardId });
   const rt = { clock: systemClock, random: systemRandom, log };
-  const sidecar = cfg.workers > 1 ? await superviseWorkers(cfg, resolve(values.config), rt, drainMs) : await Sidecar.create(cfg, rt);
+  const sidecar = cfg.workers > 1
+    ? await (await import('./cluster/supervisor.js')).superviseWorkers(cfg, resolve(values.config), rt, drainMs)
+    : await (await import('./sidecar.js')).Sidecar.create(cfg, rt);
   const bound = 'bound' in sidecar ? sidecar.bound : await sidecar.start();
   process.stdout.write(JSON.stringify({ event: 'listening', shard: cfg.shardId, ...bound, ...(cfg.workers > 1 ? { workers: cfg.workers } : {}) }) + '\n');
   let stopping = false;

@@ -6,13 +6,15 @@ import cluster from 'node:cluster';
 import { loadSidecarConfig } from '../../src/config/sidecar.js';
 import { createLogger } from '../../src/log.js';
 import { systemClock, systemRandom } from '../../src/runtime.js';
-import { Sidecar } from '../sidecar.js';
+import type { Sidecar } from '../sidecar.js';
+import { useCompileCache } from '../../src/compile-cache.js';
 import { ControlLink, type Channel } from './control-link.js';
 
 /** How long a worker whose control process is gone lets its requests finish. */
 const ORPHAN_DRAIN_MS = 1000;
 
 async function main(): Promise<void> {
+  useCompileCache(); // before the sidecar's modules load (below)
   const slot = Number(process.env.THEMIS_WORKER_SLOT);
   const file = process.env.THEMIS_SIDECAR_CONFIG;
   if (!process.send || !cluster.worker || !Number.isInteger(slot) || slot < 1 || !file) {
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
   // etcd's topology and CRLs, as the control process holds them: a worker has no etcd client.
   const docs = await link.docs();
   if (stopping) return;
-  sidecar = await Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log }, { kind: 'data', slot, link, docs });
+  sidecar = await (await import('../sidecar.js')).Sidecar.create(cfg, { clock: systemClock, random: systemRandom, log }, { kind: 'data', slot, link, docs });
   log.debug({ ms: Math.round(performance.now()) }, 'worker built');
   // The holds in force and failover's state (the welcome, applied by the link) come before the first request.
   link.hello();

@@ -5,6 +5,9 @@
 // (or for the usage): `topology plan` need not load the etcd client, nor `audit verify` the PKI.
 import { runCommands, setFlagDefaults, type Commands } from './cli-common.js';
 import { loadContext, takeContextFlag } from './cli-context.js';
+import { useCompileCache } from '../compile-cache.js';
+
+useCompileCache(); // the command modules load below, on demand
 
 type Command = (argv: string[]) => Promise<void>;
 const lazy = <M>(load: () => Promise<M>, pick: (m: M) => Command): Command => async (argv) => pick(await load())(argv);
