@@ -2,12 +2,8 @@
 // (default 1). Part of them run in `npm test` as well; here every trial runs, as tap tests on real
 // processes (the test files' own harness and checks: every acknowledged write reads back after
 // each fault). THEMIS_FAULT_TRIALS=all selects the trials `npm test` leaves to this bench.
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+import { runTap } from './run-tap.js';
 
 /** The files with trials kept to this bench (and a few in `npm test`). */
 export const FAULT_FILES = ['test/integration/rebalance-kill.test.ts'];
@@ -20,12 +16,7 @@ export async function main(argv: string[]): Promise<void> {
   const failed: number[] = [];
   for (let round = 1; round <= rounds; round++) {
     process.stdout.write(`\n# fault trials, round ${round} of ${rounds}\n`);
-    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), '--timeout', '900', ...FAULT_FILES], {
-      cwd: ROOT,
-      stdio: 'inherit',
-      env: { ...process.env, CI: process.env.CI ?? 'true', THEMIS_FAULT_TRIALS: 'all' },
-    });
-    if (r.status !== 0) failed.push(round);
+    if (runTap(process.execPath, ['--timeout', '900', ...FAULT_FILES], { THEMIS_FAULT_TRIALS: 'all' }) !== 0) failed.push(round);
   }
   process.stdout.write(`\n# fault trials: ${rounds - failed.length} of ${rounds} rounds passed${failed.length ? ` (failed: ${failed.join(', ')})` : ''}\n`);
   if (failed.length) process.exitCode = 1;

@@ -3,12 +3,8 @@
 // (from the npm registry, scripts/node-release.ts): tap's runner, the tests and every process
 // they start (storage nodes, sidecars, the CLIs: all spawned with process.execPath) run on it.
 // Part of `npm test`; the whole suite runs on the machine's Node before it.
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { nodeRelease } from './node-release.js';
-
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+import { runTap } from './run-tap.js';
 
 /** Chosen for the Node APIs they cover, and kept to a few minutes. */
 export const RELEASE_TESTS = [
@@ -32,9 +28,4 @@ try {
 process.stdout.write(`\n# the integration tests of ${RELEASE_TESTS.length} files again on Node ${major} (${bin})\n`);
 // As the main pass: the compiled tests (dist/test/, built by `npm test` before this runs).
 const compiled = RELEASE_TESTS.map((f) => f.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js'));
-const r = spawnSync(bin, [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), ...compiled], {
-  cwd: ROOT,
-  stdio: 'inherit',
-  env: { ...process.env, CI: process.env.CI ?? 'true', THEMIS_EXPECT_NODE_MAJOR: String(major) },
-});
-process.exit(r.status ?? 1);
+process.exit(runTap(bin, compiled, { THEMIS_EXPECT_NODE_MAJOR: String(major) }));

@@ -15,16 +15,11 @@ type Etcd3Module = typeof import('etcd3');
  * gRPC and etcd3 (both CommonJS) are loaded on the first connection: about a third of a second
  * of start-up and 25 MB that a command or process which never talks to etcd should not pay.
  */
-const load = (() => {
-  let loaded: { grpc: Grpc; etcd3: Etcd3Module } | undefined;
-  return () => {
-    if (!loaded) {
-      const require = createRequire(import.meta.url);
-      loaded = { grpc: require('@grpc/grpc-js') as Grpc, etcd3: require('etcd3') as Etcd3Module };
-    }
-    return loaded;
-  };
-})();
+let loaded: { grpc: Grpc; etcd3: Etcd3Module } | undefined;
+function load(): { grpc: Grpc; etcd3: Etcd3Module } {
+  const require = createRequire(import.meta.url);
+  return (loaded ??= { grpc: require('@grpc/grpc-js') as Grpc, etcd3: require('etcd3') as Etcd3Module });
+}
 
 type WatchBackoff = NonNullable<NonNullable<ConstructorParameters<Etcd3Module['Etcd3']>[0]>['faultHandling']>['watchBackoff'];
 
