@@ -1,6 +1,7 @@
 // Replay protection: a nonce is remembered per sender for as long as its timestamp is
-// inside the acceptance window. Memory is bounded (lru-cache per sender, and a bounded
-// number of senders). Eviction never reopens a replay: when a still-valid nonce is evicted,
+// inside the acceptance window. Memory is bounded (a bounded number of nonces per sender, and
+// of senders) and follows the traffic: nothing is set aside up front. Eviction never reopens a
+// replay: when a still-valid nonce is evicted,
 // the sender's floor rises to its timestamp and older requests are refused (fail closed).
 // A restarted sidecar starts each sender's floor at the mark its previous run persisted
 // (replay-floors.ts), so a request accepted before the restart is refused after it.
@@ -22,7 +23,12 @@ export interface ReplayGuardOptions {
 }
 
 interface SenderState {
-  nonces: LRUCache<string, number>;
+  /**
+   * Nonce → its request's timestamp minus the guard's `base`, in arrival order (a Map keeps
+   * insertion order), so the first entry is the one to evict. Relative, the timestamp is a small
+   * integer that V8 stores in the entry itself, not as a separate heap number per nonce.
+   */
+  nonces: Map<string, number>;
   /** Requests with a timestamp ≤ floor are refused: their nonces may have been evicted. */
   floor: number;
 }
@@ -33,6 +39,7 @@ export class ReplayGuard {
   private readonly senders: LRUCache<string, SenderState>;
   private globalFloor: number;
   private readonly startFloors: ReadonlyMap<string, number>;
+  private readonly base: number;
 
   constructor(
     private readonly clock: Clock,
@@ -42,13 +49,14 @@ export class ReplayGuard {
     this.maxNonces = opts.maxNoncesPerSender ?? 200_000;
     this.startFloors = opts.floors ?? new Map();
     this.globalFloor = opts.floorAll ?? -Infinity;
+    this.base = clock.now();
     // Evicting a whole sender forgets its nonces, so the global floor rises to the newest
     // timestamp it still vouched for; with thousands of senders tracked this stays rare.
     this.senders = new LRUCache<string, SenderState>({
       max: opts.maxSenders ?? 4096,
       dispose: (state, _sender, reason) => {
         if (reason !== 'evict') return;
-        for (const ts of state.nonces.values()) this.globalFloor = Math.max(this.globalFloor, ts);
+        for (const rel of state.nonces.values()) this.globalFloor = Math.max(this.globalFloor, rel + this.base);
       },
     });
   }
@@ -78,41 +86,47 @@ export class ReplayGuard {
     }
     let state = this.senders.get(sender);
     if (!state) {
-      const fresh: SenderState = { floor: this.startFloors.get(sender) ?? -Infinity, nonces: undefined as unknown as LRUCache<string, number> };
-      fresh.nonces = new LRUCache<string, number>({
-        max: this.maxNonces,
-        perf: { now: () => this.clock.now() },
-        // lru-cache would cache "now" for 1 ms, arming a timer to forget it on most calls;
-        // our clock is cheap, and exact expiry is what the purge relies on.
-        ttlResolution: 0,
-        dispose: (ts, _nonce, reason) => {
-          if (reason === 'evict' && ts + this.windowMs >= this.clock.now()) fresh.floor = Math.max(fresh.floor, ts);
-        },
-      });
-      state = fresh;
+      state = { floor: this.startFloors.get(sender) ?? -Infinity, nonces: new Map() };
       this.senders.set(sender, state);
     }
     if (timestamp <= state.floor || timestamp <= this.globalFloor) {
       // Evicted nonces, or a restart: either way this request may have been accepted before.
       throw new ThemisError('REPLAY_DETECTED', 'request is older than the replay cache can vouch for (a restart, or memory pressure); send a fresh one');
     }
-    if (state.nonces.has(nonce)) {
-      throw new ThemisError('REPLAY_DETECTED', 'nonce already used by this sender within the replay window');
+    const seen = state.nonces.get(nonce);
+    if (seen !== undefined) {
+      if (!this.expired(seen, now)) throw new ThemisError('REPLAY_DETECTED', 'nonce already used by this sender within the replay window');
+      state.nonces.delete(nonce); // its first use left the window: forgotten, and remembered anew at the end
     }
-    // Remember until the timestamp can no longer pass checkTimestamp.
-    state.nonces.set(nonce, timestamp, { ttl: Math.max(1, timestamp + this.windowMs - now + 1) });
+    if (state.nonces.size >= this.maxNonces) this.evictOldest(state, now);
+    // Remembered until the timestamp can no longer pass checkTimestamp (purgeStale).
+    state.nonces.set(nonce, timestamp - this.base);
+  }
+
+  /** A nonce remembered at `rel` can be forgotten: its timestamp no longer passes checkTimestamp. */
+  private expired(rel: number, now: number): boolean {
+    return rel + this.base + this.windowMs < now;
+  }
+
+  /** Makes room by forgetting the sender's oldest nonce; if it is still in the window, the floor rises to it. */
+  private evictOldest(state: SenderState, now: number): void {
+    const first = state.nonces.entries().next();
+    if (first.done) return;
+    const [nonce, rel] = first.value;
+    state.nonces.delete(nonce);
+    if (!this.expired(rel, now)) state.floor = Math.max(state.floor, rel + this.base);
   }
 
   /**
    * Forgets nonces whose timestamps can no longer pass checkTimestamp, and senders with none
-   * left whose floor is that old too. The cache drops expired entries only when it needs the
-   * room, so without this it held maxNoncesPerSender per sender under steady load whatever
+   * left whose floor is that old too. Nothing else drops an expired nonce but the bound, so
+   * without this a sender's nonces would grow to maxNoncesPerSender under steady load whatever
    * the window (the sidecar runs it every few seconds). Forgetting these reopens no replay.
    */
   purgeStale(): void {
     const now = this.clock.now();
     for (const [sender, state] of [...this.senders.entries()]) {
-      state.nonces.purgeStale();
+      for (const [nonce, rel] of state.nonces) if (this.expired(rel, now)) state.nonces.delete(nonce);
       if (state.nonces.size === 0 && state.floor + this.windowMs < now) this.senders.delete(sender);
     }
   }

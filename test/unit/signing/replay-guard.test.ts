@@ -138,3 +138,30 @@ t.test('a request that passed the timestamp check but reaches the nonce check af
   g.purgeStale(); // the original's nonce has left the cache
   t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', ts), { code: 'TIMESTAMP_OUT_OF_WINDOW' }, 'the copy is refused');
 });
+
+t.test('memory follows the traffic: nothing is set aside for the bound up front', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { maxNoncesPerSender: 1_000_000 });
+  const before = process.memoryUsage();
+  for (let s = 0; s < 20; s++) g.checkAndRemember(`shard-${s}`, '0123456789abcdef', clock.now());
+  const after = process.memoryUsage();
+  // A cache that allocates its bound per sender would take hundreds of MB here.
+  const grown = (after.heapUsed - before.heapUsed + after.arrayBuffers - before.arrayBuffers) / 2 ** 20;
+  t.ok(grown < 8, `20 senders with one nonce each: ${grown.toFixed(1)} MB`);
+  t.equal(g.size, 20);
+});
+
+t.test('a nonce whose first use left the window is taken as new, and counts as the newest for eviction', async (t) => {
+  const clock = new FakeClock(1_000_000_000);
+  const g = new ReplayGuard(clock, { windowMs: 10_000, maxNoncesPerSender: 2 });
+  const t0 = clock.now();
+  g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t0);
+  clock.advance(10_001); // a's first use has left the window (not purged yet)
+  const t1 = clock.now();
+  g.checkAndRemember('s', 'bbbbbbbbbbbbbbbb', t1);
+  t.doesNotThrow(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t1 + 1), 'a again, with a fresh timestamp');
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t1 + 1), { code: 'REPLAY_DETECTED' }, 'and now remembered');
+  g.checkAndRemember('s', 'cccccccccccccccc', t1 + 2); // full: the oldest by arrival (b) goes, the floor rises to t1
+  t.throws(() => g.checkAndRemember('s', 'dddddddddddddddd', t1), { code: 'REPLAY_DETECTED' }, 'b was evicted: the floor is its timestamp');
+  t.throws(() => g.checkAndRemember('s', 'aaaaaaaaaaaaaaaa', t1 + 1), { message: /nonce already used/ }, 'a was kept: refused as a replay, not by the floor');
+});
