@@ -25,7 +25,10 @@ const USAGE = `usage: npm run bench -- mesh [--duration S] [--runs N] [--method 
   --baseline PATH   also through two sidecars started from PATH (another build's dist/proxy/main.js),
                     back to back with ours in every run; prints the ratio of main-thread CPU per request
   --variant JSON    also through two sidecars of this build with JSON merged into their config (e.g.
-                    '{"accessLog":{"mode":"on"}}'), back to back with ours; prints variant ÷ mesh`;
+                    '{"accessLog":{"mode":"on"}}'), back to back with ours; prints variant ÷ mesh
+  --variant-node-args FLAGS
+                    the variant's sidecars (with --variant's config, or ours) also get these node
+                    flags, after the sidecars' own (e.g. --variant-node-args='--max-old-space-size=512'); RSS printed`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: {
@@ -34,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
       compare: { type: 'string' },
       baseline: { type: 'string' },
       variant: { type: 'string' },
+      'variant-node-args': { type: 'string' },
       workers: { type: 'string' },
       profile: { type: 'string' },
       method: { type: 'string' },
@@ -95,11 +99,12 @@ export async function main(argv: string[]): Promise<void> {
       urls.push(['baseline', base.nodes[0]!.sidecar.appUrl]);
       pids.baseline = [base.nodes[0]!.sidecar.child.pid!, base.nodes[1]!.sidecar.child.pid!];
     }
-    if (values.variant) {
-      // The same build and PKI with other settings (access log, tracing), on the same storage nodes.
-      const sidecarConfig = JSON.parse(values.variant) as Record<string, unknown>;
+    const variantNodeArgs = values['variant-node-args']?.split(/\s+/).filter(Boolean) ?? [];
+    if (values.variant || variantNodeArgs.length) {
+      // The same build and PKI with other settings (access log, tracing) or V8 flags, on the same storage nodes.
+      const sidecarConfig = JSON.parse(values.variant ?? '{}') as Record<string, unknown>;
       const variant = await startLocalMesh({
-        ...common, dir: join(dir, 'variant'), pki, sidecarConfig,
+        ...common, dir: join(dir, 'variant'), pki, sidecarConfig, nodeArgs: [...common.nodeArgs, ...variantNodeArgs],
         shards: mesh.nodes.map((n) => ({ id: n.id, ip: n.ip, storageUrl: n.storage.url })),
       });
       meshes.push(variant);
@@ -137,7 +142,8 @@ export async function main(argv: string[]): Promise<void> {
     const methods = (values.method ? [values.method] : ['GET', 'PUT']) as ('GET' | 'PUT')[];
     const connsList = values.conns ? [Number(values.conns)] : [1, 32];
     const paths = urls.filter(([name]) => !values.path || values.path === name);
-    let rssMax = 0;
+    // The highest RSS of any one process of each path's sidecars, after any run.
+    const rssMax: Record<string, number> = {};
     for (const method of methods) {
       for (const conns of connsList) {
         const script = method === 'PUT' ? putLua : undefined;
@@ -153,7 +159,7 @@ export async function main(argv: string[]): Promise<void> {
             const before = ticks();
             const r = wrk(url + key, conns, secs, script);
             const after = ticks();
-            if (name === 'mesh') rssMax = Math.max(rssMax, rssMb(a.child.pid!), rssMb(b.child.pid!));
+            if (pp && name !== 'haproxy') rssMax[name] = Math.max(rssMax[name] ?? 0, ...[...processTree(pp[0]), ...processTree(pp[1])].map(rssMb));
             const [cpuA, cpuB, mainA, mainB] = after.map((x, j) => ((x - before[j]!) * TICK_US) / r.requests) as [number, number, number, number];
             results[name]!.push({ ...r, cpuA, cpuB, mainA, mainB });
           }
@@ -188,7 +194,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     if (paths.some(([n]) => n === 'variant') && paths.some(([n]) => n === 'mesh')) {
-      console.log(`\nratios variant/mesh (${values.variant}):`);
+      console.log(`\nratios variant/mesh (${[values.variant, variantNodeArgs.join(' ')].filter(Boolean).join(', ')}):`);
       for (const method of methods) {
         for (const conns of connsList) {
           const v = rows[`variant ${method} ${conns}`]!;
@@ -212,11 +218,12 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     const mem = (pid: number) => `${rssMb(pid).toFixed(0)} MB (${anonMb(pid).toFixed(0)} MB of it private)`;
-    console.log(`\nsidecar RSS: highest after any run ${rssMax.toFixed(0)} MB; now A ${mem(a.child.pid!)}, B ${mem(b.child.pid!)}`);
+    console.log(`\nsidecar RSS: highest of one process after any run ${rssMax.mesh?.toFixed(0)} MB; now A ${mem(a.child.pid!)}, B ${mem(b.child.pid!)}`);
     for (const [name, pp] of Object.entries(pids)) {
       if (!pp || name === 'mesh') continue;
       const each = (pid: number) => processTree(pid).map((p) => rssMb(p).toFixed(0)).join('+');
-      console.log(`${name} RSS now: A ${mem(pp[0])}, B ${mem(pp[1])}${processTree(pp[0]).length > 1 ? `; per process (control+workers) A ${each(pp[0])} MB, B ${each(pp[1])} MB` : ''}`);
+      const most = rssMax[name] !== undefined ? `highest of one process after any run ${rssMax[name]!.toFixed(0)} MB; ` : '';
+      console.log(`${name} RSS: ${most}now A ${mem(pp[0])}, B ${mem(pp[1])}${processTree(pp[0]).length > 1 ? `; per process (control+workers) A ${each(pp[0])} MB, B ${each(pp[1])} MB` : ''}`);
     }
     if (soak > 0) {
       console.log(`\nsoak: GET c32 through the mesh for ${soak} s in 5-s slices; req/s and RSS of A/B (MB) after each:`);

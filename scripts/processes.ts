@@ -17,13 +17,16 @@ export const MAIN = {
 } as const;
 
 /**
- * V8 flags every sidecar runs with (local-mesh.ts passes them; the systemd unit too): a 16 MiB
- * young generation semi-space. The sidecar allocates many short-lived objects per request; with
- * V8's default the scavenger ran so often that GET at concurrency 1 went from ~400 to ~510 req/s
- * with this flag (CPU per request 1,100 → 860 µs per sidecar, `npm run bench -- mesh`), with no
- * measurable change in RSS.
+ * V8 flags every sidecar runs with (local-mesh.ts passes them; the systemd unit too):
+ * - a 16 MiB young generation semi-space. The sidecar allocates many short-lived objects per
+ *   request; with V8's default the scavenger ran so often that GET at concurrency 1 went from
+ *   ~400 to ~510 req/s with this flag (CPU per request 1,100 → 860 µs per sidecar);
+ * - a 1 GiB old generation. Besides the limit, V8 takes from it how far the heap may grow past
+ *   what is live: with the default (4 GiB on a large host) up to 4×, with 1 GiB about 1.6×. A
+ *   sidecar's live heap is 20–30 MB; under load its RSS went from 213 to 141 MB at the most.
+ * Both measured with `npm run bench -- mesh` (docs/performance.md, docs/sidecar.md "Node flags").
  */
-export const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=16'] as const;
+export const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=1024'] as const;
 
 export interface Exit {
   code: number | null;

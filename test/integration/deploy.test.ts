@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ROOT } from '../support/cli.js';
 import { validateSidecarConfig } from '../../src/config/sidecar.js';
 import { validateStorageConfig } from '../../src/config/storage.js';
+import { SIDECAR_NODE_FLAGS } from '../../scripts/processes.js';
 
 const units = ['themis-storage.service', 'themis-sidecar.service', 'themis-etcd-crl.service', 'themis-etcd.service', 'themis-pki-serve.service'];
 const dir = mkdtempSync(join(tmpdir(), 'themis-units-'));
@@ -40,6 +41,17 @@ t.test('the units run unprivileged and hardened, and the sidecar depends on its 
   for (const u of units) t.notMatch(readFileSync(join(dir, u), 'utf8'), /^ExecStart=.*\/node\b/m, `${u}: no path to node`);
   t.notMatch(sidecar, /^Environment=.*PASS/m, 'not an environment variable');
   t.match(sidecar, /ReadWritePaths=.*\/var\/log\/themis/, 'audit dir writable');
+});
+
+t.test('the sidecar unit runs Node with the V8 flags the benchmark and the tests measure, and they take effect', async (t) => {
+  const sidecar = readFileSync(join(dir, 'themis-sidecar.service'), 'utf8');
+  const options = /^Environment="NODE_OPTIONS=([^"]*)"$/m.exec(sidecar)?.[1];
+  t.equal(options, SIDECAR_NODE_FLAGS.join(' '), 'NODE_OPTIONS is SIDECAR_NODE_FLAGS (scripts/processes.ts)');
+  // The heap limit is the old generation's plus the young generation's (3 semi-spaces); Node's
+  // default on this machine is several GiB.
+  const limit = spawnSync(process.execPath, ['-p', 'require("v8").getHeapStatistics().heap_size_limit / 2 ** 20'], { env: { ...process.env, NODE_OPTIONS: options ?? '' }, encoding: 'utf8' });
+  t.equal(limit.status, 0, limit.stderr);
+  t.equal(Number(limit.stdout), 1024 + 3 * 16, 'a 1 GiB old generation and 16 MiB semi-spaces');
 });
 
 t.test('the example configs are valid configs', async (t) => {
