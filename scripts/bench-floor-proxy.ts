@@ -50,7 +50,7 @@ if (role === 'back') {
       const answer = await collect(up.body);
       stream.respond({ ':status': up.statusCode, 'content-type': String(up.headers['content-type']), 'content-length': answer.length });
       stream.end(answer);
-    })().catch(() => stream.destroy());
+    })().catch((e: unknown) => { console.error('floor B request failed:', e); stream.destroy(); });
   });
   server.listen(Number(port), host, () => listening(host, server));
 } else {
@@ -80,7 +80,7 @@ if (role === 'back') {
       const answer = await collect(stream);
       res.writeHead(Number(h[':status']), { 'content-type': String(h['content-type']), 'content-length': answer.length });
       res.end(answer);
-    })().catch(() => res.destroy());
+    })().catch((e: unknown) => { console.error('floor A request failed:', e); res.destroy(); });
   });
   server.listen(Number(where), '127.0.0.1', () => listening('127.0.0.1', server));
 }

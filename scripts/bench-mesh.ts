@@ -183,6 +183,8 @@ export async function main(argv: string[]): Promise<void> {
           const d = rows[`${other} ${method} ${conns}`]!;
           const m = rows[`mesh ${method} ${conns}`]!;
           let cpu = other !== 'direct' ? `, CPU per request ${((m.cpuA + m.cpuB) / (d.cpuA + d.cpuB)).toFixed(1)}×` : '';
+          // Each sidecar's main thread against its counterpart's: what bounds one process's throughput.
+          if (other === 'floor') cpu += ` (main thread A ${(m.mainA / d.mainA).toFixed(2)}×, B ${(m.mainB / d.mainB).toFixed(2)}×)`;
           if (other === 'baseline') {
             // Run i of ours against run i of the baseline: the spread of these is the noise.
             const ours = perRun[`mesh ${method} ${conns}`]!;
@@ -241,6 +243,12 @@ export async function main(argv: string[]): Promise<void> {
       };
       console.log(`  V8 heap used after the soak: A ${await heap(a.ready.admin)}, B ${await heap(b.ready.admin)}`);
     }
+  } catch (e) {
+    // A run that failed (wrk saw errors): what the floor proxies said about it, if anything.
+    for (const [name, p] of floor ? ([['floor A', floor.a], ['floor B', floor.b]] as const) : []) {
+      if (p.stderr().trim()) console.error(`${name} stderr (last lines):\n${p.stderr().trim().split('\n').slice(-20).join('\n')}`);
+    }
+    throw e;
   } finally {
     await haproxy?.stop();
     await floor?.stop();

@@ -20,7 +20,9 @@ export const MAIN = {
  * V8 flags every sidecar runs with (local-mesh.ts passes them; the systemd unit too):
  * - a 16 MiB young generation semi-space. The sidecar allocates many short-lived objects per
  *   request; with V8's default the scavenger ran so often that GET at concurrency 1 went from
- *   ~400 to ~510 req/s with this flag (CPU per request 1,100 → 860 µs per sidecar);
+ *   ~400 to ~510 req/s with this flag (CPU per request 1,100 → 860 µs per sidecar). V8 sizes the
+ *   young generation from the host's memory: with 24 GiB it picks 16 MiB itself (the heap limit
+ *   is the same with and without the flag); the flag keeps smaller hosts from getting less;
  * - a 1 GiB old generation. Besides the limit, V8 takes from it how far the heap may grow past
  *   what is live: with the default (4 GiB on a large host) up to 4×, with 1 GiB about 1.6×. A
  *   sidecar's live heap is 20–30 MB; under load its RSS went from 213 to 141 MB at the most.
