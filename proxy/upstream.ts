@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ThemisError } from '../src/errors.js';
+import { readWhole } from '../src/read-whole.js';
 import type { RequestObs } from './observability/request-record.js';
 import type { StageSpan } from './observability/tracing.js';
 
@@ -54,22 +55,12 @@ export function upstreamError(err: unknown, upstream: string): ThemisError {
   return new ThemisError('UPSTREAM_PROTOCOL_ERROR', `${upstream} failed mid-request (${code || (err as Error)?.message || 'unknown'})`, { upstream });
 }
 
-/** Reads a whole upstream answer body, refusing one larger than `limit` bytes. */
 /** A write's answer (the stored entity's key and metadata) is read whole up to this. */
 export const MAX_WRITE_ANSWER_BYTES = 1024 * 1024;
 
-export async function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of up.body) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      up.body.destroy();
-      throw new Error(`answer larger than ${limit} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks, size);
+/** Reads a whole upstream answer body, refusing one larger than `limit` bytes (read-whole.ts: not by async iteration). */
+export function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
+  return readWhole(up.body, limit);
 }
 
 export class TimeoutError extends Error {

@@ -13,6 +13,8 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
+// Not `for await`: since Node 24 it loses an HTTP/2 answer that arrived whole before it was read (read-whole.ts).
+import { readWhole } from '../src/read-whole.js';
 
 const [role, where, target, certFile, keyFile, caFile, ...crlFiles] = process.argv.slice(2);
 if ((role !== 'front' && role !== 'back') || !where || !target || !certFile || !keyFile || !caFile) {
@@ -31,12 +33,6 @@ function listening(host: string, server: { address(): unknown }): void {
   console.log(JSON.stringify({ event: 'listening', host, port: (server.address() as AddressInfo).port }));
 }
 
-async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
-}
-
 if (role === 'back') {
   const [host, port] = where.split(':') as [string, string];
   const pool = new Pool(target, { connections: 256 });
@@ -45,9 +41,9 @@ if (role === 'back') {
     stream.on('error', () => undefined);
     void (async () => {
       const method = headers[':method'] as 'GET' | 'PUT';
-      const body = method === 'GET' ? undefined : await collect(stream);
+      const body = method === 'GET' ? undefined : await readWhole(stream);
       const up = await pool.request({ method, path: headers[':path']!, body, headers: body ? { 'content-type': 'application/json' } : {} });
-      const answer = await collect(up.body);
+      const answer = await readWhole(up.body);
       stream.respond({ ':status': up.statusCode, 'content-type': String(up.headers['content-type']), 'content-length': answer.length });
       stream.end(answer);
     })().catch((e: unknown) => { console.error('floor B request failed:', e); stream.destroy(); });
@@ -67,7 +63,7 @@ if (role === 'back') {
   session.on('error', (err) => console.error(`floor A: ${err.message}`));
   const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     void (async () => {
-      const body = await collect(req);
+      const body = await readWhole(req);
       const headers: http2.OutgoingHttpHeaders = { ':method': req.method, ':path': req.url };
       if (body.length > 0) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
       const stream = session.request(headers, { endStream: body.length === 0 });
@@ -77,7 +73,7 @@ if (role === 'back') {
         stream.once('response', resolve);
         stream.once('error', reject);
       });
-      const answer = await collect(stream);
+      const answer = await readWhole(stream);
       res.writeHead(Number(h[':status']), { 'content-type': String(h['content-type']), 'content-length': answer.length });
       res.end(answer);
     })().catch((e: unknown) => { console.error('floor A request failed:', e); res.destroy(); });
