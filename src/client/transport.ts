@@ -5,6 +5,7 @@
 // A transport only moves bytes: errors from the network become CONNECTION_FAILED, and the
 // caller's AbortSignal cancels the exchange. Retries and deadlines are the client's (client.ts).
 import http2 from 'node:http2';
+import { PassThrough } from 'node:stream';
 import { Pool } from 'undici';
 import { ThemisClientError } from './errors.js';
 
@@ -165,7 +166,7 @@ export class MeshTransport implements Transport {
       });
       stream.on('response', (h) => {
         const { ':status': status, ...rest } = h;
-        resolve({ status: Number(status), headers: rest as TransportResponse['headers'], body: stream });
+        resolve({ status: Number(status), headers: rest as TransportResponse['headers'], body: answerBody(stream) });
       });
       if (r.body !== undefined) stream.end(r.body);
     });
@@ -177,4 +178,23 @@ export class MeshTransport implements Transport {
     this.session = undefined;
     if (s && !s.destroyed) await new Promise<void>((done) => s.close(() => done()));
   }
+}
+
+/**
+ * The answer's body as a stream that is safe to iterate with `for await` whenever the caller
+ * gets to it. The HTTP/2 stream itself is not: since Node 24, end-of-stream takes a stream whose
+ * answer arrived whole before it was read for one closed early (ERR_STREAM_PREMATURE_CLOSE) and
+ * the answer is lost (src/read-whole.ts). pipe() reads it with events, from the moment the
+ * headers arrive; a reset stream ends the body with its error.
+ */
+function answerBody(stream: http2.ClientHttp2Stream): PassThrough {
+  const body = new PassThrough();
+  // Ended only once the stream has closed cleanly: a reset one also emits 'end', after part of it.
+  stream.pipe(body, { end: false });
+  stream.once('close', () => {
+    if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) body.destroy(Object.assign(new Error(`the answer was reset (code ${stream.rstCode})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    else if (stream.readableEnded) body.end();
+    else stream.once('end', () => body.end());
+  });
+  return body;
 }
