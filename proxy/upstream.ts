@@ -58,9 +58,15 @@ export function upstreamError(err: unknown, upstream: string): ThemisError {
 /** A write's answer (the stored entity's key and metadata) is read whole up to this. */
 export const MAX_WRITE_ANSWER_BYTES = 1024 * 1024;
 
-/** Reads a whole upstream answer body, refusing one larger than `limit` bytes (read-whole.ts: not by async iteration). */
-export function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
-  return readWhole(up.body, limit);
+/**
+ * Reads a whole upstream answer body, refusing one larger than `limit` bytes or one that broke
+ * off (an HTTP/2 stream whose session went away part-way still emits 'end'). Not by async
+ * iteration: see read-whole.ts.
+ */
+export async function readAnswer(up: UpstreamResponse, limit: number): Promise<Buffer> {
+  const body = await readWhole(up.body, limit);
+  if (!up.complete()) throw new Error('the answer broke off before its end');
+  return body;
 }
 
 export class TimeoutError extends Error {

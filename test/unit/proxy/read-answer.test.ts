@@ -14,7 +14,12 @@ const server = http2.createServer();
 server.on('stream', (s, h) => {
   s.on('error', () => undefined);
   s.respond({ ':status': 200 });
-  s.end('x'.repeat(Number(h['x-bytes'])));
+  if (h[':path'] === '/cut') {
+    s.write('{"partial":');
+    setTimeout(() => s.session!.destroy(), 20); // the client's stream sees 'end', with rstCode CANCEL
+  } else {
+    s.end('x'.repeat(Number(h['x-bytes'])));
+  }
 });
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
@@ -57,4 +62,16 @@ t.test('a stream destroyed before or while it is read is refused, not taken as a
   const reading = readAnswer(up(during), 1024 * 1024);
   during.destroy();
   await t.rejects(reading, { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+});
+
+t.test('an answer whose session went away part-way is refused, not taken as a short answer', async (t) => {
+  const own = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  own.on('error', () => undefined);
+  t.teardown(() => own.destroy());
+  const stream = own.request({ ':path': '/cut' }, { endStream: true });
+  stream.on('error', () => undefined);
+  await once(stream, 'response');
+  // As PeerSession's answers say whether they arrived whole.
+  const complete = () => stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && stream.readableEnded;
+  await t.rejects(readAnswer({ status: 200, headers: {}, body: stream, complete }, 1024), { message: 'the answer broke off before its end' });
 });
