@@ -185,7 +185,7 @@ export class MeshTransport implements Transport {
  * gets to it. The HTTP/2 stream itself is not: since Node 24, end-of-stream takes a stream whose
  * answer arrived whole before it was read for one closed early (ERR_STREAM_PREMATURE_CLOSE) and
  * the answer is lost (src/read-whole.ts). pipe() reads it with events, from the moment the
- * headers arrive; a reset stream ends the body with its error.
+ * headers arrive; a reset stream ends the body with its error, and a body given up cancels it.
  */
 function answerBody(stream: http2.ClientHttp2Stream): PassThrough {
   const body = new PassThrough();
@@ -195,6 +195,10 @@ function answerBody(stream: http2.ClientHttp2Stream): PassThrough {
     if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) body.destroy(Object.assign(new Error(`the answer was reset (code ${stream.rstCode})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
     else if (stream.readableEnded) body.end();
     else stream.once('end', () => body.end());
+  });
+  // A caller that stops reading (breaks out of `for await`) ends the exchange, as before.
+  body.once('close', () => {
+    if (!stream.readableEnded && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
   });
   return body;
 }

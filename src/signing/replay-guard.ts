@@ -1,8 +1,8 @@
 // Replay protection: a nonce is remembered per sender for as long as its timestamp is
 // inside the acceptance window. Memory is bounded (a bounded number of nonces per sender, and
 // of senders) and follows the traffic: nothing is set aside up front. Eviction never reopens a
-// replay: when a still-valid nonce is evicted,
-// the sender's floor rises to its timestamp and older requests are refused (fail closed).
+// replay: when a still-valid nonce is evicted, the sender's floor rises to its timestamp and
+// older requests are refused (fail closed).
 // A restarted sidecar starts each sender's floor at the mark its previous run persisted
 // (replay-floors.ts), so a request accepted before the restart is refused after it.
 import { LRUCache } from 'lru-cache';

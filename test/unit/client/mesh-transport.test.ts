@@ -18,11 +18,18 @@ const plainKey = (pem: string) => createPrivateKey({ key: pem, passphrase: fx.pa
 const shard = fx.shards[0]!;
 const client = fx.clients.readWrite;
 
+let endlessClosed: () => void = () => undefined;
 const server = http2.createSecureServer({ cert: shard.chain, key: plainKey(shard.key), minVersion: 'TLSv1.3' });
 server.on('stream', (s, h) => {
   s.on('error', () => undefined);
   s.respond({ ':status': 200 });
-  if (h[':path']!.startsWith('/cut-')) {
+  if (h[':path'] === '/endless') {
+    const tick = setInterval(() => s.write('data: x\n\n'), 10);
+    s.once('close', () => {
+      clearInterval(tick);
+      endlessClosed();
+    });
+  } else if (h[':path']!.startsWith('/cut-')) {
     s.write('{"partial":');
     // The stream reset (the client sees an error), or the whole session gone (the client sees
     // 'end' after the part it got, with rstCode CANCEL).
@@ -56,4 +63,15 @@ t.test('an answer cut part-way is an error, not a short answer', async (t) => {
     const res = await request(`/cut-${how}`);
     await t.rejects(readText(res), { code: 'ERR_HTTP2_STREAM_ERROR' }, `its ${how} reset`);
   }
+});
+
+t.test('a caller that stops reading an endless answer (a change stream) cancels it', async (t) => {
+  const closed = new Promise<void>((resolve) => (endlessClosed = resolve));
+  const res = await request('/endless');
+  for await (const chunk of res.body) {
+    t.match(String(chunk), /data: x/);
+    break;
+  }
+  const outcome = await Promise.race([closed.then(() => 'closed'), sleep(2000).then(() => 'still open')]);
+  t.equal(outcome, 'closed', 'the server saw its stream end');
 });
