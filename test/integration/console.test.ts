@@ -83,9 +83,23 @@ async function openConsole(t: Test): Promise<{ page: Page; problems: string[] }>
 }
 
 t.test('the page draws every shard, its ranges and replicas, and the epoch', async (t) => {
-  // Some keys on each shard, so the key counts show (each sidecar counts every 5 s).
+  // Some keys on each shard, so the key counts show (each sidecar counts every 5 s). Just after
+  // start, until a range has an acting primary and its replica follows it, its writes are 503
+  // FAILOVER_IN_PROGRESS or REPLICATION_UNAVAILABLE, both retryable: retried as a client would,
+  // for up to 20 s.
+  const put = async (key: string) => {
+    let r = await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${key}`, { blob: '{}' });
+    for (let i = 0; i < 40 && r.status === 503 && ['FAILOVER_IN_PROGRESS', 'REPLICATION_UNAVAILABLE'].includes(r.body?.code); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      r = await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${key}`, { blob: '{}' });
+    }
+    return r;
+  };
   for (const n of mesh.nodes) {
-    for (let i = 0; i < 5; i++) t.equal((await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/document.app.e:${uuidOwnedBy(n.shard.tokenRange)}`, { blob: '{}' })).status, 201);
+    for (let i = 0; i < 5; i++) {
+      const r = await put(`document.app.e:${uuidOwnedBy(n.shard.tokenRange)}`);
+      t.equal(r.status, 201, r.text);
+    }
   }
   const { page, problems } = await openConsole(t);
   t.teardown(() => page.close());
