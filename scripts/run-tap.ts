@@ -1,10 +1,8 @@
 // Runs tap's own runner on some test files, from the repository's root, with `node` (another
 // release for test-node-release.ts) and extra environment; its output goes to ours.
 import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+import { join } from 'node:path';
+import { ROOT } from './processes.js';
 
 /** tap's exit status (1 when it could not run). */
 export function runTap(node: string, args: readonly string[], env: Record<string, string>): number {

@@ -88,12 +88,11 @@ t.test('the page draws every shard, its ranges and replicas, and the epoch', asy
   // FAILOVER_IN_PROGRESS or REPLICATION_UNAVAILABLE, both retryable: retried as a client would,
   // for up to 20 s.
   const put = async (key: string) => {
-    let r = await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${key}`, { blob: '{}' });
-    for (let i = 0; i < 40 && r.status === 503 && ['FAILOVER_IN_PROGRESS', 'REPLICATION_UNAVAILABLE'].includes(r.body?.code); i++) {
+    for (let attempt = 1; ; attempt++) {
+      const r = await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${key}`, { blob: '{}' });
+      if (attempt > 40 || r.status !== 503 || !['FAILOVER_IN_PROGRESS', 'REPLICATION_UNAVAILABLE'].includes(r.body?.code)) return r;
       await new Promise((resolve) => setTimeout(resolve, 500));
-      r = await call(mesh.nodes[0]!.appUrl, 'PUT', `/entities/${key}`, { blob: '{}' });
     }
-    return r;
   };
   for (const n of mesh.nodes) {
     for (let i = 0; i < 5; i++) {
